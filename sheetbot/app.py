@@ -1,0 +1,53 @@
+"""Wire a NightContext from a config file: the real board, state, clock and providers.
+
+The CLI and `serve` use this; tests build NightContext themselves with fakes at the edges.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from sheetbot.boards.factory import open_board
+from sheetbot.clock import Clock, SystemClock
+from sheetbot.config import Config
+from sheetbot.configfile import load_config
+from sheetbot.night.context import NightContext, Progress, no_progress
+from sheetbot.providers.base import Provider
+from sheetbot.providers.factory import make_provider
+from sheetbot.state import State
+
+
+def provider_factory(config: Config, env: Mapping[str, str]):  # type: ignore[no-untyped-def]
+    def make(name: str) -> Provider:
+        return make_provider(name, config.providers[name], env=env)
+
+    return make
+
+
+@contextmanager
+def open_context(
+    config_path: str | Path,
+    *,
+    clock: Clock | None = None,
+    progress: Progress = no_progress,
+    env: Mapping[str, str] | None = None,
+    config: Config | None = None,
+) -> Iterator[NightContext]:
+    config = config or load_config(config_path)
+    env = dict(os.environ) if env is None else env
+    state = State(config.state_path)
+    try:
+        yield NightContext(
+            config=config,
+            board=open_board(config),
+            state=state,
+            clock=clock or SystemClock(),
+            providers=provider_factory(config, env),
+            progress=progress,
+            env=env,
+        )
+    finally:
+        state.close()

@@ -1,0 +1,1 @@
+"""Boards: the spreadsheet backends. ``open_board`` picks one from the configuration."""

@@ -1,0 +1,306 @@
+"""The embedded default board: an ``.xlsx`` workbook on disk, through openpyxl.
+
+People keep this workbook open in Excel all day. So a write never overwrites what a person
+saved since our read (a changed ``(st_mtime_ns, st_size)`` means: re-read, find the rows by
+id again, re-apply), a write is all or nothing (temp file, fsync, ``os.replace``), and
+values are written as text or numbers, never as formulas.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import uuid
+from collections.abc import Sequence
+from copy import copy
+from datetime import date, datetime, time
+from pathlib import Path
+
+from openpyxl import Workbook, load_workbook
+from openpyxl.cell.cell import Cell
+from openpyxl.styles import Alignment, Font
+from openpyxl.utils import get_column_letter
+from openpyxl.utils.cell import coordinate_to_tuple
+from openpyxl.worksheet.datavalidation import DataValidation
+from openpyxl.worksheet.worksheet import Worksheet
+
+from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, Sheet, WriteResult
+from sheetbot.boards.locate import resolve
+from sheetbot.boards.values import clean_text, looks_like_formula
+from sheetbot.errors import BoardError, BoardNotFound, BoardWriteError
+
+#: (st_mtime_ns, st_size) of the file as we last read or wrote it: how we notice a person's save.
+Signature = tuple[int, int]
+
+#: How often a write re-reads and re-applies when the file keeps changing under it.
+SAVE_ATTEMPTS = 3
+#: Excel's last row: the review dropdown covers the whole column below the header.
+LAST_ROW = 1_048_576
+WIDE_COLUMN_WIDTH = 60
+
+
+class LocalBoard:
+    """A worksheet in an ``.xlsx`` file: row 1 is the header, every other non-blank row a task."""
+
+    def __init__(self, path: Path, sheet: str, *, id_column: str = "id") -> None:
+        self.path = Path(path)
+        self.sheet = sheet
+        self.id_column = id_column
+        # The workbook as last read or saved, reused by write() while the file is unchanged:
+        # loading a big workbook is the slowest part of a write.
+        self._workbook: Workbook | None = None
+        self._signature: Signature | None = None
+
+    def describe(self) -> str:
+        return f"{self.path.name} [{self.sheet}]"
+
+    def read(self) -> Sheet:
+        ws = self._worksheet(self._load())
+        header = _header(ws)
+        rows = tuple(BoardRow(ref=ref, values=values) for ref, values in _data_rows(ws, header))
+        return Sheet(columns=tuple(header), rows=rows)
+
+    def write(self, updates: Sequence[RowUpdate]) -> WriteResult:
+        if not updates:
+            return WriteResult()
+        for _ in range(SAVE_ATTEMPTS):
+            workbook = self._workbook
+            if workbook is None or _signature(self.path) != self._signature:
+                workbook = self._load()  # first write, or a person saved the file since our read
+            result, changed = self._apply(self._worksheet(workbook), updates)
+            if not changed or self._save(workbook):
+                return result
+        raise BoardWriteError(
+            f"{self.path} kept changing while sheetbot was writing it ({SAVE_ATTEMPTS} tries): "
+            "outputs are kept and will be written on the next run"
+        )
+
+    def ensure_schema(self, spec: SchemaSpec) -> list[str]:
+        for _ in range(SAVE_ATTEMPTS):
+            try:
+                workbook, created = self._load(), False
+            except BoardNotFound:
+                workbook, created, self._signature = Workbook(), True, None
+                workbook.remove(workbook.worksheets[0])  # the sheet is made below, under its own name
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.sheet not in workbook.sheetnames:
+                try:
+                    workbook.create_sheet(self.sheet)
+                except ValueError as err:
+                    raise BoardError(f"{self.sheet!r} is no sheet name ({_one_line(err)}): fix board.sheet") from None
+                created = True
+            added, changed = _shape(self._worksheet(workbook), spec)
+            if not (created or changed) or self._save(workbook):
+                return added
+        raise BoardWriteError(f"{self.path} kept changing while `sheetbot init` was writing it: run it again")
+
+    # -- loading and saving ------------------------------------------------------------
+    def _load(self) -> Workbook:
+        """Read the file once (bytes and stat from the same handle, so they belong together)."""
+        try:
+            with open(self.path, "rb") as handle:
+                stat = os.fstat(handle.fileno())
+                data = handle.read()
+        except FileNotFoundError:
+            raise BoardNotFound(f"{self.path} not found: run `sheetbot init` to create it") from None
+        except OSError as err:
+            raise BoardError(f"cannot read {self.path}: {err.strerror or err}") from None
+        try:
+            workbook = load_workbook(io.BytesIO(data))
+        except Exception as err:  # openpyxl raises zip, XML, key and value errors alike
+            reason = "the file is empty" if not data else _one_line(err)
+            raise BoardError(
+                f"{self.path} is not a valid .xlsx workbook ({reason}): save it from Excel as .xlsx "
+                "or point board.path at another file"
+            ) from None
+        self._workbook, self._signature = workbook, (stat.st_mtime_ns, stat.st_size)
+        return workbook
+
+    def _worksheet(self, workbook: Workbook) -> Worksheet:
+        ws = workbook[self.sheet] if self.sheet in workbook.sheetnames else None
+        if not isinstance(ws, Worksheet):  # missing, or a chart sheet
+            names = ", ".join(repr(name) for name in workbook.sheetnames)
+            raise BoardNotFound(
+                f"{self.path} has no worksheet {self.sheet!r} (it has {names}): "
+                "run `sheetbot init` to create it, or fix board.sheet in the YAML"
+            )
+        return ws
+
+    def _save(self, workbook: Workbook) -> bool:
+        """Atomically replace the file. False, and nothing written, if a person saved it meanwhile."""
+        expected, self._workbook = self._signature, None  # in memory is ahead of disk until saved
+        temp: Path | None = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            with open(temp, "xb") as handle:  # "x": a new file, with the user's umask
+                workbook.save(handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            if _signature(self.path) != expected:
+                return False
+            if expected is not None:
+                os.chmod(temp, self.path.stat().st_mode)
+            saved = _signature(temp)  # a rename keeps mtime and size
+            os.replace(temp, self.path)
+            temp = None
+        except Exception as err:  # PermissionError (open in Excel on Windows), disk full, openpyxl
+            reason = (err.strerror or str(err)) if isinstance(err, OSError) else _one_line(err)
+            raise BoardWriteError(
+                f"could not save {self.path} ({reason}): close the workbook if it is open in Excel; "
+                "outputs are kept and will be written on the next run"
+            ) from None
+        finally:
+            if temp is not None:
+                temp.unlink(missing_ok=True)
+        self._workbook, self._signature = workbook, saved
+        return True
+
+    # -- applying updates ----------------------------------------------------------------
+    def _apply(self, ws: Worksheet, updates: Sequence[RowUpdate]) -> tuple[WriteResult, bool]:
+        header = _header(ws)
+        found = _data_rows(ws, header)
+        refs = [ref for ref, _ in found]
+        placement = resolve(updates, [values for _, values in found], id_column=self.id_column, refs=refs)
+        result = WriteResult(missing=list(placement.missing))
+        aligned: dict[int, Alignment | None] = {}
+        for u_index, targets in placement.targets.items():
+            for column, value in updates[u_index].values.items():
+                col = header.get(column) or _add_column(ws, header, column)
+                if col not in aligned:
+                    aligned[col] = _column_alignment(ws, col)
+                for target in targets:
+                    cell = ws.cell(row=int(refs[target]), column=col)
+                    if aligned[col] is not None and not cell.has_style:
+                        cell.alignment = aligned[col]  # as Excel does when a person types in the cell
+                    _put(cell, value)
+            result.written += 1
+        return result, bool(placement.targets)
+
+
+def _header(ws: Worksheet) -> dict[str, int]:
+    """Column name → column number. Blank header cells are skipped; a repeated name keeps its first."""
+    header: dict[str, int] = {}
+    for col, value in enumerate(next(ws.iter_rows(max_row=1, values_only=True), ()), start=1):
+        name = _text(value).strip()
+        if name and name not in header:
+            header[name] = col
+    return header
+
+
+def _data_rows(ws: Worksheet, header: dict[str, int]) -> list[tuple[str, dict[str, str]]]:
+    """Every row below the header with something in a named column, as (row number, texts)."""
+    named = [(name, col - 1) for name, col in header.items()]
+    rows = []
+    for number, cells in enumerate(ws.iter_rows(min_row=2, values_only=True), start=2):
+        values = {name: _text(cells[i]) if i < len(cells) else "" for name, i in named}
+        if any(text.strip() for text in values.values()):
+            rows.append((str(number), values))
+    return rows
+
+
+def _add_column(ws: Worksheet, header: dict[str, int], name: str) -> int:
+    """Name the column after the last one holding anything (never over data under a blank header)."""
+    col = 0
+    for cells in ws.iter_rows(values_only=True):
+        col = next((i for i in range(len(cells), col, -1) if cells[i - 1] not in (None, "")), col)
+    header[name] = col + 1
+    _put(ws.cell(row=1, column=col + 1), name)
+    ws.cell(row=1, column=col + 1).font = Font(bold=True)
+    return col + 1
+
+
+def _column_alignment(ws: Worksheet, col: int) -> Alignment | None:
+    """The wrap `init` gives wide columns: Excel applies it to typed cells, openpyxl does not."""
+    dimension = ws.column_dimensions.get(get_column_letter(col))
+    return copy(dimension.alignment) if dimension is not None and dimension.has_style else None
+
+
+def _text(value: object) -> str:
+    """A cell as the text a person sees (dates as ISO text, whole numbers without ``.0``)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == time() else value.isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return str(value)
+
+
+def _put(cell: Cell, value: CellValue) -> None:
+    """Write a plain value: numbers stay numbers, and text stays text even when it starts with ``=``."""
+    if value is None or (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)):
+        cell.value = value
+        return
+    text = clean_text(str(value))
+    cell.value = text
+    cell.data_type = "s"  # openpyxl makes "=…" a formula and "#N/A" an error; this undoes both
+    if looks_like_formula(text) and not cell.quotePrefix:
+        cell.quotePrefix = True  # so Excel keeps it text even when a person re-enters the cell
+
+
+def _shape(ws: Worksheet, spec: SchemaSpec) -> tuple[list[str], bool]:
+    """Add what `init` promises to a worksheet; returns the columns added and whether anything changed."""
+    header = _header(ws)
+    added = [name for name in dict.fromkeys(spec.columns) if name not in header]
+    for name in added:
+        _add_column(ws, header, name)
+    changed = bool(added)
+    for col in header.values():
+        cell = ws.cell(row=1, column=col)
+        if not cell.font.b:
+            font = copy(cell.font)
+            font.b = True
+            cell.font = font
+            changed = True
+    if ws.freeze_panes is None or coordinate_to_tuple(ws.freeze_panes)[0] < 2:
+        ws.freeze_panes = "A2"
+        changed = True
+    review = header.get(spec.review_column)
+    if review is not None and not _has_validation(ws, review):
+        choices, letter = ",".join(spec.review_choices), get_column_letter(review)
+        error = f"Pick one of: {', '.join(spec.review_choices)}"
+        dropdown = DataValidation(
+            type="list",
+            formula1=f'"{choices}"',
+            allow_blank=True,
+            error=error,
+            showErrorMessage=True,
+            errorTitle=spec.review_column,
+        )
+        dropdown.add(f"{letter}2:{letter}{LAST_ROW}")
+        ws.add_data_validation(dropdown)
+        changed = True
+    sized = {col for d in ws.column_dimensions.values() if d.min and d.max for col in range(d.min, d.max + 1)}
+    for name in spec.wide_columns:
+        col = header.get(name)
+        if col is not None and col not in sized:
+            dimension = ws.column_dimensions[get_column_letter(col)]
+            dimension.width = WIDE_COLUMN_WIDTH  # only where nobody has sized the column yet
+            dimension.alignment = Alignment(wrap_text=True, vertical="top")
+            changed = True
+    return added, changed
+
+
+def _has_validation(ws: Worksheet, col: int) -> bool:
+    """Is there a dropdown on this column already? (Re-running init must not stack them.)"""
+    first = f"{get_column_letter(col)}2"
+    return any(first in validation.sqref for validation in ws.data_validations.dataValidation)
+
+
+def _signature(path: Path) -> Signature | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+def _one_line(err: BaseException) -> str:
+    lines = str(err).strip().splitlines()
+    return lines[0] if lines else type(err).__name__

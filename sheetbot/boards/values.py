@@ -1,0 +1,36 @@
+"""How values sheetbot writes are made safe for a spreadsheet cell."""
+
+from __future__ import annotations
+
+import re
+
+from sheetbot.boards.base import CellValue
+
+#: Characters spreadsheets reject in cells (control characters but tab, newline and carriage return).
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+#: Excel's limit per cell; Google Sheets allows 50,000. The full text stays in the state.
+MAX_CELL_CHARS = 32_767
+_TRUNCATED = "\n[… truncated: the full output is in the sheetbot state]"
+
+
+def clean_text(value: str) -> str:
+    """Strip characters no spreadsheet accepts and cut text that no cell can hold."""
+    text = _ILLEGAL.sub("", value)
+    if len(text) > MAX_CELL_CHARS:
+        text = text[: MAX_CELL_CHARS - len(_TRUNCATED)] + _TRUNCATED
+    return text
+
+
+def plain_text(value: CellValue) -> str:
+    """The text a value reads as once written (the memory board stores everything as text)."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(round(value, 6))
+    return clean_text(str(value))
+
+
+def looks_like_formula(text: str) -> bool:
+    """Would a spreadsheet take this for a formula if typed in? (``=``, ``+``, ``-``, ``@``)"""
+    return text[:1] in {"=", "+", "-", "@"}

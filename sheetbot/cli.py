@@ -1,0 +1,204 @@
+"""The command line: parse, call one function, print. Bad input exits 1 with one line, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from sheetbot import __version__
+from sheetbot.configfile import DEFAULT_CONFIG
+from sheetbot.errors import SheetbotError
+from sheetbot.night.context import Progress as ProgressFn
+from sheetbot.night.context import no_progress
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+@contextmanager
+def progress_bar(label: str) -> Iterator[ProgressFn]:
+    """A progress bar on a terminal; silence when output goes to a file or CI."""
+    if not err.is_terminal:
+        yield no_progress
+        return
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+
+        def update(done: int, total: int, what: str) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update
+
+
+def _until(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise SheetbotError(f"--until {text!r} is not a time: use ISO format, e.g. 2026-11-24T05:00+01:00") from None
+    if moment.tzinfo is None:
+        raise SheetbotError(f"--until {text!r} needs a timezone, e.g. {text}+01:00")
+    return moment
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from sheetbot.check import run_check
+
+    problems = run_check(args.config)
+    if problems:
+        for line in problems:
+            out.print(f"✗ {line}", markup=False)
+        out.print(f"{len(problems)} problem(s) in {args.config}", markup=False)
+        return 1
+    out.print(f"✓ {args.config} is valid; the board and credentials look right", markup=False)
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from sheetbot.app import open_context
+
+    with open_context(args.config) as ctx:
+        added = ctx.board.ensure_schema(ctx.schema())
+        where = ctx.board.describe()
+    if added:
+        out.print(
+            f"{where}: added columns {', '.join(added)}; review dropdown and frozen header in place",
+            markup=False,
+        )
+    else:
+        out.print(f"{where}: every column is there; nothing to change", markup=False)
+    return 0
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from sheetbot.app import open_context
+    from sheetbot.night.lock import lock
+    from sheetbot.summary import describe_lock
+
+    with open_context(args.config) as ctx:
+        report = lock(ctx)
+    out.print(describe_lock(report), markup=False)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sheetbot.app import open_context
+    from sheetbot.night.run import run
+    from sheetbot.summary import describe_run
+
+    until = _until(args.until)
+    with progress_bar("running") as progress, open_context(args.config, progress=progress) as ctx:
+        report = run(ctx, until=until)
+    out.print(describe_run(report), markup=False)
+    return 0
+
+
+def cmd_harvest(args: argparse.Namespace) -> int:
+    from sheetbot.app import open_context
+    from sheetbot.night.harvest import harvest
+    from sheetbot.summary import describe_harvest
+
+    with open_context(args.config) as ctx:
+        report = harvest(ctx)
+    out.print(describe_harvest(report), markup=False)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from sheetbot.configfile import load_config
+    from sheetbot.metrics import night_metrics
+    from sheetbot.state import State
+    from sheetbot.summary import metrics_table
+
+    config = load_config(args.config)
+    if not config.state_path.exists():
+        raise SheetbotError(f"no state file at {config.state_path} yet: run `sheetbot lock` and `sheetbot run` first")
+    with State(config.state_path) as state:
+        metrics = night_metrics(state, nights=args.nights)
+    if args.json:
+        print(json.dumps([m.as_dict() for m in metrics], indent=2))
+    elif not metrics:
+        out.print("no nights recorded yet", markup=False)
+    else:
+        out.print(metrics_table(metrics))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from sheetbot.demo import run_demo
+
+    return run_demo(Path(args.dir), console=out, force=args.force)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sheetbot",
+        description="Overnight LLM work with a spreadsheet as the queue and the review board.",
+    )
+    parser.add_argument("--version", action="version", version=f"sheetbot {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=text, description=text)
+        p.add_argument("--config", default=str(DEFAULT_CONFIG), help=f"the YAML file (default {DEFAULT_CONFIG})")
+        p.set_defaults(func=func)
+        return p
+
+    demo = command("demo", cmd_demo, "a sample workbook and a whole night in preview mode, offline")
+    demo.add_argument("--dir", default="sheetbot-demo", help="folder for the demo (default ./sheetbot-demo)")
+    demo.add_argument("--force", action="store_true", help="start over if the folder already has a demo")
+    command("init", cmd_init, "create or repair the board's columns, dropdowns and header")
+    command("check", cmd_check, "validate the YAML, the board and the credentials")
+    command("lock", cmd_lock, "the cutoff, now: lock the rows that run tonight")
+    run = command("run", cmd_run, "the night window, now (stops at the window end, or --until)")
+    run.add_argument("--until", help="stop at this time (ISO, with timezone), e.g. 2026-11-24T05:00+01:00")
+    command("harvest", cmd_harvest, "read the morning's review decisions")
+    report = command("report", cmd_report, "nightly metrics, as a table or --json")
+    report.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    report.add_argument("--nights", type=int, default=7, help="how many recent nights (default 7)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SheetbotError as exc:
+        err.print(f"sheetbot: error: {exc}", markup=False)
+        return 1
+    except KeyboardInterrupt:
+        err.print(
+            "sheetbot: interrupted; finished outputs are stored and will be written on the next run",
+            markup=False,
+        )
+        return 130
+    except Exception as exc:  # a bug, not bad input: one line, the traceback only on request
+        if args.debug:
+            raise
+        err.print(
+            f"sheetbot: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)",
+            markup=False,
+        )
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""The YAML contract as pydantic models. Loading, line numbers and messages live in configfile.py."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+BoardKind = Literal["local", "google_sheets", "airtable"]
+ProviderKind = Literal["anthropic", "openai"]
+Mode = Literal["live", "batch", "preview"]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a typo must not silently turn a setting off."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnsConfig(Strict):
+    """Header names on the board, for teams whose sheet already has its own."""
+
+    id: str = "id"
+    type: str = "type"
+    input: str = "input"
+    priority: str = "priority"
+    status: str = "status"
+    night: str = "night"
+    output: str = "output"
+    review: str = "review"
+    notes: str = "notes"
+    edited_output: str = "edited_output"
+    error: str = "error"
+    cost: str = "cost"
+
+    def logical(self) -> dict[str, str]:
+        """Logical name -> header on the board."""
+        return self.model_dump()
+
+
+class BoardConfig(Strict):
+    kind: BoardKind = "local"
+    path: str = "queue.xlsx"
+    sheet: str = "Queue"
+    spreadsheet: str | None = None
+    credentials: str | None = None
+    base: str | None = None
+    token_env: str = "AIRTABLE_TOKEN"
+    endpoint_url: str | None = None
+    columns: ColumnsConfig = ColumnsConfig()
+
+
+class WindowConfig(Strict):
+    start: time = time(1, 0)
+    end: time = time(5, 0)
+
+
+class ScheduleConfig(Strict):
+    cutoff: time = time(17, 0)
+    window: WindowConfig = WindowConfig()
+    summary: time = time(9, 0)
+    harvest_every_min: int = Field(default=30, ge=0)
+
+
+class LimitsConfig(Strict):
+    nightly_rows: int = Field(default=200, ge=0)
+    nightly_usd: float = Field(default=25.0, ge=0)
+
+
+class ProviderConfig(Strict):
+    #: anthropic | openai; defaults to the entry's own name, so `ollama: {kind: openai, ...}` works.
+    kind: ProviderKind | None = None
+    api_key_env: str | None = None
+    base_url: str | None = None
+    concurrency: int = Field(default=4, ge=1, le=256)
+    timeout_s: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+
+
+class PriceConfig(Strict):
+    """Dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_write: float | None = Field(default=None, ge=0)
+    cache_read: float | None = Field(default=None, ge=0)
+    batch_discount: float = Field(default=0.5, ge=0, le=1)
+
+
+class WorkflowConfig(Strict):
+    provider: str
+    model: str
+    mode: Mode = "live"
+    max_tokens: int = Field(default=1024, gt=0, le=200_000)
+    nightly_rows: int | None = Field(default=None, ge=0)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    timeout_s: float | None = Field(default=None, gt=0)
+    description: str = ""
+    system: str = ""
+    prompt: str
+    checklist: list[str] = Field(default_factory=list)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("the prompt is empty: write the instructions and use {{input}} for the row's input")
+        return value
+
+
+class NotifyConfig(Strict):
+    slack_webhook_env: str | None = None
+    webhook_url: str | None = None
+    webhook_secret_env: str | None = None
+    email_to: list[str] = Field(default_factory=list)
+
+
+class Config(Strict):
+    timezone: str = "UTC"
+    board: BoardConfig = BoardConfig()
+    state: str = "sheetbot.db"
+    schedule: ScheduleConfig = ScheduleConfig()
+    limits: LimitsConfig = LimitsConfig()
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    prices: dict[str, PriceConfig] = Field(default_factory=dict)
+    workflows: dict[str, WorkflowConfig] = Field(default_factory=dict)
+    notify: NotifyConfig = NotifyConfig()
+    #: Extra YAML files (globs, relative to this one) whose `workflows:` are merged in.
+    include: list[str] = Field(default_factory=list)
+
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _source: Path | None = PrivateAttr(default=None)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {value!r}: use an IANA name such as Europe/Berlin") from None
+        return value
+
+    # -- derived -------------------------------------------------------------------
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    @property
+    def source(self) -> Path | None:
+        return self._source
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def state_path(self) -> Path:
+        return self.resolve_path(self.state)
+
+    @property
+    def columns(self) -> ColumnsConfig:
+        return self.board.columns
+
+    def resolve_path(self, value: str) -> Path:
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else self._base_dir / path
+
+    def provider_kind(self, name: str) -> str:
+        return self.providers[name].kind or name

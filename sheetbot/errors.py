@@ -1,0 +1,112 @@
+"""Every error sheetbot raises on purpose, in one tree.
+
+Messages are written for the admin who reads them at 9am: each names the object
+(key path, row id, column, environment variable) and says what to do about it.
+The CLI prints ``str(error)`` on one line and exits non-zero; nothing below is
+meant to reach the user as a traceback.
+
+::
+
+    SheetbotError
+    ├── ConfigError            the YAML file is missing, unreadable or invalid (carries every problem)
+    ├── BoardError             the board cannot be read or written
+    │   ├── BoardNotFound      the workbook / sheet / table does not exist
+    │   ├── BoardSchemaError   columns are missing (run `sheetbot init`)
+    │   └── BoardWriteError    a write failed; outputs stay in the state and are written next time
+    ├── StateError             the SQLite state file cannot be used
+    │   └── TransitionError    a status change the lifecycle does not allow
+    ├── TemplateError          a prompt template names something that is not there
+    ├── LockedError            another sheetbot process works this board right now
+    └── ProviderError          a model call failed
+        ├── RetryableProviderError   429, 5xx, timeouts, connection errors: try again later
+        └── PermanentProviderError   400, 401, 403, context too long: retrying will not help
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class SheetbotError(Exception):
+    """Base of every error sheetbot raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the configuration, where it is, and (if known) the line."""
+
+    where: str
+    message: str
+    line: int | None = None
+    file: str | None = None
+
+    def __str__(self) -> str:
+        place = self.where or "(top level)"
+        if self.line is not None:
+            loc = f"{self.file}:{self.line}" if self.file else f"line {self.line}"
+            place = f"{place} ({loc})"
+        return f"{place}: {self.message}"
+
+
+class ConfigError(SheetbotError):
+    """The configuration cannot be used; ``problems`` lists every reason, not just the first."""
+
+    def __init__(self, problems: Sequence[Problem] | str, *, path: str | None = None) -> None:
+        if isinstance(problems, str):
+            problems = [Problem("", problems)]
+        self.problems = list(problems)
+        self.path = path
+        first = str(self.problems[0]) if self.problems else "invalid configuration"
+        more = f" (and {len(self.problems) - 1} more: run `sheetbot check`)" if len(self.problems) > 1 else ""
+        prefix = f"{path}: " if path else ""
+        super().__init__(f"{prefix}{first}{more}")
+
+
+class BoardError(SheetbotError):
+    """The board cannot be read or written."""
+
+
+class BoardNotFound(BoardError):
+    """The workbook, worksheet or table named in the YAML does not exist."""
+
+
+class BoardSchemaError(BoardError):
+    """The board lacks columns sheetbot needs."""
+
+
+class BoardWriteError(BoardError):
+    """A write to the board failed. Outputs are already in the state and are written on the next run."""
+
+
+class StateError(SheetbotError):
+    """The SQLite state file cannot be opened or used."""
+
+
+class TransitionError(StateError):
+    """A status change that the lifecycle table does not allow."""
+
+
+class TemplateError(SheetbotError):
+    """A template names a column or step that does not exist."""
+
+
+class LockedError(SheetbotError):
+    """Another sheetbot process holds the lock on this state file."""
+
+
+class ProviderError(SheetbotError):
+    """A model call failed. ``status_code`` is the HTTP status where there was one."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, retry_after_s: float | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after_s = retry_after_s
+
+
+class RetryableProviderError(ProviderError):
+    """Rate limits, server errors, timeouts, dropped connections: the same call may work later."""
+
+
+class PermanentProviderError(ProviderError):
+    """Bad request, bad key, no permission, prompt too long: the same call will fail again."""

@@ -1,0 +1,108 @@
+"""Nightly metrics per workflow, computed from the state: what `sheetbot report` shows."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from sheetbot.state import State
+
+
+@dataclass(frozen=True)
+class NightMetrics:
+    night: str
+    workflow: str
+    locked: int
+    done: int
+    failed: int
+    deferred: int
+    approved: int
+    edited: int
+    rework: int
+    waiting: int
+    cost_usd: float
+    #: What preview rows would have cost live (max_tokens of output): for checking budgets before spending.
+    estimated_usd: float
+    approval_rate: float | None
+    completion_rate: float | None
+    cost_per_output_usd: float | None
+    p95_latency_s: float | None
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _p95(values: list[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = max(0, min(len(ordered) - 1, round(0.95 * len(ordered) + 0.5) - 1))
+    return round(ordered[index], 3)
+
+
+def night_metrics(state: State, *, nights: int = 7) -> list[NightMetrics]:
+    """One entry per (night, workflow) for the last ``nights`` nights, newest first."""
+    recent = [
+        r["night"] for r in state.query("SELECT DISTINCT night FROM night_tasks ORDER BY night DESC LIMIT ?", (nights,))
+    ]
+    out: list[NightMetrics] = []
+    for night in recent:
+        outcomes = state.query(
+            "SELECT workflow, outcome, COUNT(*) AS n FROM night_tasks WHERE night = ? GROUP BY workflow, outcome",
+            (night,),
+        )
+        counts: dict[str, dict[str, int]] = {}
+        for r in outcomes:
+            counts.setdefault(r["workflow"], {})[r["outcome"]] = r["n"]
+        decisions: dict[str, dict[str, int]] = {}
+        for r in state.query(
+            "SELECT r.workflow, r.decision, COUNT(*) AS n FROM reviews r JOIN night_tasks t "
+            "ON t.task_id = r.task_id AND t.night = r.night AND t.attempt = r.attempt "
+            "WHERE r.night = ? GROUP BY r.workflow, r.decision",
+            (night,),
+        ):
+            decisions.setdefault(r["workflow"], {})[r["decision"]] = r["n"]
+        for workflow in sorted(counts):
+            c = counts[workflow]
+            d = decisions.get(workflow, {})
+            done = c.get("done", 0)
+            locked = sum(n for k, n in c.items() if k != "over_cap")
+            money = state.query(
+                "SELECT COALESCE(SUM(cost_usd), 0) AS c, COALESCE(SUM(estimated_usd), 0) AS e "
+                "FROM attempts WHERE night = ? AND workflow = ?",
+                (night, workflow),
+            )[0]
+            cost, estimated = float(money["c"]), float(money["e"])
+            latencies = [
+                float(r["latency_s"])
+                for r in state.query(
+                    "SELECT latency_s FROM attempts WHERE night = ? AND workflow = ? AND ok = 1 AND mode != 'preview'",
+                    (night, workflow),
+                )
+            ]
+            approved, edited, rework = d.get("approve", 0), d.get("edit", 0), d.get("rework", 0)
+            decided = approved + edited + rework
+            out.append(
+                NightMetrics(
+                    night=night,
+                    workflow=workflow,
+                    locked=locked,
+                    done=done,
+                    failed=c.get("failed", 0),
+                    deferred=c.get("deferred", 0) + c.get("over_cap", 0),
+                    approved=approved,
+                    edited=edited,
+                    rework=rework,
+                    waiting=max(done - decided, 0),
+                    cost_usd=round(cost, 6),
+                    estimated_usd=round(estimated, 6),
+                    approval_rate=_ratio(approved, decided),
+                    completion_rate=_ratio(done, locked),
+                    cost_per_output_usd=round(cost / done, 6) if done else None,
+                    p95_latency_s=_p95(latencies),
+                )
+            )
+    return out

@@ -1,0 +1,1 @@
+"""The night: id assignment, lock, run, write-back and harvest, vendor-free."""

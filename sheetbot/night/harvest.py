@@ -1,0 +1,96 @@
+"""The morning: read the reviewers' decisions and move each row on.
+
+approve → approved (final); edit → edited, the reviewer's text kept (final);
+rework → back in the queue with the next attempt number, the previous output and
+the reviewer's notes, which go into tomorrow's prompt. A row a person set back to
+`queued` after it failed is queued again.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sheetbot.night.context import NightContext
+from sheetbot.night.identify import identify
+from sheetbot.night.lock import read_board
+from sheetbot.night.writeback import write_with_ids
+from sheetbot.status import Decision, Status, parse_status
+
+_CHOICES = ", ".join(str(d) for d in Decision)
+
+
+@dataclass
+class HarvestReport:
+    decisions: Counter[str] = field(default_factory=Counter)
+    requeued: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)
+    waiting: int = 0
+    missing: list[str] = field(default_factory=list)
+
+
+def harvest(ctx: NightContext) -> HarvestReport:
+    now = ctx.now()
+    sheet, _ = read_board(ctx)
+    col = ctx.col
+    state = ctx.state
+    tasks = state.tasks()
+    ident = identify(sheet, tasks, col)
+    report = HarvestReport()
+    with state.transaction():
+        for task_id in ident.new:
+            tasks[task_id] = state.add_task(task_id, now=now)
+        for task_id, row in ident.rows.items():
+            task = tasks[task_id]
+            if (
+                task.status == Status.FAILED
+                and task.failure == "call"
+                and parse_status(row.get(col["status"])) == Status.QUEUED
+            ):
+                state.move(task_id, Status.QUEUED, now=now, error="")
+                report.requeued += 1
+                continue
+            if task.status != Status.REVIEW:
+                continue
+            choice = row.get(col["review"]).strip().lower()
+            if not choice:
+                report.waiting += 1
+                continue
+            notes = row.get(col["notes"]).strip()
+            problem = None
+            if choice == Decision.APPROVE:
+                state.move(task_id, Status.APPROVED, now=now, error="")
+            elif choice == Decision.EDIT:
+                edited = row.get(col["edited_output"])
+                if not edited.strip():
+                    problem = (
+                        f"you chose edit, but `{col['edited_output']}` is empty: paste your version there, "
+                        "or choose approve"
+                    )
+                else:
+                    state.move(task_id, Status.EDITED, now=now, error="")
+                    state.record_review(task, Decision.EDIT, notes=notes, edited_output=edited, now=now)
+            elif choice == Decision.REWORK:
+                output = state.stored_output(task_id, task.attempt, "final")
+                state.move(
+                    task_id,
+                    Status.REWORK,
+                    now=now,
+                    error="",
+                    attempt=task.attempt + 1,
+                    previous_output=output.output if output else None,
+                    rework_notes=notes,
+                )
+            else:
+                problem = f"review {choice!r} is not one of {_CHOICES}: pick one from the dropdown"
+            if problem:
+                if task.error != problem:
+                    state.move(task_id, Status.REVIEW, now=now, error=problem)
+                report.problems.append((task_id, problem))
+                continue
+            if choice != Decision.EDIT:
+                state.record_review(task, choice, notes=notes, edited_output=None, now=now)
+            report.decisions[choice] += 1
+            state.audit("decision", now=now, task_id=task_id, detail={"decision": choice, "attempt": task.attempt})
+        report.missing = write_with_ids(ctx, ident.claims, ident.new)
+    return report

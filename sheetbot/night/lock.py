@@ -1,0 +1,168 @@
+"""The cutoff: decide what runs tonight and freeze it.
+
+Each eligible row is checked (known type, an input, a usable priority, every
+column its templates name), then taken highest priority first, oldest first, up
+to the workflow's and the night's caps. What is taken is snapshotted into the
+state: tonight runs what the row said now, whatever happens to the sheet later.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from sheetbot.boards.base import BoardRow, Sheet
+from sheetbot.errors import BoardSchemaError
+from sheetbot.night.context import NightContext
+from sheetbot.night.identify import identify
+from sheetbot.night.prompts import missing_columns
+from sheetbot.night.writeback import write_with_ids
+from sheetbot.state import Task
+from sheetbot.status import LOCKABLE, Status, parse_priority, parse_status
+
+
+@dataclass
+class LockReport:
+    night: str
+    locked: Counter[str] = field(default_factory=Counter)
+    deferred: Counter[str] = field(default_factory=Counter)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    new_ids: int = 0
+    missing: list[str] = field(default_factory=list)
+    columns_added: list[str] = field(default_factory=list)
+
+
+def read_board(ctx: NightContext) -> tuple[Sheet, list[str]]:
+    """Read the board, adding sheetbot's columns first if the sheet lacks them."""
+    sheet = ctx.board.read()
+    needed = [c for c in ctx.schema().columns if c not in sheet.columns]
+    if not needed:
+        return sheet, []
+    added = ctx.board.ensure_schema(ctx.schema())
+    sheet = ctx.board.read()
+    still = [c for c in ctx.schema().columns if c not in sheet.columns]
+    if still:
+        raise BoardSchemaError(f"{ctx.board.describe()} lacks the columns {', '.join(still)}: run `sheetbot init`")
+    return sheet, added
+
+
+def _eligible(task: Task, row: BoardRow, col: Mapping[str, str]) -> bool:
+    if task.status in LOCKABLE:
+        return True
+    if task.status == Status.FAILED:
+        # Invalid rows are re-checked every night; a dead-lettered row waits for a person to type `queued`.
+        return task.failure == "invalid" or parse_status(row.get(col["status"])) == Status.QUEUED
+    return False
+
+
+def validate(ctx: NightContext, row: BoardRow, columns: set[str]) -> tuple[str, str] | str:
+    """(workflow, priority) for a runnable row, else the reason it cannot run, for the `error` column."""
+    col = ctx.col
+    workflows = ctx.config.workflows
+    kind = row.get(col["type"]).strip()
+    known = ", ".join(sorted(workflows))
+    if not kind:
+        return f"no type: set `{col['type']}` to one of: {known}"
+    if kind not in workflows:
+        close = difflib.get_close_matches(kind, list(workflows), n=1)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        return f"unknown type {kind!r}.{hint} Known types: {known}"
+    if not row.get(col["input"]).strip():
+        return f"the input is empty: put the work for {kind} in the `{col['input']}` column"
+    priority = parse_priority(row.get(col["priority"]))
+    if priority is None:
+        return f"priority {row.get(col['priority'])!r} is not one of P0, P1, P2, P3 (blank means P2)"
+    missing = missing_columns(workflows[kind], columns, col)
+    if missing:
+        names = ", ".join(f"{{{{{m}}}}}" for m in missing)
+        return f"workflow {kind} uses {names}, but the board has no such column: add it, or fix the template"
+    return kind, priority
+
+
+def lock(ctx: NightContext) -> LockReport:
+    window = ctx.night()
+    now = ctx.now()
+    sheet, added = read_board(ctx)
+    col = ctx.col
+    state = ctx.state
+    tasks = state.tasks()
+    ident = identify(sheet, tasks, col)
+    report = LockReport(night=window.night, new_ids=len(ident.claims), columns_added=added)
+    columns = set(sheet.columns)
+
+    with state.transaction():
+        for task_id in ident.new:
+            tasks[task_id] = state.add_task(task_id, now=now)
+        candidates: list[tuple[Task, BoardRow, str, str]] = []
+        for task_id, row in ident.rows.items():
+            task = tasks[task_id]
+            if not _eligible(task, row, col):
+                continue
+            verdict = validate(ctx, row, columns)
+            if isinstance(verdict, str):
+                if task.status != Status.FAILED or task.error != verdict:
+                    state.move(task_id, Status.FAILED, now=now, error=verdict, failure="invalid")
+                report.failed.append((task_id, verdict))
+                continue
+            candidates.append((task, row, *verdict))
+
+        candidates.sort(key=lambda c: (c[3], c[0].seq))
+        taken = _already_tonight(ctx, window.night)
+        night_cap = ctx.config.limits.nightly_rows
+        for task, row, workflow, priority in candidates:
+            wf_cap = ctx.config.workflows[workflow].nightly_rows
+            if taken.total() >= night_cap or (wf_cap is not None and taken[workflow] >= wf_cap):
+                reason = (
+                    f"deferred: tonight's cap of {night_cap} rows is full"
+                    if taken.total() >= night_cap
+                    else f"deferred: tonight's cap for {workflow} ({wf_cap} rows) is full"
+                )
+                reason += "; it runs on a later night (highest priority first, then oldest)"
+                state.move(task.task_id, Status.DEFERRED, now=now, error=reason)
+                state.night_task(
+                    window.night,
+                    task.task_id,
+                    workflow=workflow,
+                    attempt=task.attempt,
+                    outcome="over_cap",
+                    reason=reason,
+                )
+                report.deferred[workflow] += 1
+                continue
+            state.move(
+                task.task_id,
+                Status.LOCKED,
+                now=now,
+                error="",
+                workflow=workflow,
+                priority=priority,
+                night=window.night,
+                snapshot=dict(row.values),
+            )
+            state.night_task(window.night, task.task_id, workflow=workflow, attempt=task.attempt, outcome="locked")
+            taken[workflow] += 1
+            report.locked[workflow] += 1
+        state.night_event(window.night, locked_at=now.isoformat())
+        state.audit(
+            "lock",
+            now=now,
+            detail={
+                "night": window.night,
+                "locked": dict(report.locked),
+                "deferred": dict(report.deferred),
+                "failed": len(report.failed),
+            },
+        )
+        report.missing = write_with_ids(ctx, ident.claims, ident.new)
+    return report
+
+
+def _already_tonight(ctx: NightContext, night: str) -> Counter[str]:
+    """Rows locked for this night by an earlier lock (a second `sheetbot lock` must respect the caps)."""
+    rows = ctx.state.query(
+        "SELECT workflow, COUNT(*) AS n FROM night_tasks WHERE night = ? AND outcome != 'over_cap' GROUP BY workflow",
+        (night,),
+    )
+    return Counter({r["workflow"]: r["n"] for r in rows})

@@ -1,0 +1,1 @@
+"""Providers: the model vendors behind one interface."""

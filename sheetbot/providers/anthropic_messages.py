@@ -1,0 +1,109 @@
+"""Anthropic Messages API: one message per call, text blocks joined, cache usage reported."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import anthropic
+import httpx2
+from anthropic.types import Message
+
+from sheetbot.providers.base import Completion, CompletionRequest, Usage
+from sheetbot.providers.errors_map import (
+    ErrorContext,
+    connection_error,
+    malformed_error,
+    status_error,
+    timeout_error,
+)
+
+
+class AnthropicProvider:
+    """One Messages call per request; SDK errors become Retryable/PermanentProviderError."""
+
+    name = "anthropic"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str | None,
+        max_retries: int,
+        http_client: httpx2.AsyncClient | None = None,
+        label: str = "anthropic",
+        api_key_env: str | None = None,
+    ) -> None:
+        self.label = label
+        self._api_key = api_key
+        self._api_key_env = api_key_env
+        self._base_url = base_url
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key, base_url=base_url, max_retries=max_retries, http_client=http_client
+        )
+
+    def _context(self, model: str) -> ErrorContext:
+        return ErrorContext(
+            label=self.label,
+            model=model,
+            where=self._base_url or self.label,
+            api_key_env=self._api_key_env,
+            secret=self._api_key,
+        )
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        options: dict[str, Any] = {}
+        if request.system:
+            options["system"] = request.system
+        if request.temperature is not None:
+            # anthropic>=1.0 dropped temperature from create()'s signature; the API still takes it
+            # on models that allow sampling options, so it travels in the body, and only when set.
+            options["extra_body"] = {"temperature": request.temperature}
+        ctx = self._context(request.model)
+        started = time.monotonic()
+        try:
+            # An explicit timeout also skips the SDK's "streaming is required" guard for large max_tokens.
+            response = await self._client.messages.create(
+                model=request.model,
+                messages=[{"role": "user", "content": request.prompt}],
+                max_tokens=request.max_tokens,
+                timeout=request.timeout_s,
+                **options,
+            )
+        except anthropic.APIStatusError as exc:
+            raise status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
+        except anthropic.APITimeoutError:
+            raise timeout_error(ctx, request.timeout_s) from None
+        except anthropic.APIConnectionError as exc:
+            raise connection_error(ctx, exc.__cause__) from None
+        except (anthropic.APIResponseValidationError, json.JSONDecodeError) as exc:
+            raise malformed_error(ctx, str(exc)) from None
+        latency_s = time.monotonic() - started
+        try:
+            return _to_completion(response, request.model, latency_s)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+            raise malformed_error(ctx, f"{type(exc).__name__}: {exc}") from None
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _to_completion(response: object, model: str, latency_s: float) -> Completion:
+    """Join the text blocks and read usage; raises on a body that is not a message."""
+    if not isinstance(response, Message):
+        raise TypeError(f"expected a message, got {type(response).__name__}")
+    text = "".join(block.text for block in response.content if block.type == "text")
+    usage = response.usage
+    return Completion(
+        text=text,
+        usage=Usage(
+            input_tokens=usage.input_tokens or 0,
+            output_tokens=usage.output_tokens or 0,
+            cache_write_tokens=usage.cache_creation_input_tokens or 0,
+            cache_read_tokens=usage.cache_read_input_tokens or 0,
+        ),
+        model=getattr(response, "model", None) or model,
+        truncated=response.stop_reason == "max_tokens",
+        latency_s=latency_s,
+    )

@@ -1,0 +1,50 @@
+"""The provider seam: one model call in, one completion out, no vendor types across it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class CompletionRequest:
+    """Everything one call needs. ``custom_id`` names the task and attempt (``task:attempt:step``)."""
+
+    custom_id: str
+    model: str
+    system: str
+    prompt: str
+    max_tokens: int
+    timeout_s: float
+    temperature: float | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    usage: Usage
+    model: str
+    #: The model stopped because it reached max_tokens: the answer is cut off.
+    truncated: bool = False
+    latency_s: float = 0.0
+    #: True when no model was called (preview): the text describes the call instead.
+    preview: bool = False
+    estimated_usd: float | None = None
+
+
+class Provider(Protocol):
+    """A model vendor. Implementations raise RetryableProviderError or PermanentProviderError."""
+
+    name: str
+
+    async def complete(self, request: CompletionRequest) -> Completion: ...
+
+    async def aclose(self) -> None: ...

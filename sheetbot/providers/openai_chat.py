@@ -1,0 +1,124 @@
+"""OpenAI Chat Completions, for OpenAI itself and any OpenAI-compatible server (Ollama, vLLM) via base_url.
+
+Chat Completions rather than the Responses API because it is the one endpoint every compatible
+server implements. ``max_tokens`` rather than ``max_completion_tokens`` for the same reason: local
+servers know the old name, and this SDK still accepts it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import httpx2
+import openai
+from openai.types.chat import ChatCompletion
+
+from sheetbot.providers.base import Completion, CompletionRequest, Usage
+from sheetbot.providers.errors_map import (
+    ErrorContext,
+    connection_error,
+    malformed_error,
+    status_error,
+    timeout_error,
+)
+
+
+class OpenAIProvider:
+    """One chat completion per call; SDK errors become Retryable/PermanentProviderError."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str | None,
+        max_retries: int,
+        http_client: httpx2.AsyncClient | None = None,
+        label: str = "openai",
+        api_key_env: str | None = None,
+    ) -> None:
+        self.label = label
+        self._api_key = api_key
+        self._api_key_env = api_key_env
+        self._base_url = base_url
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key, base_url=base_url, max_retries=max_retries, http_client=http_client
+        )
+
+    def _context(self, model: str) -> ErrorContext:
+        return ErrorContext(
+            label=self.label,
+            model=model,
+            where=self._base_url or self.label,
+            api_key_env=self._api_key_env,
+            secret=self._api_key,
+        )
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        messages: list[dict[str, str]] = []
+        if request.system:
+            messages.append({"role": "system", "content": request.system})
+        messages.append({"role": "user", "content": request.prompt})
+        options: dict[str, Any] = {}
+        if request.temperature is not None:
+            options["temperature"] = request.temperature
+        ctx = self._context(request.model)
+        started = time.monotonic()
+        try:
+            response = await self._client.chat.completions.create(
+                model=request.model,
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=request.max_tokens,
+                timeout=request.timeout_s,
+                **options,
+            )
+        except openai.APIStatusError as exc:
+            raise status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
+        except openai.APITimeoutError:
+            raise timeout_error(ctx, request.timeout_s) from None
+        except openai.APIConnectionError as exc:
+            raise connection_error(ctx, exc.__cause__) from None
+        except (openai.APIResponseValidationError, json.JSONDecodeError) as exc:
+            raise malformed_error(ctx, str(exc)) from None
+        latency_s = time.monotonic() - started
+        try:
+            return _to_completion(response, request.model, latency_s)
+        except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
+            raise malformed_error(ctx, f"{type(exc).__name__}: {exc}") from None
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _to_completion(response: object, model: str, latency_s: float) -> Completion:
+    """Read text, usage and finish reason; raises on a body that is not a chat completion.
+
+    The SDK hands back a plain ``str`` when the server answers with a non-JSON content type, and
+    a half-built model when JSON lacks fields: both end up as a malformed-response error.
+    """
+    if not isinstance(response, ChatCompletion):
+        raise TypeError(f"expected a chat completion, got {type(response).__name__}")
+    choice = response.choices[0]
+    message = choice.message
+    text = message.content or getattr(message, "refusal", None) or ""
+    usage = Usage()
+    if response.usage is not None:  # some local servers send no usage at all
+        details = response.usage.prompt_tokens_details
+        cached = (details.cached_tokens or 0) if details is not None else 0
+        # OpenAI counts cached tokens inside prompt_tokens; Anthropic (and our Usage) keeps them apart, so
+        # each token is priced once: at the input price or at the cache-read price.
+        usage = Usage(
+            input_tokens=max((response.usage.prompt_tokens or 0) - cached, 0),
+            output_tokens=response.usage.completion_tokens or 0,
+            cache_read_tokens=cached,
+        )
+    return Completion(
+        text=text,
+        usage=usage,
+        model=getattr(response, "model", None) or model,
+        truncated=choice.finish_reason == "length",
+        latency_s=latency_s,
+    )

@@ -1,0 +1,467 @@
+"""The SQLite state: what must survive a crash. All of sheetbot's SQL is in this module.
+
+What lives here: every task sheetbot has seen (its status is the truth; the
+board's `status` cell is a mirror), the locked snapshot of each night, every
+model call with its tokens and cost, review decisions, per-night events and an
+append-only audit log.
+
+Two rules keep money safe:
+
+* An output is committed here before anything is written to the board, so a
+  failed board write never costs a second model call.
+* A task whose board cells are out of date is marked ``dirty``; each phase ends by
+  writing every dirty task and marking it clean. A crash between the two only
+  means the same values are written again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sheetbot.errors import StateError, TransitionError
+from sheetbot.status import Status, can_move
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,                 -- order first seen: "oldest first" among equals
+    first_seen TEXT NOT NULL,
+    status TEXT NOT NULL,
+    failure TEXT,                         -- 'invalid' (re-checked every lock) | 'call' (needs a person)
+    workflow TEXT,
+    priority TEXT,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    night TEXT,
+    snapshot TEXT,                        -- JSON: the row as locked
+    rework_notes TEXT,
+    previous_output TEXT,
+    error TEXT NOT NULL DEFAULT '',
+    dirty INTEGER NOT NULL DEFAULT 0,     -- the board's cells are behind the state
+    clear_review INTEGER NOT NULL DEFAULT 0,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status);
+CREATE INDEX IF NOT EXISTS tasks_seq ON tasks(seq);
+CREATE INDEX IF NOT EXISTS tasks_dirty ON tasks(dirty) WHERE dirty = 1;
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    night TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    step TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    system TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    output TEXT,
+    error TEXT,
+    truncated INTEGER NOT NULL DEFAULT 0,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    estimated_usd REAL,
+    latency_s REAL NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_task ON attempts(task_id, attempt, step);
+CREATE UNIQUE INDEX IF NOT EXISTS attempts_one_output ON attempts(task_id, attempt, step) WHERE ok = 1;
+CREATE TABLE IF NOT EXISTS reviews (
+    id INTEGER PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    night TEXT,
+    attempt INTEGER NOT NULL,
+    workflow TEXT,
+    decision TEXT NOT NULL,
+    notes TEXT NOT NULL DEFAULT '',
+    edited_output TEXT,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS night_tasks (     -- what each night did with each task: the metrics' source
+    night TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    outcome TEXT NOT NULL,                -- locked | done | failed | deferred | over_cap
+    reason TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (night, task_id)
+);
+CREATE TABLE IF NOT EXISTS nights (
+    night TEXT PRIMARY KEY,
+    locked_at TEXT,
+    run_started_at TEXT,
+    run_finished_at TEXT,
+    drained INTEGER,
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    event TEXT NOT NULL,
+    task_id TEXT,
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+"""
+
+
+@dataclass
+class Task:
+    task_id: str
+    seq: int
+    first_seen: str
+    status: Status
+    failure: str | None = None
+    workflow: str | None = None
+    priority: str | None = None
+    attempt: int = 1
+    night: str | None = None
+    snapshot: dict[str, str] = field(default_factory=dict)
+    rework_notes: str | None = None
+    previous_output: str | None = None
+    error: str = ""
+    dirty: bool = False
+    clear_review: bool = False
+
+
+@dataclass(frozen=True)
+class Attempt:
+    task_id: str
+    night: str
+    attempt: int
+    step: str
+    workflow: str
+    provider: str
+    model: str
+    mode: str
+    system: str
+    prompt: str
+    ok: bool
+    output: str | None = None
+    error: str | None = None
+    truncated: bool = False
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_write_tokens: int = 0
+    cache_read_tokens: int = 0
+    cost_usd: float = 0.0
+    estimated_usd: float | None = None
+    latency_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class BoardProjection:
+    """What the board should show for a task: its sheetbot-owned cells."""
+
+    task_id: str
+    status: Status
+    night: str | None
+    output: str | None
+    error: str
+    cost_usd: float
+    clear_review: bool
+
+
+_TASK_COLUMNS = (
+    "task_id, seq, first_seen, status, failure, workflow, priority, attempt, night, snapshot, "
+    "rework_notes, previous_output, error, dirty, clear_review"
+)
+
+
+def _task(row: sqlite3.Row) -> Task:
+    return Task(
+        task_id=row["task_id"],
+        seq=row["seq"],
+        first_seen=row["first_seen"],
+        status=Status(row["status"]),
+        failure=row["failure"],
+        workflow=row["workflow"],
+        priority=row["priority"],
+        attempt=row["attempt"],
+        night=row["night"],
+        snapshot=json.loads(row["snapshot"]) if row["snapshot"] else {},
+        rework_notes=row["rework_notes"],
+        previous_output=row["previous_output"],
+        error=row["error"],
+        dirty=bool(row["dirty"]),
+        clear_review=bool(row["clear_review"]),
+    )
+
+
+class State:
+    """The store. One connection, used from one thread; WAL so readers (report) never block the night."""
+
+    def __init__(self, path: Path | str, *, now: datetime | None = None) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+            self._check_version()
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"cannot use the state file {self.path}: {exc} (is it a sheetbot state file?)") from None
+        self._depth = 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> State:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_version(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row["value"]) > SCHEMA_VERSION:
+            raise StateError(
+                f"the state file {self.path} was written by a newer sheetbot (schema {row['value']}); upgrade sheetbot"
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT; nested calls join the outer transaction. Rolls back on error."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    # -- tasks ---------------------------------------------------------------------
+    def tasks(self, ids: Iterable[str] | None = None) -> dict[str, Task]:
+        if ids is None:
+            rows = self._db.execute(f"SELECT {_TASK_COLUMNS} FROM tasks").fetchall()
+            return {r["task_id"]: _task(r) for r in rows}
+        out: dict[str, Task] = {}
+        wanted = list(ids)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self._db.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_id IN ({marks})", chunk):
+                out[r["task_id"]] = _task(r)
+        return out
+
+    def task(self, task_id: str) -> Task | None:
+        return self.tasks([task_id]).get(task_id)
+
+    def tasks_with_status(self, *statuses: Status) -> list[Task]:
+        marks = ",".join("?" * len(statuses))
+        rows = self._db.execute(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE status IN ({marks}) ORDER BY priority, seq",
+            [str(s) for s in statuses],
+        ).fetchall()
+        return [_task(r) for r in rows]
+
+    def add_task(self, task_id: str, *, now: datetime) -> Task:
+        with self.transaction():
+            seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks").fetchone()[0]
+            self._db.execute(
+                "INSERT INTO tasks(task_id, seq, first_seen, status, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (task_id, seq, now.isoformat(), str(Status.QUEUED), now.isoformat()),
+            )
+        return Task(task_id=task_id, seq=seq, first_seen=now.isoformat(), status=Status.QUEUED)
+
+    def move(
+        self,
+        task_id: str,
+        new: Status,
+        *,
+        now: datetime,
+        error: str | None = None,
+        failure: str | None = None,
+        board: bool = True,
+        **fields: Any,
+    ) -> Task:
+        """Change a task's status (refusing transitions the lifecycle forbids) and other fields."""
+        task = self.task(task_id)
+        if task is None:
+            raise StateError(f"task {task_id} is not in the state file {self.path}")
+        if task.status != new and not can_move(task.status, new):
+            raise TransitionError(f"task {task_id}: {task.status} → {new} is not an allowed status change")
+        allowed = {
+            "workflow",
+            "priority",
+            "attempt",
+            "night",
+            "snapshot",
+            "rework_notes",
+            "previous_output",
+            "clear_review",
+        }
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown task fields {sorted(unknown)}")
+        values: dict[str, Any] = {"status": str(new), "updated_at": now.isoformat(), "failure": failure}
+        if error is not None:
+            values["error"] = error
+        if board:
+            values["dirty"] = 1
+        for key, value in fields.items():
+            values[key] = json.dumps(value) if key == "snapshot" else value
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        with self.transaction():
+            self._db.execute(f"UPDATE tasks SET {assignments} WHERE task_id = ?", [*values.values(), task_id])
+        updated = self.task(task_id)
+        assert updated is not None
+        return updated
+
+    def forget(self, task_id: str) -> None:
+        """Drop a task created in this phase whose id never reached the board (its row changed meanwhile)."""
+        with self.transaction():
+            self._db.execute("DELETE FROM night_tasks WHERE task_id = ?", (task_id,))
+            self._db.execute("DELETE FROM tasks WHERE task_id = ?", (task_id,))
+
+    # -- attempts ------------------------------------------------------------------
+    def record_attempt(self, attempt: Attempt, *, now: datetime) -> None:
+        """Store a model call's result. Committed before the caller writes anything to the board."""
+        data = attempt.__dict__ | {
+            "ok": int(attempt.ok),
+            "truncated": int(attempt.truncated),
+            "created_at": now.isoformat(),
+        }
+        columns = ", ".join(data)
+        marks = ", ".join("?" * len(data))
+        with self.transaction():
+            self._db.execute(f"INSERT INTO attempts({columns}) VALUES ({marks})", list(data.values()))
+
+    def stored_output(self, task_id: str, attempt: int, step: str) -> Attempt | None:
+        row = self._db.execute(
+            "SELECT * FROM attempts WHERE task_id = ? AND attempt = ? AND step = ? AND ok = 1",
+            (task_id, attempt, step),
+        ).fetchone()
+        if row is None:
+            return None
+        names = Attempt.__dataclass_fields__
+        return Attempt(**{k: (bool(row[k]) if k in ("ok", "truncated") else row[k]) for k in names})
+
+    def failed_calls(self, task_id: str, night: str) -> int:
+        return int(
+            self._db.execute(
+                "SELECT COUNT(*) FROM attempts WHERE task_id = ? AND night = ? AND ok = 0", (task_id, night)
+            ).fetchone()[0]
+        )
+
+    def spent_usd(self, *, night: str | None = None, workflow: str | None = None, task_id: str | None = None) -> float:
+        clauses, args = [], []
+        for column, value in (("night", night), ("workflow", workflow), ("task_id", task_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return float(self._db.execute(f"SELECT COALESCE(SUM(cost_usd), 0) FROM attempts {where}", args).fetchone()[0])
+
+    # -- the board mirror ----------------------------------------------------------
+    def dirty(self) -> list[BoardProjection]:
+        """Every task whose board cells are behind the state, with the values the board should show."""
+        rows = self._db.execute(
+            """SELECT t.task_id, t.status, t.night, t.error, t.clear_review, t.attempt,
+                      (SELECT a.output FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
+                         AND a.step = 'final' ORDER BY a.attempt DESC, a.id DESC LIMIT 1) AS output,
+                      (SELECT COALESCE(SUM(a.cost_usd), 0) FROM attempts a WHERE a.task_id = t.task_id) AS cost
+               FROM tasks t WHERE t.dirty = 1 ORDER BY t.seq"""
+        ).fetchall()
+        return [
+            BoardProjection(
+                task_id=r["task_id"],
+                status=Status(r["status"]),
+                night=r["night"],
+                output=r["output"],
+                error=r["error"],
+                cost_usd=float(r["cost"]),
+                clear_review=bool(r["clear_review"]),
+            )
+            for r in rows
+        ]
+
+    def mark_synced(self, task_ids: Iterable[str]) -> None:
+        ids = list(task_ids)
+        with self.transaction():
+            self._db.executemany("UPDATE tasks SET dirty = 0, clear_review = 0 WHERE task_id = ?", [(i,) for i in ids])
+
+    # -- reviews, nights, audit ----------------------------------------------------
+    def record_review(self, task: Task, decision: str, *, notes: str, edited_output: str | None, now: datetime) -> None:
+        self._db.execute(
+            "INSERT INTO reviews(task_id, night, attempt, workflow, decision, notes, edited_output, at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                task.task_id,
+                task.night,
+                task.attempt,
+                task.workflow,
+                decision,
+                notes,
+                edited_output,
+                now.isoformat(),
+            ),
+        )
+
+    def night_task(
+        self, night: str, task_id: str, *, workflow: str, attempt: int, outcome: str, reason: str = ""
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO night_tasks(night, task_id, workflow, attempt, outcome, reason) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(night, task_id) DO UPDATE SET outcome = excluded.outcome, reason = excluded.reason, "
+            "attempt = excluded.attempt",
+            (night, task_id, workflow, attempt, outcome, reason),
+        )
+
+    def night_event(self, night: str, **values: Any) -> None:
+        self._db.execute("INSERT INTO nights(night) VALUES (?) ON CONFLICT(night) DO NOTHING", (night,))
+        if values:
+            assignments = ", ".join(f"{k} = ?" for k in values)
+            self._db.execute(f"UPDATE nights SET {assignments} WHERE night = ?", [*values.values(), night])
+
+    def nights(self, limit: int = 14) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT * FROM nights ORDER BY night DESC LIMIT ?", (limit,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def audit(
+        self,
+        event: str,
+        *,
+        now: datetime,
+        task_id: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO audit(at, event, task_id, detail) VALUES (?, ?, ?, ?)",
+            (now.isoformat(), event, task_id, json.dumps(dict(detail or {}), default=str)),
+        )
+
+    def query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """Read-only queries for reports (SELECT only)."""
+        if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
+            raise ValueError("State.query is for SELECT statements")
+        return self._db.execute(sql, list(args)).fetchall()

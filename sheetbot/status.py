@@ -1,0 +1,82 @@
+"""Row statuses and the one table of allowed transitions.
+
+The state store refuses any transition not listed here, so a bug elsewhere
+cannot, say, send an approved row back to the model and pay for it twice.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    LOCKED = "locked"
+    RUNNING = "running"
+    REVIEW = "review"
+    APPROVED = "approved"
+    EDITED = "edited"
+    REWORK = "rework"
+    DEFERRED = "deferred"
+    FAILED = "failed"
+
+
+class Decision(StrEnum):
+    """What a reviewer picks in the `review` dropdown."""
+
+    APPROVE = "approve"
+    EDIT = "edit"
+    REWORK = "rework"
+
+
+S = Status
+
+#: from-status -> the statuses it may move to.
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    S.QUEUED: frozenset({S.LOCKED, S.DEFERRED, S.FAILED}),
+    S.DEFERRED: frozenset({S.LOCKED, S.DEFERRED, S.FAILED, S.QUEUED}),
+    S.REWORK: frozenset({S.LOCKED, S.DEFERRED, S.FAILED}),
+    S.LOCKED: frozenset({S.RUNNING, S.REVIEW, S.DEFERRED, S.FAILED}),
+    # RUNNING -> RUNNING: a restarted run picks up where a killed one stopped.
+    S.RUNNING: frozenset({S.RUNNING, S.REVIEW, S.DEFERRED, S.FAILED}),
+    S.REVIEW: frozenset({S.APPROVED, S.EDITED, S.REWORK}),
+    # A person sends a dead-lettered row back by setting its status to `queued`;
+    # a row that failed validation is re-checked at every lock.
+    S.FAILED: frozenset({S.QUEUED, S.LOCKED, S.DEFERRED, S.FAILED}),
+    S.APPROVED: frozenset(),
+    S.EDITED: frozenset(),
+}
+
+#: Statuses whose rows are candidates at the next cutoff.
+LOCKABLE: frozenset[Status] = frozenset({S.QUEUED, S.DEFERRED, S.REWORK})
+
+#: Final statuses: the row never runs again.
+FINAL: frozenset[Status] = frozenset({S.APPROVED, S.EDITED})
+
+PRIORITIES: tuple[str, ...] = ("P0", "P1", "P2", "P3")
+DEFAULT_PRIORITY = "P2"
+
+
+def can_move(current: Status, new: Status) -> bool:
+    return new in TRANSITIONS[current]
+
+
+def parse_status(text: object) -> Status | None:
+    """The status a person typed in a cell, or None for blank or unknown text."""
+    value = str(text or "").strip().lower()
+    try:
+        return Status(value)
+    except ValueError:
+        return None
+
+
+def parse_priority(text: object) -> str | None:
+    """`P0`..`P3` (also `0`..`3`, any case); blank means the default; None means unusable."""
+    value = str(text or "").strip().upper()
+    if not value:
+        return DEFAULT_PRIORITY
+    if value in PRIORITIES:
+        return value
+    if value in {"0", "1", "2", "3"}:
+        return f"P{value}"
+    return None

@@ -1,0 +1,142 @@
+"""What the commands print: one short paragraph per phase, a metrics table, the morning summary."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from rich.table import Table
+
+from sheetbot.metrics import NightMetrics
+from sheetbot.night.harvest import HarvestReport
+from sheetbot.night.lock import LockReport
+from sheetbot.night.run import RunReport
+
+
+def _per_workflow(counts: Counter[str]) -> str:
+    return ", ".join(f"{name} {n}" for name, n in sorted(counts.items())) or "none"
+
+
+def describe_lock(report: LockReport) -> str:
+    lines = [f"night {report.night}: locked {report.locked.total()} row(s) ({_per_workflow(report.locked)})"]
+    if report.columns_added:
+        lines.append(f"added missing columns: {', '.join(report.columns_added)}")
+    if report.new_ids:
+        lines.append(f"gave {report.new_ids} new row(s) an id")
+    if report.deferred:
+        lines.append(f"deferred over the caps: {report.deferred.total()} ({_per_workflow(report.deferred)})")
+    for task_id, reason in report.failed[:10]:
+        lines.append(f"failed {task_id}: {reason}")
+    if len(report.failed) > 10:
+        lines.append(f"… and {len(report.failed) - 10} more failed rows (see the error column)")
+    if report.missing:
+        lines.append(f"rows gone from the board: {', '.join(report.missing)}")
+    return "\n".join(lines)
+
+
+def describe_run(report: RunReport) -> str:
+    lines = [
+        f"night {report.night}: {report.done.total()} output(s) ready for review "
+        f"({_per_workflow(report.done)}), cost ${report.cost_usd:.4f}"
+    ]
+    if report.reused:
+        lines.append(f"{report.reused} output(s) were already stored and written without a new call")
+    if report.failed:
+        lines.append(f"failed: {report.failed.total()} ({_per_workflow(report.failed)}): see the error column")
+    if report.deferred:
+        lines.append(f"deferred: {report.deferred.total()} ({_per_workflow(report.deferred)}): the queue did not drain")
+    if report.changed_after_lock:
+        lines.append(
+            f"{len(report.changed_after_lock)} row(s) were edited after the lock; their outputs answer "
+            "the locked input (noted in the error column)"
+        )
+    if report.missing:
+        lines.append(f"rows gone from the board (outputs kept in the state): {', '.join(report.missing)}")
+    if not (report.done or report.failed or report.deferred or report.reused):
+        lines = [f"night {report.night}: nothing locked to run (run `sheetbot lock` first)"]
+    return "\n".join(lines)
+
+
+def describe_harvest(report: HarvestReport) -> str:
+    d = report.decisions
+    lines = [
+        f"harvested {d.total()} decision(s): {d['approve']} approved, {d['edit']} edited, "
+        f"{d['rework']} sent to rework; {report.waiting} still waiting for review"
+    ]
+    if report.requeued:
+        lines.append(f"{report.requeued} failed row(s) sent back to the queue by a person")
+    for task_id, problem in report.problems[:10]:
+        lines.append(f"{task_id}: {problem}")
+    if report.missing:
+        lines.append(f"rows gone from the board: {', '.join(report.missing)}")
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
+def _usd(value: float | None) -> str:
+    return "–" if value is None else f"${value:.4f}"
+
+
+def metrics_table(metrics: Sequence[NightMetrics]) -> Table:
+    table = Table(title="sheetbot nights", show_lines=False)
+    for header in (
+        "night",
+        "workflow",
+        "locked",
+        "done",
+        "failed",
+        "deferred",
+        "approved",
+        "edited",
+        "rework",
+        "approval",
+        "completion",
+        "cost",
+        "per output",
+        "p95 s",
+    ):
+        table.add_column(header, justify="left" if header in ("night", "workflow") else "right")
+    for m in metrics:
+        table.add_row(
+            m.night,
+            m.workflow,
+            str(m.locked),
+            str(m.done),
+            str(m.failed),
+            str(m.deferred),
+            str(m.approved),
+            str(m.edited),
+            str(m.rework),
+            _pct(m.approval_rate),
+            _pct(m.completion_rate),
+            _usd(m.cost_usd),
+            _usd(m.cost_per_output_usd),
+            "–" if m.p95_latency_s is None else f"{m.p95_latency_s:.1f}",
+        )
+    return table
+
+
+def morning_summary(metrics: Sequence[NightMetrics], *, board: str) -> str:
+    """Plain text: per workflow new / done / exceptions / deferred, cost, rows waiting for review."""
+    if not metrics:
+        return "sheetbot: no night recorded yet."
+    night = metrics[0].night
+    rows = [m for m in metrics if m.night == night]
+    lines = [f"sheetbot — night {night} — review on {board}", ""]
+    for m in rows:
+        lines.append(
+            f"• {m.workflow}: {m.done}/{m.locked} done, {m.failed} failed, {m.deferred} deferred, "
+            f"{m.waiting} waiting for review, cost ${m.cost_usd:.4f}"
+        )
+    total = sum(m.cost_usd for m in rows)
+    waiting = sum(m.waiting for m in rows)
+    lines += ["", f"total cost ${total:.4f}; {waiting} output(s) waiting for review"]
+    estimated = sum(m.estimated_usd for m in rows)
+    if estimated:
+        lines.append(f"preview rows would cost up to ≈${estimated:.4f} live (if every answer used max_tokens)")
+    if any(m.deferred for m in rows):
+        lines.append("the queue did not drain: deferred rows run on a later night")
+    return "\n".join(lines)

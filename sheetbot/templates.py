@@ -1,0 +1,53 @@
+"""`{{column}}` templates: one pass of plain substitution, nothing evaluated.
+
+Cell values are data. They are inserted as text and never scanned again, so a
+cell holding ``{{brand}}`` or ``{% for %}`` reaches the prompt exactly as typed.
+No template engine is used on purpose: an engine would evaluate the templates
+admins write, and that is more power than a prompt needs and one more way for
+a sheet's contents to reach code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+
+from sheetbot.errors import TemplateError
+
+#: {{ name }}: a column header (letters, digits, spaces, _ - .), e.g. {{input}}, {{Product name}}.
+PLACEHOLDER = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
+
+
+def placeholders(template: str) -> list[str]:
+    """The names a template uses, in order, without repeats."""
+    seen: dict[str, None] = {}
+    for match in PLACEHOLDER.finditer(template):
+        seen.setdefault(match.group(1), None)
+    return list(seen)
+
+
+def render(template: str, lookup: Callable[[str], str | None]) -> str:
+    """Replace each placeholder by ``lookup(name)``; a name it does not know raises TemplateError."""
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group(1)
+        value = lookup(name)
+        if value is None:
+            raise TemplateError(f"the template uses {{{{{name}}}}}, but there is no column {name!r}")
+        return value
+
+    return PLACEHOLDER.sub(substitute, template)
+
+
+def row_lookup(values: Mapping[str, str], aliases: Mapping[str, str]) -> Callable[[str], str | None]:
+    """Look a name up as a column header, then as a logical column renamed in the YAML (input → 'Brief')."""
+
+    def lookup(name: str) -> str | None:
+        if name in values:
+            return values[name]
+        header = aliases.get(name)
+        if header is not None:
+            return values.get(header, "")
+        return None
+
+    return lookup

@@ -7,14 +7,16 @@ first with a one-line message.
 from __future__ import annotations
 
 import glob
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from sheetbot.config import Config
+from sheetbot.config import ColumnsConfig, Config
 from sheetbot.errors import ConfigError, Problem
 
 DEFAULT_CONFIG = Path("config/sheetbot.yaml")
@@ -30,12 +32,27 @@ _SECRET_KEYS = {
 
 Path_ = tuple[str | int, ...]
 
+#: The keys that hold a time of day. Unquoted, YAML reads 17:00 as the number 1020 (base 60), which
+#: pydantic would then take as 00:17:00: so a number here is refused instead of silently shifted.
+_TIME_KEYS: tuple[Path_, ...] = (
+    ("schedule", "cutoff"),
+    ("schedule", "summary"),
+    ("schedule", "window", "start"),
+    ("schedule", "window", "end"),
+)
+_HH_MM = re.compile(r"^([01]?\d|2[0-3]):[0-5]\d$")
+#: What a `*_env` key must hold: the name of a variable, never its value.
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_PROVIDER_KINDS = ("anthropic", "openai")
+
 
 class _Lines:
     """Where each key path was written: file and line."""
 
     def __init__(self) -> None:
         self.lines: dict[Path_, tuple[str, int]] = {}
+        #: The text of each scalar as written (quoted or not), e.g. `17:00` that YAML read as 1020.
+        self.scalars: dict[Path_, tuple[str, str | None]] = {}
         self.duplicates: list[Problem] = []
 
     def find(self, path: Path_) -> tuple[str | None, int | None]:
@@ -45,8 +62,14 @@ class _Lines:
             path = path[:-1]
         return None, None
 
+    def problem(self, path: Path_, message: str) -> Problem:
+        file, line = self.find(path)
+        return Problem(_dotted(path), message, line, file)
+
     def walk(self, node: yaml.Node, path: Path_, file: str) -> None:
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, yaml.ScalarNode):
+            self.scalars[path] = (str(node.value), node.style)
+        elif isinstance(node, yaml.MappingNode):
             seen: set[str] = set()
             for key_node, value_node in node.value:
                 key = str(key_node.value)
@@ -101,27 +124,65 @@ def load_config(path: str | Path = DEFAULT_CONFIG) -> Config:
     return config
 
 
+@dataclass
+class Inspection:
+    """What `inspect` found: the config (None unless it is valid), every problem, and where each key was written.
+
+    `sheetbot check` goes on to check the board and the credentials, and uses ``problem()`` so that
+    those findings carry a key path and a line like the YAML's own.
+    """
+
+    config: Config | None
+    problems: list[Problem]
+    lines: _Lines = field(default_factory=_Lines, repr=False)
+
+    def problem(self, path: Path_, message: str) -> Problem:
+        return self.lines.problem(path, message)
+
+
 def inspect_config(path: str | Path) -> tuple[Config | None, list[Problem]]:
     """The config (if it validates) and every problem found in it."""
+    found = inspect(path)
+    return found.config, found.problems
+
+
+def inspect(path: str | Path) -> Inspection:
+    """Read, merge the includes, validate; every problem at once. Raises ConfigError only if the file cannot be read.
+
+    The checks that need only the raw data (secrets, times, names that must agree) run whether or not
+    pydantic accepts the file, so `sheetbot check` lists a missing price next to a bad max_tokens.
+    """
     path = Path(path)
     lines = _Lines()
     data = _read_yaml(path, lines)
     if data is None:
-        return None, [Problem("", "the file is empty: start from config/sheetbot.yaml", None, str(path))]
+        empty = "the file is empty: start from config/sheetbot.yaml, or run `sheetbot demo`"
+        return Inspection(None, [Problem("", empty, None, str(path))], lines)
     if not isinstance(data, dict):
-        return None, [Problem("", "the file must be a mapping of keys (timezone:, board:, workflows: …)", 1, str(path))]
+        return Inspection(
+            None,
+            [Problem("", "the file must be a mapping of keys (timezone:, board:, workflows: …)", 1, str(path))],
+            lines,
+        )
     problems = list(lines.duplicates)
     problems += _included_workflows(path, data, lines)
-    problems += _secrets_in_yaml(data, (), lines)
+    # One problem per key: these say it better than pydantic's generic message for the same key.
+    specific = _secrets_in_yaml(data, (), lines) + _env_names(data, (), lines) + _times(data, lines)
+    claimed = {p.where for p in specific}
+    problems += specific
+    problems += _cross_checks(data, lines)
+    config: Config | None = None
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems += [_problem_from_pydantic(err, lines) for err in exc.errors()]
-        return None, _unique(problems)
-    config._base_dir = path.resolve().parent
-    config._source = path
-    problems += _cross_checks(config, lines)
-    return (config if not problems else None), _unique(problems)
+        problems += [p for p in (_problem_from_pydantic(err, lines) for err in exc.errors()) if p.where not in claimed]
+    else:
+        config._base_dir = path.resolve().parent
+        config._source = path
+    problems = _unique(problems)
+    main = str(path)
+    problems.sort(key=lambda p: (p.file not in (None, main), p.file or "", p.line or 0))
+    return Inspection(config if not problems else None, problems, lines)
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
@@ -140,60 +201,78 @@ def _included_workflows(path: Path, data: dict[str, Any], lines: _Lines) -> list
     if not isinstance(includes, list):
         return []  # pydantic reports the type
     problems: list[Problem] = []
-    workflows = data.setdefault("workflows", {}) or {}
-    if not isinstance(workflows, dict):
-        return []  # pydantic reports that `workflows:` must be a mapping
-    data["workflows"] = workflows
+    workflows = data.get("workflows")
+    if workflows is None:
+        workflows = data["workflows"] = {}
+    # Not a mapping: pydantic reports that; the patterns are still checked, nothing is merged.
+    merge = isinstance(workflows, dict)
     for index, pattern in enumerate(includes):
-        file, line = lines.find(("include", index))
-        matches = sorted(glob.glob(str(path.parent / str(pattern))))
+        where = ("include", index)
+        if not isinstance(pattern, str) or not pattern.strip():
+            problems.append(lines.problem(where, "must be a file name or a glob, e.g. workflows/*.yaml"))
+            continue
+        matches = sorted(glob.glob(str(path.parent / pattern)))
         if not matches:
             problems.append(
-                Problem(
-                    f"include[{index}]",
-                    f"no file matches {pattern!r} (relative to {path.parent})",
-                    line,
-                    file,
+                lines.problem(
+                    where,
+                    f"no file matches {pattern!r} (relative to {path.resolve().parent}): "
+                    "fix the pattern or remove it from `include:`",
                 )
             )
             continue
         for match in matches:
             sub_lines = _Lines()
-            sub = _read_yaml(Path(match), sub_lines)
-            if not isinstance(sub, dict) or not isinstance(sub.get("workflows"), dict):
-                problems.append(Problem(f"include[{index}]", f"{match} has no `workflows:` mapping", line, file))
+            try:
+                sub = _read_yaml(Path(match), sub_lines)
+            except ConfigError as exc:  # an included file that is not YAML is one more problem, not the end
+                problems += exc.problems
                 continue
+            if not merge:
+                continue
+            if not isinstance(sub, dict) or not isinstance(sub.get("workflows"), dict):
+                problems.append(
+                    lines.problem(where, f"{match} has no `workflows:` mapping: an included file holds workflows only")
+                )
+                continue
+            for key in sub:
+                if key != "workflows":
+                    problems.append(
+                        sub_lines.problem(
+                            (str(key),),
+                            f"only `workflows:` is read from an included file: move {key!r} to {path}",
+                        )
+                    )
             for name, body in sub["workflows"].items():
                 if name in workflows:
                     problems.append(
-                        Problem(
-                            f"workflows.{name}",
-                            f"defined twice (again in {match})",
-                            *sub_lines.find(("workflows", name))[::-1],
+                        sub_lines.problem(
+                            ("workflows", str(name)),
+                            f"workflow {name!r} is defined twice (again in {match}): rename or remove one",
                         )
                     )
                     continue
                 workflows[name] = body
-            for key, where in sub_lines.lines.items():
-                lines.lines.setdefault(key, where)
+            for key, where_ in sub_lines.lines.items():
+                lines.lines.setdefault(key, where_)
+            for key, scalar in sub_lines.scalars.items():
+                lines.scalars.setdefault(key, scalar)
             problems += sub_lines.duplicates
     return problems
 
 
 def _secrets_in_yaml(data: Any, path: Path_, lines: _Lines) -> list[Problem]:
+    """A key that holds a secret. The message never repeats the value: check output ends up in CI logs."""
     problems: list[Problem] = []
     if isinstance(data, dict):
         for key, value in data.items():
             child = (*path, str(key))
-            if str(key) in _SECRET_KEYS and isinstance(value, str) and value:
-                file, line = lines.find(child)
+            if str(key) in _SECRET_KEYS and value not in (None, ""):
                 problems.append(
-                    Problem(
-                        _dotted(child),
-                        "secrets do not belong in the YAML: put the value in an "
-                        f"environment variable and name it with `{_SECRET_KEYS[str(key)]}`",
-                        line,
-                        file,
+                    lines.problem(
+                        child,
+                        "secrets do not belong in the YAML: remove this key, put the value in an environment "
+                        f"variable and name the variable with `{_SECRET_KEYS[str(key)]}`",
                     )
                 )
             else:
@@ -204,67 +283,143 @@ def _secrets_in_yaml(data: Any, path: Path_, lines: _Lines) -> list[Problem]:
     return problems
 
 
+def _env_names(data: Any, path: Path_, lines: _Lines) -> list[Problem]:
+    """`api_key_env: sk-…` is the key itself pasted in the wrong place: refuse it without repeating it."""
+    problems: list[Problem] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            child = (*path, str(key))
+            if str(key).endswith("_env") and isinstance(value, str) and not _ENV_NAME.match(value):
+                problems.append(
+                    lines.problem(
+                        child,
+                        "must name an environment variable (letters, digits and _, e.g. ANTHROPIC_API_KEY), "
+                        "not hold the secret itself: put the value in that variable",
+                    )
+                )
+            else:
+                problems += _env_names(value, child, lines)
+    elif isinstance(data, list):
+        for index, item in enumerate(data):
+            problems += _env_names(item, (*path, index), lines)
+    return problems
+
+
+def _times(data: dict[str, Any], lines: _Lines) -> list[Problem]:
+    """Times written without quotes: YAML turns 17:00 into 1020, which must not become 00:17."""
+    problems: list[Problem] = []
+    for key_path in _TIME_KEYS:
+        value: Any = data
+        for key in key_path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        text = lines.scalars.get(key_path, (str(value), None))[0]
+        if _HH_MM.match(text):
+            message = f'write the time in quotes, "{text}": without them YAML reads {text} as the number {value}'
+        else:
+            message = f'{text} is not a time: write it as "HH:MM" in quotes, e.g. "17:00"'
+        problems.append(lines.problem(key_path, message))
+    return problems
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "empty"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    return type(value).__name__
+
+
 def _problem_from_pydantic(err: Any, lines: _Lines) -> Problem:
     loc: Path_ = tuple(err["loc"])
-    file, line = lines.find(loc)
     kind = err["type"]
+    value = err.get("input")
+    ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
         message = f"unknown key {loc[-1]!r}: check its spelling (see config/sheetbot.yaml for the keys)"
         if any(str(p) in _SECRET_KEYS for p in loc):
             message = "secrets do not belong in the YAML: name an environment variable instead"
     elif kind == "missing":
-        message = "this key is required"
+        message = f"this key is required: add `{loc[-1]}:`"
     elif kind == "literal_error":
-        expected = err.get("ctx", {}).get("expected", "")
-        message = f"{err.get('input')!r} is not allowed here; use one of {expected}"
+        message = f"{value!r} is not allowed here; use one of {ctx.get('expected', '')}"
     elif kind in {"time_parsing", "time_type"}:
-        message = f'{err.get("input")!r} is not a time: write it as "HH:MM" in quotes, e.g. "17:00"'
+        message = f'{value!r} is not a time: write it as "HH:MM" in quotes, e.g. "17:00"'
+    elif kind in {"dict_type", "model_type", "model_attributes_type"}:
+        message = f"must be a mapping of `key: value` lines, not {_kind(value)}"
+    elif kind == "list_type":
+        message = f"must be a list, e.g. [a, b], not {_kind(value)}"
+    elif kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
+        message = str(err["msg"]).replace("Input should be", "must be") + f", not {value!r}"
     else:
-        message = str(err["msg"]).removeprefix("Value error, ")
-    return Problem(_dotted(loc), message, line, file)
+        message = str(err["msg"]).removeprefix("Value error, ").replace("Input should be", "must be")
+    return lines.problem(loc, message)
 
 
-def _cross_checks(config: Config, lines: _Lines) -> list[Problem]:
-    """What pydantic cannot see: keys that must agree with each other."""
+def _cross_checks(data: dict[str, Any], lines: _Lines) -> list[Problem]:
+    """What pydantic cannot see: keys that must agree with each other.
+
+    Works on the raw data, wary of wrong types (pydantic reports those), so that these problems are
+    listed even when some other key does not validate.
+    """
     problems: list[Problem] = []
 
     def add(path: Path_, message: str) -> None:
-        file, line = lines.find(path)
-        problems.append(Problem(_dotted(path), message, line, file))
+        problems.append(lines.problem(path, message))
 
-    for name, provider in config.providers.items():
-        if provider.kind is None and name not in ("anthropic", "openai"):
+    def mapping(value: Any) -> dict[Any, Any]:
+        return value if isinstance(value, dict) else {}
+
+    providers = data.get("providers")
+    prices = data.get("prices")
+    workflows = data.get("workflows")
+    for name, provider in mapping(providers).items():
+        kind = mapping(provider).get("kind")
+        if kind is None and name not in _PROVIDER_KINDS:
             add(
-                ("providers", name),
+                ("providers", str(name)),
                 f"unknown provider {name!r}: name it anthropic or openai, or add "
                 "`kind: openai` for an OpenAI-compatible server",
             )
-    if not config.workflows:
+    if workflows is None or workflows == {}:
         add(("workflows",), "no workflows are defined: add one under `workflows:` (see config/workflows/)")
-    for name, wf in config.workflows.items():
-        where = ("workflows", name)
-        if wf.provider not in config.providers:
-            known = ", ".join(sorted(config.providers)) or "none"
+    # A `providers:` or `prices:` of the wrong type is pydantic's to report, not a missing entry.
+    providers_ok = providers is None or isinstance(providers, dict)
+    prices_ok = prices is None or isinstance(prices, dict)
+    for name, wf in mapping(workflows).items():
+        where: Path_ = ("workflows", str(name))
+        wf = mapping(wf)
+        provider, model = wf.get("provider"), wf.get("model")
+        if isinstance(provider, str) and providers_ok and provider not in mapping(providers):
+            known = ", ".join(sorted(map(str, mapping(providers)))) or "none"
             add(
                 (*where, "provider"),
-                f"provider {wf.provider!r} is not configured under `providers:` (configured: {known})",
+                f"provider {provider!r} is not configured under `providers:` (configured: {known}): "
+                f"add `{provider}: {{api_key_env: …}}` there or use a configured one",
             )
-        if wf.model not in config.prices:
+        if isinstance(model, str) and prices_ok and model not in mapping(prices):
             add(
                 (*where, "model"),
-                f"model {wf.model!r} has no price: add `prices: {{{wf.model}: "
+                f"model {model!r} has no price: add `prices: {{{model}: "
                 "{input: …, output: …}}` in dollars per million tokens (0 for a local model)",
             )
-        if wf.nightly_rows is not None and wf.nightly_rows > config.limits.nightly_rows:
-            pass  # the nightly cap still applies; not an error
-    if config.board.kind == "google_sheets" and not config.board.spreadsheet:
+    board = mapping(data.get("board"))
+    if board.get("kind") == "google_sheets" and not board.get("spreadsheet"):
         add(("board", "spreadsheet"), "google_sheets needs `spreadsheet:` (the sheet's key or URL)")
-    if config.board.kind == "airtable" and not config.board.base:
+    if board.get("kind") == "airtable" and not board.get("base"):
         add(("board", "base"), "airtable needs `base:` (the base id, appXXXXXXXXXXXXXX)")
-    headers = list(config.columns.logical().values())
-    dupes = {h for h in headers if headers.count(h) > 1}
+    columns = mapping(board.get("columns"))
+    headers = [str(columns.get(name, default)) for name, default in ColumnsConfig().logical().items()]
+    dupes = sorted({h for h in headers if headers.count(h) > 1})
     if dupes:
-        add(("board", "columns"), f"two columns share the header {sorted(dupes)[0]!r}: give each its own")
+        add(("board", "columns"), f"two columns share the header {dupes[0]!r}: give each its own")
     return problems
 
 

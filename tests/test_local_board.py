@@ -19,8 +19,20 @@ from sheetbot.boards.local import LocalBoard
 from sheetbot.boards.memory import MemoryBoard
 from sheetbot.errors import BoardError, BoardNotFound
 
-COLUMNS = ["id", "type", "input", "priority", "status", "night", "output", "review", "notes",
-           "edited_output", "error", "cost"]  # fmt: skip
+COLUMNS = [
+    "id",
+    "type",
+    "input",
+    "priority",
+    "status",
+    "night",
+    "output",
+    "review",
+    "notes",
+    "edited_output",
+    "error",
+    "cost",
+]
 SPEC = SchemaSpec(
     columns=COLUMNS,
     review_column="review",
@@ -76,10 +88,12 @@ def queue(tmp_path: Path) -> Path:
     return make_workbook(
         tmp_path / "queue.xlsx",
         ["id", "type", "input", "status", "output"],
-        [["t1", "summary", "first", "locked", None],
-         ["t2", "summary", "second", "locked", None],
-         ["t3", "summary", "third", "locked", None]],
-    )  # fmt: skip
+        [
+            ["t1", "summary", "first", "locked", None],
+            ["t2", "summary", "second", "locked", None],
+            ["t3", "summary", "third", "locked", None],
+        ],
+    )
 
 
 # -- read ----------------------------------------------------------------------------------------------
@@ -87,23 +101,31 @@ def test_read_gives_header_rows_and_row_numbers(queue: Path) -> None:
     sheet = LocalBoard(queue, "Queue").read()
     assert sheet.columns == ("id", "type", "input", "status", "output")
     assert [row.ref for row in sheet.rows] == ["2", "3", "4"]
-    assert sheet.rows[0].values == {"id": "t1", "type": "summary", "input": "first", "status": "locked",
-                                    "output": ""}  # fmt: skip
+    assert sheet.rows[0].values == {"id": "t1", "type": "summary", "input": "first", "status": "locked", "output": ""}
 
 
 def test_read_turns_cells_into_text_and_skips_blank_rows_and_headers(tmp_path: Path) -> None:
     path = make_workbook(
         tmp_path / "q.xlsx",
         ["id", None, "n", "f", "whole", "day", "at", "flag"],
-        [["a", "x", 3, 0.25, 3.0, date(2026, 11, 22), datetime(2026, 11, 22, 1, 30), True],
-         [None, None, None, None, None, None, None, None],
-         ["b", None, None, None, None, datetime(2026, 11, 23), None, False]],
-    )  # fmt: skip
+        [
+            ["a", "x", 3, 0.25, 3.0, date(2026, 11, 22), datetime(2026, 11, 22, 1, 30), True],
+            [None, None, None, None, None, None, None, None],
+            ["b", None, None, None, None, datetime(2026, 11, 23), None, False],
+        ],
+    )
     sheet = LocalBoard(path, "Queue").read()
     assert sheet.columns == ("id", "n", "f", "whole", "day", "at", "flag")
     first, second = sheet.rows
-    assert dict(first.values) == {"id": "a", "n": "3", "f": "0.25", "whole": "3", "day": "2026-11-22",
-                                  "at": "2026-11-22T01:30:00", "flag": "TRUE"}  # fmt: skip
+    assert dict(first.values) == {
+        "id": "a",
+        "n": "3",
+        "f": "0.25",
+        "whole": "3",
+        "day": "2026-11-22",
+        "at": "2026-11-22T01:30:00",
+        "flag": "TRUE",
+    }
     assert second.ref == "4"
     assert second.get("day") == "2026-11-23"
     assert second.get("flag") == "FALSE"
@@ -113,8 +135,12 @@ def test_read_turns_cells_into_text_and_skips_blank_rows_and_headers(tmp_path: P
 def test_write_round_trip(queue: Path) -> None:
     board = LocalBoard(queue, "Queue")
     board.read()
-    result = board.write([RowUpdate("t2", {"status": "review", "output": "done two", "cost": 0.0123}),
-                          RowUpdate("t1", {"status": "review", "output": None})])  # fmt: skip
+    result = board.write(
+        [
+            RowUpdate("t2", {"status": "review", "output": "done two", "cost": 0.0123}),
+            RowUpdate("t1", {"status": "review", "output": None}),
+        ]
+    )
     assert result == WriteResult(written=2, missing=[])
     sheet = LocalBoard(queue, "Queue").read()
     assert sheet.columns[-1] == "cost"  # a column the header lacked is added at the end
@@ -144,8 +170,7 @@ def test_numbers_stay_numbers_and_dates_are_written_as_text(queue: Path) -> None
     assert row["night"].value == "2026-11-22" and row["night"].data_type == "s"
 
 
-@pytest.mark.parametrize("text", ["=1+1", "+SUM(A1)", "-3 items", "@mention", "=HYPERLINK(\"http://x\")",
-                                  "#N/A"])  # fmt: skip
+@pytest.mark.parametrize("text", ["=1+1", "+SUM(A1)", "-3 items", "@mention", '=HYPERLINK("http://x")', "#N/A"])
 def test_text_that_looks_like_a_formula_is_written_as_text(queue: Path, text: str) -> None:
     LocalBoard(queue, "Queue").write([RowUpdate("t1", {"output": text})])
     cell = load_workbook(queue, data_only=False)["Queue"]["E2"]
@@ -197,8 +222,9 @@ def test_rows_are_found_by_id_after_a_person_sorts_inserts_and_deletes(queue: Pa
             ws.cell(row=5, column=col, value=b)
 
     person_edits(queue, shuffle)
-    result = board.write([RowUpdate("t1", {"output": "one"}), RowUpdate("t2", {"output": "two"}),
-                          RowUpdate("t3", {"output": "three"})])  # fmt: skip
+    result = board.write(
+        [RowUpdate("t1", {"output": "one"}), RowUpdate("t2", {"output": "two"}), RowUpdate("t3", {"output": "three"})]
+    )
     assert result.written == 2
     assert result.missing == ["t1"]
     rows = by_id(queue)
@@ -208,25 +234,23 @@ def test_rows_are_found_by_id_after_a_person_sorts_inserts_and_deletes(queue: Pa
 
 
 def test_a_claim_finds_its_row_after_rows_were_inserted_above(tmp_path: Path) -> None:
-    path = make_workbook(tmp_path / "q.xlsx", ["id", "type", "input"],
-                         [[None, "summary", "new A"], [None, "summary", "new B"]])  # fmt: skip
+    path = make_workbook(tmp_path / "q.xlsx", ["id", "type", "input"], [[None, "summary", "new A"]])
     board = LocalBoard(path, "Queue")
-    rows = board.read().rows
-    claims = [RowUpdate(f"t{i}", {"id": f"t{i}", "status": "queued"},
-                        claim=Claim(ref=row.ref, old_id="", fingerprint=row.values))
-              for i, row in enumerate(rows, start=1)]  # fmt: skip
+    (row,) = board.read().rows
+    claim = RowUpdate("t1", {"id": "t1", "status": "queued"}, claim=Claim(row.ref, "", row.values))
 
     def insert(ws: Worksheet) -> None:
-        ws.insert_rows(2, 3)
-        ws["B2"], ws["C2"] = "summary", "new B"  # a look-alike of B above it, with the same values
-        ws["C3"] = "someone else's row"
+        ws.insert_rows(2, 2)  # the new row moves from row 2 to row 4
+        ws["B2"], ws["C2"] = "summary", "someone else's row, now at row 2"
+        ws["B3"], ws["C3"] = "summary", "new A, but edited"
 
     person_edits(path, insert)
-    result = board.write(claims)
-    assert result == WriteResult(written=2, missing=[])
-    got = by_id(path)
-    assert got["t1"]["input"] == "new A" and got["t2"]["input"] == "new B"
-    assert sum(1 for row in cells(path)[1:] if row[0] is None and row[2] == "new B") == 1
+    assert board.write([claim]) == WriteResult(written=1, missing=[])
+    assert cells(path)[1:] == [
+        [None, "summary", "someone else's row, now at row 2", None],
+        [None, "summary", "new A, but edited", None],
+        ["t1", "summary", "new A", "queued"],
+    ]
 
 
 def test_a_claim_whose_row_was_changed_is_missing_not_guessed(tmp_path: Path) -> None:
@@ -292,8 +316,7 @@ def test_missing_sheet_names_the_sheets_there_are(queue: Path) -> None:
 def test_a_file_that_is_not_a_workbook(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "queue.xlsx"
     path.write_bytes(content)
-    for call in (lambda b: b.read(), lambda b: b.write([RowUpdate("t1", {"x": 1})]),
-                 lambda b: b.ensure_schema(SPEC)):  # fmt: skip
+    for call in (lambda b: b.read(), lambda b: b.write([RowUpdate("t1", {"x": 1})]), lambda b: b.ensure_schema(SPEC)):
         with pytest.raises(BoardError) as info:
             call(LocalBoard(path, "Queue"))
         assert not isinstance(info.value, BoardNotFound)
@@ -351,8 +374,11 @@ def test_ensure_schema_creates_the_workbook(tmp_path: Path) -> None:
 
 
 def test_ensure_schema_adds_columns_without_touching_existing_ones(tmp_path: Path) -> None:
-    path = make_workbook(tmp_path / "q.xlsx", ["input", "brand", "type", "id"],
-                         [["hello", "Acme", "summary", "t1"], ["bye", "Beta", "summary", None]])  # fmt: skip
+    path = make_workbook(
+        tmp_path / "q.xlsx",
+        ["input", "brand", "type", "id"],
+        [["hello", "Acme", "summary", "t1"], ["bye", "Beta", "summary", None]],
+    )
     added = LocalBoard(path, "Queue").ensure_schema(SPEC)
     assert added == [c for c in COLUMNS if c not in {"input", "type", "id"}]
     rows = cells(path)
@@ -414,9 +440,11 @@ def test_behaves_like_the_memory_board(tmp_path: Path) -> None:
     for board in (local, memory):
         rows = board.read().rows
         new = rows[1]
-        updates = [RowUpdate("t1", {"output": "=1+1", "cost": 0.25}),
-                   RowUpdate("t2", {"id": "t2"}, claim=Claim(new.ref, "", new.values)),
-                   RowUpdate("gone", {"output": "x"})]  # fmt: skip
+        updates = [
+            RowUpdate("t1", {"output": "=1+1", "cost": 0.25}),
+            RowUpdate("t2", {"id": "t2"}, claim=Claim(new.ref, "", new.values)),
+            RowUpdate("gone", {"output": "x"}),
+        ]
         result = board.write(updates)
         sheet = board.read()
         results.append((result, sheet.columns, [dict(row.values) for row in sheet.rows]))

@@ -152,7 +152,9 @@ def test_cache_tokens_are_reported(kind: str) -> None:
 
     done = asyncio.run(go())
     if kind == "openai":
-        assert done.usage == Usage(input_tokens=20, output_tokens=5, cache_read_tokens=80)  # 100 prompt tokens, 80 cached
+        assert done.usage == Usage(
+            input_tokens=20, output_tokens=5, cache_read_tokens=80
+        )  # 100 prompt tokens, 80 cached
     else:
         assert done.text == "ab"
         assert done.usage == Usage(input_tokens=3, output_tokens=5, cache_write_tokens=50)

@@ -12,10 +12,11 @@ import io
 import math
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from copy import copy
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import TypeVar
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.cell.cell import Cell
@@ -32,6 +33,7 @@ from sheetbot.errors import BoardError, BoardNotFound, BoardWriteError
 
 #: (st_mtime_ns, st_size) of the file as we last read or wrote it: how we notice a person's save.
 Signature = tuple[int, int]
+T = TypeVar("T")
 
 #: How often a write re-reads and re-applies when the file keeps changing under it.
 SAVE_ATTEMPTS = 3
@@ -64,46 +66,45 @@ class LocalBoard:
     def write(self, updates: Sequence[RowUpdate]) -> WriteResult:
         if not updates:
             return WriteResult()
+        return self._change(lambda workbook: self._apply(self._worksheet(workbook), updates))
+
+    def ensure_schema(self, spec: SchemaSpec) -> list[str]:
+        return self._change(lambda workbook: _shape(workbook, self.sheet, spec), create=True)
+
+    # -- loading and saving ------------------------------------------------------------
+    def _change(self, edit: Callable[[Workbook], tuple[T, bool]], *, create: bool = False) -> T:
+        """Edit the workbook as it is on disk now and save it once (edit returns: result, changed?).
+
+        A person who saved the file since our read wins: their copy is loaded and edited instead.
+        """
         for _ in range(SAVE_ATTEMPTS):
             workbook = self._workbook
             if workbook is None or _signature(self.path) != self._signature:
-                workbook = self._load()  # first write, or a person saved the file since our read
-            result, changed = self._apply(self._worksheet(workbook), updates)
-            if not changed or self._save(workbook):
+                workbook = self._load(create=create)
+            self._workbook = None  # the copy in memory runs ahead of the file until it is saved
+            result, changed = edit(workbook)
+            if not changed:
+                self._workbook = workbook
+                return result
+            if self._save(workbook):
                 return result
         raise BoardWriteError(
-            f"{self.path} kept changing while sheetbot was writing it ({SAVE_ATTEMPTS} tries): "
+            f"{self.path} kept changing while sheetbot was saving it ({SAVE_ATTEMPTS} tries): "
             "outputs are kept and will be written on the next run"
         )
 
-    def ensure_schema(self, spec: SchemaSpec) -> list[str]:
-        for _ in range(SAVE_ATTEMPTS):
-            try:
-                workbook, created = self._load(), False
-            except BoardNotFound:
-                workbook, created, self._signature = Workbook(), True, None
-                workbook.remove(workbook.worksheets[0])  # the sheet is made below, under its own name
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            if self.sheet not in workbook.sheetnames:
-                try:
-                    workbook.create_sheet(self.sheet)
-                except ValueError as err:
-                    raise BoardError(f"{self.sheet!r} is no sheet name ({_one_line(err)}): fix board.sheet") from None
-                created = True
-            added, changed = _shape(self._worksheet(workbook), spec)
-            if not (created or changed) or self._save(workbook):
-                return added
-        raise BoardWriteError(f"{self.path} kept changing while `sheetbot init` was writing it: run it again")
-
-    # -- loading and saving ------------------------------------------------------------
-    def _load(self) -> Workbook:
+    def _load(self, *, create: bool = False) -> Workbook:
         """Read the file once (bytes and stat from the same handle, so they belong together)."""
         try:
             with open(self.path, "rb") as handle:
                 stat = os.fstat(handle.fileno())
                 data = handle.read()
         except FileNotFoundError:
-            raise BoardNotFound(f"{self.path} not found: run `sheetbot init` to create it") from None
+            if not create:
+                raise BoardNotFound(f"{self.path} not found: run `sheetbot init` to create it") from None
+            workbook, self._signature = Workbook(), None
+            workbook.remove(workbook.worksheets[0])  # _shape adds the sheet under its own name
+            return workbook
         except OSError as err:
             raise BoardError(f"cannot read {self.path}: {err.strerror or err}") from None
         try:
@@ -129,9 +130,10 @@ class LocalBoard:
 
     def _save(self, workbook: Workbook) -> bool:
         """Atomically replace the file. False, and nothing written, if a person saved it meanwhile."""
-        expected, self._workbook = self._signature, None  # in memory is ahead of disk until saved
-        temp: Path | None = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        expected = self._signature
+        temp, replaced = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp"), False
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(temp, "xb") as handle:  # "x": a new file, with the user's umask
                 workbook.save(handle)
                 handle.flush()
@@ -139,10 +141,10 @@ class LocalBoard:
             if _signature(self.path) != expected:
                 return False
             if expected is not None:
-                os.chmod(temp, self.path.stat().st_mode)
+                os.chmod(temp, self.path.stat().st_mode)  # a temp file's mode is not the user's
             saved = _signature(temp)  # a rename keeps mtime and size
             os.replace(temp, self.path)
-            temp = None
+            replaced = True
         except Exception as err:  # PermissionError (open in Excel on Windows), disk full, openpyxl
             reason = (err.strerror or str(err)) if isinstance(err, OSError) else _one_line(err)
             raise BoardWriteError(
@@ -150,7 +152,7 @@ class LocalBoard:
                 "outputs are kept and will be written on the next run"
             ) from None
         finally:
-            if temp is not None:
+            if not replaced:
                 temp.unlink(missing_ok=True)
         self._workbook, self._signature = workbook, saved
         return True
@@ -166,8 +168,9 @@ class LocalBoard:
         for u_index, targets in placement.targets.items():
             for column, value in updates[u_index].values.items():
                 col = header.get(column) or _add_column(ws, header, column)
-                if col not in aligned:
-                    aligned[col] = _column_alignment(ws, col)
+                if col not in aligned:  # the wrap `init` gives wide columns: Excel applies it, openpyxl not
+                    dimension = ws.column_dimensions.get(get_column_letter(col))
+                    aligned[col] = copy(dimension.alignment) if dimension is not None and dimension.has_style else None
                 for target in targets:
                     cell = ws.cell(row=int(refs[target]), column=col)
                     if aligned[col] is not None and not cell.has_style:
@@ -209,12 +212,6 @@ def _add_column(ws: Worksheet, header: dict[str, int], name: str) -> int:
     return col + 1
 
 
-def _column_alignment(ws: Worksheet, col: int) -> Alignment | None:
-    """The wrap `init` gives wide columns: Excel applies it to typed cells, openpyxl does not."""
-    dimension = ws.column_dimensions.get(get_column_letter(col))
-    return copy(dimension.alignment) if dimension is not None and dimension.has_style else None
-
-
 def _text(value: object) -> str:
     """A cell as the text a person sees (dates as ISO text, whole numbers without ``.0``)."""
     if value is None:
@@ -244,13 +241,22 @@ def _put(cell: Cell, value: CellValue) -> None:
         cell.quotePrefix = True  # so Excel keeps it text even when a person re-enters the cell
 
 
-def _shape(ws: Worksheet, spec: SchemaSpec) -> tuple[list[str], bool]:
-    """Add what `init` promises to a worksheet; returns the columns added and whether anything changed."""
+def _shape(workbook: Workbook, sheet: str, spec: SchemaSpec) -> tuple[list[str], bool]:
+    """Add what `init` promises; returns the columns added and whether anything changed."""
+    changed = sheet not in workbook.sheetnames
+    if changed:
+        try:
+            workbook.create_sheet(sheet)
+        except ValueError as err:
+            raise BoardError(f"{sheet!r} cannot be a sheet name ({_one_line(err)}): fix board.sheet") from None
+    ws = workbook[sheet]
+    if not isinstance(ws, Worksheet):
+        raise BoardError(f"{sheet!r} is a chart sheet, not a worksheet: fix board.sheet")
     header = _header(ws)
     added = [name for name in dict.fromkeys(spec.columns) if name not in header]
     for name in added:
         _add_column(ws, header, name)
-    changed = bool(added)
+    changed = changed or bool(added)
     for col in header.values():
         cell = ws.cell(row=1, column=col)
         if not cell.font.b:
@@ -261,36 +267,24 @@ def _shape(ws: Worksheet, spec: SchemaSpec) -> tuple[list[str], bool]:
     if ws.freeze_panes is None or coordinate_to_tuple(ws.freeze_panes)[0] < 2:
         ws.freeze_panes = "A2"
         changed = True
-    review = header.get(spec.review_column)
-    if review is not None and not _has_validation(ws, review):
-        choices, letter = ",".join(spec.review_choices), get_column_letter(review)
-        error = f"Pick one of: {', '.join(spec.review_choices)}"
-        dropdown = DataValidation(
-            type="list",
-            formula1=f'"{choices}"',
-            allow_blank=True,
-            error=error,
-            showErrorMessage=True,
-            errorTitle=spec.review_column,
-        )
-        dropdown.add(f"{letter}2:{letter}{LAST_ROW}")
+    review = get_column_letter(header[spec.review_column]) if spec.review_column in header else None
+    # A dropdown already on the column stays (re-running init must not stack them, nor undo a person's).
+    if review and not any(f"{review}2" in dv.sqref for dv in ws.data_validations.dataValidation):
+        choices = ",".join(spec.review_choices)
+        dropdown = DataValidation("list", formula1=f'"{choices}"', allow_blank=True, showErrorMessage=True)
+        dropdown.errorTitle, dropdown.error = spec.review_column, f"Pick one of: {choices.replace(',', ', ')}"
+        dropdown.add(f"{review}2:{review}{LAST_ROW}")
         ws.add_data_validation(dropdown)
         changed = True
     sized = {col for d in ws.column_dimensions.values() if d.min and d.max for col in range(d.min, d.max + 1)}
     for name in spec.wide_columns:
-        col = header.get(name)
-        if col is not None and col not in sized:
-            dimension = ws.column_dimensions[get_column_letter(col)]
+        wide = header.get(name)
+        if wide is not None and wide not in sized:
+            dimension = ws.column_dimensions[get_column_letter(wide)]
             dimension.width = WIDE_COLUMN_WIDTH  # only where nobody has sized the column yet
             dimension.alignment = Alignment(wrap_text=True, vertical="top")
             changed = True
     return added, changed
-
-
-def _has_validation(ws: Worksheet, col: int) -> bool:
-    """Is there a dropdown on this column already? (Re-running init must not stack them.)"""
-    first = f"{get_column_letter(col)}2"
-    return any(first in validation.sqref for validation in ws.data_validations.dataValidation)
 
 
 def _signature(path: Path) -> Signature | None:

@@ -52,6 +52,7 @@ class _Night:
         self.deadline = deadline
         self.providers: dict[str, Provider] = {}
         self.gates: dict[str, asyncio.Semaphore] = {}
+        self.unavailable: dict[str, SheetbotError] = {}
         self.total = 0
         self.finished = 0
 
@@ -66,8 +67,14 @@ class _Night:
                 )
                 self.gates[key] = asyncio.Semaphore(64)
             return key, self.providers[key]
+        if wf.provider in self.unavailable:
+            raise self.unavailable[wf.provider]
         if wf.provider not in self.providers:
-            self.providers[wf.provider] = self.ctx.providers(wf.provider)
+            try:
+                self.providers[wf.provider] = self.ctx.providers(wf.provider)
+            except SheetbotError as exc:  # e.g. no API key: nothing was called, so the rows wait, unharmed
+                self.unavailable[wf.provider] = exc
+                raise
             self.gates[wf.provider] = asyncio.Semaphore(self.ctx.config.providers[wf.provider].concurrency)
         return wf.provider, self.providers[wf.provider]
 
@@ -104,7 +111,11 @@ class _Night:
         if self.out_of_time():
             self._defer(task, "deferred: the night window ended before this row started")
             return
-        key, provider = self.provider_for(wf)
+        try:
+            key, provider = self.provider_for(wf)
+        except SheetbotError as exc:
+            self._defer(task, f"deferred: {exc}")
+            return
         system, prompt = render_prompts(
             wf,
             task.snapshot,

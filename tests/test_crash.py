@@ -1,0 +1,55 @@
+"""A real `kill -9` in the middle of a run: nothing lost, nothing paid twice."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from harness import Shop, at
+
+TESTS = Path(__file__).parent
+
+CRASHING_RUN = textwrap.dedent("""
+    import os, signal, sys
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[2])
+    from harness import Shop, at
+
+    shop = Shop(Path(sys.argv[1]), concurrency=1, create=False)
+    shop.clock.set(at("2026-11-24T01:00"))
+
+    def answer(body):
+        if len(shop.fake.requests) == 4:  # three outputs are stored; the fourth call is in flight
+            os.kill(os.getpid(), signal.SIGKILL)
+        return "stored before the crash"
+
+    shop.fake.reply_with(answer)
+    shop.run()
+""")
+
+
+def test_kill_9_mid_run_then_the_next_run_pays_only_for_what_is_missing(tmp_path: Path) -> None:
+    shop = Shop(tmp_path, concurrency=1)
+    for n in range(6):
+        shop.add(type="listing", input=f"item {n}")
+    shop.lock()
+
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASHING_RUN, str(tmp_path), str(TESTS)], capture_output=True, text=True, timeout=60
+    )
+    assert crashed.returncode == -9, crashed.stderr
+    assert all(r["status"] == "running" for r in shop.rows())
+    with shop.state() as state:
+        assert state.query("SELECT COUNT(*) AS n FROM attempts WHERE ok = 1")[0]["n"] == 3
+
+    shop.clock.set(at("2026-11-24T01:30"))
+    report = shop.run()
+    assert len(shop.fake.requests) == 3  # only the rows with no stored output
+    assert report.done.total() == 3  # the three stored ones were already done: written, not re-run
+    outputs = [r["output"] for r in shop.rows()]
+    assert outputs.count("stored before the crash") == 3
+    assert all(r["status"] == "review" for r in shop.rows())
+    with shop.state() as state:
+        assert state.query("SELECT COUNT(*) AS n FROM attempts WHERE ok = 1")[0]["n"] == 6

@@ -7,43 +7,81 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sheetbot.boards.factory import open_board
-from sheetbot.configfile import inspect_config
-from sheetbot.errors import ConfigError, SheetbotError
-from sheetbot.night.prompts import missing_columns
+from sheetbot.configfile import Inspection, inspect
+from sheetbot.errors import BoardError, ConfigError, Problem, SheetbotError
 from sheetbot.providers.factory import make_provider
+from sheetbot.templates import placeholders
 
 
 def run_check(path: str | Path, *, env: Mapping[str, str] | None = None) -> list[str]:
+    """One line per problem, each naming the key (and its line) and what to do; empty when all is well."""
     env = dict(os.environ) if env is None else env
     try:
-        config, problems = inspect_config(path)
+        found = inspect(path)
     except ConfigError as exc:
         return [str(p) for p in exc.problems]
-    found = [str(p) for p in problems]
-    if config is None:
-        return found
-    columns = config.columns.logical()
+    problems = list(found.problems)
+    if found.config is None:
+        return [str(p) for p in problems]
+    problems += _board_problems(found, path)
+    problems += _credential_problems(found, env)
+    return [str(p) for p in problems]
+
+
+def _board_problems(found: Inspection, path: str | Path) -> list[Problem]:
+    """The board exists and has the columns the workflows' templates use."""
+    config = found.config
+    assert config is not None
+    init = f"run `sheetbot init --config {path}`"
     try:
         sheet = open_board(config).read()
+    except ConfigError as exc:  # a board kind this version cannot open
+        return [found.problem(("board", "kind"), p.message.removeprefix("board.kind: ")) for p in exc.problems]
+    except BoardError as exc:
+        if config.board.kind == "local" and not config.resolve_path(config.board.path).exists():
+            workbook = config.resolve_path(config.board.path)
+            return [found.problem(("board", "path"), f"the workbook {workbook} does not exist yet: {init} to create it")]
+        return [found.problem(("board",), str(exc))]
     except SheetbotError as exc:
-        found.append(f"board: {exc}")
-    else:
-        header = set(sheet.columns)
-        absent = [c for c in columns.values() if c not in header]
-        if absent:
-            found.append(f"board: {', '.join(absent)} missing: run `sheetbot init` to add them")
-        for name, wf in config.workflows.items():
-            for column in missing_columns(wf, header, columns):
-                found.append(
-                    f"workflows.{name}: the template uses {{{{{column}}}}}, but the board has no column "
-                    f"{column!r}: add it to the board or fix the template"
+        return [found.problem(("board",), str(exc))]
+    problems: list[Problem] = []
+    columns = config.columns.logical()
+    header = set(sheet.columns)
+    absent = [c for c in columns.values() if c not in header]
+    if absent:
+        problems.append(found.problem(("board",), f"the board has no column {', '.join(absent)}: {init} to add them"))
+    for name, wf in config.workflows.items():
+        for key in ("system", "prompt"):
+            for column in placeholders(getattr(wf, key)):
+                if column in header or columns.get(column) in header or columns.get(column) in absent:
+                    continue  # a logical column sheetbot adds itself is reported once, above
+                problems.append(
+                    found.problem(
+                        ("workflows", name, key),
+                        f"workflow {name} uses {{{{{column}}}}}, but the board has no column {column!r}: "
+                        f"add the column ({init} adds it) or fix the template",
+                    )
                 )
-    used = {wf.provider for wf in config.workflows.values() if wf.mode != "preview"}
-    for name in sorted(used):
+    return problems
+
+
+def _credential_problems(found: Inspection, env: Mapping[str, str]) -> list[Problem]:
+    """Every provider that a live or batch workflow uses has its API key in the environment."""
+    config = found.config
+    assert config is not None
+    users: dict[str, list[str]] = {}
+    for name, wf in config.workflows.items():
+        if wf.mode != "preview":
+            users.setdefault(wf.provider, []).append(name)
+    problems: list[Problem] = []
+    for name in sorted(users):
         if name not in config.providers:
-            continue
+            continue  # reported with the YAML's problems
         try:
             make_provider(name, config.providers[name], env=env)
+        except ConfigError as exc:
+            problems += [found.problem(("providers", name), p.message) for p in exc.problems]
         except SheetbotError as exc:
-            found.append(f"providers.{name}: {exc}")
-    return found
+            reason = str(exc).removeprefix(f"provider {name}: ")
+            problems.append(found.problem(("providers", name), f"{reason} (used by {', '.join(users[name])})"))
+    return problems

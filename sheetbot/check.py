@@ -38,9 +38,10 @@ def _board_problems(found: Inspection, path: str | Path) -> list[Problem]:
     except ConfigError as exc:  # a board kind this version cannot open
         return [found.problem(("board", "kind"), p.message.removeprefix("board.kind: ")) for p in exc.problems]
     except BoardError as exc:
-        if config.board.kind == "local" and not config.resolve_path(config.board.path).exists():
-            workbook = config.resolve_path(config.board.path)
-            return [found.problem(("board", "path"), f"the workbook {workbook} does not exist yet: {init} to create it")]
+        workbook = config.resolve_path(config.board.path)
+        if config.board.kind == "local" and not workbook.exists():
+            message = f"the workbook {workbook} does not exist yet: {init} to create it"
+            return [found.problem(("board", "path"), message)]
         return [found.problem(("board",), str(exc))]
     except SheetbotError as exc:
         return [found.problem(("board",), str(exc))]

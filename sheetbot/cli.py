@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -72,9 +74,20 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from sheetbot.app import open_context
+    from sheetbot.templates import placeholders
 
     with open_context(args.config) as ctx:
-        added = ctx.board.ensure_schema(ctx.schema())
+        spec = ctx.schema()
+        # The columns the workflows' templates name ({{brand}}, {{keywords}}) too: without them `lock`
+        # fails every row of those workflows, and `check` says so.
+        named = [
+            name
+            for wf in ctx.config.workflows.values()
+            for name in placeholders(wf.system) + placeholders(wf.prompt)
+            if name not in spec.columns and name not in ctx.col
+        ]
+        spec = dataclasses.replace(spec, columns=[*spec.columns, *dict.fromkeys(named)])
+        added = ctx.board.ensure_schema(spec)
         where = ctx.board.describe()
     if added:
         out.print(
@@ -131,10 +144,12 @@ def cmd_report(args: argparse.Namespace) -> int:
         raise SheetbotError(f"no state file at {config.state_path} yet: run `sheetbot lock` and `sheetbot run` first")
     with State(config.state_path) as state:
         metrics = night_metrics(state, nights=args.nights)
+    if not metrics:
+        raise SheetbotError(
+            f"no nights recorded yet in {config.state_path}: run `sheetbot lock` and `sheetbot run` first"
+        )
     if args.json:
         print(json.dumps([m.as_dict() for m in metrics], indent=2))
-    elif not metrics:
-        out.print("no nights recorded yet", markup=False)
     else:
         out.print(metrics_table(metrics))
     return 0
@@ -146,8 +161,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.dir), console=out, force=args.force)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line like every other error (and still exits 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        err.print(f"{self.prog}: error: {message} (see `{self.prog} --help`)", markup=False)
+        raise SystemExit(2)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
+    return value
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="sheetbot",
         description="Overnight LLM work with a spreadsheet as the queue and the review board.",
     )
@@ -172,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("harvest", cmd_harvest, "read the morning's review decisions")
     report = command("report", cmd_report, "nightly metrics, as a table or --json")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    report.add_argument("--nights", type=int, default=7, help="how many recent nights (default 7)")
+    report.add_argument("--nights", type=_positive, default=7, help="how many recent nights (default 7)")
     return parser
 
 
@@ -182,7 +219,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except SheetbotError as exc:
-        err.print(f"sheetbot: error: {exc}", markup=False)
+        err.print(f"sheetbot: error: {_one_line(str(exc))}", markup=False)
+        return 1
+    except OSError as exc:  # a folder that cannot be written, a full disk: the user's to fix, not a bug
+        where = f": {exc.filename}" if exc.filename else ""
+        err.print(f"sheetbot: error: {exc.strerror or exc}{where}", markup=False)
         return 1
     except KeyboardInterrupt:
         err.print(
@@ -194,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         err.print(
-            f"sheetbot: unexpected error: {type(exc).__name__}: {exc} (run with --debug for details)",
+            f"sheetbot: unexpected error: {type(exc).__name__}: {_one_line(str(exc))} (run with --debug for details)",
             markup=False,
         )
         return 2

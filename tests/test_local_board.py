@@ -199,6 +199,15 @@ def test_write_keeps_the_file_mode(queue: Path) -> None:
     assert queue.stat().st_mode & 0o777 == 0o640
 
 
+@pytest.mark.skipif(os.name != "posix", reason="symlinks")
+def test_a_symlinked_workbook_stays_a_symlink(queue: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link.xlsx"
+    link.symlink_to(queue)
+    LocalBoard(link, "Queue").write([RowUpdate("t1", {"output": "x"})])
+    assert link.is_symlink()
+    assert by_id(queue)["t1"]["output"] == "x"
+
+
 def test_an_update_for_no_row_writes_nothing(queue: Path) -> None:
     before = queue.stat().st_mtime_ns
     assert LocalBoard(queue, "Queue").write([RowUpdate("nope", {"output": "x"})]).missing == ["nope"]

@@ -8,6 +8,7 @@ values are written as text or numbers, never as formulas.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -130,10 +131,10 @@ class LocalBoard:
 
     def _save(self, workbook: Workbook) -> bool:
         """Atomically replace the file. False, and nothing written, if a person saved it meanwhile."""
-        expected = self._signature
-        temp, replaced = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp"), False
+        expected, target = self._signature, self.path.resolve()  # a symlink stays a link to the file
+        temp, replaced = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"), False
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
             with open(temp, "xb") as handle:  # "x": a new file, with the user's umask
                 workbook.save(handle)
                 handle.flush()
@@ -141,9 +142,9 @@ class LocalBoard:
             if _signature(self.path) != expected:
                 return False
             if expected is not None:
-                os.chmod(temp, self.path.stat().st_mode)  # a temp file's mode is not the user's
+                os.chmod(temp, target.stat().st_mode)  # a temp file's mode is not the user's
             saved = _signature(temp)  # a rename keeps mtime and size
-            os.replace(temp, self.path)
+            os.replace(temp, target)
             replaced = True
         except Exception as err:  # PermissionError (open in Excel on Windows), disk full, openpyxl
             reason = (err.strerror or str(err)) if isinstance(err, OSError) else _one_line(err)
@@ -153,7 +154,8 @@ class LocalBoard:
             ) from None
         finally:
             if not replaced:
-                temp.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    temp.unlink(missing_ok=True)
         self._workbook, self._signature = workbook, saved
         return True
 

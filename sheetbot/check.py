@@ -8,8 +8,8 @@ from pathlib import Path
 
 from sheetbot.boards.factory import open_board
 from sheetbot.configfile import Inspection, inspect
-from sheetbot.errors import BoardError, ConfigError, Problem, SheetbotError
-from sheetbot.providers.factory import make_provider
+from sheetbot.errors import BoardError, BoardNotFound, ConfigError, Problem, SheetbotError
+from sheetbot.night.prompts import missing_columns
 from sheetbot.templates import placeholders
 
 
@@ -42,7 +42,9 @@ def _board_problems(found: Inspection, path: str | Path) -> list[Problem]:
         if config.board.kind == "local" and not workbook.exists():
             message = f"the workbook {workbook} does not exist yet: {init} to create it"
             return [found.problem(("board", "path"), message)]
-        return [found.problem(("board",), str(exc))]
+        # The workbook is there: a missing worksheet is board.sheet's fault, anything else the file's.
+        key = ("board", "sheet") if isinstance(exc, BoardNotFound) else ("board", "path")
+        return [found.problem(key, str(exc))]
     except SheetbotError as exc:
         return [found.problem(("board",), str(exc))]
     problems: list[Problem] = []
@@ -52,22 +54,24 @@ def _board_problems(found: Inspection, path: str | Path) -> list[Problem]:
     if absent:
         problems.append(found.problem(("board",), f"the board has no column {', '.join(absent)}: {init} to add them"))
     for name, wf in config.workflows.items():
-        for key in ("system", "prompt"):
-            for column in placeholders(getattr(wf, key)):
-                if column in header or columns.get(column) in header or columns.get(column) in absent:
-                    continue  # a logical column sheetbot adds itself is reported once, above
-                problems.append(
-                    found.problem(
-                        ("workflows", name, key),
-                        f"workflow {name} uses {{{{{column}}}}}, but the board has no column {column!r}: "
-                        f"add the column ({init} adds it) or fix the template",
-                    )
+        # A logical column that sheetbot adds itself (input, notes) is reported once, above.
+        missing = [c for c in missing_columns(wf, header, columns) if columns.get(c) not in absent]
+        for column in missing:
+            key = next((k for k in ("system", "prompt") if column in placeholders(getattr(wf, k) or "")), "steps")
+            problems.append(
+                found.problem(
+                    ("workflows", name, key),
+                    f"workflow {name} uses {{{{{column}}}}}, but the board has no column {column!r}: "
+                    f"add the column ({init} adds it) or fix the template",
                 )
+            )
     return problems
 
 
 def _credential_problems(found: Inspection, env: Mapping[str, str]) -> list[Problem]:
     """Every provider that a live or batch workflow uses has its API key in the environment."""
+    from sheetbot.providers.factory import make_provider  # the SDKs take a second to import: only when needed
+
     config = found.config
     assert config is not None
     users: dict[str, list[str]] = {}

@@ -18,8 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sheetbot import __version__
 from sheetbot.configfile import DEFAULT_CONFIG
 from sheetbot.errors import SheetbotError
+from sheetbot.night.context import NightContext, no_progress
 from sheetbot.night.context import Progress as ProgressFn
-from sheetbot.night.context import no_progress
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -72,20 +72,27 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_init(args: argparse.Namespace) -> int:
-    from sheetbot.app import open_context
-    from sheetbot.templates import placeholders
+@contextmanager
+def _context(args: argparse.Namespace, progress: ProgressFn = no_progress) -> Iterator[NightContext]:
+    """The night's context, with the YAML read before the night machinery and the provider SDKs are
+    imported: a wrong path or a typo fails in a fraction of a second, not after a second of imports."""
+    from sheetbot.configfile import load_config
 
-    with open_context(args.config) as ctx:
+    config = load_config(args.config)
+    from sheetbot.app import open_context
+
+    with open_context(args.config, config=config, progress=progress) as ctx:
+        yield ctx
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    with _context(args) as ctx:
+        from sheetbot.night.prompts import missing_columns
+
         spec = ctx.schema()
         # The columns the workflows' templates name ({{brand}}, {{keywords}}) too: without them `lock`
         # fails every row of those workflows, and `check` says so.
-        named = [
-            name
-            for wf in ctx.config.workflows.values()
-            for name in placeholders(wf.system) + placeholders(wf.prompt)
-            if name not in spec.columns and name not in ctx.col
-        ]
+        named = [c for wf in ctx.config.workflows.values() for c in missing_columns(wf, set(spec.columns), ctx.col)]
         spec = dataclasses.replace(spec, columns=[*spec.columns, *dict.fromkeys(named)])
         added = ctx.board.ensure_schema(spec)
         where = ctx.board.describe()
@@ -100,34 +107,31 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    from sheetbot.app import open_context
-    from sheetbot.night.lock import lock
-    from sheetbot.summary import describe_lock
+    with _context(args) as ctx:
+        from sheetbot.night.lock import lock
+        from sheetbot.summary import describe_lock
 
-    with open_context(args.config) as ctx:
         report = lock(ctx)
     out.print(describe_lock(report), markup=False)
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sheetbot.app import open_context
-    from sheetbot.night.run import run
-    from sheetbot.summary import describe_run
-
     until = _until(args.until)
-    with progress_bar("running") as progress, open_context(args.config, progress=progress) as ctx:
+    with progress_bar("running") as progress, _context(args, progress) as ctx:
+        from sheetbot.night.run import run
+        from sheetbot.summary import describe_run
+
         report = run(ctx, until=until)
     out.print(describe_run(report), markup=False)
     return 0
 
 
 def cmd_harvest(args: argparse.Namespace) -> int:
-    from sheetbot.app import open_context
-    from sheetbot.night.harvest import harvest
-    from sheetbot.summary import describe_harvest
+    with _context(args) as ctx:
+        from sheetbot.night.harvest import harvest
+        from sheetbot.summary import describe_harvest
 
-    with open_context(args.config) as ctx:
         report = harvest(ctx)
     out.print(describe_harvest(report), markup=False)
     return 0

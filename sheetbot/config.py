@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 
 BoardKind = Literal["local", "google_sheets", "airtable"]
 ProviderKind = Literal["anthropic", "openai"]
@@ -75,9 +75,18 @@ class ProviderConfig(Strict):
     kind: ProviderKind | None = None
     api_key_env: str | None = None
     base_url: str | None = None
-    concurrency: int = Field(default=4, ge=1, le=256)
+    #: Calls in flight at once.
+    concurrency: int = Field(default=4, ge=1, le=1024)
+    #: Requests and tokens per minute the account allows; sheetbot stays under them.
+    rpm: int | None = Field(default=None, ge=1)
+    tpm: int | None = Field(default=None, ge=1)
+    #: Seconds one call may take.
     timeout_s: float = Field(default=120.0, gt=0)
-    max_retries: int = Field(default=2, ge=0, le=10)
+    #: Retries of one call on 429, 5xx, timeouts and dropped connections (exponential backoff with jitter).
+    max_retries: int = Field(default=4, ge=0, le=20)
+    #: Consecutive failed calls that open the circuit breaker, and how long it stays open.
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_cooldown_s: float = Field(default=900.0, ge=0)
 
 
 class PriceConfig(Strict):
@@ -90,6 +99,35 @@ class PriceConfig(Strict):
     batch_discount: float = Field(default=0.5, ge=0, le=1)
 
 
+FieldType = Literal["text", "integer", "number", "boolean", "list", "choice"]
+
+
+class OutputField(Strict):
+    """One field of a structured answer; it goes to the board column of the same name."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_ ]*$")
+    type: FieldType = "text"
+    #: The allowed values of a `choice` field.
+    choices: list[str] = Field(default_factory=list)
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _choices_for_choice(self) -> OutputField:
+        if self.type == "choice" and not self.choices:
+            raise ValueError(f"output field {self.name!r} is a choice: list its allowed values under `choices:`")
+        return self
+
+
+class StepConfig(Strict):
+    """One step of a multi-step workflow (research → draft → polish)."""
+
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    prompt: str
+    system: str | None = None
+    model: str | None = None
+    max_tokens: int | None = Field(default=None, gt=0, le=200_000)
+
+
 class WorkflowConfig(Strict):
     provider: str
     model: str
@@ -97,18 +135,42 @@ class WorkflowConfig(Strict):
     max_tokens: int = Field(default=1024, gt=0, le=200_000)
     nightly_rows: int | None = Field(default=None, ge=0)
     temperature: float | None = Field(default=None, ge=0, le=2)
+    #: Seconds one call may take (default: the provider's timeout_s).
     timeout_s: float | None = Field(default=None, gt=0)
+    #: Seconds a whole task (every step and retry) may take.
+    task_timeout_s: float | None = Field(default=None, gt=0)
+    #: Dollars one task may cost, and this workflow may spend in one night.
+    max_usd_per_task: float | None = Field(default=None, gt=0)
+    nightly_usd: float | None = Field(default=None, ge=0)
+    #: Failed calls a row may have in one night before it is dead-lettered (`failed`).
+    max_failed_calls: int = Field(default=3, ge=1, le=20)
     description: str = ""
     system: str = ""
-    prompt: str
+    steps: list[StepConfig] = Field(default_factory=list)
+    #: Declared after `steps` so its check can see them.
+    prompt: str = Field(default="", validate_default=True)
+    outputs: list[OutputField] = Field(default_factory=list)
     checklist: list[str] = Field(default_factory=list)
+
+    @field_validator("steps")
+    @classmethod
+    def _unique_steps(cls, steps: list[StepConfig]) -> list[StepConfig]:
+        names = [s.name for s in steps]
+        if len(set(names)) != len(names):
+            raise ValueError("two steps share a name: give each step its own `name`")
+        return steps
 
     @field_validator("prompt")
     @classmethod
-    def _prompt_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("the prompt is empty: write the instructions and use {{input}} for the row's input")
-        return value
+    def _prompt_or_steps(cls, prompt: str, info: ValidationInfo) -> str:
+        steps = info.data.get("steps")
+        if steps and prompt.strip():
+            raise ValueError("a workflow has either `prompt:` or `steps:`, not both: move the prompt into a step")
+        if not steps and not prompt.strip():
+            raise ValueError(
+                "a prompt is required (or `steps:`): write the instructions, with {{input}} for the row's input"
+            )
+        return prompt
 
 
 class NotifyConfig(Strict):

@@ -98,11 +98,11 @@ def _read_yaml(path: Path, lines: _Lines, prefix: Path_ = ()) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(
-            f"config file {path} not found: pass --config PATH, or run `sheetbot demo` to see a working example"
-        ) from None
+        message = "not found: pass --config PATH, or run `sheetbot demo` to see a working example"
+        raise ConfigError([Problem(f"config file {path}", message)]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError([Problem(f"config file {path}", f"cannot be read ({reason})")]) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -404,12 +404,17 @@ def _cross_checks(data: dict[str, Any], lines: _Lines) -> list[Problem]:
                 f"provider {provider!r} is not configured under `providers:` (configured: {known}): "
                 f"add `{provider}: {{api_key_env: …}}` there or use a configured one",
             )
-        if isinstance(model, str) and prices_ok and model not in mapping(prices):
-            add(
-                (*where, "model"),
-                f"model {model!r} has no price: add `prices: {{{model}: "
-                "{input: …, output: …}}` in dollars per million tokens (0 for a local model)",
-            )
+        models: list[tuple[Path_, Any]] = [((*where, "model"), model)]
+        steps = wf.get("steps")
+        if isinstance(steps, list):  # a step may use a model of its own
+            models += [((*where, "steps", i, "model"), mapping(step).get("model")) for i, step in enumerate(steps)]
+        for key_path, name_ in models:
+            if isinstance(name_, str) and prices_ok and name_ not in mapping(prices):
+                add(
+                    key_path,
+                    f"model {name_!r} has no price: add `prices: {{{name_}: "
+                    "{input: …, output: …}}` in dollars per million tokens (0 for a local model)",
+                )
     board = mapping(data.get("board"))
     if board.get("kind") == "google_sheets" and not board.get("spreadsheet"):
         add(("board", "spreadsheet"), "google_sheets needs `spreadsheet:` (the sheet's key or URL)")

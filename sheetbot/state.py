@@ -405,6 +405,10 @@ class State:
             for r in rows
         ]
 
+    def mark_dirty(self, task_ids: Iterable[str]) -> None:
+        with self.transaction():
+            self._db.executemany("UPDATE tasks SET dirty = 1 WHERE task_id = ?", [(i,) for i in task_ids])
+
     def mark_synced(self, task_ids: Iterable[str]) -> None:
         ids = list(task_ids)
         with self.transaction():

@@ -387,3 +387,24 @@ def test_states_refuse_transitions_the_lifecycle_forbids(shop: Shop) -> None:
     shop.harvest()
     with shop.state() as state, pytest.raises(TransitionError):
         state.move(task_id, Status.LOCKED, now=shop.clock.now())
+
+
+def test_an_old_copy_saved_over_the_board_is_repaired_at_the_next_phase(shop: Shop) -> None:
+    import shutil
+
+    shop.add(type="listing", input="lamp")
+    shop.add(type="listing", input="chair")
+    shop.lock()
+    stale = shop.folder / "left-open-in-excel.xlsx"
+    shutil.copy2(shop.book, stale)  # Ana's laptop keeps the 17:00 version open all night
+    shop.clock.set(at("2026-11-24T01:00"))
+    shop.run()
+    assert all(r["status"] == "review" for r in shop.rows())
+
+    shutil.copy(stale, shop.book)  # 08:00: Ana presses save; the night's outputs vanish from the board
+    assert all(r["status"] == "locked" and r["output"] == "" for r in shop.rows())
+    shop.clock.set(at("2026-11-24T09:00"))
+    shop.harvest()
+    rows = shop.rows()
+    assert all(r["status"] == "review" and r["output"].startswith("OUTPUT for:") for r in rows)
+    assert len(shop.fake.requests) == 2  # repaired from the state, not paid again

@@ -6,12 +6,13 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
 import pytest
 from openpyxl import Workbook, load_workbook
+from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from sheetbot.boards.base import Claim, RowUpdate, SchemaSpec, WriteResult
@@ -44,7 +45,7 @@ SPEC = SchemaSpec(
 
 
 # -- helpers: a person with the workbook open ----------------------------------------------------------
-def make_workbook(path: Path, header: list[str], rows: list[list[object]], sheet: str = "Queue") -> Path:
+def make_workbook(path: Path, header: Sequence[str | None], rows: list[list[object]], sheet: str = "Queue") -> Path:
     wb = Workbook()
     ws = wb.active
     assert ws is not None
@@ -360,7 +361,7 @@ def test_a_failed_save_is_a_board_write_error_and_leaves_the_file_alone(queue: P
 
 
 # -- ensure_schema -------------------------------------------------------------------------------------
-def review_validations(path: Path, sheet: str = "Queue") -> list[object]:
+def review_validations(path: Path, sheet: str = "Queue") -> list[DataValidation]:
     ws = load_workbook(path)[sheet]
     return [dv for dv in ws.data_validations.dataValidation if dv.type == "list"]
 
@@ -422,11 +423,16 @@ def test_ensure_schema_keeps_a_person_s_dropdown_and_freeze(tmp_path: Path) -> N
 
     def change(ws: Worksheet) -> None:
         ws.freeze_panes = "C2"  # header and two columns: still a frozen header
+        ws.data_validations.dataValidation = []
+        own = DataValidation("list", formula1='"approve,edit,rework,skip"')
+        own.add("H2:H500")
+        ws.add_data_validation(own)
 
     person_edits(path, change)
     assert LocalBoard(path, "Queue").ensure_schema(SPEC) == []
     assert load_workbook(path)["Queue"].freeze_panes == "C2"
-    assert len(review_validations(path)) == 1
+    (dropdown,) = review_validations(path)
+    assert dropdown.formula1 == '"approve,edit,rework,skip"'
 
 
 def test_written_cells_in_a_wide_column_wrap(tmp_path: Path) -> None:
@@ -442,7 +448,7 @@ def test_written_cells_in_a_wide_column_wrap(tmp_path: Path) -> None:
 # -- the same behaviour as the memory board ------------------------------------------------------------
 def test_behaves_like_the_memory_board(tmp_path: Path) -> None:
     header = ["id", "type", "input"]
-    data = [["t1", "summary", "one"], [None, "summary", "two"], ["t3", "summary", "=not a formula"]]
+    data: list[list[object]] = [["t1", "summary", "one"], [None, "summary", "two"], ["t3", "summary", "=not a formula"]]
     local = LocalBoard(make_workbook(tmp_path / "q.xlsx", header, data), "Queue")
     memory = MemoryBoard(header, [dict(zip(header, row, strict=True)) for row in data])
     results = []

@@ -113,8 +113,8 @@ class LocalBoard:
         except Exception as err:  # openpyxl raises zip, XML, key and value errors alike
             reason = "the file is empty" if not data else _one_line(err)
             raise BoardError(
-                f"{self.path} is not a valid .xlsx workbook ({reason}): save it from Excel as .xlsx "
-                "or point board.path at another file"
+                f"{self.path} is not a valid .xlsx workbook ({reason}): save it from Excel as .xlsx, "
+                "or move it away and run `sheetbot init`"
             ) from None
         self._workbook, self._signature = workbook, (stat.st_mtime_ns, stat.st_size)
         return workbook

@@ -45,14 +45,10 @@ def resolve(
 
     placement = Placement()
     claimed: set[int] = set()
+    # Claims first: a copy that a claim moves off an id must not also get that id's plain update.
     for u_index, update in enumerate(updates):
         claim = update.claim
         if claim is None:
-            found = by_id.get(update.task_id, [])
-            if found:
-                placement.targets[u_index] = list(found)
-            else:
-                placement.missing.append(update.task_id)
             continue
         target = _find_claimed_row(
             claim.ref, claim.old_id, claim.fingerprint, rows, ref_index, by_id, claimed, id_column
@@ -62,6 +58,15 @@ def resolve(
         else:
             claimed.add(target)
             placement.targets[u_index] = [target]
+    for u_index, update in enumerate(updates):
+        if update.claim is not None:
+            continue
+        task_id = update.task_id.strip()
+        found = [i for i in by_id.get(task_id, []) if i not in claimed] if task_id else []
+        if found:
+            placement.targets[u_index] = found
+        else:
+            placement.missing.append(update.task_id)
     return placement
 
 

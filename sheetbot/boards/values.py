@@ -26,8 +26,10 @@ def plain_text(value: CellValue) -> str:
     """The text a value reads as once written (the memory board stores everything as text)."""
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
     if isinstance(value, float):
-        return repr(round(value, 6))
+        return str(int(value)) if value.is_integer() else repr(value)
     return clean_text(str(value))
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sheetbot.night.context import NightContext
 from sheetbot.night.identify import identify
 from sheetbot.night.lock import read_board
-from sheetbot.night.writeback import write_with_ids
+from sheetbot.night.writeback import mark_stale, write_with_ids
 from sheetbot.status import Decision, Status, parse_status
 
 _CHOICES = ", ".join(str(d) for d in Decision)
@@ -40,6 +40,7 @@ def harvest(ctx: NightContext) -> HarvestReport:
     with state.transaction():
         for task_id in ident.new:
             tasks[task_id] = state.add_task(task_id, now=now)
+        mark_stale(ctx, ident.rows, tasks)
         for task_id, row in ident.rows.items():
             task = tasks[task_id]
             if (

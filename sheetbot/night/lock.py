@@ -18,7 +18,7 @@ from sheetbot.errors import BoardSchemaError
 from sheetbot.night.context import NightContext
 from sheetbot.night.identify import identify
 from sheetbot.night.prompts import missing_columns
-from sheetbot.night.writeback import write_with_ids
+from sheetbot.night.writeback import mark_stale, write_with_ids
 from sheetbot.state import Task
 from sheetbot.status import LOCKABLE, Status, parse_priority, parse_status
 
@@ -95,6 +95,7 @@ def lock(ctx: NightContext) -> LockReport:
     with state.transaction():
         for task_id in ident.new:
             tasks[task_id] = state.add_task(task_id, now=now)
+        mark_stale(ctx, ident.rows, tasks)
         candidates: list[tuple[Task, BoardRow, str, str]] = []
         for task_id, row in ident.rows.items():
             task = tasks[task_id]

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sheetbot.boards.base import CellValue, RowUpdate
 from sheetbot.night.context import NightContext
-from sheetbot.state import BoardProjection
+from sheetbot.boards.base import BoardRow
+from sheetbot.state import BoardProjection, Task
+from sheetbot.status import Status, parse_status
+
+_WITH_OUTPUT = frozenset({Status.REVIEW, Status.APPROVED, Status.EDITED, Status.REWORK})
 
 
 @dataclass
@@ -70,3 +74,26 @@ def write_with_ids(ctx: NightContext, claims: Sequence[RowUpdate], new: Sequence
     for task_id in lost:
         ctx.state.forget(task_id)
     return sorted(set(result.missing) - lost)
+
+
+def mark_stale(ctx: NightContext, rows: Mapping[str, BoardRow], tasks: Mapping[str, Task]) -> int:
+    """Mark dirty every task whose row no longer shows what the state says.
+
+    Someone may have saved an old copy over the board (Excel open all night on a laptop), or typed
+    over sheetbot's cells. The state is the truth: the next write puts the cells back. A person
+    setting a failed row to `queued` is a request, not drift, and is left to the lifecycle.
+    """
+    col = ctx.col
+    stale = []
+    for task_id, row in rows.items():
+        task = tasks.get(task_id)
+        if task is None or task.status == Status.QUEUED or task.dirty:
+            continue
+        shown = parse_status(row.get(col["status"]))
+        if shown == Status.QUEUED and task.status == Status.FAILED:
+            continue
+        if shown != task.status or (task.status in _WITH_OUTPUT and not row.get(col["output"]).strip()):
+            stale.append(task_id)
+    if stale:
+        ctx.state.mark_dirty(stale)
+    return len(stale)

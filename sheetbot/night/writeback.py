@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sheetbot.boards.base import CellValue, RowUpdate
+from sheetbot.boards.base import BoardRow, CellValue, RowUpdate
 from sheetbot.night.context import NightContext
-from sheetbot.boards.base import BoardRow
 from sheetbot.state import BoardProjection, Task
 from sheetbot.status import Status, parse_status
 

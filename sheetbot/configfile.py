@@ -164,11 +164,10 @@ def inspect(path: str | Path) -> Inspection:
             [Problem("", "the file must be a mapping of keys (timezone:, board:, workflows: …)", 1, str(path))],
             lines,
         )
-    problems = list(lines.duplicates)
-    problems += _included_workflows(path, data, lines)
+    problems = list(lines.duplicates) + _included_workflows(path, data, lines)
     # One problem per key: these say it better than pydantic's generic message for the same key.
     specific = _secrets_in_yaml(data, (), lines) + _env_names(data, (), lines) + _times(data, lines)
-    claimed = {p.where for p in specific}
+    claimed = {p.where for p in specific} | {p.where for p in problems if p.where.startswith("include[")}
     problems += specific
     problems += _cross_checks(data, lines)
     config: Config | None = None
@@ -328,6 +327,8 @@ def _kind(value: Any) -> str:
         return "empty"
     if isinstance(value, list):
         return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
     if isinstance(value, str):
         return "text"
     if isinstance(value, bool):
@@ -354,6 +355,8 @@ def _problem_from_pydantic(err: Any, lines: _Lines) -> Problem:
         message = f'{value!r} is not a time: write it as "HH:MM" in quotes, e.g. "17:00"'
     elif kind in {"dict_type", "model_type", "model_attributes_type"}:
         message = f"must be a mapping of `key: value` lines, not {_kind(value)}"
+    elif kind == "string_type":
+        message = f"must be text, not {_kind(value)}"
     elif kind == "list_type":
         message = f"must be a list, e.g. [a, b], not {_kind(value)}"
     elif kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:

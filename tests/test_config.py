@@ -432,6 +432,12 @@ def test_include_matching_nothing(tmp_path: Path) -> None:
     assert problem.line == 18 and "'flows/*.yaml'" in problem.message and "include:" in problem.message
 
 
+def test_include_entries_must_be_patterns(tmp_path: Path) -> None:
+    problems = problems_of(write(tmp_path, BASE + "include: [5]\n"))
+    assert [p.where for p in problems] == ["include[0]"]  # one message, not pydantic's as well
+    assert "glob" in problems[0].message and problems[0].line == 18
+
+
 def test_workflow_defined_twice_across_files(tmp_path: Path) -> None:
     sub = write(tmp_path, NEWS.replace("news:", "blog:"), "workflows/blog.yaml")
     problem = at(problems_of(write(tmp_path, BASE + "include: [workflows/*.yaml]\n")), "workflows.blog")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,9 @@ class CompletionRequest:
     max_tokens: int
     timeout_s: float
     temperature: float | None = None
+    #: A JSON schema (an object with properties) the answer must follow: the provider asks for it through
+    #: its structured-output or tool mechanism and returns the parsed object in ``Completion.data``.
+    output_schema: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,8 @@ class Completion:
     #: True when no model was called (preview): the text describes the call instead.
     preview: bool = False
     estimated_usd: float | None = None
+    #: The parsed structured answer when the request had an output_schema (not yet validated).
+    data: Mapping[str, Any] | None = None
 
 
 class Provider(Protocol):

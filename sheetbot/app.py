@@ -14,15 +14,15 @@ from sheetbot.boards.factory import open_board
 from sheetbot.clock import Clock, SystemClock
 from sheetbot.config import Config
 from sheetbot.configfile import load_config
-from sheetbot.night.context import NightContext, Progress, no_progress
+from sheetbot.night.context import EventHook, NightContext, Progress, ProviderFactory, no_progress
 from sheetbot.providers.base import Provider
 from sheetbot.providers.factory import make_provider
 from sheetbot.state import State
 
 
-def provider_factory(config: Config, env: Mapping[str, str]):  # type: ignore[no-untyped-def]
-    def make(name: str) -> Provider:
-        return make_provider(name, config.providers[name], env=env)
+def provider_factory(config: Config, env: Mapping[str, str]) -> ProviderFactory:
+    def make(name: str, on_event: EventHook) -> Provider:
+        return make_provider(name, config.providers[name], env=env, on_event=on_event)
 
     return make
 

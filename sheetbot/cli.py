@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -87,14 +86,9 @@ def _context(args: argparse.Namespace, progress: ProgressFn = no_progress) -> It
 
 def cmd_init(args: argparse.Namespace) -> int:
     with _context(args) as ctx:
-        from sheetbot.night.prompts import missing_columns
-
-        spec = ctx.schema()
         # The columns the workflows' templates name ({{brand}}, {{keywords}}) too: without them `lock`
         # fails every row of those workflows, and `check` says so.
-        named = [c for wf in ctx.config.workflows.values() for c in missing_columns(wf, set(spec.columns), ctx.col)]
-        spec = dataclasses.replace(spec, columns=[*spec.columns, *dict.fromkeys(named)])
-        added = ctx.board.ensure_schema(spec)
+        added = ctx.board.ensure_schema(ctx.schema(with_template_columns=True))
         where = ctx.board.describe()
     if added:
         out.print(

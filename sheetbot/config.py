@@ -50,6 +50,12 @@ class BoardConfig(Strict):
     base: str | None = None
     token_env: str = "AIRTABLE_TOKEN"
     endpoint_url: str | None = None
+    #: Airtable: requests a second to one base (Airtable allows 5; lower it when other apps share the base).
+    requests_per_s: float = Field(default=5.0, gt=0, le=5)
+    #: Seconds one request to the board's API may take.
+    timeout_s: float = Field(default=60.0, gt=0)
+    #: google_sheets: warn people who edit a locked row's input cells, from the lock until the harvest.
+    protect_locked: bool = False
     columns: ColumnsConfig = ColumnsConfig()
 
 

@@ -357,6 +357,8 @@ def _problem_from_pydantic(err: Any, lines: _Lines) -> Problem:
         message = f"must be a mapping of `key: value` lines, not {_kind(value)}"
     elif kind == "string_type":
         message = f"must be text, not {_kind(value)}"
+        if isinstance(value, bool):
+            message += ': YAML reads yes/no/on/off as true/false, so put the word in quotes, e.g. "yes"'
     elif kind == "list_type":
         message = f"must be a list, e.g. [a, b], not {_kind(value)}"
     elif kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:

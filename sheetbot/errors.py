@@ -19,7 +19,8 @@ meant to reach the user as a traceback.
     ├── LockedError            another sheetbot process works this board right now
     └── ProviderError          a model call failed
         ├── RetryableProviderError   429, 5xx, timeouts, connection errors: try again later
-        └── PermanentProviderError   400, 401, 403, context too long: retrying will not help
+        ├── PermanentProviderError   400, 401, 403, context too long: retrying will not help
+        └── CircuitOpenError         the provider failed too often in a row: calls wait out a cool-down
 """
 
 from __future__ import annotations
@@ -110,3 +111,12 @@ class RetryableProviderError(ProviderError):
 
 class PermanentProviderError(ProviderError):
     """Bad request, bad key, no permission, prompt too long: the same call will fail again."""
+
+
+class CircuitOpenError(ProviderError):
+    """The provider's circuit breaker is open: it failed too many calls in a row, so no call is sent.
+
+    Neither retryable within the call nor permanent for the row: the provider is down, out of quota or
+    refusing the key, and hammering it would only burn each row's failure budget. The row should wait
+    (``retry_after_s`` says how long the cool-down still lasts); the message quotes the last failure.
+    """

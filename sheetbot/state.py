@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS attempts (
     night TEXT NOT NULL,
     attempt INTEGER NOT NULL,
     step TEXT NOT NULL,
+    final INTEGER NOT NULL DEFAULT 1,     -- the task's output (the last step); 0 for a checkpoint
     workflow TEXT NOT NULL,
     provider TEXT NOT NULL,
     model TEXT NOT NULL,
@@ -160,6 +161,7 @@ class Attempt:
     cost_usd: float = 0.0
     estimated_usd: float | None = None
     latency_s: float = 0.0
+    final: bool = True
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,7 @@ class BoardProjection:
     """What the board should show for a task: its sheetbot-owned cells."""
 
     task_id: str
+    workflow: str | None
     status: Status
     night: str | None
     output: str | None
@@ -179,6 +182,11 @@ _TASK_COLUMNS = (
     "task_id, seq, first_seen, status, failure, workflow, priority, attempt, night, snapshot, "
     "rework_notes, previous_output, error, dirty, clear_review"
 )
+
+
+def _attempt(row: sqlite3.Row) -> Attempt:
+    flags = ("ok", "truncated", "final")
+    return Attempt(**{k: (bool(row[k]) if k in flags else row[k]) for k in Attempt.__dataclass_fields__})
 
 
 def _task(row: sqlite3.Row) -> Task:
@@ -363,8 +371,15 @@ class State:
         ).fetchone()
         if row is None:
             return None
-        names = Attempt.__dataclass_fields__
-        return Attempt(**{k: (bool(row[k]) if k in ("ok", "truncated") else row[k]) for k in names})
+        return _attempt(row)
+
+    def final_output(self, task_id: str, attempt: int) -> Attempt | None:
+        """The task's answer for an attempt: the last step's stored output."""
+        row = self._db.execute(
+            "SELECT * FROM attempts WHERE task_id = ? AND attempt = ? AND ok = 1 AND final = 1 ORDER BY id DESC",
+            (task_id, attempt),
+        ).fetchone()
+        return None if row is None else _attempt(row)
 
     def failed_calls(self, task_id: str, night: str) -> int:
         return int(
@@ -386,15 +401,16 @@ class State:
     def dirty(self) -> list[BoardProjection]:
         """Every task whose board cells are behind the state, with the values the board should show."""
         rows = self._db.execute(
-            """SELECT t.task_id, t.status, t.night, t.error, t.clear_review, t.attempt,
+            """SELECT t.task_id, t.workflow, t.status, t.night, t.error, t.clear_review, t.attempt,
                       (SELECT a.output FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
-                         AND a.step = 'final' ORDER BY a.attempt DESC, a.id DESC LIMIT 1) AS output,
+                         AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1) AS output,
                       (SELECT COALESCE(SUM(a.cost_usd), 0) FROM attempts a WHERE a.task_id = t.task_id) AS cost
                FROM tasks t WHERE t.dirty = 1 ORDER BY t.seq"""
         ).fetchall()
         return [
             BoardProjection(
                 task_id=r["task_id"],
+                workflow=r["workflow"],
                 status=Status(r["status"]),
                 night=r["night"],
                 output=r["output"],

@@ -39,8 +39,6 @@ def describe_run(report: RunReport) -> str:
         f"night {report.night}: {report.done.total()} output(s) ready for review "
         f"({_per_workflow(report.done)}), cost ${report.cost_usd:.4f}"
     ]
-    if report.reused:
-        lines.append(f"{report.reused} output(s) were already stored and written without a new call")
     if report.failed:
         lines.append(f"failed: {report.failed.total()} ({_per_workflow(report.failed)}): see the error column")
     if report.deferred:
@@ -52,7 +50,7 @@ def describe_run(report: RunReport) -> str:
         )
     if report.missing:
         lines.append(f"rows gone from the board (outputs kept in the state): {', '.join(report.missing)}")
-    if not (report.done or report.failed or report.deferred or report.reused):
+    if not (report.done or report.failed or report.deferred):
         lines = [f"night {report.night}: nothing locked to run (run `sheetbot lock` first)"]
     return "\n".join(lines)
 

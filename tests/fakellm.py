@@ -14,6 +14,12 @@ Answers are deterministic: text ``"OUTPUT for: " + the first 60 characters of th
 collapsed), input tokens ``ceil(len(system + prompt) / 4)``, output tokens ``ceil(len(text) / 4)``.
 Scripted events (``fail_next``, ``truncate_next``, ``malformed_next``, ``timeout_next``) are queued and
 used one per request, in order.
+
+A request for structured output (OpenAI ``response_format`` json_schema, or Anthropic ``tools`` with a
+forced ``tool_choice``) is answered in that vendor's shape: OpenAI message content is the JSON text,
+Anthropic content is one ``tool_use`` block with the object as its ``input`` (``stop_reason: "tool_use"``).
+The object is ``default_answer(schema)`` (a valid one) unless ``answer_with(fn)`` scripts it; ``fn`` may
+return a string instead, sent as plain text, as a server that ignores the schema would.
 """
 
 from __future__ import annotations
@@ -66,6 +72,27 @@ def split_prompt(body: dict[str, Any]) -> tuple[str, str]:
     return system, _text_of(users[-1].get("content")) if users else ""
 
 
+def requested_schema(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The JSON schema a request asks the answer to follow, in either vendor's shape; None for plain text."""
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") == "json_schema":
+        return response_format.get("json_schema", {}).get("schema") or {}
+    choice = body.get("tool_choice") or {}
+    tools = {tool.get("name"): tool for tool in body.get("tools") or []}
+    if choice.get("type") == "tool" and choice.get("name") in tools:
+        return tools[choice["name"]].get("input_schema") or {}
+    return None
+
+
+def default_answer(schema: dict[str, Any]) -> Any:
+    """A valid value for a schema: the first enum value, 3, 2.5, True, "text", ["a", "b"], or an object of those."""
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if schema.get("type") == "object":
+        return {key: default_answer(prop) for key, prop in (schema.get("properties") or {}).items()}
+    return {"integer": 3, "number": 2.5, "boolean": True, "array": ["a", "b"]}.get(schema.get("type"), "text")
+
+
 def default_reply(body: dict[str, Any]) -> str:
     """``"OUTPUT for: "`` and the first 60 characters of the prompt, newlines collapsed to spaces."""
     return "OUTPUT for: " + " ".join(split_prompt(body)[1].split())[:60]
@@ -79,6 +106,7 @@ class FakeLLM:
         #: Set False to answer OpenAI calls without ``usage``, as some local servers do.
         self.include_usage = True
         self._reply: Callable[[dict[str, Any]], str] = default_reply
+        self._structured: Callable[[dict[str, Any]], dict[str, Any] | str] | None = None
         self._events: deque[tuple[str, Any]] = deque()
         self.transport = httpx2.MockTransport(self._handle)
 
@@ -98,6 +126,11 @@ class FakeLLM:
     def reply_with(self, fn: Callable[[dict[str, Any]], str]) -> None:
         """Answer with ``fn(request json)`` from now on."""
         self._reply = fn
+
+    def answer_with(self, fn: Callable[[dict[str, Any]], dict[str, Any] | str]) -> None:
+        """Answer structured-output requests with ``fn(request json)`` from now on: a dict is the answer
+        object, a str is sent as plain text (content / a text block) instead of structured output."""
+        self._structured = fn
 
     def truncate_next(self) -> None:
         """The next answer stops at max_tokens (finish_reason "length" / stop_reason "max_tokens")."""
@@ -132,10 +165,16 @@ class FakeLLM:
             raise httpx2.ReadTimeout("FakeLLM: timed out", request=request)
         if kind == "malformed":
             return httpx2.Response(200, content=b"<html>502 Bad Gateway", headers={"content-type": "application/json"})
-        text = self._reply(body or {})
-        return httpx2.Response(
-            200, json=self._answer(body or {}, text, truncated=kind == "truncate", is_openai=is_openai)
-        )
+        body = body or {}
+        schema = requested_schema(body)
+        obj = self._reply(body) if schema is None else (self._structured or (lambda _: default_answer(schema)))(body)
+        text = obj if isinstance(obj, str) else json.dumps(obj)
+        answer = self._answer(body, text, truncated=kind == "truncate", is_openai=is_openai)
+        if not (is_openai or isinstance(obj, str)):  # Anthropic: the answer is the forced tool's input
+            tool_use = {"type": "tool_use", "id": f"toolu_fake_{len(self.requests)}", "input": obj}
+            answer["content"] = [{**tool_use, "name": body["tool_choice"]["name"]}]
+            answer["stop_reason"] = "max_tokens" if kind == "truncate" else "tool_use"
+        return httpx2.Response(200, json=answer)
 
     def _answer(self, body: dict[str, Any], text: str, *, truncated: bool, is_openai: bool) -> dict[str, Any]:
         system, prompt = split_prompt(body)

@@ -66,8 +66,10 @@ class Shop:
         env: dict[str, str] | None = None,
         concurrency: int = 4,
         create: bool = True,
+        providers: dict[str, dict[str, Any]] | None = None,
     ) -> None:
         self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
         self.book = folder / "queue.xlsx"
         self.config_path = folder / "sheetbot.yaml"
         self.env = dict(ENV if env is None else env)
@@ -93,6 +95,9 @@ class Shop:
             },
             "workflows": workflows or WORKFLOWS,
         }
+        for name, overrides in (providers or {}).items():
+            config["providers"][name].update(overrides)
+        self.slept: list[float] = []
         if create:
             self.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
         self.config = load_config(self.config_path)
@@ -108,12 +113,28 @@ class Shop:
         wb.save(self.book)
 
     # -- sheetbot's side -----------------------------------------------------------
+    async def sleep(self, seconds: float) -> None:
+        """Waiting takes no real time: the fake clock moves instead."""
+        self.slept.append(seconds)
+        self.clock.advance(seconds=seconds)
+
+    def monotonic(self) -> float:
+        return self.clock.now().timestamp()
+
     @contextmanager
     def context(self) -> Iterator[NightContext]:
         state = State(self.config.state_path)
 
-        def providers(name: str):  # type: ignore[no-untyped-def]
-            return make_provider(name, self.config.providers[name], env=self.env, http_client=self.fake.async_client())
+        def providers(name: str, on_event):  # type: ignore[no-untyped-def]
+            return make_provider(
+                name,
+                self.config.providers[name],
+                env=self.env,
+                http_client=self.fake.async_client(),
+                monotonic=self.monotonic,
+                sleep=self.sleep,
+                on_event=on_event,
+            )
 
         try:
             yield NightContext(
@@ -123,6 +144,7 @@ class Shop:
                 clock=self.clock,
                 providers=providers,
                 env=self.env,
+                sleep=self.sleep,
             )
         finally:
             state.close()

@@ -399,10 +399,10 @@ def test_a_workbook_that_is_not_xlsx(tmp_path: Path) -> None:
     assert line.startswith(f"board.path ({path}:4): ") and "not a valid .xlsx" in line
 
 
-def test_board_kinds_not_available_yet(tmp_path: Path) -> None:
+def test_an_airtable_board_without_its_token_names_the_variable_and_scopes(tmp_path: Path) -> None:
     path = write(tmp_path, edit("kind: local", "kind: airtable\n  base: appXXXXXXXXXXXXXX"))
     [line] = run_check(path, env=ENV)
-    assert line.startswith(f"board.kind ({path}:3): ") and "local" in line
+    assert "AIRTABLE_TOKEN" in line and "data.records:write" in line
 
 
 # -- include: ------------------------------------------------------------------------------------------

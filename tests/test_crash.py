@@ -21,7 +21,7 @@ CRASHING_RUN = textwrap.dedent("""
     shop.clock.set(at("2026-11-24T01:00"))
 
     def answer(body):
-        if len(shop.fake.requests) == 4:  # three outputs are stored; the fourth call is in flight
+        if len(shop.fake.requests) == 4:  # earlier answers are stored (or in flight); this call dies with us
             os.kill(os.getpid(), signal.SIGKILL)
         return "stored before the crash"
 
@@ -42,14 +42,14 @@ def test_kill_9_mid_run_then_the_next_run_pays_only_for_what_is_missing(tmp_path
     assert crashed.returncode == -9, crashed.stderr
     assert all(r["status"] == "running" for r in shop.rows())
     with shop.state() as state:
-        assert state.query("SELECT COUNT(*) AS n FROM attempts WHERE ok = 1")[0]["n"] == 3
+        stored = state.query("SELECT COUNT(*) AS n FROM attempts WHERE ok = 1")[0]["n"]
+    assert 1 <= stored <= 3  # paid for before the crash, and kept
 
     shop.clock.set(at("2026-11-24T01:30"))
-    report = shop.run()
-    assert len(shop.fake.requests) == 3  # only the rows with no stored output
-    assert report.done.total() == 3  # the three stored ones were already done: written, not re-run
+    shop.run()
+    assert len(shop.fake.requests) == 6 - stored  # only the rows with no stored output are called
     outputs = [r["output"] for r in shop.rows()]
-    assert outputs.count("stored before the crash") == 3
-    assert all(r["status"] == "review" for r in shop.rows())
+    assert outputs.count("stored before the crash") == stored
+    assert all(r["status"] == "review" and r["output"] for r in shop.rows())
     with shop.state() as state:
         assert state.query("SELECT COUNT(*) AS n FROM attempts WHERE ok = 1")[0]["n"] == 6

@@ -19,6 +19,7 @@ from sheetbot.providers.errors_map import parse_retry_after
 from sheetbot.providers.factory import make_provider
 from sheetbot.providers.openai_chat import OpenAIProvider
 from sheetbot.providers.preview import PreviewProvider
+from sheetbot.providers.resilient import ResilientProvider
 from sheetbot.providers.tokens import estimate_tokens
 
 SECRET = "sk-test-SECRET-0123456789"
@@ -297,12 +298,13 @@ def test_factory_needs_the_key_unless_the_server_is_local() -> None:
     fake = FakeLLM()
     local = ProviderConfig(kind="openai", base_url="http://127.0.0.1:8000/v1", max_retries=0)
     provider = make_provider("ollama", local, env={}, http_client=fake.async_client())
-    assert isinstance(provider, OpenAIProvider) and provider.label == "ollama"
+    assert isinstance(provider, ResilientProvider) and provider.label == "ollama"
+    assert isinstance(provider.inner, OpenAIProvider) and provider.inner.label == "ollama"
     asyncio.run(provider.complete(request()))
     assert fake.requests[0].headers["authorization"] == "Bearer not-needed"
 
     claude = make_provider("anthropic", ProviderConfig(), env={"ANTHROPIC_API_KEY": "k"})
-    assert isinstance(claude, AnthropicProvider)
+    assert isinstance(claude, ResilientProvider) and isinstance(claude.inner, AnthropicProvider)
     asyncio.run(claude.aclose())
 
 
@@ -320,3 +322,55 @@ def test_preview_renders_prompt_tokens_and_cost_without_a_request() -> None:
 
 def test_estimate_tokens() -> None:
     assert [estimate_tokens(t) for t in ("", "a", "abcd", "abcde")] == [0, 1, 1, 2]
+
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"score": {"type": "integer"}},
+    "required": ["score"],
+    "additionalProperties": False,
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_structured_request_returns_parsed_data(kind: str) -> None:
+    fake = FakeLLM()
+    fake.answer_with(lambda body: {"score": 5})
+    done = call(kind, fake, request(output_schema=SCHEMA))
+    assert done.data == {"score": 5} and done.text == '{"score": 5}'
+    body = fake.requests[0].json
+    assert ("response_format" in body) == (kind == "openai") and ("tool_choice" in body) == (kind == "anthropic")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_structured_request_answered_without_the_structure_keeps_the_text(kind: str) -> None:
+    """A refusal (OpenAI) or a reply with no tool call (Anthropic): no data, the words kept for validation."""
+
+    def handler(req: httpx2.Request) -> httpx2.Response:
+        if kind == "openai":
+            message = {"role": "assistant", "content": None, "refusal": "I can't help with that."}
+            choice = {"index": 0, "message": message, "finish_reason": "stop"}
+            return httpx2.Response(
+                200, json={"id": "x", "object": "chat.completion", "created": 0, "model": "m", "choices": [choice]}
+            )
+        content = [{"type": "text", "text": "I can't help with that."}]
+        usage = {"input_tokens": 1, "output_tokens": 1}
+        return httpx2.Response(
+            200,
+            json={
+                "id": "x",
+                "type": "message",
+                "role": "assistant",
+                "model": "m",
+                "content": content,
+                "stop_reason": "end_turn",
+                "usage": usage,
+            },
+        )
+
+    async def go() -> Completion:
+        provider = make(kind, httpx2.AsyncClient(transport=httpx2.MockTransport(handler)))
+        return await provider.complete(request(output_schema=SCHEMA))
+
+    done = asyncio.run(go())
+    assert done.data is None and done.text == "I can't help with that."

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import datetime
 
 from sheetbot.boards.base import Board, SchemaSpec
@@ -22,8 +24,11 @@ def no_progress(done: int, total: int, what: str) -> None:
     return None
 
 
+#: Hears what a provider does on its own: retries, the circuit breaker opening and closing.
+EventHook = Callable[[str, dict[str, Any]], None]
+
 #: Makes the provider named in the YAML (e.g. "anthropic"); injected so tests control the transport.
-ProviderFactory = Callable[[str], Provider]
+ProviderFactory = Callable[[str, EventHook], Provider]
 
 
 @dataclass
@@ -35,6 +40,8 @@ class NightContext:
     providers: ProviderFactory
     progress: Progress = no_progress
     env: Mapping[str, str] = field(default_factory=dict)
+    #: How the night waits between retries; tests pass one that returns at once.
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def now(self) -> datetime:
         return self.clock.now()
@@ -47,10 +54,19 @@ class NightContext:
         """Logical column name → the header on this board."""
         return self.config.columns.logical()
 
-    def schema(self) -> SchemaSpec:
+    def schema(self, *, with_template_columns: bool = False) -> SchemaSpec:
+        """sheetbot's columns and the structured outputs' columns; with ``with_template_columns``, also
+        every column the workflows' templates name (what `init` adds, so `lock` does not fail those rows)."""
+        from sheetbot.night.prompts import template_names
+
         col = self.col
+        columns = list(col.values())
+        for wf in self.config.workflows.values():
+            columns += [f.name for f in wf.outputs]
+            if with_template_columns:
+                columns += [n for n in template_names(wf) if not n.startswith("steps.") and n not in col]
         return SchemaSpec(
-            columns=list(col.values()),
+            columns=list(dict.fromkeys(columns)),
             review_column=col["review"],
             review_choices=[str(d) for d in Decision],
             status_column=col["status"],

@@ -94,4 +94,11 @@ def harvest(ctx: NightContext) -> HarvestReport:
             report.decisions[choice] += 1
             state.audit("decision", now=now, task_id=task_id, detail={"decision": choice, "attempt": task.attempt})
         report.missing = write_with_ids(ctx, ident.claims, ident.new)
+    unprotect = getattr(ctx.board, "unprotect_inputs", None)  # optional board hook (Google Sheets)
+    if (
+        ctx.config.board.protect_locked
+        and unprotect is not None
+        and not state.tasks_with_status(Status.LOCKED, Status.RUNNING)
+    ):
+        unprotect()  # nothing is locked or running any more: lift the lock's warnings
     return report

@@ -157,6 +157,15 @@ def lock(ctx: NightContext) -> LockReport:
             },
         )
         report.missing = write_with_ids(ctx, ident.claims, ident.new)
+    protect = getattr(ctx.board, "protect_inputs", None)  # optional board hook (Google Sheets)
+    if ctx.config.board.protect_locked and protect is not None:
+        # Warning-only: a person editing a locked row's input learns that tonight runs what it said at the cutoff.
+        owned = {
+            col[c] for c in ("id", "status", "night", "output", "review", "notes", "edited_output", "error", "cost")
+        }
+        protect(
+            [t.task_id for t in state.tasks_with_status(Status.LOCKED)], [c for c in sheet.columns if c not in owned]
+        )
     return report
 
 

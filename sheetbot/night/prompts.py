@@ -1,11 +1,11 @@
-"""The prompt a task sends: the workflow's templates filled from the locked row, plus rework context."""
+"""What prompts need from the board, and what a rework attempt adds to them."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 from sheetbot.config import WorkflowConfig
-from sheetbot.templates import placeholders, render, row_lookup
+from sheetbot.templates import placeholders
 
 REWORK_SECTION = """
 
@@ -21,31 +21,34 @@ Your previous answer:
 The reviewer's notes:
 <reviewer_notes>
 {notes}
-</reviewer_notes>
-"""
+</reviewer_notes>"""
+
+
+def template_names(workflow: WorkflowConfig) -> list[str]:
+    """Every {{name}} the workflow's templates use, steps included, in order."""
+    texts = [workflow.system, workflow.prompt]
+    for step in workflow.steps:
+        texts += [step.system or "", step.prompt]
+    names: dict[str, None] = {}
+    for text in texts:
+        for name in placeholders(text):
+            names.setdefault(name, None)
+    return list(names)
 
 
 def missing_columns(workflow: WorkflowConfig, columns: set[str], aliases: Mapping[str, str]) -> list[str]:
-    """Names the workflow's templates use that are neither a board column nor a renamed logical column."""
-    names = placeholders(workflow.system) + placeholders(workflow.prompt)
-    return [n for n in dict.fromkeys(names) if n not in columns and aliases.get(n) not in columns]
+    """Names the templates use that are neither a board column nor a renamed logical column.
+    ``{{steps.NAME}}`` is an earlier step's answer, not a column."""
+    return [
+        n
+        for n in template_names(workflow)
+        if not n.startswith("steps.") and n not in columns and aliases.get(n) not in columns
+    ]
 
 
-def render_prompts(
-    workflow: WorkflowConfig,
-    values: Mapping[str, str],
-    aliases: Mapping[str, str],
-    *,
-    attempt: int = 1,
-    previous_output: str | None = None,
-    notes: str | None = None,
-) -> tuple[str, str]:
-    """(system, prompt). Cell values and reviewer notes are inserted as text, never as templates."""
-    lookup = row_lookup(values, aliases)
-    system = render(workflow.system, lookup)
-    prompt = render(workflow.prompt, lookup)
-    if attempt > 1 and previous_output is not None:
-        prompt += REWORK_SECTION.format(
-            previous=attempt - 1, output=previous_output, notes=(notes or "").strip() or "(no notes given)"
-        )
-    return system.strip(), prompt.strip()
+def rework_section(attempt: int, previous_output: str, notes: str | None) -> str:
+    """What a rework attempt adds to the last step's prompt: the answer sent back, and why.
+    Inserted after rendering, so the notes are text, never a template."""
+    return REWORK_SECTION.format(
+        previous=attempt - 1, output=previous_output, notes=(notes or "").strip() or "(no notes given)"
+    )

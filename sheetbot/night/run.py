@@ -1,4 +1,4 @@
-"""The night window: call the model for every locked task, store each output, write them back.
+"""The night window: run every locked task, store each output, write them back.
 
 Money rules, in order: a task whose output is already stored is never called
 again (a second `sheetbot run`, or a run after a crash, pays only for what is
@@ -16,19 +16,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sheetbot.config import WorkflowConfig
-from sheetbot.errors import PermanentProviderError, ProviderError, SheetbotError
+from sheetbot.errors import SheetbotError
+from sheetbot.night.budget import Budget
 from sheetbot.night.context import NightContext
-from sheetbot.night.prompts import render_prompts
+from sheetbot.night.task import Outcome, TaskRunner, with_timeout
 from sheetbot.night.writeback import write_back
-from sheetbot.pricing import cost_usd
 from sheetbot.providers.base import Completion, CompletionRequest, Provider
 from sheetbot.providers.preview import PreviewProvider
-from sheetbot.state import Attempt, Task
+from sheetbot.state import Task
 from sheetbot.status import Status
 
-FINAL_STEP = "final"
-#: Calls a task may fail with a retryable error in one night before it is dead-lettered.
-MAX_FAILED_CALLS_PER_NIGHT = 3
+TRUNCATED = "the answer was cut off at max_tokens: raise max_tokens for this workflow, or choose rework"
 
 
 @dataclass
@@ -37,7 +35,7 @@ class RunReport:
     done: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
     deferred: Counter[str] = field(default_factory=Counter)
-    reused: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
     cost_usd: float = 0.0
     changed_after_lock: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -45,136 +43,76 @@ class RunReport:
     deadline: datetime | None = None
 
 
+class _Providers:
+    """The night's providers, made on first use; a provider that cannot be made (no key) is remembered."""
+
+    def __init__(self, ctx: NightContext) -> None:
+        self.ctx = ctx
+        self.made: dict[str, Provider] = {}
+        self.broken: dict[str, SheetbotError] = {}
+        self.events: list[tuple[str, str]] = []
+
+    def __call__(self, wf: WorkflowConfig) -> tuple[str, Provider]:
+        if wf.mode == "preview":
+            key = f"preview:{wf.model}"
+            if key not in self.made:
+                price = self.ctx.config.prices[wf.model]
+                self.made[key] = PreviewProvider(price_per_mtok_input=price.input, price_per_mtok_output=price.output)
+            return key, self.made[key]
+        # `batch` runs live until the Batch APIs land.
+        if wf.provider in self.broken:
+            raise self.broken[wf.provider]
+        if wf.provider not in self.made:
+            try:
+                self.made[wf.provider] = self.ctx.providers(wf.provider, self._event_hook(wf.provider))
+            except SheetbotError as exc:
+                self.broken[wf.provider] = exc
+                raise
+        return wf.provider, self.made[wf.provider]
+
+    def _event_hook(self, provider: str):  # type: ignore[no-untyped-def]
+        def record(event: str, detail: dict[str, object]) -> None:
+            # Retries are routine; the breaker is what the morning's alerts are made of.
+            if event.startswith("circuit"):
+                self.ctx.state.audit(event, now=self.ctx.now(), detail={"provider": provider, **detail})
+                self.events.append((event, provider))
+
+        return record
+
+    async def aclose(self) -> None:
+        for provider in self.made.values():
+            await provider.aclose()
+
+
 class _Night:
     def __init__(self, ctx: NightContext, report: RunReport, deadline: datetime | None) -> None:
         self.ctx = ctx
         self.report = report
         self.deadline = deadline
-        self.providers: dict[str, Provider] = {}
-        self.gates: dict[str, asyncio.Semaphore] = {}
-        self.unavailable: dict[str, SheetbotError] = {}
+        self.providers = _Providers(ctx)
+        self.budget = Budget(ctx.config, ctx.state, report.night)
+        self.runner = TaskRunner(
+            config=ctx.config,
+            state=ctx.state,
+            budget=self.budget,
+            aliases=ctx.col,
+            provider_for=self._provider_for,
+            call=self._call,
+            now=ctx.now,
+            sleep=ctx.sleep,
+            out_of_time=self.out_of_time,
+        )
         self.total = 0
         self.finished = 0
 
-    def provider_for(self, wf: WorkflowConfig) -> tuple[str, Provider]:
-        """The provider and its concurrency gate; `batch` runs live until the Batch APIs land."""
-        if wf.mode == "preview":
-            key = f"preview:{wf.model}"
-            if key not in self.providers:
-                price = self.ctx.config.prices[wf.model]
-                self.providers[key] = PreviewProvider(
-                    price_per_mtok_input=price.input, price_per_mtok_output=price.output
-                )
-                self.gates[key] = asyncio.Semaphore(64)
-            return key, self.providers[key]
-        if wf.provider in self.unavailable:
-            raise self.unavailable[wf.provider]
-        if wf.provider not in self.providers:
-            try:
-                self.providers[wf.provider] = self.ctx.providers(wf.provider)
-            except SheetbotError as exc:  # e.g. no API key: nothing was called, so the rows wait, unharmed
-                self.unavailable[wf.provider] = exc
-                raise
-            self.gates[wf.provider] = asyncio.Semaphore(self.ctx.config.providers[wf.provider].concurrency)
-        return wf.provider, self.providers[wf.provider]
+    def _provider_for(self, wf: WorkflowConfig) -> tuple[str, Provider]:
+        try:
+            return self.providers(wf)
+        except SheetbotError as exc:
+            raise _Unavailable(str(exc)) from None
 
     def out_of_time(self) -> bool:
         return self.deadline is not None and self.ctx.now() >= self.deadline
-
-    def tick(self) -> None:
-        self.finished += 1
-        self.ctx.progress(self.finished, self.total, "run")
-
-    async def work(self, task: Task) -> None:
-        try:
-            await self._work(task)
-        finally:
-            self.tick()
-
-    async def _work(self, task: Task) -> None:
-        ctx, state = self.ctx, self.ctx.state
-        workflow = task.workflow or ""
-        stored = state.stored_output(task.task_id, task.attempt, FINAL_STEP)
-        if stored is not None:
-            self.report.reused += 1
-            self._finish(task, stored)
-            return
-        wf = ctx.config.workflows.get(workflow)
-        if wf is None:
-            self._fail(task, f"workflow {workflow!r} is no longer in the YAML; it was locked before it was removed")
-            return
-        spent = state.spent_usd(night=task.night)
-        budget = ctx.config.limits.nightly_usd
-        if spent >= budget:
-            self._defer(task, f"deferred: tonight's budget of ${budget:.2f} is spent")
-            return
-        if self.out_of_time():
-            self._defer(task, "deferred: the night window ended before this row started")
-            return
-        try:
-            key, provider = self.provider_for(wf)
-        except SheetbotError as exc:
-            self._defer(task, f"deferred: {exc}")
-            return
-        system, prompt = render_prompts(
-            wf,
-            task.snapshot,
-            ctx.col,
-            attempt=task.attempt,
-            previous_output=task.previous_output,
-            notes=task.rework_notes,
-        )
-        request = CompletionRequest(
-            custom_id=f"{task.task_id}:{task.attempt}:{FINAL_STEP}",
-            model=wf.model,
-            system=system,
-            prompt=prompt,
-            max_tokens=wf.max_tokens,
-            temperature=wf.temperature,
-            timeout_s=wf.timeout_s or ctx.config.providers[wf.provider].timeout_s,
-        )
-        attempt_base = dict(
-            task_id=task.task_id,
-            night=task.night or "",
-            attempt=task.attempt,
-            step=FINAL_STEP,
-            workflow=workflow,
-            provider=key,
-            model=wf.model,
-            mode=wf.mode,
-            system=system,
-            prompt=prompt,
-        )
-        async with self.gates[key]:
-            if self.out_of_time():
-                self._defer(task, "deferred: the night window ended before this row started")
-                return
-            try:
-                completion = await self._call(provider, request)
-            except ProviderError as exc:
-                state.record_attempt(Attempt(**attempt_base, ok=False, error=str(exc)), now=ctx.now())
-                self._call_failed(task, exc)
-                return
-            except TimeoutError:
-                self._defer(task, "deferred: the night window ended while this row was running")
-                return
-        price = ctx.config.prices[wf.model]
-        attempt = Attempt(
-            **attempt_base,
-            ok=True,
-            output=completion.text,
-            truncated=completion.truncated,
-            input_tokens=completion.usage.input_tokens,
-            output_tokens=completion.usage.output_tokens,
-            cache_write_tokens=completion.usage.cache_write_tokens,
-            cache_read_tokens=completion.usage.cache_read_tokens,
-            cost_usd=0.0 if completion.preview else cost_usd(price, completion.usage),
-            estimated_usd=completion.estimated_usd,
-            latency_s=completion.latency_s,
-        )
-        state.record_attempt(attempt, now=ctx.now())  # stored before anything reaches the board
-        self.report.cost_usd += attempt.cost_usd
-        self._finish(task, attempt)
 
     async def _call(self, provider: Provider, request: CompletionRequest) -> Completion:
         if self.deadline is None:
@@ -182,58 +120,60 @@ class _Night:
         remaining = (self.deadline - self.ctx.now()).total_seconds()
         return await asyncio.wait_for(provider.complete(request), timeout=max(remaining, 0.001))
 
-    # -- outcomes ------------------------------------------------------------------
-    def _finish(self, task: Task, attempt: Attempt) -> None:
-        error = ""
-        if attempt.truncated:
-            error = "the answer was cut off at max_tokens: raise max_tokens for this workflow, or choose rework"
-        self.ctx.state.move(task.task_id, Status.REVIEW, now=self.ctx.now(), error=error, clear_review=1)
-        self.ctx.state.night_task(
-            task.night or "", task.task_id, workflow=task.workflow or "", attempt=task.attempt, outcome="done"
-        )
-        self.report.done[task.workflow or ""] += 1
+    async def work(self, task: Task) -> None:
+        try:
+            outcome = await self._outcome(task)
+            self._apply(task, outcome)
+        finally:
+            self.finished += 1
+            self.ctx.progress(self.finished, self.total, "run")
 
-    def _fail(self, task: Task, reason: str) -> None:
-        self.ctx.state.move(task.task_id, Status.FAILED, now=self.ctx.now(), error=reason, failure="call")
-        self.ctx.state.night_task(
-            task.night or "",
-            task.task_id,
-            workflow=task.workflow or "",
-            attempt=task.attempt,
-            outcome="failed",
-            reason=reason,
-        )
-        self.report.failed[task.workflow or ""] += 1
-
-    def _defer(self, task: Task, reason: str) -> None:
-        self.ctx.state.move(task.task_id, Status.DEFERRED, now=self.ctx.now(), error=reason)
-        self.ctx.state.night_task(
-            task.night or "",
-            task.task_id,
-            workflow=task.workflow or "",
-            attempt=task.attempt,
-            outcome="deferred",
-            reason=reason,
-        )
-        self.report.deferred[task.workflow or ""] += 1
-        self.report.drained = False
-
-    def _call_failed(self, task: Task, exc: ProviderError) -> None:
-        if isinstance(exc, PermanentProviderError):
-            self._fail(task, f"{exc}. Fix it, then set status to queued to run it again")
-            return
-        failures = self.ctx.state.failed_calls(task.task_id, task.night or "")
-        if failures >= MAX_FAILED_CALLS_PER_NIGHT:
-            self._fail(
-                task,
-                f"gave up after {failures} failed calls tonight: {exc}. Set status to queued to try again",
+    async def _outcome(self, task: Task) -> Outcome:
+        wf = self.ctx.config.workflows.get(task.workflow or "")
+        if wf is None:
+            return Outcome(
+                "failed",
+                f"workflow {task.workflow!r} is no longer in the YAML; it was removed after this row was locked",
             )
+        if self.out_of_time():
+            return Outcome("deferred", "deferred: the night window ended before this row started")
+        try:
+            return await with_timeout(self.runner.run(task), wf.task_timeout_s)
+        except _Unavailable as exc:
+            return Outcome("deferred", f"deferred: {exc}")
+
+    def _apply(self, task: Task, outcome: Outcome) -> None:
+        state, now, workflow = self.ctx.state, self.ctx.now(), task.workflow or ""
+        if outcome.status == "review":
+            state.move(
+                task.task_id, Status.REVIEW, now=now, error=TRUNCATED if outcome.truncated else "", clear_review=1
+            )
+            self.report.done[workflow] += 1
+            self.report.cost_usd += outcome.cost_usd
+            result = "done"
+        elif outcome.status == "failed":
+            state.move(task.task_id, Status.FAILED, now=now, error=outcome.reason, failure="call")
+            self.report.failed[workflow] += 1
+            result = "failed"
         else:
-            # Still RUNNING: the next `sheetbot run` in the window tries it again.
-            self.ctx.state.move(
-                task.task_id, Status.RUNNING, now=self.ctx.now(), error=f"call failed, will be retried: {exc}"
-            )
+            state.move(task.task_id, Status.DEFERRED, now=now, error=outcome.reason)
+            self.report.deferred[workflow] += 1
             self.report.drained = False
+            result = "deferred"
+        if outcome.reason:
+            self.report.reasons[outcome.reason] += 1
+        state.night_task(
+            task.night or "",
+            task.task_id,
+            workflow=workflow,
+            attempt=task.attempt,
+            outcome=result,
+            reason=outcome.reason,
+        )
+
+
+class _Unavailable(SheetbotError):
+    """The workflow's provider cannot be used tonight (e.g. its API key is not set)."""
 
 
 def _changed_after_lock(ctx: NightContext, report: RunReport) -> None:
@@ -244,12 +184,13 @@ def _changed_after_lock(ctx: NightContext, report: RunReport) -> None:
         return
     col = ctx.col
     rows = {r.get(col["id"]).strip(): r for r in sheet.rows}
+    owned = _sheetbot_columns(col)
     for projection in ctx.state.dirty():
         task = ctx.state.task(projection.task_id)
         row = rows.get(projection.task_id)
         if task is None or row is None or task.status != Status.REVIEW or not task.snapshot:
             continue
-        watched = [col["type"], col["input"], *[c for c in task.snapshot if c not in _sheetbot_columns(col)]]
+        watched = [col["type"], col["input"], *[c for c in task.snapshot if c not in owned]]
         changed = [c for c in dict.fromkeys(watched) if row.get(c) != task.snapshot.get(c, "")]
         if changed:
             note = (
@@ -262,21 +203,8 @@ def _changed_after_lock(ctx: NightContext, report: RunReport) -> None:
 
 
 def _sheetbot_columns(col: Mapping[str, str]) -> set[str]:
-    return {
-        col[c]
-        for c in (
-            "id",
-            "status",
-            "night",
-            "output",
-            "review",
-            "notes",
-            "edited_output",
-            "error",
-            "cost",
-            "priority",
-        )
-    }
+    names = ("id", "status", "night", "output", "review", "notes", "edited_output", "error", "cost", "priority")
+    return {col[c] for c in names}
 
 
 async def run_async(ctx: NightContext, *, until: datetime | None = None) -> RunReport:
@@ -296,10 +224,11 @@ async def run_async(ctx: NightContext, *, until: datetime | None = None) -> RunR
         night = _Night(ctx, report, deadline)
         night.total = len(tasks)
         try:
-            await asyncio.gather(*(night.work(state.task(t.task_id) or t) for t in tasks))
+            # Tasks start in priority order (P0 first, then oldest): when a cap or the window ends, the
+            # lowest priorities are the ones that wait.
+            await asyncio.gather(*(night.work(t) for t in tasks))
         finally:
-            for provider in night.providers.values():
-                await provider.aclose()
+            await night.providers.aclose()
         with state.transaction():
             _changed_after_lock(ctx, report)
             state.night_event(window.night, run_finished_at=ctx.now().isoformat(), drained=int(report.drained))

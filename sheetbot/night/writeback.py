@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -9,6 +10,7 @@ from sheetbot.boards.base import BoardRow, CellValue, RowUpdate
 from sheetbot.night.context import NightContext
 from sheetbot.state import BoardProjection, Task
 from sheetbot.status import Status, parse_status
+from sheetbot.structured import cells, readable
 
 _WITH_OUTPUT = frozenset({Status.REVIEW, Status.APPROVED, Status.EDITED, Status.REWORK})
 
@@ -29,12 +31,25 @@ def projection_cells(ctx: NightContext, p: BoardProjection) -> dict[str, CellVal
         col["cost"]: round(p.cost_usd, 6) if p.cost_usd else None,
     }
     if p.output is not None:
-        cells[col["output"]] = p.output
+        cells.update(_output_cells(ctx, p.workflow, p.output))
     if p.clear_review:
         # A new output is up for review: yesterday's decision must not be read as today's.
         cells[col["review"]] = None
         cells[col["edited_output"]] = None
     return cells
+
+
+def _output_cells(ctx: NightContext, workflow: str | None, output: str) -> dict[str, CellValue]:
+    """A structured answer (stored as JSON) goes to its fields' columns and, readable, to `output`."""
+    wf = ctx.config.workflows.get(workflow or "")
+    if wf is not None and wf.outputs:
+        try:
+            values = json.loads(output)
+        except ValueError:
+            values = None
+        if isinstance(values, dict):
+            return {ctx.col["output"]: readable(wf.outputs, values), **cells(wf.outputs, values)}
+    return {ctx.col["output"]: output}
 
 
 def write_back(ctx: NightContext, extra: Sequence[RowUpdate] = ()) -> WriteBack:

@@ -1,4 +1,9 @@
-"""Anthropic Messages API: one message per call, text blocks joined, cache usage reported."""
+"""Anthropic Messages API: one message per call, text blocks joined, cache usage reported.
+
+Structured output goes through one forced tool, ``record_output``, whose input schema is the workflow's
+schema: the answer is the ``tool_use`` block's ``input``. A tool rather than ``output_config``'s JSON
+format because every Claude model supports forced tool use.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,9 @@ from sheetbot.providers.errors_map import (
     status_error,
     timeout_error,
 )
+
+#: The one tool offered when a workflow has ``outputs:``; the model is made to call it.
+TOOL_NAME = "record_output"
 
 
 class AnthropicProvider:
@@ -60,6 +68,15 @@ class AnthropicProvider:
             # anthropic>=1.0 dropped temperature from create()'s signature; the API still takes it
             # on models that allow sampling options, so it travels in the body, and only when set.
             options["extra_body"] = {"temperature": request.temperature}
+        if request.output_schema is not None:
+            options["tools"] = [
+                {
+                    "name": TOOL_NAME,
+                    "description": "Record the answer in the required fields.",
+                    "input_schema": dict(request.output_schema),
+                }
+            ]
+            options["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
         ctx = self._context(request.model)
         started = time.monotonic()
         try:
@@ -90,10 +107,18 @@ class AnthropicProvider:
 
 
 def _to_completion(response: object, model: str, latency_s: float) -> Completion:
-    """Join the text blocks and read usage; raises on a body that is not a message."""
+    """Join the text blocks and read usage; raises on a body that is not a message.
+
+    With a ``record_output`` call the data is its input and the text that input as JSON, so the stored
+    output is the answer itself; a reply without the call keeps its text, and validation reports it.
+    """
     if not isinstance(response, Message):
         raise TypeError(f"expected a message, got {type(response).__name__}")
     text = "".join(block.text for block in response.content if block.type == "text")
+    calls = [block for block in response.content if block.type == "tool_use" and block.name == TOOL_NAME]
+    data = dict(calls[0].input) if calls and isinstance(calls[0].input, dict) else None
+    if data is not None:
+        text = json.dumps(data, ensure_ascii=False)
     usage = response.usage
     return Completion(
         text=text,
@@ -106,4 +131,5 @@ def _to_completion(response: object, model: str, latency_s: float) -> Completion
         model=getattr(response, "model", None) or model,
         truncated=response.stop_reason == "max_tokens",
         latency_s=latency_s,
+        data=data,
     )

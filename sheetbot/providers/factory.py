@@ -2,11 +2,17 @@
 
 The environment is passed in, never read from ``os.environ`` here: tests and ``sheetbot check`` hand
 over exactly what they want, and API keys only ever travel from that mapping into the SDK client.
+
+The SDK client is built with ``max_retries=0``: retries belong to ResilientProvider, which honours
+``retry-after``, counts every try for the circuit breaker and the rate limiter, and gives its slot back
+while it waits. ``config.max_retries`` is that wrapper's budget, not the SDK's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import urlsplit
 
 import httpx2
@@ -16,6 +22,8 @@ from sheetbot.errors import ConfigError, PermanentProviderError, Problem
 from sheetbot.providers.anthropic_messages import AnthropicProvider
 from sheetbot.providers.base import Provider
 from sheetbot.providers.openai_chat import OpenAIProvider
+from sheetbot.providers.ratelimit import RateLimiter
+from sheetbot.providers.resilient import EventHook, ResilientProvider
 
 DEFAULT_KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
 #: What an OpenAI-compatible server on this machine gets as a key: the SDK insists on one, Ollama ignores it.
@@ -37,8 +45,18 @@ def make_provider(
     *,
     env: Mapping[str, str],
     http_client: httpx2.AsyncClient | None = None,
+    monotonic: Callable[[], float] | None = None,
+    sleep: Callable[[float], Awaitable[None]] | None = None,
+    on_event: EventHook | None = None,
+    resilient: bool = True,
 ) -> Provider:
-    """The provider for the YAML entry ``providers.<name>``; raises if its API key is not set."""
+    """The provider for the YAML entry ``providers.<name>``; raises if its API key is not set.
+
+    By default it comes wrapped in a ResilientProvider with its own RateLimiter (one per provider entry:
+    the limits are the account's). ``resilient=False`` gives the bare SDK provider, which never retries.
+    ``monotonic``/``sleep`` are for tests (default: the real clock); ``on_event`` hears retries and
+    breaker changes.
+    """
     kind = config.kind or name
     if kind not in DEFAULT_KEY_ENV:
         raise ConfigError(
@@ -57,11 +75,30 @@ def make_provider(
         else:
             raise PermanentProviderError(f"provider {name}: set the environment variable {var} to your API key")
     cls = AnthropicProvider if kind == "anthropic" else OpenAIProvider
-    return cls(
+    inner = cls(
         api_key=api_key,
         base_url=config.base_url,
-        max_retries=config.max_retries,
+        max_retries=0,
         http_client=http_client,
         label=name,
         api_key_env=var,
+    )
+    if not resilient:
+        return inner
+    monotonic = monotonic or time.monotonic
+    sleep = sleep or asyncio.sleep
+    limiter = RateLimiter(
+        concurrency=config.concurrency, rpm=config.rpm, tpm=config.tpm, monotonic=monotonic, sleep=sleep
+    )
+    return ResilientProvider(
+        inner,
+        name=name,
+        config=config,
+        limiter=limiter,
+        monotonic=monotonic,
+        sleep=sleep,
+        on_event=on_event,
+        # OpenAI counts max_tokens against the tpm limit when the request arrives, whatever the answer
+        # then uses: giving unused tokens back would overrun its accounting. Anthropic counts real usage.
+        refund_tokens=kind != "openai",
     )

@@ -3,6 +3,9 @@
 Chat Completions rather than the Responses API because it is the one endpoint every compatible
 server implements. ``max_tokens`` rather than ``max_completion_tokens`` for the same reason: local
 servers know the old name, and this SDK still accepts it.
+
+Structured output goes through ``response_format`` json_schema in strict mode: the model is constrained
+to the schema, and the answer arrives as JSON text in ``message.content``.
 """
 
 from __future__ import annotations
@@ -15,14 +18,20 @@ import httpx2
 import openai
 from openai.types.chat import ChatCompletion
 
+from sheetbot.errors import PermanentProviderError, ProviderError
 from sheetbot.providers.base import Completion, CompletionRequest, Usage
 from sheetbot.providers.errors_map import (
     ErrorContext,
     connection_error,
     malformed_error,
+    server_message,
+    shorten,
     status_error,
     timeout_error,
 )
+
+#: The name of the response format; OpenAI allows [A-Za-z0-9_-]{1,64}.
+SCHEMA_NAME = "sheetbot_output"
 
 
 class OpenAIProvider:
@@ -65,6 +74,11 @@ class OpenAIProvider:
         options: dict[str, Any] = {}
         if request.temperature is not None:
             options["temperature"] = request.temperature
+        if request.output_schema is not None:
+            options["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": SCHEMA_NAME, "schema": dict(request.output_schema), "strict": True},
+            }
         ctx = self._context(request.model)
         started = time.monotonic()
         try:
@@ -76,6 +90,10 @@ class OpenAIProvider:
                 **options,
             )
         except openai.APIStatusError as exc:
+            if request.output_schema is not None:
+                refused = _schema_refused(exc.status_code, exc.body, ctx, exc.message)
+                if refused is not None:
+                    raise refused from None
             raise status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
         except openai.APITimeoutError:
             raise timeout_error(ctx, request.timeout_s) from None
@@ -85,7 +103,7 @@ class OpenAIProvider:
             raise malformed_error(ctx, str(exc)) from None
         latency_s = time.monotonic() - started
         try:
-            return _to_completion(response, request.model, latency_s)
+            return _to_completion(response, request.model, latency_s, structured=request.output_schema is not None)
         except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
             raise malformed_error(ctx, f"{type(exc).__name__}: {exc}") from None
 
@@ -93,7 +111,41 @@ class OpenAIProvider:
         await self._client.close()
 
 
-def _to_completion(response: object, model: str, latency_s: float) -> Completion:
+def _schema_refused(status: int, body: object, ctx: ErrorContext, fallback: str) -> ProviderError | None:
+    """A 400/422 about ``response_format``: a server (or model) without structured output, or a bad schema.
+
+    Some OpenAI-compatible servers reject the parameter outright; retrying cannot help, and the fix is in
+    the workflow, so the message says which.
+    """
+    said = ctx.scrub(shorten(server_message(body, fallback)))
+    raw = (ctx.scrub(str(body)) + " " + said).lower()
+    if status not in (400, 422) or not any(word in raw for word in ("response_format", "json_schema")):
+        return None
+    quoted = f' — {ctx.label} said: "{said}"' if said else ""
+    if "invalid schema" in raw:
+        fix = (
+            f"{ctx.label} rejected the structured-output schema for model {ctx.model} (HTTP {status}): "
+            "check the workflow's `outputs:` (names, types, choices)"
+        )
+    else:
+        fix = (
+            f"{ctx.label} at {ctx.where} does not support structured output for model {ctx.model} "
+            f"(HTTP {status}): remove `outputs:` from the workflow, or use a model or server that supports "
+            "response_format json_schema"
+        )
+    return PermanentProviderError(fix + quoted, status_code=status)
+
+
+def _parse_object(text: str) -> dict[str, Any] | None:
+    """The answer as a JSON object, or None: validation reports what is wrong with the text."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _to_completion(response: object, model: str, latency_s: float, *, structured: bool = False) -> Completion:
     """Read text, usage and finish reason; raises on a body that is not a chat completion.
 
     The SDK hands back a plain ``str`` when the server answers with a non-JSON content type, and
@@ -121,4 +173,5 @@ def _to_completion(response: object, model: str, latency_s: float) -> Completion
         model=getattr(response, "model", None) or model,
         truncated=choice.finish_reason == "length",
         latency_s=latency_s,
+        data=_parse_object(message.content or "") if structured else None,
     )

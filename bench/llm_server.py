@@ -1,0 +1,419 @@
+"""A small OpenAI-compatible HTTP server on 127.0.0.1, slow, rate-limited and flaky on purpose. See bench/README.md.
+
+It answers POST ``/v1/chat/completions`` in the real response shape, so a client goes through the real SDK,
+its connection pool and its retries. Three knobs make it behave like a busy provider:
+
+* ``latency_s``: every accepted request is answered after this long (one thread per connection, so requests
+  wait side by side, not in line);
+* ``rpm``: requests per minute over a sliding 60 s window, and, as OpenAI documents ("60,000 requests/minute
+  may be enforced as 1,000 requests/second"), quantized: at most ``rpm / 60 × burst_window_s`` requests in any
+  ``burst_window_s`` seconds (``burst_window_s=None`` checks the minute only). A request over either gets 429
+  at once, with ``retry-after`` (whole seconds, rounded up), ``retry-after-ms`` and an OpenAI-shaped error body;
+  rejected requests do not count against the window;
+* ``fail_share``: that share of accepted requests answers 500 or 503 instead (after the latency), drawn from a
+  seeded random generator, so a run's failures are the same each time for the same order of arrival.
+
+Stdlib only. It counts what it saw and keeps one record per request, and it shuts itself down after
+``max_duration_s`` should the benchmark that started it crash::
+
+    with LLMServer(latency_s=0.5, rpm=1200, fail_share=0.1) as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="sk-anything")
+        ...
+        print(server.stats().rate_limited)
+
+``LLMServerProcess`` runs the same server in a child process, for measurements: in one process the server's
+threads and the client's event loop take turns on the GIL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import multiprocessing
+import random
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.connection import Connection
+from typing import Any
+
+HOST = "127.0.0.1"
+MINUTE_S = 60.0
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the server handled it; times are ``time.monotonic()`` seconds."""
+
+    arrived_s: float
+    answered_s: float
+    status: int
+
+
+@dataclass
+class ServerStats:
+    """What the server saw. ``records`` holds every chat-completion request, 429s included."""
+
+    requests: int = 0
+    ok: int = 0
+    rate_limited: int = 0
+    server_errors: int = 0
+    bad_requests: int = 0
+    max_in_flight: int = 0
+    records: list[RequestRecord] = field(default_factory=list)
+
+    @property
+    def accepted(self) -> int:
+        """Requests that counted against the rate limit: answered 200 or 5xx."""
+        return self.ok + self.server_errors
+
+    @property
+    def completions_s(self) -> list[float]:
+        """When each successful answer was sent, in order."""
+        return sorted(r.answered_s for r in self.records if r.status == 200)
+
+
+class SlidingWindow:
+    """At most ``limit`` admissions in any ``length_s`` seconds."""
+
+    def __init__(self, limit: int, length_s: float) -> None:
+        self.limit = limit
+        self.length_s = length_s
+        self._times: deque[float] = deque()
+
+    def wait_s(self, now: float) -> float:
+        """0 if one more request fits now, else the seconds until the oldest one leaves the window."""
+        while self._times and self._times[0] <= now - self.length_s:
+            self._times.popleft()
+        if len(self._times) < self.limit:
+            return 0.0
+        return self._times[0] + self.length_s - now
+
+    def add(self, now: float) -> None:
+        self._times.append(now)
+
+
+class RateLimit:
+    """The rpm limit: a sliding minute, and optionally the same rate over a shorter burst window."""
+
+    def __init__(self, rpm: int, burst_window_s: float | None) -> None:
+        self.rpm = rpm
+        self.windows = [SlidingWindow(rpm, MINUTE_S)]
+        if burst_window_s:
+            self.windows.append(SlidingWindow(max(1, math.floor(rpm * burst_window_s / MINUTE_S)), burst_window_s))
+        self._lock = threading.Lock()
+
+    def admit(self, now: float) -> float:
+        """Admit a request (returns 0.0), or return how many seconds to wait; a refusal is not counted."""
+        with self._lock:
+            wait_s = max(window.wait_s(now) for window in self.windows)
+            if wait_s <= 0:
+                for window in self.windows:
+                    window.add(now)
+            return wait_s
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: the SDK's connection pool reuses connections
+    timeout = 30  # an idle keep-alive connection frees its thread after this long
+    server: _HTTPServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None  # quiet: the bench prints its own figures
+
+    def do_GET(self) -> None:
+        self._send_json(404, _error_body(f"no endpoint GET {self.path}", "invalid_request_error"))
+
+    def do_POST(self) -> None:
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            self._drain()
+            self._send_json(404, _error_body(f"no endpoint POST {self.path}", "invalid_request_error"))
+            return
+        self.server.owner._chat(self)
+
+    def _drain(self) -> bytes:
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _send_json(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True  # a stuck connection never keeps the process alive
+    request_queue_size = 256  # the default backlog of 5 drops connections when a pool of 32 opens at once
+    owner: LLMServer
+
+
+class LLMServer:
+    """Start with ``with LLMServer(...) as server`` (or ``start()``/``stop()``); clients use ``base_url``."""
+
+    def __init__(
+        self,
+        *,
+        latency_s: float = 0.5,
+        rpm: int | None = None,
+        fail_share: float = 0.0,
+        burst_window_s: float | None = 1.0,
+        seed: int = 7,
+        max_duration_s: float = 900.0,
+    ) -> None:
+        if not 0.0 <= fail_share <= 1.0:
+            raise ValueError(f"fail_share must be between 0 and 1, not {fail_share}")
+        self.latency_s = latency_s
+        self.fail_share = fail_share
+        self.max_duration_s = max_duration_s
+        self.limit = RateLimit(rpm, burst_window_s) if rpm else None
+        self.expired = False
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        self._stats = ServerStats()
+        self._in_flight = 0
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._timer: threading.Timer | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> LLMServer:
+        httpd = _HTTPServer((HOST, 0), _Handler)  # port 0: the OS picks a free one
+        httpd.owner = self
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever, name="llm-server", daemon=True)
+        self._thread.start()
+        self._timer = threading.Timer(self.max_duration_s, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _expire(self) -> None:
+        self.expired = True
+        if self._httpd is not None:
+            self._httpd.shutdown()
+
+    def __enter__(self) -> LLMServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("the server is not running: call start() or use it in a with block")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """What an OpenAI client takes as ``base_url``."""
+        return f"http://{HOST}:{self.port}/v1"
+
+    def stats(self) -> ServerStats:
+        """A copy of the counters and records so far."""
+        with self._lock:
+            s = self._stats
+            return ServerStats(
+                requests=s.requests,
+                ok=s.ok,
+                rate_limited=s.rate_limited,
+                server_errors=s.server_errors,
+                bad_requests=s.bad_requests,
+                max_in_flight=s.max_in_flight,
+                records=list(s.records),
+            )
+
+    # -- one request -------------------------------------------------------------------
+    def _chat(self, handler: _Handler) -> None:
+        arrived = time.monotonic()
+        raw = handler._drain()
+        with self._lock:
+            self._stats.requests += 1
+            number = self._stats.requests
+        try:
+            body = json.loads(raw)
+            if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+                raise ValueError("the body needs a `messages` list")
+            if body.get("stream"):
+                raise ValueError("this bench server does not stream: leave `stream` unset")
+        except ValueError as exc:
+            self._answer(handler, arrived, 400, _error_body(str(exc), "invalid_request_error"))
+            return
+
+        wait_s = self.limit.admit(arrived) if self.limit else 0.0
+        if wait_s > 0:
+            self._answer(handler, arrived, 429, *self._rate_limited(wait_s))
+            return
+
+        with self._lock:
+            fails = self._rng.random() < self.fail_share
+            status = self._rng.choice((500, 503)) if fails else 200
+            self._in_flight += 1
+            self._stats.max_in_flight = max(self._stats.max_in_flight, self._in_flight)
+        try:
+            time.sleep(self.latency_s)  # this connection's thread only: others are answered meanwhile
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+        if status == 200:
+            self._answer(handler, arrived, 200, _completion(body, number))
+        else:
+            kind = "server_error" if status == 500 else "service_unavailable"
+            self._answer(handler, arrived, status, _error_body(f"the bench server failed on purpose ({kind})", kind))
+
+    def _rate_limited(self, wait_s: float) -> tuple[dict[str, Any], dict[str, str]]:
+        assert self.limit is not None
+        rpm = self.limit.rpm
+        message = (
+            f"Rate limit reached for requests per min (RPM): Limit {rpm}, Used {rpm}, Requested 1. "
+            f"Please try again in {wait_s * 1000:.0f}ms."
+        )
+        headers = {
+            "retry-after": str(max(1, math.ceil(wait_s))),
+            "retry-after-ms": str(max(1, math.ceil(wait_s * 1000))),
+            "x-ratelimit-limit-requests": str(rpm),
+            "x-ratelimit-remaining-requests": "0",
+        }
+        return _error_body(message, "requests", code="rate_limit_exceeded"), headers
+
+    def _answer(
+        self,
+        handler: _Handler,
+        arrived: float,
+        status: int,
+        body: dict[str, Any],
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        try:
+            handler._send_json(status, body, headers)
+        finally:
+            with self._lock:
+                s = self._stats
+                s.records.append(RequestRecord(arrived, time.monotonic(), status))
+                if status == 200:
+                    s.ok += 1
+                elif status == 429:
+                    s.rate_limited += 1
+                elif status >= 500:
+                    s.server_errors += 1
+                else:
+                    s.bad_requests += 1
+
+
+class LLMServerProcess:
+    """The same server in a child process: what a client measures is then not slowed by the server's threads.
+
+    In one process the server's handler threads and the client's event loop share the GIL, and a loop that
+    wakes up to send its next paced request may wait for it. Same arguments and interface as LLMServer
+    (``base_url``, ``stats()``, ``start()``/``stop()``, a with block); the child stops when the parent goes away.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self.options = options
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._lock = threading.Lock()
+        self.base_url = ""
+
+    def start(self) -> LLMServerProcess:
+        context = multiprocessing.get_context("spawn")  # no fork of a parent that may already run threads
+        parent, child = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child, self.options), name="llm-server", daemon=True)
+        self._process.start()
+        child.close()
+        if not parent.poll(30):
+            self.stop()
+            raise RuntimeError("the LLM server process did not start within 30 s")
+        self._conn = parent
+        self.base_url = parent.recv()
+        return self
+
+    def stats(self) -> ServerStats:
+        if self._conn is None:
+            raise RuntimeError("the server is not running: call start() or use it in a with block")
+        with self._lock:
+            self._conn.send("stats")
+            stats: ServerStats = self._conn.recv()
+            return stats
+
+    def stop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(OSError):  # it already stopped: its max duration passed
+                self._conn.send("stop")
+            self._conn.close()
+            self._conn = None
+        if self._process is not None:
+            self._process.join(timeout=10)
+            if self._process.is_alive():
+                self._process.terminate()
+            self._process = None
+
+    def __enter__(self) -> LLMServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _serve(conn: Connection, options: dict[str, Any]) -> None:
+    """The child: start the server, send its base_url, then answer "stats" until "stop" or the parent is gone."""
+    with LLMServer(**options) as server:
+        conn.send(server.base_url)
+        while not server.expired:
+            if not conn.poll(1.0):
+                continue
+            try:
+                command = conn.recv()
+            except EOFError:
+                return
+            if command == "stop":
+                return
+            conn.send(server.stats())
+
+
+def _error_body(message: str, kind: str, *, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": code}}
+
+
+def _text(content: Any) -> str:
+    """A message's content as text, whether a string or a list of parts."""
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content if isinstance(content, str) else ""
+
+
+def _completion(body: dict[str, Any], number: int) -> dict[str, Any]:
+    """A chat completion: "OUTPUT for: " and the start of the last user message; tokens ≈ characters / 4."""
+    messages = [m for m in body["messages"] if isinstance(m, dict)]
+    prompt = "".join(_text(m.get("content")) for m in messages)
+    users = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
+    text = "OUTPUT for: " + " ".join((users[-1] if users else "").split())[:60]
+    n_in, n_out = math.ceil(len(prompt) / 4), math.ceil(len(text) / 4)
+    return {
+        "id": f"chatcmpl-bench-{number}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model") or "bench-model",
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None, "finish_reason": "stop"}
+        ],
+        "usage": {"prompt_tokens": n_in, "completion_tokens": n_out, "total_tokens": n_in + n_out},
+    }

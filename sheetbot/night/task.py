@@ -1,0 +1,257 @@
+"""One task through the model: its steps, each checkpointed, with its money and its failures bounded.
+
+A task is one or more steps (research → draft → polish). Each finished step is
+stored before the next starts, so after a crash the task resumes after its last
+finished step and no step is paid for twice. The last step's answer is the
+task's output; with `outputs:` it must be a structured answer that validates
+(one repair attempt, with the validation error in the prompt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sheetbot.config import Config, StepConfig, WorkflowConfig
+from sheetbot.errors import CircuitOpenError, PermanentProviderError, ProviderError, TemplateError
+from sheetbot.night.budget import Budget
+from sheetbot.night.prompts import rework_section
+from sheetbot.pricing import cost_usd
+from sheetbot.providers.base import Completion, CompletionRequest, Provider, Usage
+from sheetbot.providers.tokens import estimate_tokens
+from sheetbot.state import Attempt, State, Task
+from sheetbot.structured import InvalidAnswer, json_schema, repair_prompt, validate_answer
+from sheetbot.templates import render, row_lookup
+
+#: The step name of a single-prompt workflow.
+FINAL_STEP = "final"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a task ended tonight: ``status`` is review, failed or deferred."""
+
+    status: str
+    reason: str = ""
+    truncated: bool = False
+    cost_usd: float = 0.0
+
+
+def workflow_steps(wf: WorkflowConfig) -> list[StepConfig]:
+    if wf.steps:
+        return list(wf.steps)
+    return [StepConfig(name=FINAL_STEP, prompt=wf.prompt, system=None)]
+
+
+class TaskRunner:
+    """Runs tasks for one night. Provider access, clock and sleep come from the caller."""
+
+    def __init__(
+        self,
+        *,
+        config: Config,
+        state: State,
+        budget: Budget,
+        aliases: Mapping[str, str],
+        provider_for: Callable[[WorkflowConfig], tuple[str, Provider]],
+        call: Callable[[Provider, CompletionRequest], Awaitable[Completion]],
+        now: Callable[[], datetime],
+        sleep: Callable[[float], Awaitable[None]],
+        out_of_time: Callable[[], bool],
+    ) -> None:
+        self.config = config
+        self.state = state
+        self.budget = budget
+        self.aliases = aliases
+        self.provider_for = provider_for
+        self.call = call
+        self.now = now
+        self.sleep = sleep
+        self.out_of_time = out_of_time
+
+    async def run(self, task: Task) -> Outcome:
+        wf = self.config.workflows[task.workflow or ""]
+        steps = workflow_steps(wf)
+        done: dict[str, str] = {}
+        spent = self.state.spent_usd(task_id=task.task_id, night=task.night)
+        truncated = False
+        for index, step in enumerate(steps):
+            last = index == len(steps) - 1
+            stored = self.state.stored_output(task.task_id, task.attempt, step.name)
+            if stored is not None and stored.output is not None:
+                done[step.name] = stored.output
+                truncated = truncated or stored.truncated
+                continue
+            try:
+                system, prompt = self._render(wf, step, task, done, last=last)
+            except TemplateError as exc:
+                return Outcome("failed", f"{exc}: fix the workflow's template, then set status to queued")
+            outcome = await self._step(task, wf, step, system, prompt, last=last, spent=spent)
+            if isinstance(outcome, Outcome):
+                return outcome
+            attempt = outcome
+            done[step.name] = attempt.output or ""
+            spent += attempt.cost_usd
+            truncated = truncated or attempt.truncated
+        return Outcome("review", truncated=truncated, cost_usd=spent)
+
+    def _render(
+        self, wf: WorkflowConfig, step: StepConfig, task: Task, done: Mapping[str, str], *, last: bool
+    ) -> tuple[str, str]:
+        base = row_lookup(task.snapshot, self.aliases)
+
+        def lookup(name: str) -> str | None:
+            if name.startswith("steps."):
+                return done.get(name.removeprefix("steps."))
+            return base(name)
+
+        system = render(step.system if step.system is not None else wf.system, lookup).strip()
+        prompt = render(step.prompt, lookup).strip()
+        if last and task.attempt > 1 and task.previous_output is not None:
+            prompt += rework_section(task.attempt, task.previous_output, task.rework_notes)
+        return system, prompt
+
+    async def _step(
+        self, task: Task, wf: WorkflowConfig, step: StepConfig, system: str, prompt: str, *, last: bool, spent: float
+    ) -> Attempt | Outcome:
+        """Call until the step has a good answer, or the row is failed or deferred."""
+        key, provider = self.provider_for(wf)
+        model = step.model or wf.model
+        price = self.config.prices[model]
+        max_tokens = step.max_tokens or wf.max_tokens
+        structured = last and bool(wf.outputs)
+        repaired = False
+        while True:
+            if self.out_of_time():
+                return Outcome("deferred", "deferred: the night window ended before this row finished")
+            request = CompletionRequest(
+                custom_id=f"{task.task_id}:{task.attempt}:{step.name}",
+                model=model,
+                system=system,
+                prompt=prompt,
+                max_tokens=max_tokens,
+                temperature=wf.temperature,
+                timeout_s=wf.timeout_s or self.config.providers[wf.provider].timeout_s,
+                output_schema=json_schema(wf.outputs) if structured else None,
+            )
+            worst = cost_usd(price, _worst_case(request)) if wf.mode != "preview" else 0.0
+            if wf.max_usd_per_task is not None and spent + worst > wf.max_usd_per_task:
+                return Outcome(
+                    "failed",
+                    f"this row could cost up to ${spent + worst:.4f}, over the workflow's "
+                    f"max_usd_per_task of ${wf.max_usd_per_task:.4f}: shorten the input, lower "
+                    "max_tokens or raise the cap, then set status to queued",
+                )
+            refused = self.budget.refuse(task.workflow or "", worst)
+            if refused:
+                return Outcome("deferred", refused)
+            self.budget.reserve(task.workflow or "", worst)
+            base = dict(
+                task_id=task.task_id,
+                night=task.night or "",
+                attempt=task.attempt,
+                step=step.name,
+                workflow=task.workflow or "",
+                provider=key,
+                model=model,
+                mode=wf.mode,
+                system=system,
+                prompt=prompt,
+                final=last,
+            )
+            try:
+                completion = await self.call(provider, request)
+            except CircuitOpenError as exc:
+                return Outcome("deferred", f"deferred: {exc}")
+            except TimeoutError:
+                return Outcome("deferred", "deferred: the night window ended while this row was running")
+            except ProviderError as exc:
+                self.state.record_attempt(Attempt(**base, ok=False, error=str(exc)), now=self.now())  # type: ignore[arg-type]
+                verdict = await self._after_failure(task, wf, exc)
+                if verdict is not None:
+                    return verdict
+                continue
+            finally:
+                self.budget.release(task.workflow or "", worst)
+            actual = 0.0 if completion.preview else cost_usd(price, completion.usage)
+            self.budget.spend(task.workflow or "", actual)
+            text = completion.text
+            if structured and not completion.preview:
+                try:
+                    values = validate_answer(wf.outputs, completion.data if completion.data is not None else text)
+                except InvalidAnswer as exc:
+                    self.state.record_attempt(
+                        _attempt(base, completion, actual, ok=False, error=str(exc)), now=self.now()
+                    )
+                    if repaired:
+                        return Outcome("failed", f"the answer did not fit the workflow's outputs twice: {exc}")
+                    repaired = True
+                    prompt = repair_prompt(prompt, str(exc))
+                    base["prompt"] = prompt
+                    continue
+                text = _json(values)
+            attempt = _attempt(base, completion, actual, ok=True, output=text)
+            self.state.record_attempt(attempt, now=self.now())  # stored before anything reaches the board
+            return attempt
+
+    async def _after_failure(self, task: Task, wf: WorkflowConfig, exc: ProviderError) -> Outcome | None:
+        """None: call again. Otherwise the row's outcome (dead-lettered after too many failures tonight)."""
+        if isinstance(exc, PermanentProviderError):
+            return Outcome("failed", f"{exc}. Fix it, then set status to queued to run it again")
+        failures = self.state.failed_calls(task.task_id, task.night or "")
+        if failures >= wf.max_failed_calls:
+            return Outcome(
+                "failed", f"gave up after {failures} failed calls tonight ({exc}); set status to queued to try again"
+            )
+        await self.sleep(min(2.0**failures, 60.0))
+        return None
+
+
+def _worst_case(request: CompletionRequest) -> Usage:
+    return Usage(input_tokens=estimate_tokens(request.system + request.prompt), output_tokens=request.max_tokens)
+
+
+def _attempt(
+    base: dict[str, object],
+    completion: Completion,
+    cost: float,
+    *,
+    ok: bool,
+    output: str | None = None,
+    error: str | None = None,
+) -> Attempt:
+    usage = completion.usage
+    return Attempt(
+        **base,
+        ok=ok,
+        output=output if output is not None else (completion.text if ok else None),  # type: ignore[arg-type]
+        error=error,
+        truncated=completion.truncated,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cost_usd=cost,
+        estimated_usd=completion.estimated_usd,
+        latency_s=completion.latency_s,
+    )
+
+
+def _json(values: Mapping[str, object]) -> str:
+    return json.dumps(values, ensure_ascii=False)
+
+
+async def with_timeout(coro: Awaitable[Outcome], timeout_s: float | None) -> Outcome:
+    if timeout_s is None:
+        return await coro
+    try:
+        return await asyncio.wait_for(coro, timeout=timeout_s)
+    except TimeoutError:
+        return Outcome(
+            "failed",
+            f"the row took longer than task_timeout_s ({timeout_s:g} s); finished steps are "
+            "kept. Set status to queued to resume it",
+        )

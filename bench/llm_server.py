@@ -343,7 +343,14 @@ class LLMServerProcess:
             self.stop()
             raise RuntimeError("the LLM server process did not start within 30 s")
         self._conn = parent
-        self.base_url = parent.recv()
+        try:
+            self.base_url = parent.recv()
+        except EOFError:
+            self.stop()
+            raise RuntimeError(
+                "the LLM server process exited before it started: see its traceback above (a script that starts "
+                "it must keep its own code under `if __name__ == '__main__':`, which the child re-imports)"
+            ) from None
         return self
 
     def stats(self) -> ServerStats:

@@ -445,3 +445,20 @@ def test_a_cancelled_waiter_gives_its_slot_back() -> None:
         assert lim.in_flight == 0 and not lim._slots.locked()
 
     asyncio.run(go())
+
+
+def test_a_burst_of_rate_limits_slows_down_but_never_opens_the_circuit() -> None:
+    fake, clock = FakeLLM(), FakeTime()
+    config = ProviderConfig(max_retries=10, breaker_failures=3, breaker_cooldown_s=900)
+    provider = make_provider(
+        "openai",
+        config,
+        env=ENV,
+        http_client=httpx2.AsyncClient(transport=fake.transport),
+        monotonic=clock.monotonic,
+        sleep=clock.sleep,
+    )
+    assert isinstance(provider, ResilientProvider)
+    fake.fail_next(429, times=6, headers={"retry-after": "2"})
+    [done] = run(provider, req(1))
+    assert done.text and not provider.breaker_open and len(fake.requests) == 7

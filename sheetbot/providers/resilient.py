@@ -6,7 +6,7 @@
 * **A slot is held for one HTTP try only**: between tries the call gives its slot back and queues again,
   or a burst of 429s would park the whole pool in backoff while the limit sits idle. Every try is charged
   to the rpm bucket, because the server counts it too.
-* **Circuit breaker**: consecutive failed tries (retryable errors, and permanent ones every row would hit
+* **Circuit breaker**: consecutive failed tries (retryable errors but rate limits, and permanent ones every row would hit
   alike: 401, 402, 403, out-of-quota 429) open it for ``breaker_cooldown_s``. While open, calls and
   pending retries raise :class:`CircuitOpenError` without a request; after the cool-down one trial call
   goes through (half-open): success closes it, failure re-opens it. A 400/404/422 is about one row and
@@ -122,7 +122,8 @@ class ResilientProvider:
         except RetryableProviderError as exc:
             if exc.retry_after_s:
                 self.limiter.pause(min(exc.retry_after_s, PAUSE_CAP_S))
-            self._failed(exc, trial=trial)
+            if exc.status_code != 429:  # "slow down" is not "down": backoff handles it, the breaker does not
+                self._failed(exc, trial=trial)
             raise
         except PermanentProviderError as exc:
             if exc.status_code in BREAKER_STATUSES:

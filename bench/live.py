@@ -32,6 +32,7 @@ from llm_server import LLMServer, LLMServerProcess, ServerStats
 
 from sheetbot.app import open_context
 from sheetbot.demo import write_sample_workbook
+from sheetbot.night.context import Progress
 from sheetbot.night.lock import lock
 from sheetbot.night.run import RunReport, run
 
@@ -114,7 +115,9 @@ def board_statuses(config_path: Path) -> Counter[str]:
     return statuses
 
 
-def progress_printer(every: int, started: float) -> Any:
+def progress_printer(every: int, started: float) -> Progress:
+    """A line every `every` rows: a long run shows it is alive."""
+
     def report(done: int, total: int, what: str) -> None:
         if done % every == 0 or done == total:
             print(f"    {what}: {done:,}/{total:,} rows after {time.perf_counter() - started:.1f} s", flush=True)
@@ -200,6 +203,10 @@ def print_figures(
             f"p90 {_pct(gaps_ms, 0.9):.1f} ms, p99 {_pct(gaps_ms, 0.99):.1f} ms, max {gaps_ms[-1]:.0f} ms "
             f"(the limit spaces them {60_000 / rpm:.1f} ms)"
         )
+    if arrivals:
+        buckets = Counter(int((t - arrivals[0]) // 10) for t in arrivals)
+        series = " ".join(str(buckets.get(i, 0)) for i in range(max(buckets) + 1))
+        print(f"  per 10 s          accepted requests: {series} (the limit allows {rpm // 6:,})")
     print(f"  cost              ${ran.cost_usd:.4f}; drained: {ran.drained}")
     verdicts = [f"rows/min ≥ {AIM_RATIO} of the limit: {_met(rows_ratio >= AIM_RATIO)}"]
     if scenario.fail_share:

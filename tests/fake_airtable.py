@@ -139,9 +139,11 @@ class FakeAirtable:
         """The queue's table, as it is now (found by name, like the UI's tab)."""
         return next(t for t in self.bases[self.base_id][1] if t.name == self.table_name)
 
-    def fail_next(self, status: int, *, times: int = 1, kind: str | None = None, **headers: str) -> None:
+    def fail_next(
+        self, status: int, *, times: int = 1, kind: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
         """The next ``times`` requests (of ``kind``, if given) get ``status`` instead of an answer."""
-        self.failures += [(status, kind, headers)] * times
+        self.failures += [(status, kind, dict(headers or {}))] * times
 
     # -- what people do in the Airtable UI ----------------------------------------------
     def add(self, *, table: FakeTable | None = None, **values: Any) -> str:
@@ -197,7 +199,7 @@ class FakeAirtable:
         url = urlsplit(request.url or "")
         parts = [unquote(p) for p in url.path.removeprefix(self.prefix).split("/")]
         query = parse_qs(url.query)
-        body = json.loads(request.body) if request.body else {}
+        body = json.loads(request.body) if isinstance(request.body, str | bytes) and request.body else {}
         method = (request.method or "GET").upper()
         kind = _kind(method, parts)
         if self.before is not None:
@@ -402,14 +404,25 @@ class AirtablePerson:
 
     def __init__(self, fake: FakeAirtable) -> None:
         self.fake = fake
+        self._index: dict[str, list[str]] = {}  # id → records, rebuilt when found stale
+        self._size = -1
 
     def _record(self, task_id: str) -> str:
-        found = [r["id"] for r in self.fake.table.records.values() if r["fields"].get("id") == task_id]
-        if len(found) != 1:
-            raise KeyError(f"{len(found)} records with id {task_id!r}")
-        return found[0]
+        records = self.fake.table.records
+        cached = self._index.get(task_id, [])
+        stale = len(records) != self._size or any(
+            records.get(r, {}).get("fields", {}).get("id") != task_id for r in cached
+        )
+        if not cached or stale:  # records added or deleted, or ids changed, since the index was built
+            self._index, self._size = {}, len(records)
+            for record in records.values():
+                self._index.setdefault(str(record["fields"].get("id", "")), []).append(record["id"])
+            cached = self._index.get(task_id, [])
+        if len(cached) != 1:
+            raise KeyError(f"{len(cached)} records with id {task_id!r}")
+        return cached[0]
 
-    def _typed(self, values: dict[str, object]) -> dict[str, object]:
+    def _typed(self, values: dict[str, object]) -> dict[str, Any]:
         for name in values:
             if self.fake.table.field(name) is None:
                 self.fake.table.fields.append({"id": self.fake.new_id("fld"), "name": name, "type": "singleLineText"})

@@ -21,7 +21,7 @@ def night(shop: Shop, *rows: dict[str, Any]) -> None:
 
 
 def test_the_nightly_budget_stops_new_tasks_highest_priority_first(tmp_path: Path) -> None:
-    # Each call may cost up to 400 output tokens × $1.6/M ≈ $0.00064 plus input: allow about two calls.
+    # Each call costs its 400 output tokens × $1.6/M ≈ $0.00064 plus input: the budget fits two.
     shop = Shop(tmp_path, limits={"nightly_usd": 0.0015}, concurrency=1)
     night(
         shop,
@@ -29,10 +29,11 @@ def test_the_nightly_budget_stops_new_tasks_highest_priority_first(tmp_path: Pat
         {"type": "listing", "input": "top", "priority": "P0"},
         {"type": "listing", "input": "mid", "priority": "P1"},
     )
+    shop.fake.reply_with(lambda body: "x" * 1600)  # every answer uses its 400 tokens: ≈ $0.00064 a row
     report = shop.run()
     assert report.done.total() == 2 and report.deferred.total() == 1
     assert shop.row(input="low")["status"] == "deferred"
-    assert "tonight's budget of $0.00 (limits.nightly_usd)" in shop.row(input="low")["error"]
+    assert "tonight's budget of $0.00 (limits.nightly_usd) would be exceeded" in shop.row(input="low")["error"]
     assert {shop.row(input="top")["status"], shop.row(input="mid")["status"]} == {"review"}
     with shop.state() as state:
         assert state.spent_usd(night="2026-11-23") <= 0.0015
@@ -203,3 +204,14 @@ def test_cost_is_right_to_the_cent_for_both_providers(tmp_path: Path, workflow: 
     assert a["input_tokens"] >= 1000
     assert shop.row(input="x" * 4000)["cost"] == pytest.approx(expected, abs=0.005)
     assert json.dumps(shop.fake.requests[0].json)  # the body was JSON
+
+
+def test_a_budget_that_fits_the_night_defers_nothing_however_many_rows_wait(tmp_path: Path) -> None:
+    # 60 rows of worst case ≈ $0.00065 each ($0.039) but a real cost far lower: a $0.03 budget must not defer
+    # rows just because they all queued at once (each reserves its worst case only when admitted).
+    shop = Shop(tmp_path, limits={"nightly_usd": 0.03}, concurrency=4)
+    night(shop, *({"type": "listing", "input": f"row {n}"} for n in range(60)))
+    report = shop.run()
+    assert report.deferred.total() == 0 and report.done.total() == 60
+    with shop.state() as state:
+        assert state.spent_usd(night="2026-11-23") < 0.03

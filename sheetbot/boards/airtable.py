@@ -150,9 +150,16 @@ class AirtableBoard:
     @classmethod
     def from_config(cls, board: BoardConfig, *, env: Mapping[str, str], **options: Any) -> AirtableBoard:
         """The board the YAML names (configfile has checked that ``board.base`` is set)."""
-        settings = {"token_env": board.token_env, "endpoint_url": board.endpoint_url, "timeout_s": board.timeout_s}
-        per_s = board.requests_per_s
-        return cls(base=board.base or "", table=board.sheet, env=env, requests_per_s=per_s, **settings, **options)
+        return cls(
+            base=board.base or "",
+            table=board.sheet,
+            env=env,
+            token_env=board.token_env,
+            endpoint_url=board.endpoint_url,
+            requests_per_s=board.requests_per_s,
+            timeout_s=board.timeout_s,
+            **options,
+        )
 
     def describe(self) -> str:
         return f"Airtable {self.base} [{self.table}]"

@@ -57,3 +57,11 @@ class Budget:
 
     def exhausted(self) -> bool:
         return self.spent >= self.night_cap
+
+
+def _refusal(what: str, spent: float, reserved: float, worst_case: float) -> str:
+    in_flight = f" and ${reserved:.4f} held for calls in flight" if reserved > 0 else ""
+    return (
+        f"deferred: {what} would be exceeded: ${spent:.4f} spent{in_flight}, and this row could cost up to "
+        f"${worst_case:.4f}; it runs on a later night"
+    )

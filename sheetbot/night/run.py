@@ -104,6 +104,16 @@ class _Night:
         )
         self.total = 0
         self.finished = 0
+        #: Tasks in progress per provider, at most its concurrency: a task reserves budget only once it is
+        #: admitted here, so a cap defers only what cannot fit, and admission follows priority (FIFO).
+        self.gates: dict[str, asyncio.Semaphore] = {}
+
+    def gate(self, wf: WorkflowConfig) -> asyncio.Semaphore:
+        key = "preview" if wf.mode == "preview" else wf.provider
+        if key not in self.gates:
+            limit = 64 if wf.mode == "preview" else self.ctx.config.providers[wf.provider].concurrency
+            self.gates[key] = asyncio.Semaphore(limit)
+        return self.gates[key]
 
     def _provider_for(self, wf: WorkflowConfig) -> tuple[str, Provider]:
         try:
@@ -135,12 +145,13 @@ class _Night:
                 "failed",
                 f"workflow {task.workflow!r} is no longer in the YAML; it was removed after this row was locked",
             )
-        if self.out_of_time():
-            return Outcome("deferred", "deferred: the night window ended before this row started")
-        try:
-            return await with_timeout(self.runner.run(task), wf.task_timeout_s)
-        except _Unavailable as exc:
-            return Outcome("deferred", f"deferred: {exc}")
+        async with self.gate(wf):
+            if self.out_of_time():
+                return Outcome("deferred", "deferred: the night window ended before this row started")
+            try:
+                return await with_timeout(self.runner.run(task), wf.task_timeout_s)
+            except _Unavailable as exc:
+                return Outcome("deferred", f"deferred: {exc}")
 
     def _apply(self, task: Task, outcome: Outcome) -> None:
         state, now, workflow = self.ctx.state, self.ctx.now(), task.workflow or ""

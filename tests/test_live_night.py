@@ -45,7 +45,7 @@ def test_a_workflow_budget_defers_only_that_workflow(tmp_path: Path) -> None:
     night(shop, {"type": "listing", "input": "a"}, {"type": "blog", "input": "b"})
     shop.run()
     assert shop.row(input="a")["status"] == "deferred"
-    assert "budget for listing of $0.00 (nightly_usd)" in shop.row(input="a")["error"]
+    assert "budget for listing of $0.00 (nightly_usd) would be exceeded" in shop.row(input="a")["error"]
     assert shop.row(input="b")["status"] == "review"
 
 

@@ -29,18 +29,14 @@ class Budget:
     def refuse(self, workflow: str, worst_case_usd: float) -> str | None:
         """Why a call that may cost ``worst_case_usd`` must not start, or None if it may."""
         if self.spent + self.reserved + worst_case_usd > self.night_cap:
-            return (
-                f"deferred: tonight's budget of ${self.night_cap:.2f} (limits.nightly_usd) is spent or "
-                f"committed (${self.spent:.2f} spent)"
-            )
+            what = f"tonight's budget of ${self.night_cap:.2f} (limits.nightly_usd)"
+            return _refusal(what, self.spent, self.reserved, worst_case_usd)
         cap = self.config.workflows[workflow].nightly_usd
         if cap is not None:
-            committed = self.spent_by_workflow[workflow] + self.reserved_by_workflow[workflow]
-            if committed + worst_case_usd > cap:
-                return (
-                    f"deferred: tonight's budget for {workflow} of ${cap:.2f} (nightly_usd) is spent or "
-                    f"committed (${self.spent_by_workflow[workflow]:.2f} spent)"
-                )
+            spent, reserved = self.spent_by_workflow[workflow], self.reserved_by_workflow[workflow]
+            if spent + reserved + worst_case_usd > cap:
+                what = f"tonight's budget for {workflow} of ${cap:.2f} (nightly_usd)"
+                return _refusal(what, spent, reserved, worst_case_usd)
         return None
 
     def reserve(self, workflow: str, usd: float) -> None:

@@ -6,8 +6,8 @@
 * **A slot is held for one HTTP try only**: between tries the call gives its slot back and queues again,
   or a burst of 429s would park the whole pool in backoff while the limit sits idle. Every try is charged
   to the rpm bucket, because the server counts it too.
-* **Circuit breaker**: consecutive failed tries (retryable errors but rate limits, and permanent ones every row would hit
-  alike: 401, 402, 403, out-of-quota 429) open it for ``breaker_cooldown_s``. While open, calls and
+* **Circuit breaker**: consecutive failed tries (retryable errors but rate limits, and permanent ones every row
+  would hit alike: 401, 402, 403, out-of-quota 429) open it for ``breaker_cooldown_s``. While open, calls and
   pending retries raise :class:`CircuitOpenError` without a request; after the cool-down one trial call
   goes through (half-open): success closes it, failure re-opens it. A 400/404/422 is about one row and
   neither counts nor resets. Any success closes it: the provider answered, so there is nothing to hold.

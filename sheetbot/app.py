@@ -42,7 +42,7 @@ def open_context(
     try:
         yield NightContext(
             config=config,
-            board=open_board(config),
+            board=open_board(config, env=env),
             state=state,
             clock=clock or SystemClock(),
             providers=provider_factory(config, env),

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sheetbot.boards.factory import open_board
+from sheetbot.config import Config
 from sheetbot.configfile import Inspection, inspect
 from sheetbot.errors import BoardError, BoardNotFound, ConfigError, Problem, SheetbotError
 from sheetbot.night.prompts import missing_columns
@@ -23,18 +24,33 @@ def run_check(path: str | Path, *, env: Mapping[str, str] | None = None) -> list
     problems = list(found.problems)
     if found.config is None:
         return [str(p) for p in problems]
-    problems += _board_problems(found, path)
+    problems += _board_problems(found, path, env)
     problems += _credential_problems(found, env)
     return [str(p) for p in problems]
 
 
-def _board_problems(found: Inspection, path: str | Path) -> list[Problem]:
+def _board_key(config: Config, exc: BoardError) -> tuple[str, str]:
+    """The YAML key a board error is about, so `check` points at the line to fix."""
+    text, board = str(exc), config.board
+    if board.kind == "airtable":
+        if board.token_env in text:
+            return ("board", "token_env")
+        return ("board", "sheet") if isinstance(exc, BoardNotFound) and board.sheet in text else ("board", "base")
+    if board.kind == "google_sheets":
+        if "credentials" in text or "GOOGLE_APPLICATION_CREDENTIALS" in text:
+            return ("board", "credentials")
+        return ("board", "sheet") if isinstance(exc, BoardNotFound) else ("board", "spreadsheet")
+    # The workbook is there: a missing worksheet is board.sheet's fault, anything else the file's.
+    return ("board", "sheet") if isinstance(exc, BoardNotFound) else ("board", "path")
+
+
+def _board_problems(found: Inspection, path: str | Path, env: Mapping[str, str]) -> list[Problem]:
     """The board exists and has the columns the workflows' templates use."""
     config = found.config
     assert config is not None
     init = f"run `sheetbot init --config {path}`"
     try:
-        sheet = open_board(config).read()
+        sheet = open_board(config, env=env).read()
     except ConfigError as exc:  # a board kind this version cannot open
         return [found.problem(("board", "kind"), p.message.removeprefix("board.kind: ")) for p in exc.problems]
     except BoardError as exc:
@@ -42,9 +58,7 @@ def _board_problems(found: Inspection, path: str | Path) -> list[Problem]:
         if config.board.kind == "local" and not workbook.exists():
             message = f"the workbook {workbook} does not exist yet: {init} to create it"
             return [found.problem(("board", "path"), message)]
-        # The workbook is there: a missing worksheet is board.sheet's fault, anything else the file's.
-        key = ("board", "sheet") if isinstance(exc, BoardNotFound) else ("board", "path")
-        return [found.problem(key, str(exc))]
+        return [found.problem(_board_key(config, exc), str(exc))]
     except SheetbotError as exc:
         return [found.problem(("board",), str(exc))]
     problems: list[Problem] = []

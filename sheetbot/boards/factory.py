@@ -36,7 +36,7 @@ def open_board(config: Config, *, env: Mapping[str, str] | None = None) -> Board
         from sheetbot.boards.local import LocalBoard
 
         return LocalBoard(config.resolve_path(config.board.path), config.board.sheet, id_column=config.columns.id)
-    raise ConfigError(f"board.kind: {kind!r} is not available in this version yet; use `local`")
+    raise ConfigError(f"board.kind: {kind!r} is not a board kind: use local, google_sheets or airtable")
 
 
 def _required(value: str | None, key: str, what: str) -> str:

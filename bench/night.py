@@ -1,7 +1,8 @@
 """A whole night's bookkeeping on a big local workbook: seconds and memory per phase. See bench/README.md.
 
 Each run, in a fresh folder: a `.xlsx` queue of N rows over the ten ready workflows (preview, caps high enough
-that every row locks); lock → run → harvest timed through `open_context`, as the CLI does. Between run and
+that every row locks); lock → run → harvest, each in a fresh process as the CLI runs it, timed through
+`open_context` with its own peak memory (ru_maxrss of that process). Between run and
 harvest a "reviewer" decides every row with openpyxl (70% approve, 20% edit, 10% rework), untimed.
 A measurement, not a test: it always exits 0.   python bench/night.py [--rows 10000] [--repeat 3] [--tracemalloc]
 """
@@ -9,18 +10,16 @@ A measurement, not a test: it always exits 0.   python bench/night.py [--rows 10
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
+import multiprocessing
 import random
 import resource
 import statistics
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
@@ -82,22 +81,27 @@ def review(workbook: Path, sheet: str, col: dict[str, str], seed: int) -> None:
     book.save(workbook)
 
 
-def measure(action: Callable[[], Any], trace: bool) -> tuple[Any, Figures]:
-    """Linux: hand freed heap back (malloc_trim), restart the RSS high-water mark (clear_refs 5), run, measure."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        pass  # elsewhere ru_maxrss stays the process's peak so far
+def _phase(name: str, config_path: Path, moment: datetime, trace: bool) -> tuple[Figures, dict[str, int]]:
+    """One phase in a fresh interpreter, as a `sheetbot` command runs: its time and its own peak memory."""
     if trace:
         tracemalloc.start()
-    start = time.perf_counter()
-    report = action()
-    seconds = time.perf_counter() - start
+    clock = FakeClock(moment)
+    with open_context(config_path, clock=clock, env={}) as ctx:
+        start = time.perf_counter()
+        report = {"lock": lock, "run": run, "harvest": harvest}[name](ctx)
+        seconds = time.perf_counter() - start
     heap = tracemalloc.get_traced_memory()[1] / 2**20 if trace else float("nan")
-    tracemalloc.stop()
-    return report, (seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, heap)  # KiB on Linux
+    counts = {
+        "lock": lambda: {"locked": report.locked.total()},
+        "run": lambda: {"done": report.done.total()},
+        "harvest": lambda: {"decided": report.decisions.total(), **dict(report.decisions)},
+    }[name]()
+    return (seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, heap), counts  # KiB on Linux
+
+
+def measure(name: str, config_path: Path, moment: datetime, trace: bool) -> tuple[Figures, dict[str, int]]:
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_phase, name, config_path, moment, trace).result()
 
 
 def one_night(n_rows: int, seed: int, trace: bool) -> dict[str, Figures]:
@@ -105,17 +109,16 @@ def one_night(n_rows: int, seed: int, trace: bool) -> dict[str, Figures]:
         config_path = build(Path(tmp), n_rows, seed)
         # Fixed moments, so each run is the same night whatever the hour: the cutoff, in the window, the morning.
         cutoff = datetime(2026, 11, 22, 17, 0, tzinfo=ZoneInfo("Europe/Berlin"))
-        clock, out = FakeClock(cutoff), {}
-        with open_context(config_path, clock=clock, env={}) as ctx:
-            locked, out["lock"] = measure(lambda: lock(ctx), trace)
-            clock.set(cutoff + timedelta(hours=8))
-            ran, out["run"] = measure(lambda: run(ctx), trace)
-            review(ctx.config.resolve_path(ctx.config.board.path), ctx.config.board.sheet, dict(ctx.col), seed)
-            clock.set(cutoff + timedelta(hours=16))
-            harvested, out["harvest"] = measure(lambda: harvest(ctx), trace)
-        counts = (locked.locked.total(), ran.done.total(), harvested.decisions.total())
+        out: dict[str, Figures] = {}
+        out["lock"], locked = measure("lock", config_path, cutoff, trace)
+        out["run"], ran = measure("run", config_path, cutoff + timedelta(hours=8), trace)
+        with open_context(config_path, env={}) as ctx:
+            workbook, sheet, col = ctx.config.resolve_path(ctx.config.board.path), ctx.config.board.sheet, dict(ctx.col)
+        review(workbook, sheet, col, seed)
+        out["harvest"], decided = measure("harvest", config_path, cutoff + timedelta(hours=16), trace)
+        counts = (locked["locked"], ran["done"], decided["decided"])
         check = "ok" if counts == (n_rows,) * 3 else f"MISMATCH, expected {n_rows} each"
-        print(f"  locked {counts[0]}, done {counts[1]}, decided {counts[2]} {dict(harvested.decisions)}: {check}")
+        print(f"  locked {counts[0]}, done {counts[1]}, decided {counts[2]} {decided}: {check}")
         out["total"] = (sum(out[p][0] for p in ("lock", "run", "harvest")), max(f[1] for f in out.values()), 0.0)
         return out
 
@@ -132,7 +135,10 @@ def main() -> int:
         runs.append(one_night(args.rows, seed=i, trace=False))
     traced = one_night(args.rows, seed=0, trace=True) if args.tracemalloc else None
     note = "; py heap: tracemalloc peak, one more run, traced" if traced else ""
-    print(f"\n{args.rows:,} rows; seconds: median of {args.repeat} runs; peak RSS: ru_maxrss, worst run{note}")
+    print(
+        f"\n{args.rows:,} rows; seconds: median of {args.repeat} runs; "
+        f"peak RSS: ru_maxrss of the phase's own process, worst run{note}"
+    )
     line = "{:<8} {:>8} {:>8} {:>14} {:>13}"
     print(line.format("phase", "seconds", "rows/s", "peak RSS (MB)", "py heap (MB)"))
     for phase in ("lock", "run", "harvest", "total"):

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS tasks (
     error TEXT NOT NULL DEFAULT '',
     dirty INTEGER NOT NULL DEFAULT 0,     -- the board's cells are behind the state
     clear_review INTEGER NOT NULL DEFAULT 0,
+    resend_output INTEGER NOT NULL DEFAULT 0, -- the board's output cells must be (re)written
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status);
@@ -269,8 +270,13 @@ class State:
 
     # -- tasks ---------------------------------------------------------------------
     def tasks(self, ids: Iterable[str] | None = None) -> dict[str, Task]:
+        """The given tasks in full; without ids, every task without its snapshot and previous output (a
+        10,000-row board's snapshots are most of a phase's memory, and lock and harvest only need statuses)."""
         if ids is None:
-            rows = self._db.execute(f"SELECT {_TASK_COLUMNS} FROM tasks").fetchall()
+            light = _TASK_COLUMNS.replace("snapshot,", "NULL AS snapshot,").replace(
+                "previous_output,", "NULL AS previous_output,"
+            )
+            rows = self._db.execute(f"SELECT {light} FROM tasks").fetchall()
             return {r["task_id"]: _task(r) for r in rows}
         out: dict[str, Task] = {}
         wanted = list(ids)
@@ -311,13 +317,14 @@ class State:
         failure: str | None = None,
         board: bool = True,
         **fields: Any,
-    ) -> Task:
+    ) -> None:
         """Change a task's status (refusing transitions the lifecycle forbids) and other fields."""
-        task = self.task(task_id)
-        if task is None:
+        row = self._db.execute("SELECT status FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+        if row is None:
             raise StateError(f"task {task_id} is not in the state file {self.path}")
-        if task.status != new and not can_move(task.status, new):
-            raise TransitionError(f"task {task_id}: {task.status} → {new} is not an allowed status change")
+        current = Status(row["status"])
+        if current != new and not can_move(current, new):
+            raise TransitionError(f"task {task_id}: {current} → {new} is not an allowed status change")
         allowed = {
             "workflow",
             "priority",
@@ -341,9 +348,6 @@ class State:
         assignments = ", ".join(f"{k} = ?" for k in values)
         with self.transaction():
             self._db.execute(f"UPDATE tasks SET {assignments} WHERE task_id = ?", [*values.values(), task_id])
-        updated = self.task(task_id)
-        assert updated is not None
-        return updated
 
     def forget(self, task_id: str) -> None:
         """Drop a task created in this phase whose id never reached the board (its row changed meanwhile)."""
@@ -402,8 +406,9 @@ class State:
         """Every task whose board cells are behind the state, with the values the board should show."""
         rows = self._db.execute(
             """SELECT t.task_id, t.workflow, t.status, t.night, t.error, t.clear_review, t.attempt,
+                      CASE WHEN t.resend_output = 1 OR t.clear_review = 1 THEN
                       (SELECT a.output FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
-                         AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1) AS output,
+                         AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1) END AS output,
                       (SELECT COALESCE(SUM(a.cost_usd), 0) FROM attempts a WHERE a.task_id = t.task_id) AS cost
                FROM tasks t WHERE t.dirty = 1 ORDER BY t.seq"""
         ).fetchall()
@@ -422,13 +427,18 @@ class State:
         ]
 
     def mark_dirty(self, task_ids: Iterable[str]) -> None:
+        """The board lost what it should show for these tasks: rewrite all of it, outputs included."""
         with self.transaction():
-            self._db.executemany("UPDATE tasks SET dirty = 1 WHERE task_id = ?", [(i,) for i in task_ids])
+            self._db.executemany(
+                "UPDATE tasks SET dirty = 1, resend_output = 1 WHERE task_id = ?", [(i,) for i in task_ids]
+            )
 
     def mark_synced(self, task_ids: Iterable[str]) -> None:
         ids = list(task_ids)
         with self.transaction():
-            self._db.executemany("UPDATE tasks SET dirty = 0, clear_review = 0 WHERE task_id = ?", [(i,) for i in ids])
+            self._db.executemany(
+                "UPDATE tasks SET dirty = 0, clear_review = 0, resend_output = 0 WHERE task_id = ?", [(i,) for i in ids]
+            )
 
     # -- reviews, nights, audit ----------------------------------------------------
     def record_review(self, task: Task, decision: str, *, notes: str, edited_output: str | None, now: datetime) -> None:

@@ -408,3 +408,28 @@ def test_an_old_copy_saved_over_the_board_is_repaired_at_the_next_phase(shop: Sh
     rows = shop.rows()
     assert all(r["status"] == "review" and r["output"].startswith("OUTPUT for:") for r in rows)
     assert len(shop.fake.requests) == 2  # repaired from the state, not paid again
+
+
+def test_a_harvest_writes_decisions_without_sending_the_outputs_again(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sheetbot.boards.local import LocalBoard
+
+    shop.add(type="listing", input="lamp")
+    shop.lock()
+    shop.clock.set(at("2026-11-24T01:00"))
+    shop.run()
+    shop.set(shop.row(input="lamp")["id"], review="approve")
+    sent: list[dict[str, object]] = []
+    real_write = LocalBoard.write
+
+    def spy(self: LocalBoard, updates):  # type: ignore[no-untyped-def]
+        sent.extend(dict(u.values) for u in updates)
+        return real_write(self, updates)
+
+    monkeypatch.setattr(LocalBoard, "write", spy)
+    shop.clock.set(at("2026-11-24T09:00"))
+    shop.harvest()
+    assert sent and all("output" not in cells for cells in sent)
+    row = shop.row(input="lamp")
+    assert row["status"] == "approved" and row["output"].startswith("OUTPUT for:")

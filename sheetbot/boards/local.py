@@ -59,7 +59,10 @@ class LocalBoard:
         return f"{self.path.name} [{self.sheet}]"
 
     def read(self) -> Sheet:
-        ws = self._worksheet(self._load())
+        workbook = self._workbook
+        if workbook is None or _signature(self.path) != self._signature:  # nobody saved since our last load/save
+            workbook = self._load()
+        ws = self._worksheet(workbook)
         header = _header(ws)
         rows = tuple(BoardRow(ref=ref, values=values) for ref, values in _data_rows(ws, header))
         return Sheet(columns=tuple(header), rows=rows)

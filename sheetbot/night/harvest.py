@@ -35,7 +35,7 @@ def harvest(ctx: NightContext) -> HarvestReport:
     col = ctx.col
     state = ctx.state
     tasks = state.tasks()
-    ident = identify(sheet, tasks, col)
+    ident = identify(sheet, tasks, col, snapshot_of=lambda task_id: state.tasks([task_id])[task_id].snapshot)
     report = HarvestReport()
     with state.transaction():
         for task_id in ident.new:

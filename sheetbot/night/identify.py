@@ -9,7 +9,7 @@ becomes a new task with sheetbot's cells cleared.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sheetbot.boards.base import BoardRow, CellValue, Claim, RowUpdate, Sheet
@@ -43,7 +43,13 @@ def _is_blank(row: BoardRow, col: Mapping[str, str]) -> bool:
     return not row.get(col["type"]).strip() and not row.get(col["input"]).strip()
 
 
-def identify(sheet: Sheet, tasks: Mapping[str, Task], col: Mapping[str, str]) -> Identified:
+def identify(
+    sheet: Sheet,
+    tasks: Mapping[str, Task],
+    col: Mapping[str, str],
+    snapshot_of: Callable[[str], Mapping[str, str]] | None = None,
+) -> Identified:
+    """``snapshot_of`` loads a task's locked row; asked only for ids that stand on more than one row."""
     out = Identified()
     taken = set(tasks) | {r.get(col["id"]).strip() for r in sheet.rows}
     cleared: dict[str, CellValue] = {
@@ -55,7 +61,10 @@ def identify(sheet: Sheet, tasks: Mapping[str, Task], col: Mapping[str, str]) ->
         if task_id:
             groups.setdefault(task_id, []).append(row)
 
-    keepers = {task_id: _keeper(rows, tasks.get(task_id), col) for task_id, rows in groups.items()}
+    keepers = {}
+    for task_id, rows in groups.items():
+        snapshot = snapshot_of(task_id) if snapshot_of is not None and len(rows) > 1 and task_id in tasks else {}
+        keepers[task_id] = _keeper(rows, snapshot, col)
     for row in sheet.rows:
         task_id = row.get(col["id"]).strip()
         if not task_id:
@@ -93,10 +102,11 @@ def identify(sheet: Sheet, tasks: Mapping[str, Task], col: Mapping[str, str]) ->
     return out
 
 
-def _keeper(rows: list[BoardRow], task: Task | None, col: Mapping[str, str]) -> BoardRow:
-    if task is not None and task.snapshot and len(rows) > 1:
+def _keeper(rows: list[BoardRow], snapshot: Mapping[str, str], col: Mapping[str, str]) -> BoardRow:
+    """Of the rows sharing an id, the one that keeps it: the one matching what was locked, else the first."""
+    if snapshot and len(rows) > 1:
         for row in rows:
-            if all(row.get(col[c]) == task.snapshot.get(col[c], "") for c in ("type", "input")):
+            if all(row.get(col[c]) == snapshot.get(col[c], "") for c in ("type", "input")):
                 return row
     return rows[0]
 

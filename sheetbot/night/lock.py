@@ -88,7 +88,7 @@ def lock(ctx: NightContext) -> LockReport:
     col = ctx.col
     state = ctx.state
     tasks = state.tasks()
-    ident = identify(sheet, tasks, col)
+    ident = identify(sheet, tasks, col, snapshot_of=lambda task_id: state.tasks([task_id])[task_id].snapshot)
     report = LockReport(night=window.night, new_ids=len(ident.claims), columns_added=added)
     columns = set(sheet.columns)
 

@@ -13,17 +13,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import httpx2
 
 from sheetbot.config import ProviderConfig
 from sheetbot.errors import ConfigError, PermanentProviderError, Problem
-from sheetbot.providers.anthropic_messages import AnthropicProvider
 from sheetbot.providers.base import Provider
-from sheetbot.providers.openai_chat import OpenAIProvider
 from sheetbot.providers.ratelimit import RateLimiter
 from sheetbot.providers.resilient import EventHook, ResilientProvider
+
+if TYPE_CHECKING:
+    import httpx2
 
 DEFAULT_KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
 #: What an OpenAI-compatible server on this machine gets as a key: the SDK insists on one, Ollama ignores it.
@@ -74,7 +74,12 @@ def make_provider(
             api_key = LOCAL_PLACEHOLDER_KEY
         else:
             raise PermanentProviderError(f"provider {name}: set the environment variable {var} to your API key")
-    cls = AnthropicProvider if kind == "anthropic" else OpenAIProvider
+    # The SDKs are imported only when a provider is made: lock, harvest and preview nights never pay the
+    # ~80 MB and the import time they cost.
+    if kind == "anthropic":
+        from sheetbot.providers.anthropic_messages import AnthropicProvider as cls
+    else:
+        from sheetbot.providers.openai_chat import OpenAIProvider as cls  # type: ignore[assignment]
     inner = cls(
         api_key=api_key,
         base_url=config.base_url,

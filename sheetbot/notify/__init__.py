@@ -1,0 +1,1 @@
+"""Notifications: the morning summary and alerts, through Slack, e-mail and signed webhooks."""

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from datetime import time
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 BoardKind = Literal["local", "google_sheets", "airtable"]
 ProviderKind = Literal["anthropic", "openai"]
@@ -93,6 +102,8 @@ class ProviderConfig(Strict):
     #: Consecutive failed calls that open the circuit breaker, and how long it stays open.
     breaker_failures: int = Field(default=5, ge=1)
     breaker_cooldown_s: float = Field(default=900.0, ge=0)
+    #: mode: batch — seconds between polls of a running batch (backing off to 4× this while it runs).
+    batch_poll_s: float = Field(default=60.0, gt=0)
 
 
 class PriceConfig(Strict):
@@ -134,6 +145,28 @@ class StepConfig(Strict):
     max_tokens: int | None = Field(default=None, gt=0, le=200_000)
 
 
+class OnApproveConfig(Strict):
+    """An approval-gated action: the final text is POSTed, signed, once a person approves or edits."""
+
+    webhook: str = Field(pattern=r"^https?://\S+$")
+    #: The environment variable holding the HMAC-SHA256 secret the receiver checks signatures with.
+    secret_env: str
+    timeout_s: float = Field(default=10.0, gt=0)
+    #: Tries within one harvest; what still fails is tried again at the next harvest.
+    max_tries: int = Field(default=3, ge=1, le=10)
+
+
+class TrialConfig(Strict):
+    """`sheetbot trial`: a workflow run now on a sample, on its own sheet, judged against a launch bar."""
+
+    #: Approval as-is a trial must reach before the workflow goes live.
+    launch_bar: float = Field(default=0.75, ge=0, le=1)
+    #: The trial sheet is named "<sheet> <workflow>" (one per workflow, so trials never mix).
+    sheet: str = "Trial"
+    #: How long a trial run may take before what is left is deferred.
+    max_hours: float = Field(default=4.0, gt=0)
+
+
 class WorkflowConfig(Strict):
     provider: str
     model: str
@@ -157,6 +190,9 @@ class WorkflowConfig(Strict):
     prompt: str = Field(default="", validate_default=True)
     outputs: list[OutputField] = Field(default_factory=list)
     checklist: list[str] = Field(default_factory=list)
+    #: Lasting instructions distilled from reviewers' notes (`sheetbot feedback`); added to the system prompt.
+    guidelines: list[str] = Field(default_factory=list)
+    on_approve: OnApproveConfig | None = None
 
     @field_validator("steps")
     @classmethod
@@ -180,10 +216,104 @@ class WorkflowConfig(Strict):
 
 
 class NotifyConfig(Strict):
+    """Where the morning summary and alerts go. Secrets never sit here: only the names of env variables."""
+
     slack_webhook_env: str | None = None
     webhook_url: str | None = None
     webhook_secret_env: str | None = None
     email_to: list[str] = Field(default_factory=list)
+    email_from: str | None = None
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_starttls: bool = True
+    smtp_user_env: str | None = None
+    smtp_password_env: str | None = None
+    #: Tries per message before it is logged as lost (a failed notification never breaks the night).
+    tries: int = Field(default=3, ge=1, le=10)
+
+
+class ServeConfig(Strict):
+    """`sheetbot serve`: the health endpoint (off unless a port is set)."""
+
+    health_port: int | None = Field(default=None, ge=0, le=65535)
+    health_host: str = "127.0.0.1"
+
+
+def _seconds(value: object) -> object:
+    """`4h`, `90m`, `7d`, `30s` or a number of hours, as seconds."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return float(value) * 3600
+    text = str(value).strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text and text[-1] in units:
+        try:
+            return float(text[:-1]) * units[text[-1]]
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not a duration: write e.g. 4h, 90m or 7d")
+
+
+#: A duration in seconds, written in the YAML as `4h`, `90m`, `7d` (a bare number means hours).
+Duration = Annotated[float, BeforeValidator(_seconds)]
+
+
+class AlertsConfig(Strict):
+    """Drift thresholds, checked after each harvest (see sheetbot/alerts.py)."""
+
+    enabled: bool = True
+    #: Approval as-is under this rate for `approval_nights` nights running.
+    approval_min: float = Field(default=0.70, ge=0, le=1)
+    approval_nights: int = Field(default=2, ge=1)
+    edit_max: float = Field(default=0.25, ge=0, le=1)
+    rework_max: float = Field(default=0.15, ge=0, le=1)
+    completion_min: float = Field(default=1.0, ge=0, le=1)
+    #: Cost per output higher than the night before, this many nights running.
+    cost_rising_nights: int = Field(default=3, ge=1)
+    #: The review backlog larger than the night before, this many nights running.
+    backlog_rising_nights: int = Field(default=3, ge=1)
+    #: The channel route for drift alerts (None: every channel).
+    route: str | None = None
+
+
+class QueueDepthTrigger(Strict):
+    over: int = Field(default=100, ge=0)
+    for_min: float = Field(default=60, ge=0)
+    route: str | None = "on_call"
+
+
+class WaitingTrigger(Strict):
+    """An item waiting longer than `factor` × its priority's SLA."""
+
+    factor: float = Field(default=1.5, gt=0)
+    route: str | None = "on_call"
+
+
+class CostTrigger(Strict):
+    """A night's cost per task over `over_usd` pauses every workflow not listed as critical."""
+
+    over_usd: float | None = Field(default=None, gt=0)
+    route: str | None = "on_call"
+
+
+_DEFAULT_SLA = {"P0": 4 * 3600.0, "P1": 24 * 3600.0, "P2": 72 * 3600.0, "P3": 168 * 3600.0}
+
+
+class EscalationConfig(Strict):
+    enabled: bool = True
+    sla: dict[Literal["P0", "P1", "P2", "P3"], Duration] = Field(default_factory=lambda: dict(_DEFAULT_SLA))
+    queue_depth: QueueDepthTrigger = QueueDepthTrigger()
+    waiting: WaitingTrigger = WaitingTrigger()
+    cost_per_task: CostTrigger = CostTrigger()
+    #: Workflows a cost escalation never pauses.
+    critical: list[str] = Field(default_factory=list)
+
+    @field_validator("sla")
+    @classmethod
+    def _every_priority(cls, sla: dict[str, float]) -> dict[str, float]:
+        """`sla: {P0: 2h}` changes P0 only; the other priorities keep their defaults."""
+        return {**_DEFAULT_SLA, **sla}
 
 
 class Config(Strict):
@@ -196,6 +326,10 @@ class Config(Strict):
     prices: dict[str, PriceConfig] = Field(default_factory=dict)
     workflows: dict[str, WorkflowConfig] = Field(default_factory=dict)
     notify: NotifyConfig = NotifyConfig()
+    serve: ServeConfig = ServeConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    escalation: EscalationConfig = EscalationConfig()
+    trial: TrialConfig = TrialConfig()
     #: Extra YAML files (globs, relative to this one) whose `workflows:` are merged in.
     include: list[str] = Field(default_factory=list)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 from sheetbot.state import State
@@ -26,6 +27,10 @@ class NightMetrics:
     completion_rate: float | None
     cost_per_output_usd: float | None
     p95_latency_s: float | None
+    #: Shares of the decided outputs: approval_rate (as-is) + edit_rate + rework_rate = 1.
+    edit_rate: float | None = None
+    rework_rate: float | None = None
+    p50_latency_s: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -35,12 +40,17 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _p95(values: list[float]) -> float | None:
+def _percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile: a value that was really observed, not an interpolation."""
     if not values:
         return None
     ordered = sorted(values)
-    index = max(0, min(len(ordered) - 1, round(0.95 * len(ordered) + 0.5) - 1))
+    index = max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))
     return round(ordered[index], 3)
+
+
+def _p95(values: list[float]) -> float | None:
+    return _percentile(values, 0.95)
 
 
 def night_metrics(state: State, *, nights: int = 7) -> list[NightMetrics]:
@@ -103,6 +113,9 @@ def night_metrics(state: State, *, nights: int = 7) -> list[NightMetrics]:
                     completion_rate=_ratio(done, locked),
                     cost_per_output_usd=round(cost / done, 6) if done else None,
                     p95_latency_s=_p95(latencies),
+                    edit_rate=_ratio(edited, decided),
+                    rework_rate=_ratio(rework, decided),
+                    p50_latency_s=_percentile(latencies, 0.5),
                 )
             )
     return out

@@ -110,12 +110,57 @@ CREATE TABLE IF NOT EXISTS nights (
     drained INTEGER,
     note TEXT NOT NULL DEFAULT ''
 );
+CREATE TABLE IF NOT EXISTS batches (         -- Batch API jobs: stored the moment the provider returns an id
+    batch_id TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    night TEXT NOT NULL,
+    step TEXT NOT NULL,                   -- the round: the step its requests are for ("+" joins several)
+    status TEXT NOT NULL,                 -- open | ended | collected | cancelled
+    custom_ids TEXT NOT NULL,             -- JSON list: these requests are paid for; never send them again
+    requests TEXT NOT NULL DEFAULT '{}',  -- JSON: custom_id -> what the attempt row needs (system, prompt, ...)
+    submitted_at TEXT NOT NULL,
+    finished_at TEXT,
+    counts TEXT NOT NULL DEFAULT '{}'
+);
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
     at TEXT NOT NULL,
     event TEXT NOT NULL,
     task_id TEXT,
     detail TEXT NOT NULL DEFAULT '{}'
+);
+-- governance: the audit log is append-only, enforced by the database itself
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TABLE IF NOT EXISTS alerts_sent (  -- one row per alert delivered: never the same alert twice
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,                    -- what it is about: workflow and night, or a task id
+    at TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+CREATE TABLE IF NOT EXISTS paused (       -- workflows whose rows the lock skips until resumed
+    workflow TEXT PRIMARY KEY,
+    since TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS queue_samples (  -- queue depth over time, for "over N for M minutes"
+    at_s REAL NOT NULL,                   -- unix seconds: comparable whatever the clock's timezone
+    depth INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS actions (         -- approval-gated actions (sheetbot/actions.py): one per approval
+    task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    workflow TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'webhook',
+    state TEXT NOT NULL,                  -- pending | sending | delivered
+    tries INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (task_id, attempt)
 );
 """
 
@@ -188,6 +233,13 @@ _TASK_COLUMNS = (
 def _attempt(row: sqlite3.Row) -> Attempt:
     flags = ("ok", "truncated", "final")
     return Attempt(**{k: (bool(row[k]) if k in flags else row[k]) for k in Attempt.__dataclass_fields__})
+
+
+def _batch(row: sqlite3.Row) -> dict[str, Any]:
+    out = dict(row)
+    for key in ("custom_ids", "requests", "counts"):
+        out[key] = json.loads(out[key])
+    return out
 
 
 def _task(row: sqlite3.Row) -> Task:
@@ -489,6 +541,129 @@ class State:
             "INSERT INTO audit(at, event, task_id, detail) VALUES (?, ?, ?, ?)",
             (now.isoformat(), event, task_id, json.dumps(dict(detail or {}), default=str)),
         )
+
+    # -- batches (Batch API jobs) -------------------------------------------------------
+    def add_batch(
+        self,
+        batch_id: str,
+        *,
+        provider: str,
+        model: str,
+        night: str,
+        step: str,
+        requests: Mapping[str, Mapping[str, Any]],
+        now: datetime,
+    ) -> None:
+        """Committed as soon as the provider returns the id: a restart polls this batch, never resubmits it."""
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO batches(batch_id, provider, model, night, step, status, custom_ids, requests, "
+                "submitted_at) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?)",
+                (batch_id, provider, model, night, step, json.dumps(list(requests)), json.dumps(requests),
+                 now.isoformat()),
+            )
+
+    def update_batch(
+        self, batch_id: str, *, status: str, counts: Mapping[str, int] | None = None, now: datetime | None = None
+    ) -> None:
+        values: dict[str, Any] = {"status": status}
+        if counts is not None:
+            values["counts"] = json.dumps(dict(counts))
+        if now is not None:
+            values["finished_at"] = now.isoformat()
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        with self.transaction():
+            self._db.execute(f"UPDATE batches SET {assignments} WHERE batch_id = ?", [*values.values(), batch_id])
+
+    def open_batches(self) -> list[dict[str, Any]]:
+        """Batches whose results are not all stored yet (open, or ended but not read), oldest first."""
+        rows = self._db.execute(
+            "SELECT * FROM batches WHERE status IN ('open', 'ended') ORDER BY submitted_at, rowid"
+        ).fetchall()
+        return [_batch(r) for r in rows]
+
+    def batches(self, night: str | None = None) -> list[dict[str, Any]]:
+        where, args = ("WHERE night = ?", [night]) if night else ("", [])
+        rows = self._db.execute(f"SELECT * FROM batches {where} ORDER BY submitted_at, rowid", args).fetchall()
+        return [_batch(r) for r in rows]
+
+    # -- approval-gated actions (sheetbot/actions.py) ------------------------------------
+    def add_action(self, task_id: str, attempt: int, *, workflow: str, now: datetime) -> bool:
+        """Queue the action for an approved attempt; False if it was queued before (never twice)."""
+        cursor = self._db.execute(
+            "INSERT INTO actions(task_id, attempt, workflow, state, created_at, updated_at) "
+            "VALUES (?, ?, ?, 'pending', ?, ?) ON CONFLICT(task_id, attempt) DO NOTHING",
+            (task_id, attempt, workflow, now.isoformat(), now.isoformat()),
+        )
+        return cursor.rowcount == 1
+
+    def actions_undelivered(self) -> list[dict[str, Any]]:
+        """Pending actions and those a crash left `sending` (their delivery is unknown), oldest first."""
+        rows = self._db.execute(
+            "SELECT * FROM actions WHERE state != 'delivered' ORDER BY created_at, task_id"
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def actions_delivered_unpublished(self) -> list[dict[str, Any]]:
+        """Delivered actions whose task did not reach `published` (a crash between the two steps)."""
+        rows = self._db.execute(
+            "SELECT a.* FROM actions a JOIN tasks t ON t.task_id = a.task_id AND t.attempt = a.attempt "
+            "WHERE a.state = 'delivered' AND t.status IN ('approved', 'edited')"
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+    def action_state(self, task_id: str, attempt: int, new: str, *, now: datetime, error: str | None = None) -> None:
+        """Record an action's progress; each call commits on its own, so it survives a crash right after."""
+        if new not in {"pending", "sending", "delivered"}:
+            raise ValueError(f"unknown action state {new!r}")
+        tries = 1 if new == "sending" else 0
+        with self.transaction():
+            self._db.execute(
+                "UPDATE actions SET state = ?, tries = tries + ?, last_error = COALESCE(?, last_error), "
+                "updated_at = ? WHERE task_id = ? AND attempt = ?",
+                (new, tries, error, now.isoformat(), task_id, attempt),
+            )
+
+    # -- governance: alerts sent, paused workflows, queue depth ----------------------
+    def alert_sent(self, kind: str, key: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM alerts_sent WHERE kind = ? AND key = ?", (kind, key)).fetchone()
+        return row is not None
+
+    def record_alert(self, kind: str, key: str, *, now: datetime) -> None:
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO alerts_sent(kind, key, at) VALUES (?, ?, ?) ON CONFLICT(kind, key) DO NOTHING",
+                (kind, key, now.isoformat()),
+            )
+
+    def pause(self, workflow: str, *, reason: str, now: datetime) -> bool:
+        """Pause a workflow; False if it already was (its first reason is kept)."""
+        with self.transaction():
+            cursor = self._db.execute(
+                "INSERT INTO paused(workflow, since, reason) VALUES (?, ?, ?) ON CONFLICT(workflow) DO NOTHING",
+                (workflow, now.isoformat(), reason),
+            )
+        return cursor.rowcount > 0
+
+    def resume(self, workflow: str) -> bool:
+        with self.transaction():
+            cursor = self._db.execute("DELETE FROM paused WHERE workflow = ?", (workflow,))
+        return cursor.rowcount > 0
+
+    def paused(self) -> dict[str, str]:
+        """Paused workflow -> why."""
+        return {r["workflow"]: r["reason"] for r in self._db.execute("SELECT workflow, reason FROM paused")}
+
+    def record_queue_depth(self, depth: int, *, now: datetime, keep_s: float = 7 * 86400) -> None:
+        """One sample of the queue depth; samples older than ``keep_s`` are dropped."""
+        with self.transaction():
+            self._db.execute("INSERT INTO queue_samples(at_s, depth) VALUES (?, ?)", (now.timestamp(), depth))
+            self._db.execute("DELETE FROM queue_samples WHERE at_s < ?", (now.timestamp() - keep_s,))
+
+    def queue_depths(self) -> list[tuple[float, int]]:
+        """Every kept sample as (unix seconds, depth), oldest first."""
+        rows = self._db.execute("SELECT at_s, depth FROM queue_samples ORDER BY at_s").fetchall()
+        return [(float(r["at_s"]), int(r["depth"])) for r in rows]
 
     def query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         """Read-only queries for reports (SELECT only)."""

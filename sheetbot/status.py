@@ -19,6 +19,8 @@ class Status(StrEnum):
     REWORK = "rework"
     DEFERRED = "deferred"
     FAILED = "failed"
+    #: An approved or edited row whose final text was delivered by its workflow's `on_approve` action.
+    PUBLISHED = "published"
 
 
 class Decision(StrEnum):
@@ -43,15 +45,17 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     # A person sends a dead-lettered row back by setting its status to `queued`;
     # a row that failed validation is re-checked at every lock.
     S.FAILED: frozenset({S.QUEUED, S.LOCKED, S.DEFERRED, S.FAILED}),
-    S.APPROVED: frozenset(),
-    S.EDITED: frozenset(),
+    # Only an approval-gated action (sheetbot/actions.py) moves a final row on, once it was delivered.
+    S.APPROVED: frozenset({S.PUBLISHED}),
+    S.EDITED: frozenset({S.PUBLISHED}),
+    S.PUBLISHED: frozenset(),
 }
 
 #: Statuses whose rows are candidates at the next cutoff.
 LOCKABLE: frozenset[Status] = frozenset({S.QUEUED, S.DEFERRED, S.REWORK})
 
 #: Final statuses: the row never runs again.
-FINAL: frozenset[Status] = frozenset({S.APPROVED, S.EDITED})
+FINAL: frozenset[Status] = frozenset({S.APPROVED, S.EDITED, S.PUBLISHED})
 
 PRIORITIES: tuple[str, ...] = ("P0", "P1", "P2", "P3")
 DEFAULT_PRIORITY = "P2"

@@ -258,10 +258,10 @@ def test_a_failed_write_raises_and_the_next_phase_writes_the_same_values(make: M
     under.person.add(type="listing", input="lamp")
     night.lock()
     night.clock.set(at("2026-11-24T01:00"))
-    under.break_write(1)  # the run's first write (rows → running) works; the one with the outputs fails
+    under.break_write(0)  # the run's write, the one with the outputs, fails
     with pytest.raises(BoardWriteError):
         night.run()
-    assert only(under, input="lamp")["status"] == "running"
+    assert only(under, input="lamp")["status"] == "locked"
     report = night.run()
     assert len(night.fake.requests) == 1  # no second model call
     assert report.done.total() == 0

@@ -40,7 +40,7 @@ def test_kill_9_mid_run_then_the_next_run_pays_only_for_what_is_missing(tmp_path
         [sys.executable, "-c", CRASHING_RUN, str(tmp_path), str(TESTS)], capture_output=True, text=True, timeout=60
     )
     assert crashed.returncode == -9, crashed.stderr
-    assert all(r["status"] == "running" for r in shop.rows())
+    assert all(r["status"] == "locked" and r["output"] == "" for r in shop.rows())  # the board was not reached
     with shop.state() as state:
         stored = state.query("SELECT COUNT(*) AS n FROM attempts WHERE ok = 1")[0]["n"]
     assert 1 <= stored <= 3  # paid for before the crash, and kept

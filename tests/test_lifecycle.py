@@ -108,14 +108,14 @@ def test_a_failed_board_write_costs_no_second_call(shop: Shop, monkeypatch: pyte
 
     def flaky(self: LocalBoard, updates):  # type: ignore[no-untyped-def]
         calls["n"] += 1
-        if calls["n"] == 2:  # the first write marks rows running; the second carries the outputs
+        if calls["n"] == 1:  # the run's one write, the one that carries the outputs
             raise BoardWriteError("queue.xlsx is open in Excel")
         return real_write(self, updates)
 
     monkeypatch.setattr(LocalBoard, "write", flaky)
     with pytest.raises(BoardWriteError):
         shop.run()
-    assert shop.row(input="lamp")["status"] == "running"
+    assert shop.row(input="lamp")["status"] == "locked"  # the board is untouched; the output is in the state
     monkeypatch.setattr(LocalBoard, "write", real_write)
     report = shop.run()
     assert len(shop.fake.requests) == 1

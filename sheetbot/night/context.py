@@ -42,6 +42,8 @@ class NightContext:
     env: Mapping[str, str] = field(default_factory=dict)
     #: How the night waits between retries; tests pass one that returns at once.
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    #: Makes a provider entry's Batch API client (sheetbot.batch.factory); None: built from config and env.
+    batch_providers: Callable[[str], Any] | None = None
 
     def now(self) -> datetime:
         return self.clock.now()

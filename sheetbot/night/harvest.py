@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from sheetbot.actions import ActionsReport, deliver_actions, queue_action
+from sheetbot.dashboard import DashboardReport, refresh_dashboard
 from sheetbot.night.context import NightContext
 from sheetbot.night.identify import identify
 from sheetbot.night.lock import read_board
@@ -27,6 +29,9 @@ class HarvestReport:
     problems: list[tuple[str, str]] = field(default_factory=list)
     waiting: int = 0
     missing: list[str] = field(default_factory=list)
+    #: Approval-gated actions (sheetbot/actions.py) and the Dashboard refresh (sheetbot/dashboard.py).
+    actions: ActionsReport | None = None
+    dashboard: DashboardReport | None = None
 
 
 def harvest(ctx: NightContext) -> HarvestReport:
@@ -92,6 +97,8 @@ def harvest(ctx: NightContext) -> HarvestReport:
             if choice != Decision.EDIT:
                 state.record_review(task, choice, notes=notes, edited_output=None, now=now)
             report.decisions[choice] += 1
+            if choice != Decision.REWORK:
+                queue_action(ctx, task)
             state.audit("decision", now=now, task_id=task_id, detail={"decision": choice, "attempt": task.attempt})
         report.missing = write_with_ids(ctx, ident.claims, ident.new)
     unprotect = getattr(ctx.board, "unprotect_inputs", None)  # optional board hook (Google Sheets)
@@ -101,4 +108,6 @@ def harvest(ctx: NightContext) -> HarvestReport:
         and not state.tasks_with_status(Status.LOCKED, Status.RUNNING)
     ):
         unprotect()  # nothing is locked or running any more: lift the lock's warnings
+    report.actions = deliver_actions(ctx)
+    report.dashboard = refresh_dashboard(ctx)
     return report

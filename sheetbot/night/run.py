@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,6 +19,7 @@ from sheetbot.config import WorkflowConfig
 from sheetbot.errors import SheetbotError
 from sheetbot.night.budget import Budget
 from sheetbot.night.context import NightContext
+from sheetbot.night.stopping import call_until_stopped
 from sheetbot.night.task import Outcome, TaskRunner, with_timeout
 from sheetbot.night.writeback import write_back
 from sheetbot.providers.base import Completion, CompletionRequest, Provider
@@ -41,6 +42,8 @@ class RunReport:
     missing: list[str] = field(default_factory=list)
     drained: bool = True
     deadline: datetime | None = None
+    #: A stop (SIGTERM) ended the run early: unstarted rows stay locked for a restart in the window.
+    stopped: bool = False
 
 
 class _Providers:
@@ -85,10 +88,13 @@ class _Providers:
 
 
 class _Night:
-    def __init__(self, ctx: NightContext, report: RunReport, deadline: datetime | None) -> None:
+    def __init__(
+        self, ctx: NightContext, report: RunReport, deadline: datetime | None, stop: Callable[[], bool] | None = None
+    ) -> None:
         self.ctx = ctx
         self.report = report
         self.deadline = deadline
+        self.stop = stop
         self.providers = _Providers(ctx)
         self.budget = Budget(ctx.config, ctx.state, report.night)
         self.runner = TaskRunner(
@@ -122,9 +128,16 @@ class _Night:
             raise _Unavailable(str(exc)) from None
 
     def out_of_time(self) -> bool:
+        if self.stop is not None and self.stop():
+            return True
         return self.deadline is not None and self.ctx.now() >= self.deadline
 
     async def _call(self, provider: Provider, request: CompletionRequest) -> Completion:
+        if self.stop is None:
+            return await self._timed_call(provider, request)
+        return await call_until_stopped(self._timed_call(provider, request), self.stop)
+
+    async def _timed_call(self, provider: Provider, request: CompletionRequest) -> Completion:
         if self.deadline is None:
             return await provider.complete(request)
         remaining = (self.deadline - self.ctx.now()).total_seconds()
@@ -133,7 +146,10 @@ class _Night:
     async def work(self, task: Task) -> None:
         try:
             outcome = await self._outcome(task)
-            self._apply(task, outcome)
+            if self.stop is not None and self.stop() and outcome.status == "deferred":
+                self.report.stopped = True  # left running: a restart inside the window picks it up
+            else:
+                self._apply(task, outcome)
         finally:
             self.finished += 1
             self.ctx.progress(self.finished, self.total, "run")
@@ -218,7 +234,10 @@ def _sheetbot_columns(col: Mapping[str, str]) -> set[str]:
     return {col[c] for c in names}
 
 
-async def run_async(ctx: NightContext, *, until: datetime | None = None) -> RunReport:
+async def run_async(
+    ctx: NightContext, *, until: datetime | None = None, stop: Callable[[], bool] | None = None
+) -> RunReport:
+    """``stop`` (e.g. SIGTERM seen) ends the run early: nothing new starts, and calls in flight get a grace."""
     window = ctx.night()
     now = ctx.now()
     deadline = until or (window.end if window.contains(now) else None)
@@ -231,8 +250,10 @@ async def run_async(ctx: NightContext, *, until: datetime | None = None) -> RunR
                 if task.status == Status.LOCKED:
                     state.move(task.task_id, Status.RUNNING, now=now)
             state.night_event(window.night, run_started_at=now.isoformat())
-        write_back(ctx)
-        night = _Night(ctx, report, deadline)
+        # `running` is kept in the state only: marking it on the board would cost a read and a write per
+        # night (1,000 requests for 10,000 Airtable rows) for a status nobody reads at 3am. The board shows
+        # `locked` until the row's output arrives.
+        night = _Night(ctx, report, deadline, stop)
         night.total = len(tasks)
         try:
             # Tasks start in priority order (P0 first, then oldest): when a cap or the window ends, the
@@ -242,7 +263,8 @@ async def run_async(ctx: NightContext, *, until: datetime | None = None) -> RunR
             await night.providers.aclose()
         with state.transaction():
             _changed_after_lock(ctx, report)
-            state.night_event(window.night, run_finished_at=ctx.now().isoformat(), drained=int(report.drained))
+            if not report.stopped:
+                state.night_event(window.night, run_finished_at=ctx.now().isoformat(), drained=int(report.drained))
             state.audit(
                 "run",
                 now=ctx.now(),
@@ -252,11 +274,12 @@ async def run_async(ctx: NightContext, *, until: datetime | None = None) -> RunR
                     "failed": dict(report.failed),
                     "deferred": dict(report.deferred),
                     "cost_usd": round(report.cost_usd, 6),
+                    "stopped": report.stopped,
                 },
             )
     report.missing = write_back(ctx).missing
     return report
 
 
-def run(ctx: NightContext, *, until: datetime | None = None) -> RunReport:
-    return asyncio.run(run_async(ctx, until=until))
+def run(ctx: NightContext, *, until: datetime | None = None, stop: Callable[[], bool] | None = None) -> RunReport:
+    return asyncio.run(run_async(ctx, until=until, stop=stop))

@@ -24,7 +24,7 @@ from sheetbot.providers.base import Completion, CompletionRequest, Provider, Usa
 from sheetbot.providers.tokens import estimate_tokens
 from sheetbot.state import Attempt, State, Task
 from sheetbot.structured import InvalidAnswer, json_schema, repair_prompt, validate_answer
-from sheetbot.templates import render, row_lookup
+from sheetbot.templates import placeholders, render, row_lookup
 
 #: The step name of a single-prompt workflow.
 FINAL_STEP = "final"
@@ -114,6 +114,24 @@ class TaskRunner:
             prompt += rework_section(task.attempt, task.previous_output, task.rework_notes)
         return system, prompt
 
+    def request_for(
+        self, task: Task, wf: WorkflowConfig, step: StepConfig, system: str, prompt: str, *, last: bool
+    ) -> CompletionRequest:
+        """One step's call; live and batch mode build it the same way."""
+        template = step.system if step.system is not None else wf.system
+        return CompletionRequest(
+            custom_id=f"{task.task_id}:{task.attempt}:{step.name}",
+            model=step.model or wf.model,
+            system=system,
+            prompt=prompt,
+            max_tokens=step.max_tokens or wf.max_tokens,
+            temperature=wf.temperature,
+            timeout_s=wf.timeout_s or self.config.providers[wf.provider].timeout_s,
+            output_schema=json_schema(wf.outputs) if last and wf.outputs else None,
+            # A system prompt without per-row placeholders is the same for every row: worth caching.
+            cache_system=bool(system) and not placeholders(template),
+        )
+
     async def _step(
         self, task: Task, wf: WorkflowConfig, step: StepConfig, system: str, prompt: str, *, last: bool, spent: float
     ) -> Attempt | Outcome:
@@ -127,16 +145,7 @@ class TaskRunner:
         while True:
             if self.out_of_time():
                 return Outcome("deferred", "deferred: the night window ended before this row finished")
-            request = CompletionRequest(
-                custom_id=f"{task.task_id}:{task.attempt}:{step.name}",
-                model=model,
-                system=system,
-                prompt=prompt,
-                max_tokens=max_tokens,
-                temperature=wf.temperature,
-                timeout_s=wf.timeout_s or self.config.providers[wf.provider].timeout_s,
-                output_schema=json_schema(wf.outputs) if structured else None,
-            )
+            request = self.request_for(task, wf, step, system, prompt, last=last)
             worst = cost_usd(price, _worst_case(request)) if wf.mode != "preview" else 0.0
             if wf.max_usd_per_task is not None and spent + worst > wf.max_usd_per_task:
                 return Outcome(

@@ -61,22 +61,13 @@ class AnthropicProvider:
         )
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        options: dict[str, Any] = {}
-        if request.system:
-            options["system"] = request.system
-        if request.temperature is not None:
+        options = message_params(request)
+        for key in ("model", "messages", "max_tokens"):
+            options.pop(key)
+        if "temperature" in options:
             # anthropic>=1.0 dropped temperature from create()'s signature; the API still takes it
             # on models that allow sampling options, so it travels in the body, and only when set.
-            options["extra_body"] = {"temperature": request.temperature}
-        if request.output_schema is not None:
-            options["tools"] = [
-                {
-                    "name": TOOL_NAME,
-                    "description": "Record the answer in the required fields.",
-                    "input_schema": dict(request.output_schema),
-                }
-            ]
-            options["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
+            options["extra_body"] = {"temperature": options.pop("temperature")}
         ctx = self._context(request.model)
         started = time.monotonic()
         try:
@@ -104,6 +95,33 @@ class AnthropicProvider:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def message_params(request: CompletionRequest) -> dict[str, Any]:
+    """The Messages body for a request: shared by live calls and Message Batches (``params``)."""
+    params: dict[str, Any] = {
+        "model": request.model,
+        "messages": [{"role": "user", "content": request.prompt}],
+        "max_tokens": request.max_tokens,
+    }
+    if request.system:
+        if request.cache_system:
+            block = {"type": "text", "text": request.system, "cache_control": {"type": "ephemeral"}}
+            params["system"] = [block]
+        else:
+            params["system"] = request.system
+    if request.temperature is not None:
+        params["temperature"] = request.temperature
+    if request.output_schema is not None:
+        params["tools"] = [
+            {
+                "name": TOOL_NAME,
+                "description": "Record the answer in the required fields.",
+                "input_schema": dict(request.output_schema),
+            }
+        ]
+        params["tool_choice"] = {"type": "tool", "name": TOOL_NAME}
+    return params
 
 
 def _to_completion(response: object, model: str, latency_s: float) -> Completion:

@@ -21,6 +21,9 @@ class CompletionRequest:
     #: A JSON schema (an object with properties) the answer must follow: the provider asks for it through
     #: its structured-output or tool mechanism and returns the parsed object in ``Completion.data``.
     output_schema: Mapping[str, Any] | None = None
+    #: The system prompt is the same for every row of the workflow (no per-row ``{{...}}``): Anthropic
+    #: marks it for prompt caching, so the rows after the first read it at a tenth of the input price.
+    cache_system: bool = False
 
 
 @dataclass(frozen=True)

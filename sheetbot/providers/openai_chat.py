@@ -67,18 +67,10 @@ class OpenAIProvider:
         )
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        messages: list[dict[str, str]] = []
-        if request.system:
-            messages.append({"role": "system", "content": request.system})
-        messages.append({"role": "user", "content": request.prompt})
-        options: dict[str, Any] = {}
-        if request.temperature is not None:
-            options["temperature"] = request.temperature
-        if request.output_schema is not None:
-            options["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": SCHEMA_NAME, "schema": dict(request.output_schema), "strict": True},
-            }
+        options = chat_body(request)
+        messages = options.pop("messages")
+        for key in ("model", "max_tokens"):
+            options.pop(key)
         ctx = self._context(request.model)
         started = time.monotonic()
         try:
@@ -109,6 +101,23 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+def chat_body(request: CompletionRequest) -> dict[str, Any]:
+    """The chat-completions body for a request: shared by live calls and Batch API lines (``body``)."""
+    messages: list[dict[str, str]] = []
+    if request.system:
+        messages.append({"role": "system", "content": request.system})
+    messages.append({"role": "user", "content": request.prompt})
+    body: dict[str, Any] = {"model": request.model, "messages": messages, "max_tokens": request.max_tokens}
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.output_schema is not None:
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": SCHEMA_NAME, "schema": dict(request.output_schema), "strict": True},
+        }
+    return body
 
 
 def _schema_refused(status: int, body: object, ctx: ErrorContext, fallback: str) -> ProviderError | None:

@@ -1,0 +1,187 @@
+"""Approval-gated actions: a workflow's `on_approve` webhook, sent only after a person approved or edited.
+
+The order of steps is what keeps a delivery from being sent twice:
+
+1. the harvest queues the action (``pending``) in the same transaction as the decision;
+2. before the POST the action is recorded ``sending`` (committed);
+3. the POST, retried with backoff within this harvest;
+4. on a 2xx the action is recorded ``delivered`` (committed) — *before* the row moves;
+5. the row moves to ``published`` and the board is written.
+
+A crash after 4 only leaves step 5 to do: a delivered action is never sent again. A crash between
+3 and 4 (the receiver got it, we never learned) means the next harvest sends it once more, with
+the same ``Idempotency-Key: <task>:<attempt>`` header and body field: receivers must use it to
+drop the duplicate. A POST that still fails after its tries stays ``pending`` for the next harvest,
+and the row's `error` cell says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import tenacity
+
+from sheetbot.night.context import NightContext
+from sheetbot.night.writeback import write_back
+from sheetbot.state import Task
+from sheetbot.status import Status
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ActionsReport:
+    published: list[str] = field(default_factory=list)
+    #: (task id, why) for actions left for the next harvest.
+    pending: list[tuple[str, str]] = field(default_factory=list)
+
+
+class _Retryable(Exception):
+    """A 429, a 5xx, a timeout or a dropped connection: worth another try."""
+
+
+def queue_action(ctx: NightContext, task: Task) -> bool:
+    """Called by the harvest for an approve or edit: queue the workflow's action, if it has one."""
+    wf = ctx.config.workflows.get(task.workflow or "")
+    if wf is None or wf.on_approve is None:
+        return False
+    return ctx.state.add_action(task.task_id, task.attempt, workflow=task.workflow or "", now=ctx.now())
+
+
+def signature_headers(secret: str, body: str, *, timestamp: int) -> dict[str, str]:
+    """`X-Sheetbot-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`: the timestamp is
+    signed too, so a receiver can refuse replays of an old request."""
+    digest = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Sheetbot-Timestamp": str(timestamp), "X-Sheetbot-Signature": f"sha256={digest}"}
+
+
+def _final_text(ctx: NightContext, task: Task) -> tuple[str, str] | None:
+    """(decision, text): the reviewer's text for an edit, else the stored output of the approved attempt."""
+    if task.status == Status.EDITED:
+        rows = ctx.state.query(
+            "SELECT edited_output FROM reviews WHERE task_id = ? AND attempt = ? AND decision = 'edit' "
+            "ORDER BY id DESC LIMIT 1",
+            (task.task_id, task.attempt),
+        )
+        return ("edit", rows[0]["edited_output"]) if rows else None
+    output = ctx.state.final_output(task.task_id, task.attempt)
+    return ("approve", output.output or "") if output is not None else None
+
+
+def _payload(task: Task, decision: str, text: str) -> dict[str, Any]:
+    return {
+        "idempotency_key": f"{task.task_id}:{task.attempt}",
+        "task_id": task.task_id,
+        "attempt": task.attempt,
+        "workflow": task.workflow,
+        "night": task.night,
+        "decision": decision,
+        "text": text,
+    }
+
+
+def deliver_actions(
+    ctx: NightContext,
+    *,
+    session: requests.Session | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> ActionsReport:
+    """Send every undelivered action, publish the rows whose action was delivered, write the board.
+
+    ``sleep`` waits between tries; by default the context's (tests' contexts wait no real time)."""
+    if sleep is None:
+        sleep = _sync_sleep(ctx)
+    report = ActionsReport()
+    http = session or requests.Session()
+    for action in ctx.state.actions_delivered_unpublished():  # a crash between `delivered` and the move
+        _publish(ctx, action["task_id"], report)
+    for action in ctx.state.actions_undelivered():
+        task = ctx.state.task(action["task_id"])
+        if task is None or task.attempt != action["attempt"] or task.status not in (Status.APPROVED, Status.EDITED):
+            continue
+        problem = _send(ctx, http, task, sleep)
+        if problem is None:
+            _publish(ctx, task.task_id, report)
+        else:
+            report.pending.append((task.task_id, problem))
+            error = f"publishing failed ({problem}); sheetbot tries again at the next harvest"
+            ctx.state.move(task.task_id, task.status, now=ctx.now(), error=error)
+    if ctx.state.dirty():
+        write_back(ctx)
+    return report
+
+
+def _sync_sleep(ctx: NightContext) -> Callable[[float], None]:
+    """The context's (async) sleep, for this synchronous phase; the wall clock's if it is asyncio's."""
+    if ctx.sleep is asyncio.sleep:
+        return time.sleep
+    return lambda seconds: asyncio.run(ctx.sleep(seconds))  # type: ignore[arg-type]
+
+
+def _publish(ctx: NightContext, task_id: str, report: ActionsReport) -> None:
+    ctx.state.move(task_id, Status.PUBLISHED, now=ctx.now(), error="")
+    ctx.state.audit("published", now=ctx.now(), task_id=task_id)
+    report.published.append(task_id)
+
+
+def _send(ctx: NightContext, http: requests.Session, task: Task, sleep: Callable[[float], None]) -> str | None:
+    """POST the action; None once delivered (and recorded), else why not."""
+    wf = ctx.config.workflows.get(task.workflow or "")
+    action = wf.on_approve if wf is not None else None
+    if action is None:
+        return f"workflow {task.workflow!r} no longer has on_approve in the YAML"
+    secret = (ctx.env.get(action.secret_env) or "").strip()
+    if not secret:
+        return f"the environment variable {action.secret_env} (on_approve.secret_env) is not set"
+    final = _final_text(ctx, task)
+    if final is None:
+        return "no final text is stored for this attempt"
+    key = f"{task.task_id}:{task.attempt}"
+    where = urlsplit(action.webhook).netloc  # a URL may carry a token: messages name the host only
+    body = json.dumps(_payload(task, *final), ensure_ascii=False, separators=(",", ":"))
+
+    def post() -> requests.Response:
+        ctx.state.action_state(task.task_id, task.attempt, "sending", now=ctx.now())
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": key,
+            **signature_headers(secret, body, timestamp=int(ctx.now().timestamp())),
+        }
+        try:
+            response = http.post(action.webhook, data=body.encode(), headers=headers, timeout=action.timeout_s)
+        except requests.RequestException as exc:
+            raise _Retryable(f"{type(exc).__name__} from {where}") from None
+        if response.status_code == 429 or response.status_code >= 500:
+            raise _Retryable(f"HTTP {response.status_code} from {where}")
+        return response
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(action.max_tries),
+        wait=tenacity.wait_exponential(multiplier=1, max=30),
+        retry=tenacity.retry_if_exception_type(_Retryable),
+        sleep=sleep,
+        reraise=True,
+    )
+    try:
+        response = retrying(post)
+    except _Retryable as exc:
+        problem = str(exc)
+    else:
+        if 200 <= response.status_code < 300:
+            ctx.state.action_state(task.task_id, task.attempt, "delivered", now=ctx.now(), error="")
+            ctx.state.audit("action_delivered", now=ctx.now(), task_id=task.task_id, detail={"key": key})
+            return None
+        problem = f"HTTP {response.status_code} from {where}"
+    ctx.state.action_state(task.task_id, task.attempt, "pending", now=ctx.now(), error=problem)
+    log.warning("on_approve for task %s: %s", task.task_id, problem)
+    return problem

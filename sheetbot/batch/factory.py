@@ -1,0 +1,36 @@
+"""Build the batch client for a provider entry; keys come from the environment mapping, as for live."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from sheetbot.batch.base import BatchProvider
+from sheetbot.config import ProviderConfig
+from sheetbot.errors import PermanentProviderError
+from sheetbot.providers.factory import DEFAULT_KEY_ENV, LOCAL_PLACEHOLDER_KEY, is_local_url
+
+if TYPE_CHECKING:
+    import httpx2
+
+#: Makes the batch client for the YAML's provider entry ``name``; injected so tests control the transport.
+BatchFactory = Callable[[str], BatchProvider]
+
+
+def make_batch_provider(
+    name: str, config: ProviderConfig, *, env: Mapping[str, str], http_client: httpx2.AsyncClient | None = None
+) -> BatchProvider:
+    """The Batch API client for ``providers.<name>``; raises if its API key is not set."""
+    kind = config.kind or name
+    var = config.api_key_env or DEFAULT_KEY_ENV.get(kind, "")
+    api_key = (env.get(var) or "").strip()
+    if not api_key:
+        if kind == "openai" and is_local_url(config.base_url):
+            api_key = LOCAL_PLACEHOLDER_KEY
+        else:
+            raise PermanentProviderError(f"provider {name}: set the environment variable {var} to your API key")
+    if kind == "anthropic":
+        from sheetbot.batch.anthropic import AnthropicBatches as cls
+    else:
+        from sheetbot.batch.openai import OpenAIBatches as cls  # type: ignore[assignment]
+    return cls(api_key=api_key, base_url=config.base_url, http_client=http_client, label=name, api_key_env=var)

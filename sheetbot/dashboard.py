@@ -1,0 +1,101 @@
+"""The Dashboard on the board: the nightly metrics table and a trend of approval rate by night.
+
+The lifecycle stays vendor-free: :func:`refresh_dashboard` computes plain rows and a
+:class:`ChartSpec`, and hands them to the board's optional ``write_dashboard(rows, chart)``
+capability (a workbook sheet with an openpyxl chart, a Sheets tab with an API chart, an Airtable
+`Metrics` table). A board without it simply has no dashboard. The dashboard is a convenience: a
+failure to draw it is logged, audited and reported, and never breaks the harvest that called it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from sheetbot.metrics import NightMetrics, night_metrics
+from sheetbot.night.context import NightContext
+
+log = logging.getLogger(__name__)
+
+#: How many recent nights the dashboard shows.
+DASHBOARD_NIGHTS = 30
+
+#: The table's columns, in order: (header, NightMetrics attribute).
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("night", "night"),
+    ("workflow", "workflow"),
+    ("locked", "locked"),
+    ("done", "done"),
+    ("approved", "approved"),
+    ("edited", "edited"),
+    ("rework", "rework"),
+    ("approval rate", "approval_rate"),
+    ("completion", "completion_rate"),
+    ("cost per output", "cost_per_output_usd"),
+)
+HEADERS: tuple[str, ...] = tuple(h for h, _ in COLUMNS)
+
+#: A table cell: text, a number, or None for "no value" (a rate with nothing decided yet).
+Cell = str | int | float | None
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    """A line chart: one series per workflow, one point per night (oldest first); None is a gap."""
+
+    title: str
+    nights: tuple[str, ...]
+    series: dict[str, tuple[float | None, ...]]
+    y_title: str = "approval rate"
+
+    def table(self) -> list[list[Cell]]:
+        """The chart's data as a grid (header row, then one row per night): what backends chart from."""
+        names = sorted(self.series)
+        grid: list[list[Cell]] = [["night", *names]]
+        for i, night in enumerate(self.nights):
+            grid.append([night, *(self.series[n][i] for n in names)])
+        return grid
+
+
+@dataclass
+class DashboardReport:
+    written: bool = False
+    rows: int = 0
+    #: Why the dashboard was not written (no capability, or the error), for the harvest's summary.
+    problem: str | None = None
+    skipped: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def dashboard_rows(metrics: Sequence[NightMetrics]) -> list[dict[str, Cell]]:
+    """Newest night first, workflows alphabetical: the order `sheetbot report` uses."""
+    return [{header: getattr(m, attr) for header, attr in COLUMNS} for m in metrics]
+
+
+def approval_chart(metrics: Sequence[NightMetrics]) -> ChartSpec:
+    nights = tuple(sorted({m.night for m in metrics}))
+    workflows = sorted({m.workflow for m in metrics})
+    rate = {(m.night, m.workflow): m.approval_rate for m in metrics}
+    series = {wf: tuple(rate.get((night, wf)) for night in nights) for wf in workflows}
+    return ChartSpec(title="Approval rate by night", nights=nights, series=series)
+
+
+def refresh_dashboard(ctx: NightContext, *, nights: int = DASHBOARD_NIGHTS) -> DashboardReport:
+    """Redraw the board's Dashboard from the state. Never raises: problems come back in the report."""
+    write = getattr(ctx.board, "write_dashboard", None)
+    if write is None or getattr(ctx, "trial", False):  # a trial's sheet has no dashboard of its own
+        return DashboardReport(skipped=True, problem=None)
+    try:
+        metrics = night_metrics(ctx.state, nights=nights)
+        rows = dashboard_rows(metrics)
+        notes = write(rows, approval_chart(metrics)) or []
+    except Exception as exc:  # a drawing problem must never cost the morning's decisions
+        problem = f"the Dashboard on {ctx.board.describe()} was not updated: {type(exc).__name__}: {exc}"
+        log.warning("%s", problem)
+        try:
+            ctx.state.audit("dashboard_failed", now=ctx.now(), detail={"error": problem})
+        except Exception:  # pragma: no cover - the state is gone too; the log line is all we can do
+            log.exception("could not audit the dashboard failure")
+        return DashboardReport(problem=problem)
+    return DashboardReport(written=True, rows=len(rows), notes=list(notes))

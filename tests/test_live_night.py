@@ -215,3 +215,22 @@ def test_a_budget_that_fits_the_night_defers_nothing_however_many_rows_wait(tmp_
     assert report.deferred.total() == 0 and report.done.total() == 60
     with shop.state() as state:
         assert state.spent_usd(night="2026-11-23") < 0.03
+
+
+def test_a_row_that_outlives_its_task_timeout_fails_with_the_reason(tmp_path: Path) -> None:
+    import asyncio
+
+    import httpx2
+
+    shop = Shop(tmp_path, workflows={"listing": {**LISTING, "task_timeout_s": 0.05}})
+    night(shop, {"type": "listing", "input": "slow"})
+    handle = shop.fake._handle
+
+    async def slow(request: httpx2.Request) -> httpx2.Response:
+        await asyncio.sleep(0.5)  # real time, but short: the model answers after the task's time is up
+        return handle(request)
+
+    shop.fake.transport = httpx2.MockTransport(slow)
+    shop.run()
+    row = shop.row(input="slow")
+    assert row["status"] == "failed" and "task_timeout_s (0.05 s)" in row["error"]

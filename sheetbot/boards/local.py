@@ -13,11 +13,11 @@ import io
 import math
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from copy import copy
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.cell.cell import Cell
@@ -31,6 +31,9 @@ from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, She
 from sheetbot.boards.locate import resolve
 from sheetbot.boards.values import clean_text, looks_like_formula
 from sheetbot.errors import BoardError, BoardNotFound, BoardWriteError
+
+if TYPE_CHECKING:
+    from sheetbot.dashboard import ChartSpec
 
 #: (st_mtime_ns, st_size) of the file as we last read or wrote it: how we notice a person's save.
 Signature = tuple[int, int]
@@ -74,6 +77,34 @@ class LocalBoard:
 
     def ensure_schema(self, spec: SchemaSpec) -> list[str]:
         return self._change(lambda workbook: _shape(workbook, self.sheet, spec), create=True)
+
+    # -- optional capabilities (sheetbot/dashboard.py, sheetbot/trial.py) ----------------
+    def write_dashboard(self, rows: Sequence[Mapping[str, object]], chart: ChartSpec) -> list[str]:
+        """Rebuild the `Dashboard` worksheet (table and line chart) in one atomic save."""
+        from sheetbot.boards.dashboard_local import DASHBOARD_SHEET, draw
+
+        if self.sheet == DASHBOARD_SHEET:
+            raise BoardError(f"board.sheet is {DASHBOARD_SHEET!r}, the sheet sheetbot keeps its dashboard on")
+        self._change(lambda workbook: (draw(workbook, rows, chart, sheet=DASHBOARD_SHEET), True))  # type: ignore[arg-type]
+        return []
+
+    def append_rows(self, rows: Sequence[Mapping[str, CellValue]]) -> int:
+        """Add rows below the last one, adding columns they name (a trial's sample); one atomic save."""
+
+        def add(workbook: Workbook) -> tuple[int, bool]:
+            ws = self._worksheet(workbook)
+            header = _header(ws)
+            for values in rows:
+                for column in values:
+                    if column not in header:
+                        _add_column(ws, header, column)
+            last = max([1, *(int(ref) for ref, _ in _data_rows(ws, header))])
+            for offset, values in enumerate(rows, start=1):
+                for column, value in values.items():
+                    _put(ws.cell(row=last + offset, column=header[column]), value)
+            return len(rows), bool(rows)
+
+        return self._change(add)
 
     # -- loading and saving ------------------------------------------------------------
     def _change(self, edit: Callable[[Workbook], tuple[T, bool]], *, create: bool = False) -> T:

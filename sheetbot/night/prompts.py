@@ -52,3 +52,12 @@ def rework_section(attempt: int, previous_output: str, notes: str | None) -> str
     return REWORK_SECTION.format(
         previous=attempt - 1, output=previous_output, notes=(notes or "").strip() or "(no notes given)"
     )
+
+
+def guidelines_section(guidelines: list[str]) -> str:
+    """The workflow's `guidelines:` (recurring reviewer notes made lasting), appended to the system prompt.
+    Added after rendering, like the rework notes: text, never a template."""
+    items = [g.strip() for g in guidelines if g.strip()]
+    if not items:
+        return ""
+    return "\n\nGuidelines from reviewers:\n" + "\n".join(f"- {g}" for g in items)

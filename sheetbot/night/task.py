@@ -15,10 +15,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from sheetbot.audit import record_model_call
 from sheetbot.config import Config, StepConfig, WorkflowConfig
 from sheetbot.errors import CircuitOpenError, PermanentProviderError, ProviderError, TemplateError
 from sheetbot.night.budget import Budget
-from sheetbot.night.prompts import rework_section
+from sheetbot.night.prompts import guidelines_section, rework_section
 from sheetbot.pricing import cost_usd
 from sheetbot.providers.base import Completion, CompletionRequest, Provider, Usage
 from sheetbot.providers.tokens import estimate_tokens
@@ -109,6 +110,7 @@ class TaskRunner:
             return base(name)
 
         system = render(step.system if step.system is not None else wf.system, lookup).strip()
+        system = (system + guidelines_section(wf.guidelines)).strip()
         prompt = render(step.prompt, lookup).strip()
         if last and task.attempt > 1 and task.previous_output is not None:
             prompt += rework_section(task.attempt, task.previous_output, task.rework_notes)
@@ -178,7 +180,7 @@ class TaskRunner:
             except TimeoutError:
                 return Outcome("deferred", "deferred: the night window ended while this row was running")
             except ProviderError as exc:
-                self.state.record_attempt(Attempt(**base, ok=False, error=str(exc)), now=self.now())  # type: ignore[arg-type]
+                self._record(task, Attempt(**base, ok=False, error=str(exc)))  # type: ignore[arg-type]
                 verdict = await self._after_failure(task, wf, exc)
                 if verdict is not None:
                     return verdict
@@ -192,9 +194,7 @@ class TaskRunner:
                 try:
                     values = validate_answer(wf.outputs, completion.data if completion.data is not None else text)
                 except InvalidAnswer as exc:
-                    self.state.record_attempt(
-                        _attempt(base, completion, actual, ok=False, error=str(exc)), now=self.now()
-                    )
+                    self._record(task, _attempt(base, completion, actual, ok=False, error=str(exc)))
                     if repaired:
                         return Outcome("failed", f"the answer did not fit the workflow's outputs twice: {exc}")
                     repaired = True
@@ -203,8 +203,14 @@ class TaskRunner:
                     continue
                 text = _json(values)
             attempt = _attempt(base, completion, actual, ok=True, output=text)
-            self.state.record_attempt(attempt, now=self.now())  # stored before anything reaches the board
+            self._record(task, attempt)  # stored before anything reaches the board
             return attempt
+
+    def _record(self, task: Task, attempt: Attempt) -> None:
+        """Store a model call and its audit entry (prompt and input hashes) in one transaction."""
+        with self.state.transaction():
+            self.state.record_attempt(attempt, now=self.now())
+            record_model_call(self.state, attempt, task.snapshot, now=self.now())
 
     async def _after_failure(self, task: Task, wf: WorkflowConfig, exc: ProviderError) -> Outcome | None:
         """None: call again. Otherwise the row's outcome (dead-lettered after too many failures tonight)."""

@@ -1,0 +1,90 @@
+"""Logging for `serve` and the CLI: readable text by default, one JSON object a line with --log-format json.
+
+A filter on the handler masks secrets before any formatter sees them: the values of environment
+variables whose names end in _KEY, _TOKEN, _SECRET or PASSWORD, anything shaped like an `sk-...`
+API key, and e-mail addresses and phone numbers (the design: logs mask personal data).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+_SECRET_NAME = re.compile(r"(_KEY|_TOKEN|_SECRET|PASSWORD)$", re.IGNORECASE)
+_PATTERNS = [
+    (re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"), "sk-***"),
+    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "***@***"),
+    (re.compile(r"(?<![\w.])\+?\d[\d ()\-]{7,}\d(?![\w.])"), "***phone***"),
+]
+_STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+
+class Masker:
+    """Replaces secrets and personal data in text."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        secrets = {v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 4}
+        self.secrets = sorted(secrets, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "***")
+        for pattern, replacement in _PATTERNS:
+            text = pattern.sub(replacement, text)
+        return text
+
+
+class MaskFilter(logging.Filter):
+    """Masks the message and every extra field, once, before formatting."""
+
+    def __init__(self, masker: Masker) -> None:
+        super().__init__()
+        self.masker = masker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.masker(record.getMessage())
+        record.args = None
+        for key, value in list(vars(record).items()):
+            if key not in _STANDARD and isinstance(value, str):
+                setattr(record, key, self.masker(value))
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.masker(record.exc_text)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message, and any `extra=` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        out.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
+        if record.exc_text:
+            out["error"] = record.exc_text
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+def setup_logging(
+    *, fmt: str = "text", env: Mapping[str, str], stream: TextIO | None = None, level: int = logging.INFO
+) -> logging.Handler:
+    """Send the `sheetbot` loggers to ``stream`` (stderr) in ``fmt``; returns the handler (tests remove it)."""
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(MaskFilter(Masker(env)))
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    logger = logging.getLogger("sheetbot")
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    return handler

@@ -41,7 +41,7 @@ from pyairtable.api.table import Table
 from requests.adapters import HTTPAdapter
 
 from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, Sheet, WriteResult
-from sheetbot.boards.values import clean_text, plain_text
+from sheetbot.boards.values import as_text, clean_text, plain_text
 from sheetbot.config import BoardConfig
 from sheetbot.errors import BoardError, BoardNotFound, BoardSchemaError, BoardWriteError
 
@@ -428,14 +428,6 @@ def place(updates: Sequence[RowUpdate], ids: Mapping[str, str]) -> tuple[dict[in
 
 def cell_text(value: object) -> str:
     """A field value as the text a person reads: numbers "0.25", checkboxes TRUE/FALSE, lists joined."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
     if isinstance(value, list):
         return ", ".join(text for text in (cell_text(item) for item in value) if text)
     if isinstance(value, dict):  # collaborators, attachments, buttons, barcodes, AI text, formula errors
@@ -443,7 +435,7 @@ def cell_text(value: object) -> str:
             if value.get(key) not in (None, ""):
                 return cell_text(value[key])
         return ""
-    return str(value)
+    return as_text(value)
 
 
 def field_value(value: CellValue, field_type: str) -> Any:

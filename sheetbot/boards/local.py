@@ -15,7 +15,6 @@ import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from copy import copy
-from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -29,7 +28,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, Sheet, WriteResult
 from sheetbot.boards.locate import resolve
-from sheetbot.boards.values import clean_text, looks_like_formula
+from sheetbot.boards.values import as_text, clean_text, looks_like_formula
 from sheetbot.errors import BoardError, BoardNotFound, BoardWriteError
 
 if TYPE_CHECKING:
@@ -248,21 +247,7 @@ def _add_column(ws: Worksheet, header: dict[str, int], name: str) -> int:
     return col + 1
 
 
-def _text(value: object) -> str:
-    """A cell as the text a person sees (dates as ISO text, whole numbers without ``.0``)."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    if isinstance(value, datetime):
-        return value.date().isoformat() if value.time() == time() else value.isoformat()
-    if isinstance(value, date | time):
-        return value.isoformat()
-    return str(value)
+_text = as_text
 
 
 def _put(cell: Cell, value: CellValue) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date, datetime, time
 
 from sheetbot.boards.base import CellValue
 
@@ -22,15 +23,27 @@ def clean_text(value: str) -> str:
     return text
 
 
-def plain_text(value: CellValue) -> str:
-    """The text a value reads as once written (the memory board stores everything as text)."""
+def as_text(value: object) -> str:
+    """A cell as the text a person sees, the same on every board: whole numbers without ``.0``,
+    checkboxes TRUE/FALSE, dates as ISO text."""
     if value is None:
         return ""
+    if isinstance(value, str):
+        return value
     if isinstance(value, bool):
         return "TRUE" if value else "FALSE"
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
-    return clean_text(str(value))
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == time() else value.isoformat()
+    if isinstance(value, date | time):
+        return value.isoformat()
+    return str(value)
+
+
+def plain_text(value: CellValue) -> str:
+    """The text a value reads as once written (the memory board stores everything as text)."""
+    return clean_text(as_text(value))
 
 
 def looks_like_formula(text: str) -> bool:

@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 import requests
 import tenacity
 
+from sheetbot.errors import SheetbotError
 from sheetbot.night.context import NightContext
 from sheetbot.night.writeback import write_back
 from sheetbot.state import Task
@@ -117,13 +118,21 @@ def deliver_actions(
             error = f"publishing failed ({problem}); sheetbot tries again at the next harvest"
             ctx.state.move(task.task_id, task.status, now=ctx.now(), error=error)
     if ctx.state.dirty():
-        write_back(ctx)
+        try:
+            write_back(ctx)
+        except SheetbotError as exc:  # the rows stay dirty: the next phase writes them
+            log.warning("published rows not written to the board yet: %s", exc)
     return report
 
 
 def _sync_sleep(ctx: NightContext) -> Callable[[float], None]:
     """The context's (async) sleep, for this synchronous phase; the wall clock's if it is asyncio's."""
-    if ctx.sleep is asyncio.sleep:
+    try:
+        asyncio.get_running_loop()
+        inside_loop = True
+    except RuntimeError:
+        inside_loop = False
+    if ctx.sleep is asyncio.sleep or inside_loop:
         return time.sleep
     return lambda seconds: asyncio.run(ctx.sleep(seconds))  # type: ignore[arg-type]
 
@@ -185,3 +194,12 @@ def _send(ctx: NightContext, http: requests.Session, task: Task, sleep: Callable
     ctx.state.action_state(task.task_id, task.attempt, "pending", now=ctx.now(), error=problem)
     log.warning("on_approve for task %s: %s", task.task_id, problem)
     return problem
+
+
+def describe_actions(report: ActionsReport | None) -> list[str]:
+    """Lines for the harvest's summary."""
+    if report is None:
+        return []
+    lines = [f"{len(report.published)} row(s) published through on_approve"] if report.published else []
+    lines += [f"{task_id}: not published yet: {why}" for task_id, why in report.pending[:10]]
+    return lines

@@ -66,6 +66,13 @@ def record_model_call(state: State, attempt: Attempt, snapshot: Mapping[str, Any
     state.audit("model_call", now=now, task_id=attempt.task_id, detail=model_call_detail(attempt, snapshot))
 
 
+def store_call(state: State, attempt: Attempt, snapshot: Mapping[str, Any], *, now: datetime) -> None:
+    """Store a model call's result and its audit entry together: every call, live or batch, good or not."""
+    with state.transaction():
+        state.record_attempt(attempt, now=now)
+        record_model_call(state, attempt, snapshot, now=now)
+
+
 def parse_since(text: str, *, now: datetime) -> datetime:
     """`7d`, `12h`, `30m`, `2w`, or an ISO date/time, as the moment the export starts from."""
     found = _SINCE.match(text)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -19,6 +19,9 @@ from sheetbot.configfile import DEFAULT_CONFIG
 from sheetbot.errors import SheetbotError
 from sheetbot.night.context import NightContext, no_progress
 from sheetbot.night.context import Progress as ProgressFn
+
+if TYPE_CHECKING:
+    from sheetbot.state import State
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -68,6 +71,11 @@ def cmd_check(args: argparse.Namespace) -> int:
         out.print(f"{len(problems)} problem(s) in {args.config}", markup=False)
         return 1
     out.print(f"✓ {args.config} is valid; the board and credentials look right", markup=False)
+    from sheetbot.batch.estimate import tonight
+    from sheetbot.configfile import load_config
+
+    for estimate in tonight(load_config(args.config)):  # tonight's locked rows: live vs batch vs caching
+        out.print(f"  {estimate.line()}", markup=False)
     return 0
 
 
@@ -79,8 +87,13 @@ def _context(args: argparse.Namespace, progress: ProgressFn = no_progress) -> It
 
     config = load_config(args.config)
     from sheetbot.app import open_context
+    from sheetbot.procs import board_lock
 
-    with open_context(args.config, config=config, progress=progress) as ctx:
+    # One sheetbot at a time per board: a running `serve` or another command is named, or waited for.
+    with (
+        board_lock(config.state_path, args.command, wait=getattr(args, "wait", False)),
+        open_context(args.config, config=config, progress=progress) as ctx,
+    ):
         yield ctx
 
 
@@ -90,6 +103,11 @@ def cmd_init(args: argparse.Namespace) -> int:
         # fails every row of those workflows, and `check` says so.
         added = ctx.board.ensure_schema(ctx.schema(with_template_columns=True))
         where = ctx.board.describe()
+        from sheetbot.dashboard import refresh_dashboard
+
+        dashboard = refresh_dashboard(ctx, force=True)  # the Dashboard, drawn from what the state holds
+    if dashboard.problem:
+        err.print(f"sheetbot: warning: {dashboard.problem}", markup=False)
     if added:
         out.print(
             f"{where}: added columns {', '.join(added)}; review dropdown and frozen header in place",
@@ -113,10 +131,14 @@ def cmd_lock(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     until = _until(args.until)
     with progress_bar("running") as progress, _context(args, progress) as ctx:
+        import threading
+
         from sheetbot.night.run import run
+        from sheetbot.procs import install_stop_handlers
         from sheetbot.summary import describe_run
 
-        report = run(ctx, until=until)
+        stop = install_stop_handlers(threading.Event())  # SIGTERM/Ctrl-C: store what arrived, write it, exit
+        report = run(ctx, until=until, stop=stop.is_set)
     out.print(describe_run(report), markup=False)
     return 0
 
@@ -127,29 +149,127 @@ def cmd_harvest(args: argparse.Namespace) -> int:
         from sheetbot.summary import describe_harvest
 
         report = harvest(ctx)
+        from sheetbot.alerts import after_harvest
+        from sheetbot.notify.factory import build_fanout
+
+        channels, _ = build_fanout(ctx.config.notify, ctx.env)
+        alerts = after_harvest(ctx.state, ctx.config, channels, now=ctx.now())
     out.print(describe_harvest(report), markup=False)
+    from sheetbot.actions import describe_actions
+    from sheetbot.dashboard import describe_dashboard
+
+    for line in describe_actions(report.actions) + describe_dashboard(report.dashboard):
+        out.print(line, markup=False)
+    for message in alerts:
+        out.print(f"alert ({message.severity}): {message.title}", markup=False)
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from sheetbot.serve import serve_forever
+
+    return serve_forever(args.config, wait=args.wait)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     from sheetbot.configfile import load_config
     from sheetbot.metrics import night_metrics
     from sheetbot.state import State
-    from sheetbot.summary import metrics_table
+    from sheetbot.summary import metrics_table, trend_table
+
+    config = load_config(args.config)
+    metrics = []
+    if config.state_path.exists():  # a fresh install has no nights: that is not an error
+        with State(config.state_path) as state:
+            metrics = night_metrics(state, nights=args.nights, prices=config.prices)
+    if args.json:
+        print(json.dumps([m.as_dict() for m in metrics], indent=2))
+    elif not metrics:
+        out.print("no nights recorded yet: run `sheetbot lock` and `sheetbot run` first", markup=False)
+    else:
+        out.print(metrics_table(metrics))
+        if len({m.night for m in metrics}) > 1:
+            out.print(trend_table(metrics))
+    if not args.json:
+        from sheetbot.trial import trial_lines
+
+        for line in trial_lines(config):  # trials before launch, against trial.launch_bar
+            out.print(line, markup=False)
+    return 0
+
+
+def cmd_trial(args: argparse.Namespace) -> int:
+    with progress_bar("trial") as progress, _context(args, progress) as ctx:
+        from sheetbot.summary import describe_harvest
+        from sheetbot.trial import harvest_trial, start_trial, trial_lines
+
+        if args.harvest:
+            out.print(describe_harvest(harvest_trial(ctx, args.workflow)), markup=False)
+        else:
+            report = start_trial(ctx, args.workflow, sample=args.sample, seed=args.seed)
+            done = report.ran.done.total() if report.ran else 0
+            out.print(
+                f"{report.label}: {report.copied} of {report.eligible} {args.workflow} rows copied to "
+                f"[{report.sheet}], {done} outputs ready for review there; then run "
+                f"`sheetbot trial {args.workflow} --harvest`",
+                markup=False,
+            )
+        lines = [line for line in trial_lines(ctx.config) if line.startswith(f"trial {args.workflow} ")]
+    for line in lines:
+        out.print(line, markup=False)
+    return 0
+
+
+@contextmanager
+def _state(args: argparse.Namespace) -> Iterator[State]:
+    """The state file alone (no board, no providers): for commands that only read the record."""
+    from sheetbot.configfile import load_config
+    from sheetbot.state import State
 
     config = load_config(args.config)
     if not config.state_path.exists():
-        raise SheetbotError(f"no state file at {config.state_path} yet: run `sheetbot lock` and `sheetbot run` first")
+        raise SheetbotError(f"no state file at {config.state_path} yet: run `sheetbot lock` first")
     with State(config.state_path) as state:
-        metrics = night_metrics(state, nights=args.nights)
-    if not metrics:
-        raise SheetbotError(
-            f"no nights recorded yet in {config.state_path}: run `sheetbot lock` and `sheetbot run` first"
-        )
-    if args.json:
-        print(json.dumps([m.as_dict() for m in metrics], indent=2))
+        yield state
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from sheetbot.audit import audit_rows, export, parse_since
+    from sheetbot.clock import SystemClock
+
+    since = parse_since(args.since, now=SystemClock().now())
+    with _state(args) as state:
+        rows = audit_rows(state, since=since)
+    if args.out:
+        export(rows, Path(args.out))
+        out.print(f"wrote {len(rows)} audit entries since {since.isoformat(timespec='minutes')} to {args.out}")
     else:
-        out.print(metrics_table(metrics))
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+    return 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from sheetbot.feedback import describe, feedback
+
+    with _state(args) as state:
+        report = feedback(state, args.workflow, nights=args.nights)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        out.print(describe(report), markup=False)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from sheetbot.clock import SystemClock
+
+    with _state(args) as state:
+        resumed = state.resume(args.workflow)
+        if resumed:
+            state.audit("resume", now=SystemClock().now(), detail={"workflow": args.workflow})
+    message = "resumed: its rows are locked again from the next cutoff" if resumed else "was not paused"
+    out.print(f"{args.workflow} {message}", markup=False)
     return 0
 
 
@@ -193,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, func: Callable[[argparse.Namespace], int], text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text)
         p.add_argument("--config", default=str(DEFAULT_CONFIG), help=f"the YAML file (default {DEFAULT_CONFIG})")
+        p.add_argument("--wait", action="store_true", help="if another sheetbot works this board, wait for it")
+        p.add_argument("--log-format", choices=("text", "json"), default="text", help="log lines as text or JSON")
         p.set_defaults(func=func)
         return p
 
@@ -205,15 +327,36 @@ def build_parser() -> argparse.ArgumentParser:
     run = command("run", cmd_run, "the night window, now (stops at the window end, or --until)")
     run.add_argument("--until", help="stop at this time (ISO, with timezone), e.g. 2026-11-24T05:00+01:00")
     command("harvest", cmd_harvest, "read the morning's review decisions")
+    command("serve", cmd_serve, "all of the above, on the YAML's schedule; stops cleanly on SIGTERM")
+    trial = command("trial", cmd_trial, "run a workflow now on a sample, on its own sheet, before launch")
+    trial.add_argument("workflow", help="the workflow to try")
+    trial.add_argument("--sample", type=_positive, default=50, help="how many rows (default 50)")
+    trial.add_argument("--seed", type=int, default=None, help="a random sample with this seed (default: the first N)")
+    trial.add_argument("--harvest", action="store_true", help="read the review decisions on the trial sheet")
     report = command("report", cmd_report, "nightly metrics, as a table or --json")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
     report.add_argument("--nights", type=_positive, default=7, help="how many recent nights (default 7)")
+    audit = command("audit", cmd_audit, "export the audit log, e-mail addresses and phone numbers masked")
+    audit.add_argument("--since", default="7d", help="e.g. 7d, 12h or 2026-11-01 (default 7d)")
+    audit.add_argument("--out", help="a .csv or .jsonl file (default: JSON lines on stdout)")
+    fb = command("feedback", cmd_feedback, "a workflow's most frequent rework notes and typical edits")
+    fb.add_argument("workflow")
+    fb.add_argument("--nights", type=_positive, default=14, help="how many recent nights (default 14)")
+    fb.add_argument("--json", action="store_true", help="print JSON instead of text")
+    resume = command("resume", cmd_resume, "lift an escalation's pause: the workflow's rows are locked again")
+    resume.add_argument("workflow")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        import os
+
+        from sheetbot.logs import setup_logging
+
+        setup_logging(fmt=args.log_format, env=os.environ)
     try:
         return int(args.func(args))
     except SheetbotError as exc:

@@ -297,12 +297,13 @@ class CostTrigger(Strict):
     route: str | None = "on_call"
 
 
-_DEFAULT_SLA = {"P0": 4 * 3600.0, "P1": 24 * 3600.0, "P2": 72 * 3600.0, "P3": 168 * 3600.0}
+SlaPriority = Literal["P0", "P1", "P2", "P3"]
+_DEFAULT_SLA: dict[SlaPriority, float] = {"P0": 4 * 3600.0, "P1": 24 * 3600.0, "P2": 72 * 3600.0, "P3": 168 * 3600.0}
 
 
 class EscalationConfig(Strict):
     enabled: bool = True
-    sla: dict[Literal["P0", "P1", "P2", "P3"], Duration] = Field(default_factory=lambda: dict(_DEFAULT_SLA))
+    sla: dict[SlaPriority, Duration] = Field(default_factory=lambda: dict(_DEFAULT_SLA))
     queue_depth: QueueDepthTrigger = QueueDepthTrigger()
     waiting: WaitingTrigger = WaitingTrigger()
     cost_per_task: CostTrigger = CostTrigger()
@@ -311,7 +312,7 @@ class EscalationConfig(Strict):
 
     @field_validator("sla")
     @classmethod
-    def _every_priority(cls, sla: dict[str, float]) -> dict[str, float]:
+    def _every_priority(cls, sla: dict[SlaPriority, float]) -> dict[SlaPriority, float]:
         """`sla: {P0: 2h}` changes P0 only; the other priorities keep their defaults."""
         return {**_DEFAULT_SLA, **sla}
 

@@ -9,9 +9,11 @@ failure to draw it is logged, audited and reported, and never breaks the harvest
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from sheetbot.metrics import NightMetrics, night_metrics
 from sheetbot.night.context import NightContext
@@ -81,15 +83,26 @@ def approval_chart(metrics: Sequence[NightMetrics]) -> ChartSpec:
     return ChartSpec(title="Approval rate by night", nights=nights, series=series)
 
 
-def refresh_dashboard(ctx: NightContext, *, nights: int = DASHBOARD_NIGHTS) -> DashboardReport:
-    """Redraw the board's Dashboard from the state. Never raises: problems come back in the report."""
+def refresh_dashboard(ctx: NightContext, *, nights: int = DASHBOARD_NIGHTS, force: bool = False) -> DashboardReport:
+    """Redraw the board's Dashboard from the state. Never raises: problems come back in the report.
+
+    A harvest runs every half hour through the morning; when the metrics are what the dashboard
+    already shows, nothing is sent (Google allows a service account 60 writes a minute). ``force``
+    redraws anyway (`sheetbot init`, or a person deleted the tab).
+    """
     write = getattr(ctx.board, "write_dashboard", None)
     if write is None or getattr(ctx, "trial", False):  # a trial's sheet has no dashboard of its own
         return DashboardReport(skipped=True, problem=None)
     try:
         metrics = night_metrics(ctx.state, nights=nights)
         rows = dashboard_rows(metrics)
-        notes = write(rows, approval_chart(metrics)) or []
+        chart = approval_chart(metrics)
+        key = f"dashboard:{ctx.board.describe()}"
+        digest = hashlib.sha256(json.dumps([rows, asdict(chart)], default=str).encode()).hexdigest()
+        if not force and ctx.state.meta_value(key) == digest:
+            return DashboardReport(skipped=True, rows=len(rows))
+        notes = write(rows, chart) or []
+        ctx.state.set_meta_value(key, digest)
     except Exception as exc:  # a drawing problem must never cost the morning's decisions
         problem = f"the Dashboard on {ctx.board.describe()} was not updated: {type(exc).__name__}: {exc}"
         log.warning("%s", problem)
@@ -99,3 +112,10 @@ def refresh_dashboard(ctx: NightContext, *, nights: int = DASHBOARD_NIGHTS) -> D
             log.exception("could not audit the dashboard failure")
         return DashboardReport(problem=problem)
     return DashboardReport(written=True, rows=len(rows), notes=list(notes))
+
+
+def describe_dashboard(report: DashboardReport | None) -> list[str]:
+    """Lines for the harvest's summary: only what a person should act on."""
+    if report is None:
+        return []
+    return [f"warning: {report.problem}"] if report.problem else list(report.notes)

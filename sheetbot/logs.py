@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from sheetbot.masking import mask_text
+
 _SECRET_NAME = re.compile(r"(_KEY|_TOKEN|_SECRET|PASSWORD)$", re.IGNORECASE)
-_PATTERNS = [
-    (re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}"), "sk-***"),
-    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "***@***"),
-    (re.compile(r"(?<![\w.])\+?\d[\d ()\-]{7,}\d(?![\w.])"), "***phone***"),
-]
+_API_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
+
+
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
@@ -31,11 +31,11 @@ class Masker:
         self.secrets = sorted(secrets, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
+        """Secrets first (the environment's and anything shaped like a key), then personal data with the
+        same rules as audit exports (sheetbot.masking), so logs and exports never disagree."""
         for secret in self.secrets:
             text = text.replace(secret, "***")
-        for pattern, replacement in _PATTERNS:
-            text = pattern.sub(replacement, text)
-        return text
+        return mask_text(_API_KEY.sub("sk-***", text))
 
 
 class MaskFilter(logging.Filter):

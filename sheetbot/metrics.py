@@ -1,10 +1,18 @@
-"""Nightly metrics per workflow, computed from the state: what `sheetbot report` shows."""
+"""Nightly metrics per workflow, computed from the state: what `sheetbot report` shows.
+
+Computed on demand from the SQLite tables (night_tasks, attempts, reviews), not stored as a copy:
+reviews of a night keep arriving for days, and a stored row would go stale the moment a reviewer
+catches up. The report, the alerts and the dashboard all read this one function.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from sheetbot.batch.cost import live_usd
+from sheetbot.config import PriceConfig
 from sheetbot.state import State
 
 
@@ -31,6 +39,8 @@ class NightMetrics:
     edit_rate: float | None = None
     rework_rate: float | None = None
     p50_latency_s: float | None = None
+    #: What the same calls would have cost live (batch calls repriced at the live price; see sheetbot.batch).
+    live_usd: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -53,7 +63,9 @@ def _p95(values: list[float]) -> float | None:
     return _percentile(values, 0.95)
 
 
-def night_metrics(state: State, *, nights: int = 7) -> list[NightMetrics]:
+def night_metrics(
+    state: State, *, nights: int = 7, prices: Mapping[str, PriceConfig] | None = None
+) -> list[NightMetrics]:
     """One entry per (night, workflow) for the last ``nights`` nights, newest first."""
     recent = [
         r["night"] for r in state.query("SELECT DISTINCT night FROM night_tasks ORDER BY night DESC LIMIT ?", (nights,))
@@ -116,6 +128,7 @@ def night_metrics(state: State, *, nights: int = 7) -> list[NightMetrics]:
                     edit_rate=_ratio(edited, decided),
                     rework_rate=_ratio(rework, decided),
                     p50_latency_s=_percentile(latencies, 0.5),
+                    live_usd=round(live_usd(state, night, workflow, prices), 6),
                 )
             )
     return out

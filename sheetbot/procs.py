@@ -3,16 +3,21 @@
 `serve` holds it for its whole life; `lock`, `run` and `harvest` hold it for their phase. The
 file says who holds it (pid, command, since) so the second process can name the first. flock is
 released by the kernel when the holder dies, so a crash never leaves a stale lock behind.
+The stop signals live here too: SIGTERM and SIGINT set an event that the night checks, so a
+platform's restart never kills a write half-way.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 
@@ -30,10 +35,8 @@ def holder(path: Path) -> str:
     except (OSError, ValueError):
         return "unknown process"
     since = str(info.get("since", ""))
-    try:
+    with suppress(ValueError):
         since = datetime.fromisoformat(since).strftime("%H:%M")
-    except ValueError:
-        pass
     return f"{info.get('command', '?')}, pid {info.get('pid', '?')}, since {since}"
 
 
@@ -44,8 +47,9 @@ def board_lock(
     *,
     wait: bool = False,
     poll_s: float = 0.5,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] = time.sleep,
     now: Callable[[], datetime] = lambda: datetime.now().astimezone(),
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> Iterator[Path]:
     """Hold the board's lock; without ``wait``, raise LockedError naming the holder if it is taken."""
     path = lock_path(Path(state_path))
@@ -57,7 +61,7 @@ def board_lock(
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
-                if not wait:
+                if not wait or cancelled():
                     raise LockedError(
                         f"another sheetbot ({holder(path)}) is working this board ({state_path}): "
                         "wait for it to finish, stop it, or pass --wait"
@@ -73,3 +77,17 @@ def board_lock(
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def install_stop_handlers(stop: threading.Event) -> threading.Event:
+    """SIGTERM and SIGINT set ``stop`` instead of killing the process mid-write."""
+
+    def handle(signum: int, frame: object) -> None:
+        logging.getLogger("sheetbot.serve").info(
+            "received %s: finishing what is in flight, then stopping", signal.Signals(signum).name
+        )
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    return stop

@@ -559,8 +559,16 @@ class State:
             self._db.execute(
                 "INSERT INTO batches(batch_id, provider, model, night, step, status, custom_ids, requests, "
                 "submitted_at) VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?)",
-                (batch_id, provider, model, night, step, json.dumps(list(requests)), json.dumps(requests),
-                 now.isoformat()),
+                (
+                    batch_id,
+                    provider,
+                    model,
+                    night,
+                    step,
+                    json.dumps(list(requests)),
+                    json.dumps(requests),
+                    now.isoformat(),
+                ),
             )
 
     def update_batch(
@@ -582,12 +590,18 @@ class State:
         ).fetchall()
         return [_batch(r) for r in rows]
 
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        row = self._db.execute("SELECT * FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+        if row is None:
+            raise StateError(f"batch {batch_id} is not in the state file {self.path}")
+        return _batch(row)
+
     def batches(self, night: str | None = None) -> list[dict[str, Any]]:
         where, args = ("WHERE night = ?", [night]) if night else ("", [])
         rows = self._db.execute(f"SELECT * FROM batches {where} ORDER BY submitted_at, rowid", args).fetchall()
         return [_batch(r) for r in rows]
 
-    # -- approval-gated actions (sheetbot/actions.py) ------------------------------------
+    # -- approval-gated actions (sheetbot/actions.py) and the dashboard's last digest ------
     def add_action(self, task_id: str, attempt: int, *, workflow: str, now: datetime) -> bool:
         """Queue the action for an approved attempt; False if it was queued before (never twice)."""
         cursor = self._db.execute(
@@ -622,6 +636,20 @@ class State:
                 "UPDATE actions SET state = ?, tries = tries + ?, last_error = COALESCE(?, last_error), "
                 "updated_at = ? WHERE task_id = ? AND attempt = ?",
                 (new, tries, error, now.isoformat(), task_id, attempt),
+            )
+
+    def meta_value(self, key: str) -> str | None:
+        """A small fact sheetbot keeps between runs (e.g. what the Dashboard last showed)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row["value"])
+
+    def set_meta_value(self, key: str, value: str) -> None:
+        if key == "schema_version":
+            raise ValueError("schema_version is not sheetbot's to set at run time")
+        with self.transaction():
+            self._db.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
             )
 
     # -- governance: alerts sent, paused workflows, queue depth ----------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rich.table import Table
 
@@ -23,6 +23,11 @@ def describe_lock(report: LockReport) -> str:
         lines.append(f"added missing columns: {', '.join(report.columns_added)}")
     if report.new_ids:
         lines.append(f"gave {report.new_ids} new row(s) an id")
+    if report.paused:
+        lines.append(
+            f"skipped, workflow paused: {report.paused.total()} ({_per_workflow(report.paused)}); "
+            "`sheetbot resume WORKFLOW` to run them again"
+        )
     if report.deferred:
         lines.append(f"deferred over the caps: {report.deferred.total()} ({_per_workflow(report.deferred)})")
     for task_id, reason in report.failed[:10]:
@@ -50,6 +55,7 @@ def describe_run(report: RunReport) -> str:
         )
     if report.missing:
         lines.append(f"rows gone from the board (outputs kept in the state): {', '.join(report.missing)}")
+    lines += [f"note: {note}" for note in report.notes]
     if not (report.done or report.failed or report.deferred):
         lines = [f"night {report.night}: nothing locked to run (run `sheetbot lock` first)"]
     return "\n".join(lines)
@@ -93,7 +99,9 @@ def metrics_table(metrics: Sequence[NightMetrics]) -> Table:
         "approval",
         "completion",
         "cost",
+        "live cost",
         "per output",
+        "p50 s",
         "p95 s",
     ):
         table.add_column(header, justify="left" if header in ("night", "workflow") else "right")
@@ -111,9 +119,36 @@ def metrics_table(metrics: Sequence[NightMetrics]) -> Table:
             _pct(m.approval_rate),
             _pct(m.completion_rate),
             _usd(m.cost_usd),
+            _usd(m.live_usd),
             _usd(m.cost_per_output_usd),
+            "–" if m.p50_latency_s is None else f"{m.p50_latency_s:.1f}",
             "–" if m.p95_latency_s is None else f"{m.p95_latency_s:.1f}",
         )
+    return table
+
+
+def trend_table(metrics: Sequence[NightMetrics]) -> Table:
+    """The last nights side by side, oldest to newest, one block of rows per workflow: drift shows as a
+    line of numbers sliding, which one night's table cannot show."""
+    nights = sorted({m.night for m in metrics})
+    by_key = {(m.workflow, m.night): m for m in metrics}
+    table = Table(title="trend", show_lines=False)
+    table.add_column("workflow")
+    table.add_column("metric")
+    for night in nights:
+        table.add_column(night[5:], justify="right")  # MM-DD: the year is in the table above
+    figures: list[tuple[str, Callable[[NightMetrics], str]]] = [
+        ("approved as-is", lambda m: _pct(m.approval_rate)),
+        ("edited", lambda m: _pct(m.edit_rate)),
+        ("rework", lambda m: _pct(m.rework_rate)),
+        ("completion", lambda m: _pct(m.completion_rate)),
+        ("per output", lambda m: _usd(m.cost_per_output_usd)),
+        ("waiting", lambda m: str(m.waiting)),
+    ]
+    for workflow in sorted({m.workflow for m in metrics}):
+        for index, (label, show) in enumerate(figures):
+            cells = [show(by_key[(workflow, n)]) if (workflow, n) in by_key else "" for n in nights]
+            table.add_row(workflow if index == 0 else "", label, *cells)
     return table
 
 
@@ -132,6 +167,9 @@ def morning_summary(metrics: Sequence[NightMetrics], *, board: str) -> str:
     total = sum(m.cost_usd for m in rows)
     waiting = sum(m.waiting for m in rows)
     lines += ["", f"total cost ${total:.4f}; {waiting} output(s) waiting for review"]
+    live = sum(m.live_usd or 0.0 for m in rows)
+    if live > total + 1e-9:
+        lines.append(f"the same night live would have cost ${live:.4f} (batch mode and caching saved the rest)")
     estimated = sum(m.estimated_usd for m in rows)
     if estimated:
         lines.append(f"preview rows would cost up to ≈${estimated:.4f} live (if every answer used max_tokens)")

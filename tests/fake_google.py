@@ -81,6 +81,7 @@ class Grid:
     conditional_formats: list[dict[str, Any]] = field(default_factory=list)
     protected: list[dict[str, Any]] = field(default_factory=list)
     formats: list[dict[str, Any]] = field(default_factory=list)
+    charts: list[dict[str, Any]] = field(default_factory=list)  # {"chartId", "spec", "position"}
 
     def get(self, row: int, col: int) -> Any:
         return self.cells[row][col] if row < len(self.cells) and col < len(self.cells[row]) else None
@@ -518,6 +519,19 @@ class FakeGoogleSheets:
             self._next_protected_id += 1
             grid.protected.append(protected)
             return {"addProtectedRange": {"protectedRange": protected}}
+        if kind == "addChart":
+            chart = dict(spec["chart"])
+            anchor = chart.get("position", {}).get("overlayPosition", {}).get("anchorCell", {})
+            grid = grid_of(anchor.get("sheetId"))
+            chart["chartId"] = 1000 + sum(len(g.charts) for g in self.grids)
+            grid.charts.append(chart)
+            return {"addChart": {"chart": chart}}
+        if kind == "updateChartSpec":
+            found = [c for g in self.grids for c in g.charts if c["chartId"] == spec["chartId"]]
+            if not found:
+                raise bad(f"No chart with id: {spec['chartId']}")
+            found[0]["spec"] = spec["spec"]
+            return {}
         if kind == "deleteProtectedRange":
             wanted = spec["protectedRangeId"]
             for grid in self.grids:
@@ -665,6 +679,8 @@ def _sheet_json(grid: Grid, index: int, spans: list[tuple[int, int, int, int]]) 
         out["conditionalFormats"] = copy.deepcopy(grid.conditional_formats)
     if grid.protected:
         out["protectedRanges"] = copy.deepcopy(grid.protected)
+    if grid.charts:
+        out["charts"] = copy.deepcopy(grid.charts)
     if spans:
         out["data"] = []
         for r0, c0, r1, c1 in spans:

@@ -200,16 +200,20 @@ def test_run_until_without_timezone(demo_copy: Path, capsys: pytest.CaptureFixtu
     assert "needs a timezone" in only_error_line(capsys)
 
 
-def test_report_before_any_night(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_before_any_night_is_not_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A fresh install has no nights: the table says so in one line, --json prints an empty list."""
     path = write(tmp_path / "sheetbot.yaml", GOOD)
-    assert main(["report", "--config", str(path)]) == 1
-    assert "sheetbot lock" in only_error_line(capsys)
-    assert main(["init", "--config", str(path)]) == 0  # creates the state file, still no night
-    capsys.readouterr()
-    for extra in ([], ["--json"]):
-        assert main(["report", "--config", str(path), *extra]) == 1
-        line = only_error_line(capsys)
+    for created in (False, True):
+        if created:
+            assert main(["init", "--config", str(path)]) == 0  # creates the state file, still no night
+            capsys.readouterr()
+        assert main(["report", "--config", str(path)]) == 0
+        captured = capsys.readouterr()
+        assert captured.err == ""
+        [line] = captured.out.splitlines()
         assert "no nights recorded yet" in line and "sheetbot run" in line
+        assert main(["report", "--config", str(path), "--json"]) == 0
+        assert json.loads(capsys.readouterr().out) == []
 
 
 def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:

@@ -61,7 +61,11 @@ class BatchProvider(Protocol):
 
 
 def split(
-    requests: Sequence[CompletionRequest], *, max_requests: int, max_bytes: int, size: Callable[[CompletionRequest], int]
+    requests: Sequence[CompletionRequest],
+    *,
+    max_requests: int,
+    max_bytes: int,
+    size: Callable[[CompletionRequest], int],
 ) -> list[list[CompletionRequest]]:
     """Chunks that fit one batch each, in order. A single request over ``max_bytes`` still gets its own
     chunk: the provider then refuses it with a message, rather than sheetbot dropping it silently."""

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sheetbot.audit import store_call
 from sheetbot.batch.base import ItemError
 from sheetbot.config import Config, WorkflowConfig
 from sheetbot.night.budget import Budget
-from sheetbot.night.task import Outcome, _attempt, _json
+from sheetbot.night.task import Outcome, _attempt, _json, workflow_steps
 from sheetbot.pricing import cost_usd
-from sheetbot.providers.base import Completion
+from sheetbot.providers.base import Completion, CompletionRequest
 from sheetbot.state import Attempt, State, Task
 from sheetbot.structured import InvalidAnswer, repair_prompt, validate_answer
 
@@ -36,14 +37,23 @@ class Pending:
     outcome: Outcome | None = None
     spent_usd: float = 0.0
     truncated: bool = False
+    #: Every step has its answer: the row goes to review.
+    complete: bool = False
     done: dict[str, str] = field(default_factory=dict)
 
 
-def request_record(pending: Pending, step: str, system: str, prompt: str, *, final: bool, structured: bool,
-                   provider: str) -> dict[str, Any]:
+def request_record(pending: Pending, request: CompletionRequest, provider: str) -> dict[str, Any]:
     """What the attempt row needs when the result arrives, stored with the batch (a restart may read it)."""
-    return {"workflow": pending.task.workflow or "", "step": step, "system": system, "prompt": prompt,
-            "final": final, "structured": structured, "provider": provider}
+    step = request.custom_id.rsplit(":", 1)[1]
+    return {
+        "workflow": pending.task.workflow or "",
+        "step": step,
+        "system": request.system,
+        "prompt": request.prompt,
+        "final": step == workflow_steps(pending.wf)[-1].name,
+        "structured": request.output_schema is not None,
+        "provider": provider,
+    }
 
 
 def store(
@@ -63,14 +73,25 @@ def store(
     if info is None or state.stored_output(task_id, int(attempt_no), step) is not None:
         return
     wf = config.workflows.get(info["workflow"])
+    known = state.tasks([task_id]).get(task_id)
+    snapshot = known.snapshot if known is not None else {}
     base: dict[str, Any] = dict(
-        task_id=task_id, night=batch["night"], attempt=int(attempt_no), step=step, workflow=info["workflow"],
-        provider=info["provider"], model=batch["model"], mode="batch", system=info["system"],
-        prompt=info["prompt"], final=bool(info["final"]),
+        task_id=task_id,
+        night=batch["night"],
+        attempt=int(attempt_no),
+        step=step,
+        workflow=info["workflow"],
+        provider=info["provider"],
+        model=batch["model"],
+        mode="batch",
+        system=info["system"],
+        prompt=info["prompt"],
+        final=bool(info["final"]),
     )
     if isinstance(result, ItemError):
-        state.record_attempt(Attempt(**base, ok=False, error=f"batch request {result.kind}: {result.message}"),
-                             now=now)
+        store_call(
+            state, Attempt(**base, ok=False, error=f"batch request {result.kind}: {result.message}"), snapshot, now=now
+        )
         if pending is not None and pending.outcome is None:
             _retry_or_give_up(pending, result)
         return
@@ -82,7 +103,7 @@ def store(
         try:
             text = _json(validate_answer(wf.outputs, result.data if result.data is not None else text))
         except InvalidAnswer as exc:
-            state.record_attempt(_attempt(base, result, cost, ok=False, error=str(exc)), now=now)
+            store_call(state, _attempt(base, result, cost, ok=False, error=str(exc)), snapshot, now=now)
             if pending is not None:
                 pending.spent_usd += cost
                 if pending.repair is not None or pending.retries >= 1:
@@ -91,11 +112,12 @@ def store(
                     pending.retries += 1
                     pending.repair = repair_prompt(info["prompt"], str(exc))
             return
-    state.record_attempt(_attempt(base, result, cost, ok=True, output=text), now=now)
+    store_call(state, _attempt(base, result, cost, ok=True, output=text), snapshot, now=now)
     if pending is not None:
         pending.spent_usd += cost
         pending.truncated = pending.truncated or result.truncated
         pending.done[step] = text
+        pending.complete = pending.complete or bool(info["final"])
         pending.retries, pending.repair = 0, None
 
 

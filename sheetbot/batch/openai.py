@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx2
 import openai
@@ -22,7 +22,7 @@ from sheetbot.providers.errors_map import ErrorContext, connection_error, malfor
 from sheetbot.providers.openai_chat import _to_completion, chat_body
 
 T = TypeVar("T")
-ENDPOINT = "/v1/chat/completions"
+ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
 _ENDED = {"completed", "failed", "expired", "cancelled"}
 _ITEM_KINDS = {"batch_expired": "expired", "batch_cancelled": "canceled"}
 
@@ -44,8 +44,9 @@ class OpenAIBatches:
     ) -> None:
         self._label = label
         self._where = base_url or label
-        self._ctx = ErrorContext(label=label, model="(batch)", where=self._where, api_key_env=api_key_env,
-                                 secret=api_key)
+        self._ctx = ErrorContext(
+            label=label, model="(batch)", where=self._where, api_key_env=api_key_env, secret=api_key
+        )
         self._client = openai.AsyncOpenAI(
             api_key=api_key, base_url=base_url, max_retries=max_retries, http_client=http_client
         )

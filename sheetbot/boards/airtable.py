@@ -32,7 +32,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 import tenacity
@@ -44,6 +44,9 @@ from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, She
 from sheetbot.boards.values import as_text, clean_text, plain_text
 from sheetbot.config import BoardConfig
 from sheetbot.errors import BoardError, BoardNotFound, BoardSchemaError, BoardWriteError
+
+if TYPE_CHECKING:
+    from sheetbot.dashboard import ChartSpec
 
 DEFAULT_ENDPOINT = "https://api.airtable.com"
 PAGE_SIZE = 100  # records a list request returns at most
@@ -209,6 +212,24 @@ class AirtableBoard:
             added += [str(f["name"]) for f in fields]
         self._fields = None
         return added
+
+    def write_dashboard(self, rows: Sequence[Mapping[str, Any]], chart: ChartSpec) -> list[str]:
+        """Upsert the metrics into the base's `Metrics` table (sheetbot/boards/dashboard_airtable.py)."""
+        from sheetbot.boards.dashboard_airtable import write_metrics
+
+        return write_metrics(self, rows)
+
+    def append_rows(self, rows: Sequence[Mapping[str, CellValue]]) -> int:
+        """Create records (a trial's sample), 10 a request; their fields must exist (`ensure_schema`)."""
+        meta = self._table_meta(fresh=True)
+        types = {str(f["name"]): str(f.get("type", "")) for f in meta.get("fields", [])}
+        unknown = sorted({c for row in rows for c in row} - types.keys())
+        if unknown:
+            raise BoardWriteError(f"{self.describe()} has no field {', '.join(unknown)}: run `sheetbot init`")
+        records = [{k: field_value(v, types[k]) for k, v in row.items()} for row in rows]
+        with self._calling("create records", "data.records:write"):
+            self._records(meta).batch_create(records, typecast=False)
+        return len(records)
 
     # -- writing ------------------------------------------------------------------------
     def _write(self, updates: Sequence[RowUpdate]) -> WriteResult:

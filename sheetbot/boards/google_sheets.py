@@ -25,7 +25,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import gspread
 import requests
@@ -39,6 +39,9 @@ from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, She
 from sheetbot.boards.locate import resolve
 from sheetbot.boards.values import clean_text
 from sheetbot.errors import BoardError, BoardNotFound, BoardWriteError
+
+if TYPE_CHECKING:
+    from sheetbot.dashboard import ChartSpec
 
 T = TypeVar("T")
 SCOPES = ("https://www.googleapis.com/auth/spreadsheets",)
@@ -224,6 +227,49 @@ class GoogleSheetsBoard:
     def unprotect_inputs(self) -> None:
         """Remove sheetbot's protected ranges (the night is over)."""
         self.protect_inputs([])
+
+    def write_dashboard(self, rows: Sequence[Mapping[str, Any]], chart: ChartSpec) -> list[str]:
+        """The `Dashboard` tab, table and line chart, in three requests (sheetbot/boards/dashboard_google.py)."""
+        from sheetbot.boards import dashboard_google as dg
+
+        if self.sheet == dg.DASHBOARD_SHEET:
+            raise BoardError(f"board.sheet is {dg.DASHBOARD_SHEET!r}, the tab sheetbot keeps its dashboard on")
+        params: dict[str, Any] = {"fields": dg.META_FIELDS}
+        meta = self._call(lambda: self._http.fetch_sheet_metadata(self.key, params=params))
+        free = max((s["properties"]["sheetId"] for s in meta.get("sheets", [])), default=0) + 1
+        height, width = dg.needed(rows, chart)
+        _, changes, (height, width) = dg.structure_requests(meta, chart, free_id=free, height=height, width=width)
+        if changes:
+            self._call(lambda: self._http.batch_update(self.key, {"requests": changes}))
+        body = dg.values_body(dg.tab_values(rows, chart, height=height, width=width))
+        self._call(lambda: self._http.values_batch_update(self.key, body))
+        return []
+
+    def append_rows(self, rows: Sequence[Mapping[str, CellValue]]) -> int:
+        """Add rows below the last one (a trial's sample): one read and one values:batchUpdate."""
+        if not rows:
+            return 0
+
+        def append() -> int:
+            grid = self._values(self._range())
+            header = _header(grid)
+            width = max((len(_trim(r)) for r in grid), default=0)
+            new_columns: dict[str, int] = {}
+            cells: dict[int, dict[int, Any]] = {}
+            for number, values in enumerate(rows, start=len(grid) + 1):
+                for column, value in values.items():
+                    col = header.get(column)
+                    if col is None:
+                        col = new_columns.setdefault(column, width + len(new_columns))
+                    cells.setdefault(number, {})[col] = _raw(value)
+            if new_columns:
+                cells.setdefault(1, {}).update({col: clean_text(name) for name, col in new_columns.items()})
+                self._grow(width + len(new_columns))
+            for body in value_bodies(absolute_range_name(self.sheet), cells, self.max_request_bytes):
+                self._http.values_batch_update(self.key, body)
+            return len(rows)
+
+        return self._call(append, writing=True)
 
     # -- writing ------------------------------------------------------------------------------
     def _write(self, updates: Sequence[RowUpdate]) -> WriteResult:

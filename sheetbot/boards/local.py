@@ -84,7 +84,12 @@ class LocalBoard:
 
         if self.sheet == DASHBOARD_SHEET:
             raise BoardError(f"board.sheet is {DASHBOARD_SHEET!r}, the sheet sheetbot keeps its dashboard on")
-        self._change(lambda workbook: (draw(workbook, rows, chart, sheet=DASHBOARD_SHEET), True))  # type: ignore[arg-type]
+
+        def rebuild(workbook: Workbook) -> tuple[None, bool]:
+            draw(workbook, rows, chart, sheet=DASHBOARD_SHEET)  # type: ignore[arg-type]
+            return None, True
+
+        self._change(rebuild)
         return []
 
     def append_rows(self, rows: Sequence[Mapping[str, CellValue]]) -> int:

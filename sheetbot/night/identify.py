@@ -83,7 +83,7 @@ def identify(
         elif keepers[task_id] is row:
             if task_id not in tasks:
                 status = row.get(col["status"]).strip().lower()
-                if status in {Status.APPROVED, Status.EDITED, Status.REVIEW}:
+                if status in {Status.APPROVED, Status.EDITED, Status.PUBLISHED, Status.REVIEW}:
                     out.foreign.append(task_id)
                     continue
                 out.new.append(task_id)

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from sheetbot.audit import input_hash
 from sheetbot.boards.base import BoardRow, Sheet
 from sheetbot.errors import BoardSchemaError
 from sheetbot.night.context import NightContext
@@ -32,6 +33,8 @@ class LockReport:
     new_ids: int = 0
     missing: list[str] = field(default_factory=list)
     columns_added: list[str] = field(default_factory=list)
+    #: Rows of paused workflows (escalation.py), left in the queue with a note.
+    paused: Counter[str] = field(default_factory=Counter)
 
 
 def read_board(ctx: NightContext) -> tuple[Sheet, list[str]]:
@@ -112,7 +115,14 @@ def lock(ctx: NightContext) -> LockReport:
         candidates.sort(key=lambda c: (c[3], c[0].seq))
         taken = _already_tonight(ctx, window.night)
         night_cap = ctx.config.limits.nightly_rows
+        paused = state.paused()
         for task, row, workflow, priority in candidates:
+            if workflow in paused:
+                note = f"deferred: workflow {workflow} is paused ({paused[workflow]}); `sheetbot resume {workflow}`"
+                if task.status != Status.DEFERRED or task.error != note:
+                    state.move(task.task_id, Status.DEFERRED, now=now, error=note)
+                report.paused[workflow] += 1
+                continue
             wf_cap = ctx.config.workflows[workflow].nightly_rows
             if taken.total() >= night_cap or (wf_cap is not None and taken[workflow] >= wf_cap):
                 reason = (
@@ -143,6 +153,18 @@ def lock(ctx: NightContext) -> LockReport:
                 snapshot=dict(row.values),
             )
             state.night_task(window.night, task.task_id, workflow=workflow, attempt=task.attempt, outcome="locked")
+            state.audit(
+                "lock_task",
+                now=now,
+                task_id=task.task_id,
+                detail={
+                    "night": window.night,
+                    "workflow": workflow,
+                    "priority": priority,
+                    "attempt": task.attempt,
+                    "input_hash": input_hash(row.values),
+                },
+            )
             taken[workflow] += 1
             report.locked[workflow] += 1
         state.night_event(window.night, locked_at=now.isoformat())

@@ -10,6 +10,7 @@ finish goes back to the queue as `deferred`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ class RunReport:
     missing: list[str] = field(default_factory=list)
     drained: bool = True
     deadline: datetime | None = None
+    #: Things the night did differently from the YAML, e.g. batch rows that ran live (no Batch API).
+    notes: list[str] = field(default_factory=list)
     #: A stop (SIGTERM) ended the run early: unstarted rows stay locked for a restart in the window.
     stopped: bool = False
 
@@ -62,7 +65,7 @@ class _Providers:
                 price = self.ctx.config.prices[wf.model]
                 self.made[key] = PreviewProvider(price_per_mtok_input=price.input, price_per_mtok_output=price.output)
             return key, self.made[key]
-        # `batch` runs live until the Batch APIs land.
+        # `batch` rows come here only when they run live (a server without a Batch API): sheetbot.batch.
         if wf.provider in self.broken:
             raise self.broken[wf.provider]
         if wf.provider not in self.made:
@@ -105,11 +108,12 @@ class _Night:
             provider_for=self._provider_for,
             call=self._call,
             now=ctx.now,
-            sleep=ctx.sleep,
+            sleep=ctx.sleep if stop is None else self._sleep_unless_stopped,
             out_of_time=self.out_of_time,
         )
         self.total = 0
         self.finished = 0
+        self.notes = report.notes
         #: Tasks in progress per provider, at most its concurrency: a task reserves budget only once it is
         #: admitted here, so a cap defers only what cannot fit, and admission follows priority (FIFO).
         self.gates: dict[str, asyncio.Semaphore] = {}
@@ -127,6 +131,12 @@ class _Night:
         except SheetbotError as exc:
             raise _Unavailable(str(exc)) from None
 
+    async def _sleep_unless_stopped(self, seconds: float) -> None:
+        """A retry's back-off that a stop cuts short (the row then stays locked for the next run)."""
+        assert self.stop is not None
+        with contextlib.suppress(TimeoutError):
+            await call_until_stopped(self.ctx.sleep(seconds), self.stop, grace_s=0)
+
     def out_of_time(self) -> bool:
         if self.stop is not None and self.stop():
             return True
@@ -142,6 +152,15 @@ class _Night:
             return await provider.complete(request)
         remaining = (self.deadline - self.ctx.now()).total_seconds()
         return await asyncio.wait_for(provider.complete(request), timeout=max(remaining, 0.001))
+
+    def settle(self, task: Task, outcome: Outcome) -> None:
+        """A batch row's outcome (sheetbot.batch.night), counted like a live one."""
+        if self.stop is not None and self.stop() and outcome.status == "deferred":
+            self.report.stopped = True  # its batch stays open in the state: a restart polls it
+        else:
+            self._apply(task, outcome)
+        self.finished += 1
+        self.ctx.progress(self.finished, self.total, "run")
 
     async def work(self, task: Task) -> None:
         try:
@@ -255,10 +274,22 @@ async def run_async(
         # `locked` until the row's output arrives.
         night = _Night(ctx, report, deadline, stop)
         night.total = len(tasks)
+        if any(_mode(ctx, t) == "preview" for t in tasks):
+            from sheetbot.batch.estimate import preview_notes
+
+            report.notes += preview_notes(ctx.config, tasks, ctx.col)  # live vs batch vs caching, before spending
         try:
             # Tasks start in priority order (P0 first, then oldest): when a cap or the window ends, the
             # lowest priorities are the ones that wait.
-            await asyncio.gather(*(night.work(t) for t in tasks))
+            # A row whose request sits in an open batch is never sent again: the batch rounds poll it.
+            in_batch = {c.rsplit(":", 2)[0] for b in state.open_batches() for c in b["custom_ids"]}
+            batch = [t for t in tasks if _mode(ctx, t) == "batch" or t.task_id in in_batch]
+            jobs = [night.work(t) for t in tasks if t not in batch]
+            if batch:
+                from sheetbot.batch.night import run_batch_tasks
+
+                jobs.append(run_batch_tasks(night, batch))
+            await asyncio.gather(*jobs)
         finally:
             await night.providers.aclose()
         with state.transaction():
@@ -279,6 +310,11 @@ async def run_async(
             )
     report.missing = write_back(ctx).missing
     return report
+
+
+def _mode(ctx: NightContext, task: Task) -> str:
+    wf = ctx.config.workflows.get(task.workflow or "")
+    return wf.mode if wf is not None else "live"
 
 
 def run(ctx: NightContext, *, until: datetime | None = None, stop: Callable[[], bool] | None = None) -> RunReport:

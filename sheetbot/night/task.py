@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from sheetbot.audit import record_model_call
+from sheetbot.audit import store_call
 from sheetbot.config import Config, StepConfig, WorkflowConfig
 from sheetbot.errors import CircuitOpenError, PermanentProviderError, ProviderError, TemplateError
 from sheetbot.night.budget import Budget
@@ -141,7 +141,6 @@ class TaskRunner:
         key, provider = self.provider_for(wf)
         model = step.model or wf.model
         price = self.config.prices[model]
-        max_tokens = step.max_tokens or wf.max_tokens
         structured = last and bool(wf.outputs)
         repaired = False
         while True:
@@ -168,7 +167,7 @@ class TaskRunner:
                 workflow=task.workflow or "",
                 provider=key,
                 model=model,
-                mode=wf.mode,
+                mode="live" if wf.mode == "batch" else wf.mode,  # a batch row here runs live (no Batch API)
                 system=system,
                 prompt=prompt,
                 final=last,
@@ -208,9 +207,7 @@ class TaskRunner:
 
     def _record(self, task: Task, attempt: Attempt) -> None:
         """Store a model call and its audit entry (prompt and input hashes) in one transaction."""
-        with self.state.transaction():
-            self.state.record_attempt(attempt, now=self.now())
-            record_model_call(self.state, attempt, task.snapshot, now=self.now())
+        store_call(self.state, attempt, task.snapshot, now=self.now())
 
     async def _after_failure(self, task: Task, wf: WorkflowConfig, exc: ProviderError) -> Outcome | None:
         """None: call again. Otherwise the row's outcome (dead-lettered after too many failures tonight)."""

@@ -12,7 +12,7 @@ from sheetbot.state import BoardProjection, Task
 from sheetbot.status import Status, parse_status
 from sheetbot.structured import cells, readable
 
-_WITH_OUTPUT = frozenset({Status.REVIEW, Status.APPROVED, Status.EDITED, Status.REWORK})
+_WITH_OUTPUT = frozenset({Status.REVIEW, Status.APPROVED, Status.EDITED, Status.PUBLISHED, Status.REWORK})
 
 
 @dataclass
@@ -75,6 +75,15 @@ def write_back(ctx: NightContext, extra: Sequence[RowUpdate] = ()) -> WriteBack:
     missing = set(result.missing)
     ctx.state.mark_synced(p.task_id for p in projections if p.task_id not in missing)
     now = ctx.now()
+    ctx.state.audit(
+        "write",
+        now=now,
+        detail={
+            "board": ctx.board.describe(),
+            "rows": result.written,
+            "statuses": {p.task_id: str(p.status) for p in projections if p.task_id not in missing},
+        },
+    )
     for task_id in sorted(missing):
         ctx.state.audit("row_missing", now=now, task_id=task_id, detail={"board": ctx.board.describe()})
     return WriteBack(written=result.written, missing=sorted(missing))

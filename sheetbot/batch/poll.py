@@ -1,0 +1,78 @@
+"""Waiting for batches: poll with backoff, and at the window end cancel what still runs.
+
+A mixin of the batch rounds (night.py), apart so each file stays small. Time comes from the night's
+clock and every wait goes through its injected ``sleep``: tests run a four-hour window in milliseconds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sheetbot.errors import ProviderError
+
+if TYPE_CHECKING:
+    from sheetbot.batch.base import BatchProvider
+    from sheetbot.night.context import NightContext
+    from sheetbot.state import State
+
+#: Polls back off from ``batch_poll_s`` up to this many times it while a batch runs.
+MAX_BACKOFF = 4.0
+
+
+class Polling:
+    ctx: NightContext
+    state: State
+    night: Any
+    cancelled: set[str]
+
+    def client(self, provider: str) -> BatchProvider:
+        raise NotImplementedError
+
+    async def _wait(self, batches: list[dict[str, Any]]) -> None:
+        """Poll until every batch ended; at the window end, cancel what still runs (its results so far are kept)."""
+        waiting = {b["batch_id"]: b for b in batches}
+        polls = 0
+        while waiting:
+            for batch_id, batch in list(waiting.items()):
+                try:
+                    status = await self.client(batch["provider"]).poll(batch_id)
+                except ProviderError:
+                    continue  # a poll that failed is tried again on the next one
+                if status.ended:
+                    self.state.update_batch(batch_id, status="ended", counts=status.counts, now=self.ctx.now())
+                    del waiting[batch_id]
+            if not waiting:
+                return
+            if self._stopping():
+                return  # SIGTERM: the batches stay open in the state, and the restart polls them
+            if self.night.out_of_time():
+                await self._cancel(list(waiting.values()))
+                return
+            base = min(self.ctx.config.providers[b["provider"]].batch_poll_s for b in waiting.values())
+            delay = min(base * 1.5**polls, base * MAX_BACKOFF)
+            deadline = getattr(self.night, "deadline", None)
+            if deadline is not None:
+                delay = max(min(delay, (deadline - self.ctx.now()).total_seconds()), 0.001)
+            polls += 1
+            await self.ctx.sleep(delay)
+
+    async def _cancel(self, batches: list[dict[str, Any]]) -> None:
+        for batch in batches:
+            client = self.client(batch["provider"])
+            try:
+                await client.cancel(batch["batch_id"])
+                self.cancelled.add(batch["batch_id"])
+                for _ in range(3):  # cancelling takes a moment; then the finished results can be read
+                    status = await client.poll(batch["batch_id"])
+                    if status.ended:
+                        self.state.update_batch(
+                            batch["batch_id"], status="ended", counts=status.counts, now=self.ctx.now()
+                        )
+                        break
+                    await self.ctx.sleep(5.0)
+            except ProviderError:
+                continue  # still open in the state: the next run polls it and keeps what it finished
+
+    def _stopping(self) -> bool:
+        stop = getattr(self.night, "stop", None)
+        return bool(stop is not None and stop())

@@ -1,0 +1,63 @@
+"""Build the channels the YAML's `notify:` names; secrets come from the environment, by the names given.
+
+A channel whose secret is missing is left out with a warning (and listed in the returned problems):
+serve must keep working the board even when a webhook URL was forgotten.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from sheetbot.config import NotifyConfig
+from sheetbot.notify.base import Fanout, Notifier
+from sheetbot.notify.email import EmailNotifier
+from sheetbot.notify.slack import SlackNotifier
+from sheetbot.notify.webhook import WebhookNotifier
+
+log = logging.getLogger("sheetbot.notify")
+
+
+def build_fanout(
+    cfg: NotifyConfig, env: Mapping[str, str], *, sleep: Callable[[float], None] = time.sleep
+) -> tuple[Fanout, list[str]]:
+    channels: list[Notifier] = []
+    problems: list[str] = []
+
+    def secret(key: str, name: str | None) -> str | None:
+        value = env.get(name or "") if name else None
+        if name and not value:
+            problems.append(f"notify.{key}: the environment variable {name} is not set: export it, or remove the key")
+        return value or None
+
+    if cfg.slack_webhook_env:
+        url = secret("slack_webhook_env", cfg.slack_webhook_env)
+        if url:
+            channels.append(SlackNotifier(url, tries=cfg.tries, sleep=sleep))
+    if cfg.webhook_url:
+        key = secret("webhook_secret_env", cfg.webhook_secret_env or "SHEETBOT_WEBHOOK_SECRET")
+        if key:
+            channels.append(WebhookNotifier(cfg.webhook_url, key, tries=cfg.tries, sleep=sleep))
+    if cfg.email_to:
+        if not cfg.smtp_host or not cfg.email_from:
+            problems.append("notify.email_to is set, but notify.smtp_host or notify.email_from is not: set both")
+        else:
+            user = secret("smtp_user_env", cfg.smtp_user_env)
+            password = secret("smtp_password_env", cfg.smtp_password_env)
+            channels.append(
+                EmailNotifier(
+                    host=cfg.smtp_host,
+                    port=cfg.smtp_port,
+                    sender=cfg.email_from,
+                    to=cfg.email_to,
+                    user=user,
+                    password=password,
+                    starttls=cfg.smtp_starttls,
+                    tries=cfg.tries,
+                    sleep=sleep,
+                )
+            )
+    for problem in problems:
+        log.warning(problem)
+    return Fanout([(c, None) for c in channels]), problems

@@ -1,0 +1,118 @@
+"""When `serve` does what: the day's moments, and what is due now given what the state says was done.
+
+Missed-run policy. The `schedule` library runs a job only when its slot comes round while the
+process is up (`run_pending()` skips missed slots), keeps jobs in memory only, and reads the wall
+clock itself. sheetbot therefore does not let a timer decide; each tick it asks the state what the
+current night has done and does whatever is due, so a restart or a machine waking from sleep
+catches up:
+
+- a cutoff passed and tonight is not locked → lock now;
+- inside the window with locked rows left → run until the window end (a restart at 02:30 finishes);
+- a window ended with rows still locked or running → they are deferred and an alert goes out;
+- the summary time passed and last night's summary was not sent → harvest and send it (once);
+- during the day (window end → cutoff) → harvest every `schedule.harvest_every_min` minutes.
+
+`schedule` is used for what it is good at, turning the YAML's times into daily jobs in the
+YAML's timezone (``describe_jobs``, printed when serve starts); the due computation below is the
+one that acts, with the time passed in, so tests drive whole days on a fake clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import schedule
+
+from sheetbot.config import ScheduleConfig
+from sheetbot.nights import NightWindow, night_at, window_for_night
+
+
+def summary_time(window: NightWindow, cfg: ScheduleConfig, tz: ZoneInfo) -> datetime:
+    """The morning summary of a night: the first summary time at or after its window end."""
+    moment = datetime.combine(window.end.astimezone(tz).date(), cfg.summary, tzinfo=tz)
+    return moment if moment >= window.end else moment + timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Day:
+    """The nights around ``now``: ``tonight`` has not ended; ``last`` is the one before it."""
+
+    now: datetime
+    tonight: NightWindow
+    last: NightWindow
+    last_summary: datetime
+
+    def is_daytime(self) -> bool:
+        return self.last.end <= self.now < self.tonight.cutoff
+
+
+def day_at(now: datetime, cfg: ScheduleConfig, tz: ZoneInfo) -> Day:
+    tonight = night_at(now, cfg, tz)
+    last = window_for_night(date.fromisoformat(tonight.night) - timedelta(days=1), cfg, tz)
+    return Day(now=now, tonight=tonight, last=last, last_summary=summary_time(last, cfg, tz))
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the state says was done (read once per tick)."""
+
+    tonight_locked: bool
+    work_left_tonight: bool
+    work_left_last: bool
+    last_recorded: bool
+    last_summary_sent: bool
+    last_harvest: datetime | None = None
+
+
+def due(day: Day, facts: Facts, cfg: ScheduleConfig) -> list[str]:
+    """The phases to do now, in order: expire, lock, run, summary, harvest."""
+    now, actions = day.now, []
+    if facts.work_left_last:
+        actions.append("expire")
+    if now >= day.tonight.cutoff and not facts.tonight_locked:
+        actions.append("lock")
+    if day.tonight.contains(now) and (facts.work_left_tonight or "lock" in actions):
+        actions.append("run")
+    if now >= day.last_summary and facts.last_recorded and not facts.last_summary_sent:
+        actions.append("summary")
+    elif day.is_daytime() and cfg.harvest_every_min > 0:
+        every = timedelta(minutes=cfg.harvest_every_min)
+        if facts.last_harvest is None or now - facts.last_harvest >= every:
+            actions.append("harvest")
+    return actions
+
+
+def next_wake(day: Day, cfg: ScheduleConfig, tz: ZoneInfo, *, last_harvest: datetime | None) -> datetime:
+    """The next moment something may become due (the loop also wakes at least every max_sleep_s)."""
+    following = window_for_night(date.fromisoformat(day.tonight.night) + timedelta(days=1), cfg, tz)
+    moments = [
+        day.tonight.cutoff,
+        day.tonight.start,
+        day.tonight.end,
+        day.last_summary,
+        summary_time(day.tonight, cfg, tz),
+        following.cutoff,
+    ]
+    if cfg.harvest_every_min > 0 and day.is_daytime():
+        base = last_harvest or day.now
+        moments.append(base + timedelta(minutes=cfg.harvest_every_min))
+    return min(m for m in moments if m > day.now)
+
+
+def describe_jobs(cfg: ScheduleConfig, timezone: str) -> list[str]:
+    """The daily jobs as `schedule` sees them, in the YAML's timezone (for the start-up log)."""
+    plan = schedule.Scheduler()
+    jobs = {
+        "lock": cfg.cutoff,
+        "run": cfg.window.start,
+        "stop": cfg.window.end,
+        "summary": cfg.summary,
+    }
+    for name, moment in jobs.items():
+        plan.every().day.at(moment.strftime("%H:%M"), timezone).do(lambda: None).tag(name)
+    lines = [f"{next(iter(job.tags))} daily at {job.at_time} {timezone}" for job in plan.get_jobs()]
+    if cfg.harvest_every_min:
+        lines.append(f"harvest every {cfg.harvest_every_min} min during the day")
+    return lines

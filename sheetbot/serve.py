@@ -1,0 +1,255 @@
+"""`sheetbot serve`: the always-on process. Each tick it does what is due (see `scheduler` for the
+missed-run policy: we catch up from the state), then sleeps until the next moment something may be.
+
+Time and sleep are passed in: production uses the system clock and a stop event's ``wait`` (so
+SIGTERM wakes it at once); tests pass a fake clock whose sleep moves the clock, and drive whole
+days in milliseconds. A phase that fails is logged, shown on /healthz and retried after
+``retry_after_s``; it never ends the process. On SIGTERM/SIGINT no new work starts, calls in
+flight get a short grace, stored outputs are written back, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from datetime import datetime, timedelta
+
+from sheetbot.clock import Clock
+from sheetbot.config import Config
+from sheetbot.health import Health
+from sheetbot.night.context import NightContext
+from sheetbot.night.expire import expire, left_over
+from sheetbot.notify.base import Fanout, Message, Notifier
+from sheetbot.notify.messages import alert, already_sent, morning_message, record_sent, run_alerts
+from sheetbot.procs import install_stop_handlers
+from sheetbot.scheduler import Day, Facts, day_at, due, next_wake
+from sheetbot.status import Status
+
+log = logging.getLogger("sheetbot.serve")
+
+OpenContext = Callable[[], AbstractContextManager[NightContext]]
+
+
+class Server:
+    def __init__(
+        self,
+        *,
+        config: Config,
+        open_context: OpenContext,
+        clock: Clock,
+        sleep: Callable[[float], object],
+        notifier: Notifier | Fanout,
+        health: Health | None = None,
+        stop: threading.Event | None = None,
+        max_sleep_s: float = 60.0,
+        retry_after_s: float = 300.0,
+    ) -> None:
+        self.config = config
+        self.open_context = open_context
+        self.clock = clock
+        self.sleep = sleep
+        self.notifier = notifier
+        self.health = health or Health()
+        self.stop = stop or threading.Event()
+        self.max_sleep_s = max_sleep_s
+        self.retry_after = timedelta(seconds=retry_after_s)
+        self.last_harvest: datetime | None = None
+        self.blocked: dict[str, datetime] = {}
+        self.done: list[tuple[str, datetime]] = []
+
+    def stopping(self) -> bool:
+        return self.stop.is_set()
+
+    # -- deciding ---------------------------------------------------------------------
+    def day(self) -> Day:
+        return day_at(self.clock.now(), self.config.schedule, self.config.tz)
+
+    def facts(self, ctx: NightContext, day: Day) -> Facts:
+        nights = {n["night"]: n for n in ctx.state.nights(limit=7)}
+        tonight = nights.get(day.tonight.night) or {}
+        last = nights.get(day.last.night) or {}
+        working = ctx.state.tasks_with_status(Status.LOCKED, Status.RUNNING)
+        return Facts(
+            # A lock by hand before the cutoff does not count: rows added until the cutoff still go tonight.
+            tonight_locked=bool(tonight.get("locked_at"))
+            and datetime.fromisoformat(tonight["locked_at"]) >= day.tonight.cutoff,
+            work_left_tonight=any(t.night == day.tonight.night for t in working),
+            work_left_last=bool(left_over(ctx, day.tonight.night)),
+            last_recorded=bool(last.get("locked_at")),
+            last_summary_sent=already_sent(ctx.state, "morning_summary", day.last.night),
+            last_harvest=self.last_harvest,
+        )
+
+    def tick(self) -> list[str]:
+        """Do every phase that is due now; returns their names."""
+        day = self.day()
+        with self.open_context() as ctx:
+            actions = due(day, self.facts(ctx, day), self.config.schedule)
+        done = []
+        for action in actions:
+            if self.stopping():
+                break
+            if self.blocked.get(action, day.now) > self.clock.now():
+                continue
+            if self._attempt(action, day):
+                done.append(action)
+        return done
+
+    def _attempt(self, action: str, day: Day) -> bool:
+        started = self.clock.now()
+        try:
+            with self.open_context() as ctx:
+                outcome = getattr(self, f"_do_{action}")(ctx, day)
+        except Exception as exc:  # a phase failing must not end the process: log, show on /healthz, retry later
+            log.exception("%s failed: %s", action, exc, extra={"phase": action, "night": day.tonight.night})
+            self.health.record(action, at=started, ok=False, outcome=f"{type(exc).__name__}: {exc}")
+            self.blocked[action] = self.clock.now() + self.retry_after
+            if action == "run":
+                self._alert_run_failed(day, exc)
+            return False
+        self.blocked.pop(action, None)
+        self.health.record(action, at=started, ok=True, outcome=outcome)
+        self.done.append((action, started))
+        log.info("%s: %s", action, outcome, extra={"phase": action, "night": day.tonight.night})
+        return True
+
+    def _alert_run_failed(self, day: Day, exc: Exception) -> None:
+        """The window is open, rows are locked and the run cannot start: people hear it now, not at 09:00."""
+        text = f"the run could not start: {type(exc).__name__}: {exc}. sheetbot retries; rows stay locked."
+        try:
+            with self.open_context() as ctx:
+                self._notify(ctx, alert("night_not_started", day.tonight.night, "the night did not start", text))
+        except Exception:
+            log.exception("could not send the night_not_started alert")
+
+    # -- the phases -------------------------------------------------------------------
+    def _do_expire(self, ctx: NightContext, day: Day) -> str:
+        report = expire(ctx, day.tonight.night)
+        for night, count in sorted(report.deferred.items()):
+            if night in report.not_started:
+                kind, title = "night_not_started", "the night did not start"
+            else:
+                kind, title = "night_not_finished", "the night did not finish"
+            text = f"{count} row(s) were still waiting when the window ended; they are deferred to a later night."
+            self._notify(ctx, alert(kind, night, title, text, deferred=count))
+            self.health.night(night, ok=False, outcome=title)
+        return f"deferred {report.deferred.total()} row(s) left from nights {', '.join(sorted(report.deferred))}"
+
+    def _do_lock(self, ctx: NightContext, day: Day) -> str:
+        from sheetbot.night.lock import lock
+
+        report = lock(ctx)
+        return f"night {report.night}: locked {report.locked.total()} row(s)"
+
+    def _do_run(self, ctx: NightContext, day: Day) -> str:
+        from sheetbot.night.run import run
+
+        since = ctx.now()
+        report = run(ctx, until=day.tonight.end, stop=self.stopping)
+        for message in run_alerts(report, ctx.state, since=since):
+            self._notify(ctx, message)
+        if report.stopped:
+            return f"night {report.night}: stopped early; {report.done.total()} done, the rest stay locked"
+        self.health.night(report.night, ok=report.drained, outcome="drained" if report.drained else "did not drain")
+        return (
+            f"night {report.night}: {report.done.total()} done, {report.failed.total()} failed, "
+            f"{report.deferred.total()} deferred, ${report.cost_usd:.4f}"
+        )
+
+    def _do_harvest(self, ctx: NightContext, day: Day) -> str:
+        from sheetbot.alerts import after_harvest
+        from sheetbot.night.harvest import harvest
+
+        report = harvest(ctx)
+        self.last_harvest = ctx.now()
+        try:  # drift, review capacity and escalations: never a reason for the harvest to fail
+            alerts = after_harvest(ctx.state, ctx.config, self.notifier, now=ctx.now())
+        except Exception:
+            log.exception("alerts after the harvest failed")
+            alerts = []
+        return f"{report.decisions.total()} decision(s), {report.waiting} waiting, {len(alerts)} alert(s)"
+
+    def _do_summary(self, ctx: NightContext, day: Day) -> str:
+        harvested = self._do_harvest(ctx, day)
+        message = morning_message(ctx.state, day.last.night, board=ctx.board.describe())
+        self._notify(ctx, message)
+        return f"summary of night {day.last.night} sent; harvest: {harvested}"
+
+    def _notify(self, ctx: NightContext, message: Message) -> None:
+        night = str(message.facts.get("night", ""))
+        if already_sent(ctx.state, message.kind, night):
+            return
+        try:
+            delivered = self.notifier.send(message)
+        except Exception:  # a notifier must never break the night, even a buggy one
+            log.exception("notification %s failed", message.kind)
+            delivered = False
+        record_sent(ctx.state, message, now=ctx.now(), delivered=delivered)
+
+    # -- the loop ---------------------------------------------------------------------
+    def wake_at(self) -> datetime:
+        day = self.day()
+        wake = next_wake(day, self.config.schedule, self.config.tz, last_harvest=self.last_harvest)
+        later = [t for t in self.blocked.values() if t > day.now]
+        return min([wake, *later])
+
+    def loop(self, *, until: datetime | None = None) -> None:
+        """Tick and sleep until stopped (or, for tests, until the clock reaches ``until``)."""
+        with self.open_context() as ctx:  # /healthz tells the truth about last night from the first request
+            for last in [n for n in ctx.state.nights(limit=7) if n.get("run_finished_at")][:1]:
+                ok = bool(last.get("drained"))
+                self.health.night(last["night"], ok=ok, outcome="drained" if ok else "did not drain or finish")
+        while not self.stopping():
+            self.tick()
+            now = self.clock.now()
+            if self.stopping() or (until is not None and now >= until):
+                break
+            wake = self.wake_at() if until is None else min(self.wake_at(), until)
+            wait = min(max((wake - now).total_seconds(), 0.0), self.max_sleep_s)
+            self.sleep(wait)
+            jumped = (self.clock.now() - now).total_seconds() - wait
+            if jumped > 120:
+                log.warning("the clock jumped %.0f s past the planned wake-up (machine slept?): catching up", jumped)
+        log.info("stopped")
+
+
+def serve_forever(config_path: str, *, wait: bool = False, env: Mapping[str, str] | None = None) -> int:
+    """The production wiring: system clock, signals, notifications, /healthz, the board lock."""
+    from sheetbot.app import open_context
+    from sheetbot.clock import SystemClock
+    from sheetbot.configfile import load_config
+    from sheetbot.health import start_health_server
+    from sheetbot.notify.factory import build_fanout
+    from sheetbot.procs import board_lock
+    from sheetbot.scheduler import describe_jobs
+
+    config = load_config(config_path)
+    env = dict(os.environ) if env is None else env
+    stop = install_stop_handlers(threading.Event())
+    notifier, _ = build_fanout(config.notify, env)
+    health = Health()
+    http = None
+    if config.serve.health_port is not None:
+        http = start_health_server(health, host=config.serve.health_host, port=config.serve.health_port)
+        log.info("health on http://%s:%d/healthz", *http.server_address[:2])
+    try:
+        with board_lock(config.state_path, "serve", wait=wait, sleep=stop.wait, cancelled=stop.is_set):
+            for line in describe_jobs(config.schedule, config.timezone):
+                log.info("schedule: %s", line)
+            server = Server(
+                config=config,
+                open_context=lambda: open_context(config_path, config=config, env=env),
+                clock=SystemClock(),
+                sleep=stop.wait,
+                notifier=notifier,
+                health=health,
+                stop=stop,
+            )
+            server.loop()
+    finally:
+        if http is not None:
+            http.shutdown()
+    return 0

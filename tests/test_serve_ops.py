@@ -1,0 +1,123 @@
+"""What operators see: /healthz, the logs (JSON, masked), the morning summary's content, the CLI wiring."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from harness import Shop, at
+
+from sheetbot.cli import build_parser
+from sheetbot.health import Health, start_health_server
+from sheetbot.logs import setup_logging
+from sheetbot.notify.messages import morning_message
+from sheetbot.scheduler import describe_jobs
+
+
+def _get(port: int, path: str = "/healthz") -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}") if exc.code == 503 else {}
+
+
+def test_healthz_is_200_then_503_when_the_last_night_failed() -> None:
+    health = Health()
+    server = start_health_server(health, port=0)
+    port = server.server_address[1]
+    try:
+        when = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
+        health.record("lock", at=when, ok=True, outcome="locked 4 row(s)")
+        code, body = _get(port)
+        assert code == 200 and body["status"] == "ok" and body["lock"]["outcome"] == "locked 4 row(s)"
+        health.night("2026-11-23", ok=False, outcome="did not finish")
+        code, body = _get(port)
+        assert code == 503 and body["last_night"] == {"night": "2026-11-23", "ok": False, "outcome": "did not finish"}
+        assert _get(port, "/other")[0] == 404
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def logged() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    env = {"OPENAI_API_KEY": "sk-live-abcdef123456", "SMTP_PASSWORD": "hunter2hunter2", "HOME": "/home/x"}
+    handler = setup_logging(fmt="json", env=env, stream=stream)
+    yield stream
+    logging.getLogger("sheetbot").removeHandler(handler)
+
+
+def test_json_logs_one_object_a_line_with_secrets_and_personal_data_masked(logged: io.StringIO) -> None:
+    log = logging.getLogger("sheetbot.serve")
+    log.info("key %s pw %s", "sk-live-abcdef123456", "hunter2hunter2", extra={"night": "2026-11-23"})
+    log.warning("row for ana@example.com, call +49 170 1234567, other sk-proj-ZZZZZZZZZZ and /home/x")
+    lines = [json.loads(line) for line in logged.getvalue().splitlines()]
+    assert len(lines) == 2
+    assert lines[0]["message"] == "key *** pw ***" and lines[0]["night"] == "2026-11-23"
+    assert lines[0]["level"] == "info" and lines[0]["logger"] == "sheetbot.serve"
+    assert lines[1]["message"] == "row for a***@example.com, call [phone], other sk-*** and /home/x"
+    assert "2026-11-23" in lines[0]["night"]  # dates are not phone numbers
+
+
+def test_text_logs_are_readable() -> None:
+    stream = io.StringIO()
+    handler = setup_logging(fmt="text", env={}, stream=stream)
+    try:
+        logging.getLogger("sheetbot.serve").info("lock: night %s", "2026-11-23")
+    finally:
+        logging.getLogger("sheetbot").removeHandler(handler)
+    assert stream.getvalue().rstrip().endswith("INFO    sheetbot.serve: lock: night 2026-11-23")
+
+
+def test_morning_summary_names_what_broke(tmp_path: Path) -> None:
+    shop = Shop(tmp_path / "shop")
+    shop.add(type="listing", input="Mug", brand="Acme")
+    shop.add(type="blog", input="Coffee")
+    shop.lock()
+    shop.fake.fail_next(401, times=5)
+    shop.clock.set(at("2026-11-24T01:00"))
+    shop.run()
+    with shop.state() as state:
+        message = morning_message(state, "2026-11-23", board="queue.xlsx")
+    headings = [h for h, _ in message.sections]
+    assert headings == ["Workflows", "Totals", "What broke"]
+    assert "review on queue.xlsx" in message.sections[1][1]
+    assert any("failed" in line and "401" in line for line in message.sections[2][1])
+    assert message.severity == "warning" and "What broke:" in message.text
+
+
+def test_schedule_library_sees_the_yaml_times() -> None:
+    from sheetbot.config import ScheduleConfig
+
+    assert describe_jobs(ScheduleConfig(), "Europe/Berlin")[0] == "lock daily at 17:00:00 Europe/Berlin"
+
+
+def test_cli_has_serve_with_wait_and_log_format() -> None:
+    args = build_parser().parse_args(["serve", "--wait", "--log-format", "json", "--config", "x.yaml"])
+    assert (args.command, args.wait, args.log_format) == ("serve", True, "json")
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("(030) 1234-5678", True),
+        ("0170 1234567", True),
+        ("+1 415 555 0100", True),
+        ("cost 12345 tokens", False),
+        ("at 2026-11-24T01:00:00+01:00", False),
+        ("rows 1-20, took 12.5 s", False),
+    ],
+)
+def test_phone_numbers_are_masked_but_dates_and_counts_are_not(text: str, masked: bool) -> None:
+    from sheetbot.logs import Masker
+
+    assert ("[phone]" in Masker({})(text)) is masked

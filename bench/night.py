@@ -88,14 +88,10 @@ def _phase(name: str, config_path: Path, moment: datetime, trace: bool) -> tuple
     clock = FakeClock(moment)
     with open_context(config_path, clock=clock, env={}) as ctx:
         start = time.perf_counter()
-        report = {"lock": lock, "run": run, "harvest": harvest}[name](ctx)
+        report = lock(ctx) if name == "lock" else run(ctx) if name == "run" else harvest(ctx)
         seconds = time.perf_counter() - start
     heap = tracemalloc.get_traced_memory()[1] / 2**20 if trace else float("nan")
-    counts = {
-        "lock": lambda: {"locked": report.locked.total()},
-        "run": lambda: {"done": report.done.total()},
-        "harvest": lambda: {"decided": report.decisions.total(), **dict(report.decisions)},
-    }[name]()
+    counts = dict(getattr(report, {"lock": "locked", "run": "done", "harvest": "decisions"}[name]))
     return (seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, heap), counts  # KiB on Linux
 
 
@@ -116,7 +112,7 @@ def one_night(n_rows: int, seed: int, trace: bool) -> dict[str, Figures]:
             workbook, sheet, col = ctx.config.resolve_path(ctx.config.board.path), ctx.config.board.sheet, dict(ctx.col)
         review(workbook, sheet, col, seed)
         out["harvest"], decided = measure("harvest", config_path, cutoff + timedelta(hours=16), trace)
-        counts = (locked["locked"], ran["done"], decided["decided"])
+        counts = (sum(locked.values()), sum(ran.values()), sum(decided.values()))
         check = "ok" if counts == (n_rows,) * 3 else f"MISMATCH, expected {n_rows} each"
         print(f"  locked {counts[0]}, done {counts[1]}, decided {counts[2]} {decided}: {check}")
         out["total"] = (sum(out[p][0] for p in ("lock", "run", "harvest")), max(f[1] for f in out.values()), 0.0)
@@ -135,10 +131,8 @@ def main() -> int:
         runs.append(one_night(args.rows, seed=i, trace=False))
     traced = one_night(args.rows, seed=0, trace=True) if args.tracemalloc else None
     note = "; py heap: tracemalloc peak, one more run, traced" if traced else ""
-    print(
-        f"\n{args.rows:,} rows; seconds: median of {args.repeat} runs; "
-        f"peak RSS: ru_maxrss of the phase's own process, worst run{note}"
-    )
+    print(f"\n{args.rows:,} rows; seconds: median of {args.repeat} runs; peak RSS: ru_maxrss of the phase's own "
+          f"process, worst run{note}")  # fmt: skip
     line = "{:<8} {:>8} {:>8} {:>14} {:>13}"
     print(line.format("phase", "seconds", "rows/s", "peak RSS (MB)", "py heap (MB)"))
     for phase in ("lock", "run", "harvest", "total"):

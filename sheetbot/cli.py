@@ -23,7 +23,8 @@ from sheetbot.night.context import Progress as ProgressFn
 if TYPE_CHECKING:
     from sheetbot.state import State
 
-out = Console(highlight=False, soft_wrap=True)
+#: Tables keep their columns when output goes to a file, a pipe or CI (rich would assume 80 columns).
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from rich import box
 from rich.table import Table
 
 from sheetbot.metrics import NightMetrics
@@ -85,24 +86,24 @@ def _usd(value: float | None) -> str:
 
 
 def metrics_table(metrics: Sequence[NightMetrics]) -> Table:
-    table = Table(title="sheetbot nights", show_lines=False)
+    table = Table(title="sheetbot nights", show_lines=False, box=box.SIMPLE, pad_edge=False)
     for header in (
         "night",
         "workflow",
-        "locked",
+        "lock",
         "done",
-        "failed",
-        "deferred",
-        "approved",
-        "edited",
-        "rework",
-        "approval",
-        "completion",
+        "fail",
+        "defer",
+        "appr",
+        "edit",
+        "rwk",
+        "appr%",
+        "compl%",
         "cost",
-        "live cost",
-        "per output",
-        "p50 s",
-        "p95 s",
+        "live",
+        "$/out",
+        "p50s",
+        "p95s",
     ):
         table.add_column(header, justify="left" if header in ("night", "workflow") else "right")
     for m in metrics:

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING
 
 from sheetbot.batch.base import BatchProvider
 from sheetbot.config import ProviderConfig
-from sheetbot.errors import PermanentProviderError
-from sheetbot.providers.factory import DEFAULT_KEY_ENV, LOCAL_PLACEHOLDER_KEY, is_local_url
+from sheetbot.providers.factory import api_key_for
 
 if TYPE_CHECKING:
     import httpx2
@@ -22,13 +21,7 @@ def make_batch_provider(
 ) -> BatchProvider:
     """The Batch API client for ``providers.<name>``; raises if its API key is not set."""
     kind = config.kind or name
-    var = config.api_key_env or DEFAULT_KEY_ENV.get(kind, "")
-    api_key = (env.get(var) or "").strip()
-    if not api_key:
-        if kind == "openai" and is_local_url(config.base_url):
-            api_key = LOCAL_PLACEHOLDER_KEY
-        else:
-            raise PermanentProviderError(f"provider {name}: set the environment variable {var} to your API key")
+    var, api_key = api_key_for(name, config, env=env)
     if kind == "anthropic":
         from sheetbot.batch.anthropic import AnthropicBatches as cls
     else:

@@ -39,6 +39,19 @@ def is_local_url(url: str | None) -> bool:
     return host in _LOCAL_HOSTS or host.endswith(".localhost")
 
 
+def api_key_for(name: str, config: ProviderConfig, *, env: Mapping[str, str]) -> tuple[str, str]:
+    """(the environment variable, its key) for ``providers.<name>``. A server on this machine needs no key;
+    any other provider without one is refused here, before a row is touched."""
+    kind = config.kind or name
+    var = config.api_key_env or DEFAULT_KEY_ENV.get(kind, "")
+    api_key = (env.get(var) or "").strip()
+    if api_key:
+        return var, api_key
+    if kind == "openai" and is_local_url(config.base_url):
+        return var, LOCAL_PLACEHOLDER_KEY
+    raise PermanentProviderError(f"provider {name}: set the environment variable {var} to your API key")
+
+
 def make_provider(
     name: str,
     config: ProviderConfig,
@@ -67,13 +80,7 @@ def make_provider(
                 )
             ]
         )
-    var = config.api_key_env or DEFAULT_KEY_ENV[kind]
-    api_key = (env.get(var) or "").strip()
-    if not api_key:
-        if kind == "openai" and is_local_url(config.base_url):
-            api_key = LOCAL_PLACEHOLDER_KEY
-        else:
-            raise PermanentProviderError(f"provider {name}: set the environment variable {var} to your API key")
+    var, api_key = api_key_for(name, config, env=env)
     # The SDKs are imported only when a provider is made: lock, harvest and preview nights never pay the
     # ~80 MB and the import time they cost.
     if kind == "anthropic":

@@ -6,10 +6,12 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from sheetbot.boards.base import Board
 from sheetbot.boards.factory import open_board
 from sheetbot.config import Config
 from sheetbot.configfile import Inspection, inspect
 from sheetbot.errors import BoardError, BoardNotFound, ConfigError, Problem, SheetbotError
+from sheetbot.night.context import schema_for
 from sheetbot.night.prompts import missing_columns
 from sheetbot.templates import placeholders
 
@@ -50,7 +52,8 @@ def _board_problems(found: Inspection, path: str | Path, env: Mapping[str, str])
     assert config is not None
     init = f"run `sheetbot init --config {path}`"
     try:
-        sheet = open_board(config, env=env).read()
+        board = open_board(config, env=env)
+        sheet = board.read()
     except ConfigError as exc:  # a board kind this version cannot open
         return [found.problem(("board", "kind"), p.message.removeprefix("board.kind: ")) for p in exc.problems]
     except BoardError as exc:
@@ -65,7 +68,9 @@ def _board_problems(found: Inspection, path: str | Path, env: Mapping[str, str])
     columns = config.columns.logical()
     header = set(sheet.columns)
     absent = [c for c in columns.values() if c not in header]
-    if absent:
+    if absent and config.board.kind == "airtable":
+        problems += _airtable_fields(found, board, init)
+    elif absent:
         problems.append(found.problem(("board",), f"the board has no column {', '.join(absent)}: {init} to add them"))
     for name, wf in config.workflows.items():
         # A logical column that sheetbot adds itself (input, notes) is reported once, above.
@@ -80,6 +85,25 @@ def _board_problems(found: Inspection, path: str | Path, env: Mapping[str, str])
                 )
             )
     return problems
+
+
+def _airtable_fields(found: Inspection, board: Board, init: str) -> list[Problem]:
+    """Airtable fields are typed: say which to add and as what, for a token that may not add them itself."""
+    from sheetbot.boards.airtable import AirtableBoard, missing_fields
+
+    assert found.config is not None and isinstance(board, AirtableBoard)
+    try:
+        fields = missing_fields(board, schema_for(found.config, with_template_columns=True))
+    except SheetbotError as exc:
+        return [found.problem(("board",), f"cannot list the table's fields: {exc}")]
+    wanted = "; ".join(f"{name} ({kind})" for name, kind in fields)
+    return [
+        found.problem(
+            ("board", "sheet"),
+            f"the table lacks fields: add {wanted} by hand, or {init} "
+            "with a token that has the schema.bases:write scope",
+        )
+    ]
 
 
 def _credential_problems(found: Inspection, env: Mapping[str, str]) -> list[Problem]:

@@ -451,3 +451,20 @@ def test_two_nights_on_airtable(tmp_path: Path, fake: FakeAirtable, time: FakeTi
     assert "review" not in fake.table.records[blog]["fields"]  # yesterday's rework is not today's decision
     assert fake.busiest_second() <= 5 and all(c.status == 200 for c in fake.calls)
     assert all(c.records <= 10 for c in fake.calls)
+
+
+def test_check_lists_the_fields_to_add_by_hand_with_their_types(tmp_path: Path) -> None:
+    from sheetbot.check import run_check
+
+    config = {
+        "board": {"kind": "airtable", "base": BASE_ID, "sheet": "Queue", "endpoint_url": ENDPOINT},
+        "providers": {"openai": {}},
+        "prices": {"gpt-4.1-mini": {"input": 0.4, "output": 1.6}},
+        "workflows": {"w": {"provider": "openai", "model": "gpt-4.1-mini", "mode": "preview", "prompt": "{{input}}"}},
+    }
+    path = tmp_path / "sheetbot.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    with FakeAirtable(fields=["id", "type", "input"], scopes={"data.records:read", "schema.bases:read"}):
+        [line] = run_check(path, env={"AIRTABLE_TOKEN": TOKEN})
+    assert line.startswith("board.sheet") and "the table lacks fields: add " in line
+    assert "review (Single select: approve, edit, rework)" in line and "schema.bases:write" in line

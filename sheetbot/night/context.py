@@ -57,21 +57,25 @@ class NightContext:
         return self.config.columns.logical()
 
     def schema(self, *, with_template_columns: bool = False) -> SchemaSpec:
-        """sheetbot's columns and the structured outputs' columns; with ``with_template_columns``, also
-        every column the workflows' templates name (what `init` adds, so `lock` does not fail those rows)."""
-        from sheetbot.night.prompts import template_names
+        return schema_for(self.config, with_template_columns=with_template_columns)
 
-        col = self.col
-        columns = list(col.values())
-        for wf in self.config.workflows.values():
-            columns += [f.name for f in wf.outputs]
-            if with_template_columns:
-                columns += [n for n in template_names(wf) if not n.startswith("steps.") and n not in col]
-        return SchemaSpec(
-            columns=list(dict.fromkeys(columns)),
-            review_column=col["review"],
-            review_choices=[str(d) for d in Decision],
-            status_column=col["status"],
-            status_choices=[str(s) for s in Status],
-            wide_columns=[col["input"], col["output"], col["notes"], col["edited_output"], col["error"]],
-        )
+
+def schema_for(config: Config, *, with_template_columns: bool = False) -> SchemaSpec:
+    """sheetbot's columns and the structured outputs' columns; with ``with_template_columns``, also
+    every column the workflows' templates name (what `init` adds, so `lock` does not fail those rows)."""
+    from sheetbot.night.prompts import template_names
+
+    col = config.columns.logical()
+    columns = list(col.values())
+    for wf in config.workflows.values():
+        columns += [f.name for f in wf.outputs]
+        if with_template_columns:
+            columns += [n for n in template_names(wf) if not n.startswith("steps.") and n not in col]
+    return SchemaSpec(
+        columns=list(dict.fromkeys(columns)),
+        review_column=col["review"],
+        review_choices=[str(d) for d in Decision],
+        status_column=col["status"],
+        status_choices=[str(s) for s in Status],
+        wide_columns=[col["input"], col["output"], col["notes"], col["edited_output"], col["error"]],
+    )

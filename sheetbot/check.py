@@ -28,6 +28,7 @@ def run_check(path: str | Path, *, env: Mapping[str, str] | None = None) -> list
         return [str(p) for p in problems]
     problems += _board_problems(found, path, env)
     problems += _credential_problems(found, env)
+    problems += _notify_problems(found, env)
     return [str(p) for p in problems]
 
 
@@ -104,6 +105,20 @@ def _airtable_fields(found: Inspection, board: Board, init: str) -> list[Problem
             "with a token that has the schema.bases:write scope",
         )
     ]
+
+
+def _notify_problems(found: Inspection, env: Mapping[str, str]) -> list[Problem]:
+    """A channel whose secret is missing would be skipped by `serve`: say so now, not at 9am."""
+    from sheetbot.notify.factory import build_fanout
+
+    assert found.config is not None
+    _, problems = build_fanout(found.config.notify, env, warn=False)
+    out = []
+    for line in problems:
+        where, _, message = line.partition(": ")
+        key = tuple(where.split(".")) if where.startswith("notify.") and message else ("notify",)
+        out.append(found.problem(key, message or line))
+    return out
 
 
 def _credential_problems(found: Inspection, env: Mapping[str, str]) -> list[Problem]:

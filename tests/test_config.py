@@ -470,13 +470,24 @@ def test_non_mapping_workflows_with_include_is_a_problem(tmp_path: Path, workflo
 
 # -- the example in the repository --------------------------------------------------------------------
 def test_the_example_config_only_lacks_the_workbook_and_keys(tmp_path: Path) -> None:
-    """On a fresh checkout: no workbook yet (run init) and no API keys; nothing else."""
+    """On a fresh checkout: no workbook yet (run init), no API keys, no Slack webhook; nothing else."""
     folder = tmp_path / "config"
     shutil.copytree(ROOT / "config", folder, ignore=shutil.ignore_patterns("*.xlsx", "*.db*", "__pycache__"))
     path = folder / "sheetbot.yaml"
     lines = run_check(path, env={})
-    assert [line.split(" ", 1)[0] for line in lines] == ["board.path", "providers.anthropic", "providers.openai"]
+    assert [line.split(" ", 1)[0] for line in lines] == [
+        "board.path",
+        "providers.anthropic",
+        "providers.openai",
+        "notify.slack_webhook_env",
+    ]
     assert "sheetbot init" in lines[0]
     assert "ANTHROPIC_API_KEY" in lines[1] and "OPENAI_API_KEY" in lines[2]
     keys = {"ANTHROPIC_API_KEY": "a", "OPENAI_API_KEY": "o"}
     assert [line.split(" ", 1)[0] for line in run_check(path, env=keys)] == ["board.path"]
+
+
+def test_a_notification_channel_without_its_secret_is_named_with_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + "notify:\n  slack_webhook_env: SLACK_HOOK\n")
+    lines = [line for line in run_check(path, env=ENV) if line.startswith("notify")]
+    assert len(lines) == 1 and "SLACK_HOOK is not set" in lines[0] and f"{path}:" in lines[0]

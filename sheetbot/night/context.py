@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from sheetbot.boards.base import Board, SchemaSpec
@@ -51,9 +52,9 @@ class NightContext:
     def night(self) -> NightWindow:
         return night_at(self.clock.now(), self.config.schedule, self.config.tz)
 
-    @property
+    @cached_property
     def col(self) -> Mapping[str, str]:
-        """Logical column name → the header on this board."""
+        """Logical column name → the header on this board (asked for per row: computed once)."""
         return self.config.columns.logical()
 
     def schema(self, *, with_template_columns: bool = False) -> SchemaSpec:

@@ -20,7 +20,7 @@ log = logging.getLogger("sheetbot.notify")
 
 
 def build_fanout(
-    cfg: NotifyConfig, env: Mapping[str, str], *, sleep: Callable[[float], None] = time.sleep
+    cfg: NotifyConfig, env: Mapping[str, str], *, sleep: Callable[[float], None] = time.sleep, warn: bool = True
 ) -> tuple[Fanout, list[str]]:
     channels: list[Notifier] = []
     problems: list[str] = []
@@ -58,6 +58,6 @@ def build_fanout(
                     sleep=sleep,
                 )
             )
-    for problem in problems:
+    for problem in problems if warn else ():  # `check` reports them itself, with their lines
         log.warning(problem)
     return Fanout([(c, None) for c in channels]), problems

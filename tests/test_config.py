@@ -483,7 +483,7 @@ def test_the_example_config_only_lacks_the_workbook_and_keys(tmp_path: Path) -> 
     ]
     assert "sheetbot init" in lines[0]
     assert "ANTHROPIC_API_KEY" in lines[1] and "OPENAI_API_KEY" in lines[2]
-    keys = {"ANTHROPIC_API_KEY": "a", "OPENAI_API_KEY": "o"}
+    keys = {"ANTHROPIC_API_KEY": "a", "OPENAI_API_KEY": "o", "SLACK_WEBHOOK_URL": "https://hooks.slack.test/x"}
     assert [line.split(" ", 1)[0] for line in run_check(path, env=keys)] == ["board.path"]
 
 

@@ -125,11 +125,12 @@ def test_check_on_a_fresh_checkout_says_init_and_keys(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = copy_example(tmp_path) / "sheetbot.yaml"
-    for var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
+    for var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "SLACK_WEBHOOK_URL"):
         monkeypatch.delenv(var, raising=False)
     assert main(["check", "--config", str(path)]) == 1
     out = capsys.readouterr().out
-    assert f"sheetbot init --config {path}" in out and "ANTHROPIC_API_KEY" in out and "3 problem(s)" in out
+    assert f"sheetbot init --config {path}" in out and "ANTHROPIC_API_KEY" in out and "4 problem(s)" in out
+    assert "SLACK_WEBHOOK_URL is not set" in out
 
 
 def test_init_then_check_on_the_example_config(
@@ -142,6 +143,7 @@ def test_init_then_check_on_the_example_config(
     assert {"brand", "keywords"} <= set(header(folder / "queue.xlsx"))
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("SLACK_WEBHOOK_URL", "https://hooks.slack.test/services/x")
     capsys.readouterr()
     assert main(["check", "--config", path]) == 0, capsys.readouterr().out
 

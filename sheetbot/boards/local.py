@@ -231,11 +231,20 @@ def _header(ws: Worksheet) -> dict[str, int]:
 
 
 def _data_rows(ws: Worksheet, header: dict[str, int]) -> list[tuple[str, dict[str, str]]]:
-    """Every row below the header with something in a named column, as (row number, texts)."""
-    named = [(name, col - 1) for name, col in header.items()]
+    """Every row below the header with something in a named column, as (row number, texts).
+
+    Reads the cells the sheet holds (``ws._cells``) instead of ``iter_rows``: on a normal worksheet
+    ``iter_rows`` creates a cell object for every blank position, which on a sparse 10,000-row queue
+    triples the cells in memory and slows every later save.
+    """
+    by_row: dict[int, dict[int, object]] = {}
+    for (row, column), cell in ws._cells.items():
+        if row >= 2 and cell.value is not None:
+            by_row.setdefault(row, {})[column] = cell.value
     rows = []
-    for number, cells in enumerate(ws.iter_rows(min_row=2, values_only=True), start=2):
-        values = {name: _text(cells[i]) if i < len(cells) else "" for name, i in named}
+    for number in sorted(by_row):
+        cells = by_row[number]
+        values = {name: _text(cells.get(column)) for name, column in header.items()}
         if any(text.strip() for text in values.values()):
             rows.append((str(number), values))
     return rows

@@ -83,7 +83,9 @@ def approval_chart(metrics: Sequence[NightMetrics]) -> ChartSpec:
     return ChartSpec(title="Approval rate by night", nights=nights, series=series)
 
 
-def refresh_dashboard(ctx: NightContext, *, nights: int = DASHBOARD_NIGHTS, force: bool = False) -> DashboardReport:
+def refresh_dashboard(
+    ctx: NightContext, *, nights: int = DASHBOARD_NIGHTS, force: bool = False, stage: bool = False
+) -> DashboardReport:
     """Redraw the board's Dashboard from the state. Never raises: problems come back in the report.
 
     A harvest runs every half hour through the morning; when the metrics are what the dashboard
@@ -91,6 +93,8 @@ def refresh_dashboard(ctx: NightContext, *, nights: int = DASHBOARD_NIGHTS, forc
     redraws anyway (`sheetbot init`, or a person deleted the tab).
     """
     write = getattr(ctx.board, "write_dashboard", None)
+    if stage:  # a board that can carry the dashboard in the phase's own write (the workbook: one save)
+        write = getattr(ctx.board, "stage_dashboard", write)
     if write is None or getattr(ctx, "trial", False):  # a trial's sheet has no dashboard of its own
         return DashboardReport(skipped=True, problem=None)
     try:
@@ -104,14 +108,28 @@ def refresh_dashboard(ctx: NightContext, *, nights: int = DASHBOARD_NIGHTS, forc
         notes = write(rows, chart) or []
         ctx.state.set_meta_value(key, digest)
     except Exception as exc:  # a drawing problem must never cost the morning's decisions
-        problem = f"the Dashboard on {ctx.board.describe()} was not updated: {type(exc).__name__}: {exc}"
-        log.warning("%s", problem)
-        try:
-            ctx.state.audit("dashboard_failed", now=ctx.now(), detail={"error": problem})
-        except Exception:  # pragma: no cover - the state is gone too; the log line is all we can do
-            log.exception("could not audit the dashboard failure")
-        return DashboardReport(problem=problem)
+        return _failed(ctx, f"{type(exc).__name__}: {exc}")
     return DashboardReport(written=True, rows=len(rows), notes=list(notes))
+
+
+def staged_outcome(ctx: NightContext, report: DashboardReport) -> DashboardReport:
+    """After the write that carried a staged dashboard: the report, or the drawing problem if it failed."""
+    problem = getattr(ctx.board, "dashboard_problem", None)
+    if not problem:
+        return report
+    ctx.board.dashboard_problem = None  # type: ignore[attr-defined]
+    ctx.state.set_meta_value(f"dashboard:{ctx.board.describe()}", "")  # draw it again next time
+    return _failed(ctx, problem)
+
+
+def _failed(ctx: NightContext, error: str) -> DashboardReport:
+    problem = f"the Dashboard on {ctx.board.describe()} was not updated: {error}"
+    log.warning("%s", problem)
+    try:
+        ctx.state.audit("dashboard_failed", now=ctx.now(), detail={"error": problem})
+    except Exception:  # pragma: no cover - the state is gone too; the log line is all we can do
+        log.exception("could not audit the dashboard failure")
+    return DashboardReport(problem=problem)
 
 
 def describe_dashboard(report: DashboardReport | None) -> list[str]:

@@ -228,3 +228,30 @@ def test_the_summary_lines() -> None:
         "warning: the Dashboard on x was not updated"
     ]
     assert describe_dashboard(DashboardReport(written=True)) == [] == describe_actions(None)
+
+
+def test_a_harvest_saves_the_workbook_once_with_the_dashboard_in_it(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from openpyxl import load_workbook
+
+    from sheetbot.boards.local import LocalBoard
+
+    shop.add(type="listing", input="Trail tent", brand="Kestrel")
+    shop.clock.set(at("2026-11-23T17:00"))
+    shop.lock()
+    shop.clock.set(at("2026-11-24T01:00"))
+    shop.run()
+    shop.set(shop.row(input="Trail tent")["id"], review="approve")
+    saves: list[int] = []
+    real_save = LocalBoard._save
+
+    def counting(self: LocalBoard, workbook: object) -> bool:
+        saves.append(1)
+        return real_save(self, workbook)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LocalBoard, "_save", counting)
+    report = shop.harvest()
+    assert len(saves) == 1  # the decisions and the dashboard in one save: a 10k-row workbook costs seconds
+    assert report.dashboard is not None and report.dashboard.written
+    assert "Dashboard" in load_workbook(shop.book).sheetnames

@@ -56,6 +56,9 @@ class LocalBoard:
         # loading a big workbook is the slowest part of a write.
         self._workbook: Workbook | None = None
         self._signature: Signature | None = None
+        #: A dashboard to draw in the next save (see stage_dashboard), and why the last one failed to draw.
+        self._staged: tuple[Sequence[Mapping[str, object]], ChartSpec] | None = None
+        self.dashboard_problem: str | None = None
 
     def describe(self) -> str:
         return f"{self.path.name} [{self.sheet}]"
@@ -80,17 +83,29 @@ class LocalBoard:
     # -- optional capabilities (sheetbot/dashboard.py, sheetbot/trial.py) ----------------
     def write_dashboard(self, rows: Sequence[Mapping[str, object]], chart: ChartSpec) -> list[str]:
         """Rebuild the `Dashboard` worksheet (table and line chart) in one atomic save."""
-        from sheetbot.boards.dashboard_local import DASHBOARD_SHEET, draw
+        self.stage_dashboard(rows, chart)
+        self.flush()
+        return []
+
+    def stage_dashboard(self, rows: Sequence[Mapping[str, object]], chart: ChartSpec) -> list[str]:
+        """Keep the dashboard for the next save, so a harvest saves the workbook once, not twice."""
+        from sheetbot.boards.dashboard_local import DASHBOARD_SHEET
 
         if self.sheet == DASHBOARD_SHEET:
             raise BoardError(f"board.sheet is {DASHBOARD_SHEET!r}, the sheet sheetbot keeps its dashboard on")
-
-        def rebuild(workbook: Workbook) -> tuple[None, bool]:
-            draw(workbook, rows, chart, sheet=DASHBOARD_SHEET)  # type: ignore[arg-type]
-            return None, True
-
-        self._change(rebuild)
+        self._staged = (rows, chart)
         return []
+
+    def flush(self) -> None:
+        """Save what is staged, if the phase's own write did not already carry it."""
+        if self._staged is not None:
+            self._change(lambda workbook: (None, False))
+
+    @staticmethod
+    def _draw(workbook: Workbook, rows: Sequence[Mapping[str, object]], chart: ChartSpec) -> None:
+        from sheetbot.boards.dashboard_local import DASHBOARD_SHEET, draw
+
+        draw(workbook, rows, chart, sheet=DASHBOARD_SHEET)  # type: ignore[arg-type]
 
     def append_rows(self, rows: Sequence[Mapping[str, CellValue]]) -> int:
         """Add rows below the last one, adding columns they name (a trial's sample); one atomic save."""
@@ -122,10 +137,18 @@ class LocalBoard:
                 workbook = self._load(create=create)
             self._workbook = None  # the copy in memory runs ahead of the file until it is saved
             result, changed = edit(workbook)
+            if self._staged is not None:  # a dashboard waiting for this save: one save carries both
+                try:
+                    self._draw(workbook, *self._staged)
+                    changed = True
+                except Exception as exc:  # a drawing problem must never cost the decisions in this save
+                    self.dashboard_problem = f"{type(exc).__name__}: {exc}"
+                    self._staged = None
             if not changed:
                 self._workbook = workbook
                 return result
             if self._save(workbook):
+                self._staged = None
                 return result
         raise BoardWriteError(
             f"{self.path} kept changing while sheetbot was saving it ({SAVE_ATTEMPTS} tries): "

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from sheetbot.actions import ActionsReport, deliver_actions, queue_action
-from sheetbot.dashboard import DashboardReport, refresh_dashboard
+from sheetbot.dashboard import DashboardReport, refresh_dashboard, staged_outcome
 from sheetbot.night.context import NightContext
 from sheetbot.night.identify import identify
 from sheetbot.night.lock import read_board
@@ -100,7 +100,13 @@ def harvest(ctx: NightContext) -> HarvestReport:
             if choice != Decision.REWORK:
                 queue_action(ctx, task)
             state.audit("decision", now=now, task_id=task_id, detail={"decision": choice, "attempt": task.attempt})
+        # The decisions are in the state: the dashboard rides on the harvest's own write where it can.
+        report.dashboard = refresh_dashboard(ctx, stage=True)
         report.missing = write_with_ids(ctx, ident.claims, ident.new)
+        flush = getattr(ctx.board, "flush", None)  # the workbook: save a staged dashboard if nothing was written
+        if flush is not None:
+            flush()
+        report.dashboard = staged_outcome(ctx, report.dashboard)
     unprotect = getattr(ctx.board, "unprotect_inputs", None)  # optional board hook (Google Sheets)
     if (
         ctx.config.board.protect_locked
@@ -109,5 +115,4 @@ def harvest(ctx: NightContext) -> HarvestReport:
     ):
         unprotect()  # nothing is locked or running any more: lift the lock's warnings
     report.actions = deliver_actions(ctx)
-    report.dashboard = refresh_dashboard(ctx)
     return report

@@ -189,6 +189,10 @@ class _Night:
                 return Outcome("deferred", f"deferred: {exc}")
 
     def _apply(self, task: Task, outcome: Outcome) -> None:
+        with self.ctx.state.transaction():  # the row's status and the night's record: one commit
+            self._record_outcome(task, outcome)
+
+    def _record_outcome(self, task: Task, outcome: Outcome) -> None:
         state, now, workflow = self.ctx.state, self.ctx.now(), task.workflow or ""
         if outcome.status == "review":
             state.move(

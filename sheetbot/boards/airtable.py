@@ -26,22 +26,27 @@ Why it is built this way:
 
 from __future__ import annotations
 
-import math
-import re
 import time
-from collections import defaultdict, deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import requests
-import tenacity
 from pyairtable import Api
 from pyairtable.api.table import Table
-from requests.adapters import HTTPAdapter
 
+from sheetbot.boards.airtable_fields import cell_text as cell_text
+from sheetbot.boards.airtable_fields import field_label as field_label
+from sheetbot.boards.airtable_fields import field_value as field_value
+from sheetbot.boards.airtable_http import RATE_LIMIT_WAIT_S as RATE_LIMIT_WAIT_S
+from sheetbot.boards.airtable_http import Clock as Clock
+from sheetbot.boards.airtable_http import Pacer as Pacer
+from sheetbot.boards.airtable_http import Sleep as Sleep
+from sheetbot.boards.airtable_http import _error_of, _Transport
+from sheetbot.boards.airtable_meta import FIELDS_TTL_S as FIELDS_TTL_S
+from sheetbot.boards.airtable_meta import SCOPES as SCOPES
+from sheetbot.boards.airtable_meta import AirtableConnection
 from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, Sheet, WriteResult
-from sheetbot.boards.values import as_text, clean_text, plain_text
 from sheetbot.config import BoardConfig
 from sheetbot.errors import BoardError, BoardNotFound, BoardSchemaError, BoardWriteError
 
@@ -51,75 +56,12 @@ if TYPE_CHECKING:
 DEFAULT_ENDPOINT = "https://api.airtable.com"
 PAGE_SIZE = 100  # records a list request returns at most
 BATCH_SIZE = Api.MAX_RECORDS_PER_REQUEST  # records a write request takes at most (10)
-RATE_LIMIT_WAIT_S = 30.0  # Airtable: "wait 30 seconds before subsequent requests will succeed"
 ATTEMPTS = 5  # tries per request: four 429s in a row is two minutes of waiting
-FIELDS_TTL_S = 60.0  # how long write() trusts the field list it fetched last
 COST_PRECISION = 6
-SCOPES = "data.records:read, data.records:write and schema.bases:read (schema.bases:write for `sheetbot init`)"
-_BASE_ID = re.compile(r"app[A-Za-z0-9]{14}")
-_NUMERIC = frozenset({"number", "currency", "percent", "duration", "rating"})
 _KEPT = "outputs are kept in the state and written on the next run"
-_LABELS = {"singleLineText": "Single line text", "multilineText": "Long text", "number": "Number"}
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], None]
 
 
-class Pacer:
-    """At most ``⌊per_s⌋`` requests in any window of ``⌊per_s⌋/per_s`` seconds (5 a second by default).
-
-    Time is passed in (a monotonic clock and a sleep), so tests measure pacing without waiting.
-    """
-
-    def __init__(self, per_s: float, *, monotonic: Clock, sleep: Sleep) -> None:
-        self.burst = max(1, int(per_s))
-        self.window_s = self.burst / per_s
-        self.monotonic, self.sleep = monotonic, sleep
-        self.sent: deque[float] = deque(maxlen=self.burst)
-
-    def wait(self) -> None:
-        now = self.monotonic()
-        if len(self.sent) == self.burst and now < self.sent[0] + self.window_s:
-            self.sleep(self.sent[0] + self.window_s - now)
-            now = max(self.monotonic(), self.sent[0] + self.window_s)
-        self.sent.append(now)
-
-
-class _Transport(HTTPAdapter):
-    """Every request this board sends passes here: paced, and retried the way Airtable asks."""
-
-    def __init__(self, pacer: Pacer, *, sleep: Sleep, attempts: int) -> None:
-        super().__init__()
-        self.pacer, self.pause, self.attempts = pacer, sleep, attempts
-        self.backoff = tenacity.wait_exponential_jitter(initial=1, max=RATE_LIMIT_WAIT_S, jitter=1)
-
-    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        method = (request.method or "GET").upper()
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.attempts),
-            wait=self._wait,
-            retry=tenacity.retry_if_result(
-                lambda r: r.status_code == 429 or (r.status_code >= 500 and method != "POST")
-            )
-            | tenacity.retry_if_exception_type((requests.ConnectionError, requests.Timeout)),
-            sleep=self.pause,
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
-        )
-        return retrying(self._send_once, request, *args, **kwargs)
-
-    def _send_once(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
-        self.pacer.wait()
-        return super().send(request, *args, **kwargs)
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        outcome = state.outcome
-        if outcome is not None and not outcome.failed and outcome.result().status_code == 429:
-            retry_after = outcome.result().headers.get("Retry-After", "")
-            return max(RATE_LIMIT_WAIT_S, float(retry_after) if retry_after.isdigit() else 0.0)
-        return float(self.backoff(state))
-
-
-class AirtableBoard:
+class AirtableBoard(AirtableConnection):
     """A table in an Airtable base. The token is read from ``env[token_env]`` at the first request."""
 
     def __init__(
@@ -163,9 +105,6 @@ class AirtableBoard:
             timeout_s=board.timeout_s,
             **options,
         )
-
-    def describe(self) -> str:
-        return f"Airtable {self.base} [{self.table}]"
 
     # -- the Board protocol ----------------------------------------------------------
     def read(self) -> Sheet:
@@ -304,107 +243,6 @@ class AirtableBoard:
             f"schema.bases:write): {done}add the scope and run `sheetbot init` again, or {how}: {todo}"
         )
 
-    # -- connection, base, table ----------------------------------------------------------
-    def _client(self) -> Api:
-        if self._api is None:
-            token = (self.env.get(self.token_env) or "").strip()
-            if not token:
-                raise BoardError(
-                    f"{self.token_env} is not set: put an Airtable personal access token in it "
-                    f"(airtable.com/create/tokens) with the scopes {SCOPES}"
-                )
-            timeout = (10, self.timeout_s)
-            api = Api(token, timeout=timeout, retry_strategy=None, endpoint_url=self.endpoint_url)  # type: ignore[arg-type]
-            api.session.mount("https://", self._transport)
-            api.session.mount("http://", self._transport)
-            self._api = api
-        return self._api
-
-    def _base(self) -> str:
-        """The base id: given, or looked up by name once (needs schema.bases:read)."""
-        if self._base_id is None:
-            if _BASE_ID.fullmatch(self.base):
-                self._base_id = self.base
-            else:
-                api = self._client()
-                with self._calling("list the bases", "schema.bases:read"):
-                    pages = list(api.iterate_requests("GET", api.build_url("meta/bases")))
-                bases = [b for page in pages for b in page.get("bases", [])]
-                named = [b for b in bases if b.get("name") == self.base] or [
-                    b for b in bases if str(b.get("name", "")).casefold() == self.base.casefold()
-                ]
-                if not named:
-                    seen = ", ".join(repr(b.get("name")) for b in bases) or "none"
-                    raise BoardNotFound(
-                        f"no Airtable base named {self.base!r} is shared with the token in {self.token_env} "
-                        f"(it sees {seen}): fix board.base, or add the base to the token's access list"
-                    )
-                if len(named) > 1:
-                    raise BoardError(
-                        f"{len(named)} Airtable bases are named {self.base!r}: put the base id in board.base"
-                    )
-                self._base_id = str(named[0]["id"])
-        return self._base_id
-
-    def _table_meta(self, *, fresh: bool) -> dict[str, Any]:
-        """The table's id, name and fields from the metadata API; write() reuses them for a minute."""
-        found = self._find_table(fresh=fresh)
-        if found is None:
-            raise BoardNotFound(
-                f"Airtable base {self.base} has no table {self.table!r} (it has {self._seen or 'none'}): "
-                "run `sheetbot init` to create it, or fix board.sheet"
-            )
-        return found
-
-    def _find_table(self, *, fresh: bool) -> dict[str, Any] | None:
-        if not fresh and self._fields is not None and self.monotonic() - self._fields[0] < FIELDS_TTL_S:
-            return self._fields[1]
-        api, base = self._client(), self._base()
-        with self._calling("read the table's fields", "schema.bases:read"):
-            tables = api.request("GET", api.build_url("meta/bases", base, "tables")).get("tables", [])
-        found = next((t for t in tables if self.table in (t.get("id"), t.get("name"))), None) or next(
-            (t for t in tables if str(t.get("name", "")).casefold() == self.table.casefold()), None
-        )
-        self._fields = (self.monotonic(), found) if found is not None else None
-        self._seen = ", ".join(repr(t.get("name")) for t in tables)
-        return found
-
-    def _records(self, meta: Mapping[str, Any]) -> Table:
-        return self._client().table(self._base(), str(meta["id"]))  # by id: a renamed table keeps working
-
-    # -- errors -----------------------------------------------------------------------------
-    @contextmanager
-    def _calling(self, doing: str, scope: str) -> Iterator[None]:
-        try:
-            yield
-        except requests.RequestException as exc:
-            raise self._error(exc, doing, scope) from None
-
-    def _error(self, exc: requests.RequestException, doing: str, scope: str) -> BoardError:
-        """One line that names the token's variable, the scope, the base or the table, and the fix."""
-        response = exc.response if isinstance(exc, requests.HTTPError) else None
-        if response is None:
-            return BoardError(
-                f"cannot reach Airtable at {self.endpoint_url} to {doing} ({type(exc).__name__}, "
-                f"{self.attempts} tries): check the network and board.endpoint_url"
-            )
-        status, (kind, message) = response.status_code, _error_of(response)
-        what, env = f"{status} {kind}".strip(), self.token_env
-        if status == 404:
-            return BoardNotFound(
-                f"Airtable has no base {self.base!r} or no table {self.table!r} ({what}): fix the YAML"
-            )
-        fix = {
-            401: f"Airtable rejected the token in {env} ({what}): put a valid personal access token in {env}",
-            403: f"Airtable refused to {doing} in {self.describe()} ({what}): give the token in {env} the scope "
-            f"{scope} and add the base to its access list (airtable.com/create/tokens)",
-            429: f"Airtable kept answering {what} when sheetbot tried to {doing} ({self.attempts} tries): another "
-            "app may be using the base's 5 requests a second, or the workspace's monthly API calls are spent",
-        }
-        if status >= 500:
-            return BoardError(f"Airtable kept failing ({what}) when sheetbot tried to {doing} ({self.attempts} tries)")
-        return BoardError(fix.get(status, f"Airtable refused to {doing} in {self.describe()} ({what}: {message})"))
-
 
 def missing_fields(board: AirtableBoard, spec: SchemaSpec) -> list[tuple[str, str]]:
     """(name, type as Airtable's UI calls it) for each field the table lacks: what `sheetbot check` lists
@@ -445,59 +283,3 @@ def place(updates: Sequence[RowUpdate], ids: Mapping[str, str]) -> tuple[dict[in
         else:
             missing.append(update.task_id)
     return targets, missing
-
-
-def cell_text(value: object) -> str:
-    """A field value as the text a person reads: numbers "0.25", checkboxes TRUE/FALSE, lists joined."""
-    if isinstance(value, list):
-        return ", ".join(text for text in (cell_text(item) for item in value) if text)
-    if isinstance(value, dict):  # collaborators, attachments, buttons, barcodes, AI text, formula errors
-        for key in ("name", "text", "value", "label", "filename", "email", "url", "specialValue", "error"):
-            if value.get(key) not in (None, ""):
-                return cell_text(value[key])
-        return ""
-    return as_text(value)
-
-
-def field_value(value: CellValue, field_type: str) -> Any:
-    """A plain value typed for its field: numbers into number fields, text into the rest, "" as empty."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value):
-            return None
-        return value if field_type in _NUMERIC else plain_text(value)
-    text = clean_text(str(value))
-    if field_type in _NUMERIC:
-        try:
-            number = float(text)
-        except ValueError:
-            return text  # Airtable's 422 then names the field and the value
-        return number if math.isfinite(number) else None
-    return text
-
-
-def field_label(field: Mapping[str, Any]) -> str:
-    """A field type as Airtable's UI names it, with what a person must pick when adding it by hand."""
-    kind = str(field.get("type", ""))
-    options = field.get("options") or {}
-    if kind == "singleSelect":
-        return "Single select: " + ", ".join(str(c["name"]) for c in options.get("choices", []))
-    if kind == "number":
-        return f"Number, {options.get('precision', 0)} decimal places"
-    return _LABELS.get(kind, kind)
-
-
-def _error_of(response: requests.Response | None) -> tuple[str, str]:
-    """(type, message) from Airtable's error bodies: {"error": {...}}, {"error": "NOT_FOUND"} or {"errors": [...]}."""
-    try:
-        body = response.json() if response is not None else {}
-    except ValueError:
-        return "", ""
-    error = body.get("error") if isinstance(body, dict) else None
-    if error is None and isinstance(body, dict) and body.get("errors"):
-        first = body["errors"][0]
-        return str(first.get("error", "")), str(first.get("message", ""))
-    if isinstance(error, dict):
-        return str(error.get("type", "")), str(error.get("message", ""))
-    return (str(error), "") if error else ("", "")

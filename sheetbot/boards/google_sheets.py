@@ -19,39 +19,46 @@ request each), and retries are ours (tenacity, with an injectable sleep), not gs
 
 from __future__ import annotations
 
-import contextlib
-import json
-import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import gspread
 import requests
-from google.auth.exceptions import RefreshError, TransportError
-from google.oauth2 import service_account
-from gspread.exceptions import APIError, NoValidUrlKeyFound
-from gspread.utils import absolute_range_name, extract_id_from_url, rowcol_to_a1
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from gspread.utils import absolute_range_name
 
 from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, Sheet, WriteResult
+from sheetbot.boards.google_calls import SCOPES as SCOPES
+from sheetbot.boards.google_calls import SheetsCalls
+from sheetbot.boards.google_calls import load_credentials as load_credentials
+from sheetbot.boards.google_calls import spreadsheet_key as spreadsheet_key
+from sheetbot.boards.google_grid import _data_rows, _grid_data, _header, _runs, _trim
+from sheetbot.boards.google_requests import WIDE_COLUMN_PIXELS as WIDE_COLUMN_PIXELS
+from sheetbot.boards.google_requests import (
+    _colour_rule,
+    _coloured_statuses,
+    _dropdown,
+    _freeze,
+    _grid_range,
+    _has_validation,
+    _header_cells,
+    _raw,
+)
+from sheetbot.boards.google_requests import value_bodies as value_bodies
 from sheetbot.boards.locate import resolve
 from sheetbot.boards.values import clean_text
-from sheetbot.errors import BoardError, BoardNotFound, BoardWriteError
+from sheetbot.errors import BoardError
 
 if TYPE_CHECKING:
     from sheetbot.dashboard import ChartSpec
 
-T = TypeVar("T")
-SCOPES = ("https://www.googleapis.com/auth/spreadsheets",)
 #: Google's advice for one request's payload; a write is split to stay under it.
 MAX_REQUEST_BYTES = 2_000_000
 #: Tries per request on 429/5xx/network errors: 1+2+4+…+64 s of backoff outlasts the one-minute quota window.
 ATTEMPTS = 8
 PROTECTION = "sheetbot: locked for tonight"
 _WARN_ONLY = {"description": PROTECTION, "warningOnly": True}
-_RETRY_LATER = "; outputs are kept and will be written on the next run"
 #: Status → background colour (RGB 0–1) of the status cell.
 STATUS_COLOURS: dict[str, tuple[float, float, float]] = {
     "locked": (0.82, 0.89, 0.98),
@@ -63,44 +70,13 @@ STATUS_COLOURS: dict[str, tuple[float, float, float]] = {
     "failed": (0.96, 0.7, 0.7),
     "deferred": (0.86, 0.86, 0.86),
 }
-WIDE_COLUMN_PIXELS = 360
 _SCHEMA_FIELDS = (
     "sheets(properties(sheetId,title,gridProperties(rowCount,columnCount,frozenRowCount)),"
     "conditionalFormats(ranges,booleanRule(condition)),data(rowData(values(formattedValue,dataValidation))))"
 )
 
 
-def spreadsheet_key(spreadsheet: str) -> str:
-    """The key from a spreadsheet's URL, or the key itself."""
-    text = spreadsheet.strip()
-    if "/" not in text:
-        return text
-    try:
-        return extract_id_from_url(text)
-    except NoValidUrlKeyFound:
-        raise BoardError(
-            f"board.spreadsheet {text!r} is not a Google Sheets URL: use the URL from the browser "
-            "(https://docs.google.com/spreadsheets/d/<key>/edit) or just the key"
-        ) from None
-
-
-def load_credentials(path: Path) -> service_account.Credentials:
-    """Service-account credentials from their JSON key file (no network: the token comes at the first call)."""
-    try:
-        return service_account.Credentials.from_service_account_file(str(path), scopes=SCOPES)  # type: ignore[no-untyped-call]
-    except FileNotFoundError:
-        raise BoardError(
-            f"service-account file {path} not found: fix board.credentials in the YAML (relative to the YAML "
-            "file), or set the environment variable GOOGLE_APPLICATION_CREDENTIALS to the key file's path"
-        ) from None
-    except (ValueError, KeyError, OSError) as err:
-        raise BoardError(
-            f"{path} is not a service-account key ({_one_line(err)}): download a JSON key for the service "
-            "account from the Google Cloud console (IAM → Service accounts → Keys)"
-        ) from None
-
-
-class GoogleSheetsBoard:
+class GoogleSheetsBoard(SheetsCalls):
     """One worksheet of a spreadsheet: row 1 is the header, every other non-blank row a task."""
 
     def __init__(
@@ -133,9 +109,6 @@ class GoogleSheetsBoard:
         client = gspread.Client(auth=creds) if session is None else gspread.Client(auth=None, session=session)  # type: ignore[arg-type]
         client.set_timeout((10, 190))  # Google gives up on a request after 180 s of processing
         return cls(spreadsheet, sheet, client=client, account_email=creds.service_account_email, **options)
-
-    def describe(self) -> str:
-        return f"Google Sheet {self.key} [{self.sheet}]"
 
     # -- the Board protocol ----------------------------------------------------------------
     def read(self) -> Sheet:
@@ -309,311 +282,3 @@ class GoogleSheetsBoard:
         if columns > have:
             grow = {"sheetId": props["sheetId"], "dimension": "COLUMNS", "length": columns - have}
             self._http.batch_update(self.key, {"requests": [{"appendDimension": grow}]})
-
-    # -- requests, retries and errors --------------------------------------------------------
-    def _range(self, cells: str | None = None) -> str:
-        return absolute_range_name(self.sheet, cells)
-
-    def _values(self, cells: str) -> list[list[str]]:
-        answer = self._http.values_get(self.key, cells, params={"valueRenderOption": "FORMATTED_VALUE"})
-        return [[str(v) for v in row] for row in answer.get("values", [])]
-
-    def _free_sheet_id(self) -> int:
-        meta = self._call(
-            lambda: self._http.fetch_sheet_metadata(self.key, params={"fields": "sheets.properties.sheetId"})
-        )
-        return max((s["properties"]["sheetId"] for s in meta.get("sheets", [])), default=0) + 1
-
-    def _call(self, fn: Callable[[], T], *, writing: bool = False, missing_sheet_ok: bool = False) -> T:
-        """Run ``fn`` (its requests) with backoff on 429, 5xx and network errors; map what is left to our errors."""
-        retrying = Retrying(
-            retry=retry_if_exception(_transient),
-            wait=_backoff,
-            stop=stop_after_attempt(self.attempts),
-            sleep=self._sleep,
-            reraise=True,
-        )
-        try:
-            return retrying(fn)
-        except APIError as err:
-            if missing_sheet_ok and _bad_range(err):
-                return None  # type: ignore[return-value]
-            error = self._failure(err)
-        except RefreshError as err:
-            error = BoardError(
-                f"Google refused the service account {self.account_email} ({_one_line(err)}): "
-                "check that its key is current, or create a new key in the Google Cloud console"
-            )
-        except (requests.RequestException, TransportError) as err:
-            error = BoardError(
-                f"could not reach Google Sheets for {self.describe()} after {self.attempts} tries "
-                f"({_one_line(err)}): check the network"
-            )
-        if writing and not isinstance(error, BoardWriteError):  # whatever stopped a write, the outputs wait
-            error = BoardWriteError(f"{error}{_RETRY_LATER}")
-        raise error from None
-
-    def _failure(self, err: APIError) -> BoardError:
-        status = err.response.status_code
-        message = str(err.error.get("message", "")).strip()
-        if status == 403 and ("has not been used" in message or "is disabled" in message):
-            return BoardError(
-                "the Google Sheets API is not enabled for the service account's project: enable it in the Google "
-                "Cloud console (APIs & Services → Library → Google Sheets API), then retry"
-            )
-        if status == 403:
-            return BoardNotFound(
-                f"spreadsheet {self.key} is not shared with the service account {self.account_email}: open it in "
-                f"Google Sheets, click Share and add {self.account_email} as an Editor"
-            )
-        if status == 404:
-            return BoardNotFound(
-                f"spreadsheet {self.key} was not found: check board.spreadsheet (the key or the URL), and that it "
-                f"is shared with {self.account_email}"
-            )
-        if _bad_range(err):
-            return self._missing_sheet()
-        if status == 429:
-            return BoardError(
-                f"Google Sheets kept refusing {self.describe()} with HTTP 429 (quota: 60 requests a minute per "
-                f"service account) after {self.attempts} tries: let other tools using this account slow down"
-            )
-        return BoardError(f"Google Sheets answered HTTP {status} for {self.describe()}: {message or 'no reason given'}")
-
-    def _missing_sheet(self) -> BoardNotFound:
-        meta = self._call(
-            lambda: self._http.fetch_sheet_metadata(self.key, params={"fields": "sheets.properties.title"})
-        )
-        names = ", ".join(repr(s["properties"]["title"]) for s in meta.get("sheets", []))
-        return BoardNotFound(
-            f"spreadsheet {self.key} has no worksheet {self.sheet!r} (it has {names}): run `sheetbot init` to "
-            "create it, or fix board.sheet in the YAML"
-        )
-
-
-# -- building requests ----------------------------------------------------------------------------
-def value_bodies(sheet: str, cells: Mapping[int, Mapping[int, Any]], limit: int) -> list[dict[str, Any]]:
-    """``values:batchUpdate`` bodies (RAW) for ``cells`` (row number → column index → value).
-
-    Consecutive rows share one ValueRange; cells a row does not set are sent as null, which Google
-    skips. Bodies are split only to stay under ``limit`` bytes (as JSON).
-    """
-    blocks: list[list[tuple[int, Mapping[int, Any]]]] = []
-    for row in sorted(cells):
-        if blocks and blocks[-1][-1][0] == row - 1:
-            blocks[-1].append((row, cells[row]))
-        else:
-            blocks.append([(row, cells[row])])
-    empty = len(json.dumps(_body([])))
-    bodies, data, size = [], [], empty
-    for block in blocks:
-        for piece in _fit(sheet, block, limit - empty):
-            value_range = _value_range(sheet, piece)
-            n = len(json.dumps(value_range)) + 2
-            if data and size + n > limit:
-                bodies.append(_body(data))
-                data, size = [], empty
-            data.append(value_range)
-            size += n
-    if data:
-        bodies.append(_body(data))
-    return bodies
-
-
-def _body(data: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"valueInputOption": "RAW", "includeValuesInResponse": False, "data": data}
-
-
-def _fit(sheet: str, block: list[tuple[int, Mapping[int, Any]]], limit: int) -> Iterator[list[tuple[int, Any]]]:
-    if len(block) == 1 or len(json.dumps(_value_range(sheet, block))) <= limit:
-        yield block
-        return
-    half = len(block) // 2
-    yield from _fit(sheet, block[:half], limit)
-    yield from _fit(sheet, block[half:], limit)
-
-
-def _value_range(sheet: str, block: Sequence[tuple[int, Mapping[int, Any]]]) -> dict[str, Any]:
-    first = min(c for _, row in block for c in row)
-    last = max(c for _, row in block for c in row)
-    values = [[row.get(c) for c in range(first, last + 1)] for _, row in block]
-    span = f"{rowcol_to_a1(block[0][0], first + 1)}:{rowcol_to_a1(block[-1][0], last + 1)}"
-    return {"range": f"{sheet}!{span}", "majorDimension": "ROWS", "values": values}
-
-
-def _raw(value: CellValue) -> str | int | float | bool:
-    """A cell as sent with RAW: numbers stay numbers; None clears the cell ("" — null would leave it)."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return value if math.isfinite(value) else str(value)
-    return clean_text(str(value))
-
-
-def _grid_range(sheet_id: int, row0: int | None, row1: int | None, col0: int, col1: int) -> dict[str, int]:
-    span = {"sheetId": sheet_id, "startColumnIndex": col0, "endColumnIndex": col1}
-    if row0 is not None:
-        span["startRowIndex"] = row0
-    if row1 is not None:
-        span["endRowIndex"] = row1
-    return span
-
-
-def _header_cells(sheet_id: int, start: int, names: Sequence[str], wide: Sequence[int]) -> list[dict[str, Any]]:
-    """The new header cells (string values: never parsed), bold; wide columns wrapped and widened."""
-    cells = [
-        {"userEnteredValue": {"stringValue": name}, "userEnteredFormat": {"textFormat": {"bold": True}}}
-        for name in names
-    ]
-    out: list[dict[str, Any]] = [
-        {
-            "updateCells": {
-                "rows": [{"values": cells}],
-                "fields": "userEnteredValue,userEnteredFormat.textFormat.bold",
-                "start": {"sheetId": sheet_id, "rowIndex": 0, "columnIndex": start},
-            }
-        }
-    ]
-    for col in wide:
-        out.append(
-            {
-                "updateDimensionProperties": {
-                    "range": {"sheetId": sheet_id, "dimension": "COLUMNS", "startIndex": col, "endIndex": col + 1},
-                    "properties": {"pixelSize": WIDE_COLUMN_PIXELS},
-                    "fields": "pixelSize",
-                }
-            }
-        )
-        out.append(
-            {
-                "repeatCell": {
-                    "range": _grid_range(sheet_id, 1, None, col, col + 1),
-                    "cell": {"userEnteredFormat": {"wrapStrategy": "WRAP", "verticalAlignment": "TOP"}},
-                    "fields": "userEnteredFormat(wrapStrategy,verticalAlignment)",
-                }
-            }
-        )
-    return out
-
-
-def _freeze(sheet_id: int) -> dict[str, Any]:
-    props = {"sheetId": sheet_id, "gridProperties": {"frozenRowCount": 1}}
-    return {"updateSheetProperties": {"properties": props, "fields": "gridProperties.frozenRowCount"}}
-
-
-def _dropdown(sheet_id: int, col: int, choices: Sequence[str]) -> dict[str, Any]:
-    rule = {
-        "condition": {"type": "ONE_OF_LIST", "values": [{"userEnteredValue": c} for c in choices]},
-        "inputMessage": f"Pick one of: {', '.join(choices)}",
-        "strict": True,
-        "showCustomUi": True,
-    }
-    return {"setDataValidation": {"range": _grid_range(sheet_id, 1, None, col, col + 1), "rule": rule}}
-
-
-def _colour_rule(sheet_id: int, col: int, value: str, rgb: tuple[float, float, float]) -> dict[str, Any]:
-    colour = dict(zip(("red", "green", "blue"), rgb, strict=True))
-    rule = {
-        "ranges": [_grid_range(sheet_id, 1, None, col, col + 1)],
-        "booleanRule": {
-            "condition": {"type": "TEXT_EQ", "values": [{"userEnteredValue": value}]},
-            "format": {"backgroundColor": colour},
-        },
-    }
-    return {"addConditionalFormatRule": {"rule": rule, "index": 0}}
-
-
-def _has_validation(rows: Sequence[Mapping[str, Any]], col: int) -> bool:
-    """Does the review column already have a dropdown (ours from an earlier `init`, or a person's)?"""
-    for row in rows[1:]:
-        values = row.get("values", [])
-        if col < len(values) and "dataValidation" in values[col]:
-            return True
-    return False
-
-
-def _coloured_statuses(rules: Sequence[Mapping[str, Any]], col: int) -> set[str]:
-    """Statuses that already have a "text is exactly" colour rule on the status column."""
-    found = set()
-    for rule in rules:
-        condition = rule.get("booleanRule", {}).get("condition", {})
-        on_column = any(r.get("startColumnIndex", 0) == col for r in rule.get("ranges", []))
-        if on_column and condition.get("type") == "TEXT_EQ":
-            found.update(str(v.get("userEnteredValue", "")) for v in condition.get("values", []))
-    return found
-
-
-# -- reading ------------------------------------------------------------------------------------
-def _grid_data(sheet: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[list[str]]]:
-    """A spreadsheets.get sheet's first GridData: its rows as sent, and their formatted values."""
-    rows = sheet.get("data", [{}])[0].get("rowData", [])
-    return rows, [[cell.get("formattedValue", "") for cell in row.get("values", [])] for row in rows]
-
-
-def _header(grid: Sequence[Sequence[str]]) -> dict[str, int]:
-    """Column name → 0-based index. Blank header cells are skipped; a repeated name keeps its first."""
-    header: dict[str, int] = {}
-    for index, value in enumerate(grid[0] if grid else ()):
-        name = str(value).strip()
-        if name and name not in header:
-            header[name] = index
-    return header
-
-
-def _data_rows(grid: Sequence[Sequence[str]], header: Mapping[str, int]) -> list[tuple[int, dict[str, str]]]:
-    """Every row below the header with something in a named column, as (row number, texts)."""
-    rows = []
-    for number, cells in enumerate(grid[1:], start=2):
-        values = {name: str(cells[i]) if i < len(cells) else "" for name, i in header.items()}
-        if any(text.strip() for text in values.values()):
-            rows.append((number, values))
-    return rows
-
-
-def _trim(row: Sequence[Any]) -> Sequence[Any]:
-    end = len(row)
-    while end and row[end - 1] in ("", None):
-        end -= 1
-    return row[:end]
-
-
-def _runs(numbers: Sequence[int]) -> list[tuple[int, int]]:
-    """Sorted numbers as (first, last) runs of consecutive ones."""
-    runs: list[tuple[int, int]] = []
-    for n in sorted(set(numbers)):
-        if runs and runs[-1][1] == n - 1:
-            runs[-1] = (runs[-1][0], n)
-        else:
-            runs.append((n, n))
-    return runs
-
-
-# -- errors -------------------------------------------------------------------------------------
-def _transient(err: BaseException) -> bool:
-    if isinstance(err, APIError):
-        return err.response.status_code == 429 or err.response.status_code >= 500
-    return isinstance(err, requests.ConnectionError | requests.Timeout | TransportError)
-
-
-_exponential = wait_exponential_jitter(initial=1, max=64, jitter=1)
-
-
-def _backoff(state: RetryCallState) -> float:
-    """Truncated exponential backoff with jitter, as Google advises for 429; longer if the answer says so."""
-    wait = float(_exponential(state))
-    err = state.outcome.exception() if state.outcome else None
-    if isinstance(err, APIError):
-        with contextlib.suppress(ValueError):  # Retry-After may also be an HTTP date: then ours stands
-            wait = max(wait, float(err.response.headers.get("Retry-After", 0)))
-    return wait
-
-
-def _bad_range(err: APIError) -> bool:
-    return err.response.status_code == 400 and "Unable to parse range" in str(err.error.get("message", ""))
-
-
-def _one_line(err: BaseException) -> str:
-    lines = str(err).strip().splitlines()
-    return lines[0] if lines else type(err).__name__

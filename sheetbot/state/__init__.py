@@ -1,0 +1,25 @@
+"""The SQLite state: what must survive a crash. All of sheetbot's SQL is in this package.
+
+What lives here: every task sheetbot has seen (its status is the truth; the
+board's `status` cell is a mirror), the locked snapshot of each night, every
+model call with its tokens and cost, review decisions, per-night events and an
+append-only audit log.
+
+Two rules keep money safe:
+
+* An output is committed here before anything is written to the board, so a
+  failed board write never costs a second model call.
+* A task whose board cells are out of date is marked ``dirty``; each phase ends by
+  writing every dirty task and marking it clean. A crash between the two only
+  means the same values are written again.
+
+Modules: ``schema`` (the tables), ``records`` (Task, Attempt, BoardProjection), ``store`` (``State``: connection,
+transactions, tasks, the board mirror) and its mixins ``attempts``, ``history``, ``batches``, ``actions`` and
+``governance``.
+"""
+
+from sheetbot.state.records import Attempt, BoardProjection, Task
+from sheetbot.state.schema import SCHEMA, SCHEMA_VERSION
+from sheetbot.state.store import State
+
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "Attempt", "BoardProjection", "State", "Task"]

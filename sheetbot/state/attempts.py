@@ -1,0 +1,68 @@
+"""Model calls: every attempt's result, tokens and cost, committed before anything is written to the board.
+
+A mixin of ``State``: a stored output is never paid for twice, so a failed board write costs no second call.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime
+from pathlib import Path
+
+from sheetbot.state.records import Attempt, _attempt
+
+
+class AttemptsMixin:
+    """The attempts table: record a call, find a stored output, count failures, sum spend."""
+
+    _db: sqlite3.Connection
+    path: Path
+    transaction: Callable[[], AbstractContextManager[None]]
+
+    # -- attempts ------------------------------------------------------------------
+    def record_attempt(self, attempt: Attempt, *, now: datetime) -> None:
+        """Store a model call's result. Committed before the caller writes anything to the board."""
+        data = attempt.__dict__ | {
+            "ok": int(attempt.ok),
+            "truncated": int(attempt.truncated),
+            "created_at": now.isoformat(),
+        }
+        columns = ", ".join(data)
+        marks = ", ".join("?" * len(data))
+        with self.transaction():
+            self._db.execute(f"INSERT INTO attempts({columns}) VALUES ({marks})", list(data.values()))
+
+    def stored_output(self, task_id: str, attempt: int, step: str) -> Attempt | None:
+        row = self._db.execute(
+            "SELECT * FROM attempts WHERE task_id = ? AND attempt = ? AND step = ? AND ok = 1",
+            (task_id, attempt, step),
+        ).fetchone()
+        if row is None:
+            return None
+        return _attempt(row)
+
+    def final_output(self, task_id: str, attempt: int) -> Attempt | None:
+        """The task's answer for an attempt: the last step's stored output."""
+        row = self._db.execute(
+            "SELECT * FROM attempts WHERE task_id = ? AND attempt = ? AND ok = 1 AND final = 1 ORDER BY id DESC",
+            (task_id, attempt),
+        ).fetchone()
+        return None if row is None else _attempt(row)
+
+    def failed_calls(self, task_id: str, night: str) -> int:
+        return int(
+            self._db.execute(
+                "SELECT COUNT(*) FROM attempts WHERE task_id = ? AND night = ? AND ok = 0", (task_id, night)
+            ).fetchone()[0]
+        )
+
+    def spent_usd(self, *, night: str | None = None, workflow: str | None = None, task_id: str | None = None) -> float:
+        clauses, args = [], []
+        for column, value in (("night", night), ("workflow", workflow), ("task_id", task_id)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        return float(self._db.execute(f"SELECT COALESCE(SUM(cost_usd), 0) FROM attempts {where}", args).fetchone()[0])

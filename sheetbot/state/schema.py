@@ -1,0 +1,141 @@
+"""The schema in one place: every table the store uses, created idempotently on open.
+
+``SCHEMA_VERSION`` guards against an older sheetbot opening a file a newer one wrote; there are no
+migrations yet (every change so far has been a new ``CREATE ... IF NOT EXISTS``).
+"""
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,                 -- order first seen: "oldest first" among equals
+    first_seen TEXT NOT NULL,
+    status TEXT NOT NULL,
+    failure TEXT,                         -- 'invalid' (re-checked every lock) | 'call' (needs a person)
+    workflow TEXT,
+    priority TEXT,
+    attempt INTEGER NOT NULL DEFAULT 1,
+    night TEXT,
+    snapshot TEXT,                        -- JSON: the row as locked
+    rework_notes TEXT,
+    previous_output TEXT,
+    error TEXT NOT NULL DEFAULT '',
+    dirty INTEGER NOT NULL DEFAULT 0,     -- the board's cells are behind the state
+    clear_review INTEGER NOT NULL DEFAULT 0,
+    resend_output INTEGER NOT NULL DEFAULT 0, -- the board's output cells must be (re)written
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_status ON tasks(status);
+CREATE INDEX IF NOT EXISTS tasks_seq ON tasks(seq);
+CREATE INDEX IF NOT EXISTS tasks_dirty ON tasks(dirty) WHERE dirty = 1;
+CREATE TABLE IF NOT EXISTS attempts (
+    id INTEGER PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    night TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    step TEXT NOT NULL,
+    final INTEGER NOT NULL DEFAULT 1,     -- the task's output (the last step); 0 for a checkpoint
+    workflow TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    system TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    output TEXT,
+    error TEXT,
+    truncated INTEGER NOT NULL DEFAULT 0,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+    cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    estimated_usd REAL,
+    latency_s REAL NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_task ON attempts(task_id, attempt, step);
+CREATE UNIQUE INDEX IF NOT EXISTS attempts_one_output ON attempts(task_id, attempt, step) WHERE ok = 1;
+CREATE TABLE IF NOT EXISTS reviews (
+    id INTEGER PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    night TEXT,
+    attempt INTEGER NOT NULL,
+    workflow TEXT,
+    decision TEXT NOT NULL,
+    notes TEXT NOT NULL DEFAULT '',
+    edited_output TEXT,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS night_tasks (     -- what each night did with each task: the metrics' source
+    night TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    outcome TEXT NOT NULL,                -- locked | done | failed | deferred | over_cap
+    reason TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (night, task_id)
+);
+CREATE TABLE IF NOT EXISTS nights (
+    night TEXT PRIMARY KEY,
+    locked_at TEXT,
+    run_started_at TEXT,
+    run_finished_at TEXT,
+    drained INTEGER,
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS batches (         -- Batch API jobs: stored the moment the provider returns an id
+    batch_id TEXT PRIMARY KEY,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    night TEXT NOT NULL,
+    step TEXT NOT NULL,                   -- the round: the step its requests are for ("+" joins several)
+    status TEXT NOT NULL,                 -- open | ended | collected | cancelled
+    custom_ids TEXT NOT NULL,             -- JSON list: these requests are paid for; never send them again
+    requests TEXT NOT NULL DEFAULT '{}',  -- JSON: custom_id -> what the attempt row needs (system, prompt, ...)
+    submitted_at TEXT NOT NULL,
+    finished_at TEXT,
+    counts TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    event TEXT NOT NULL,
+    task_id TEXT,
+    detail TEXT NOT NULL DEFAULT '{}'
+);
+-- governance: the audit log is append-only, enforced by the database itself
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TABLE IF NOT EXISTS alerts_sent (  -- one row per alert delivered: never the same alert twice
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,                    -- what it is about: workflow and night, or a task id
+    at TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+CREATE TABLE IF NOT EXISTS paused (       -- workflows whose rows the lock skips until resumed
+    workflow TEXT PRIMARY KEY,
+    since TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS queue_samples (  -- queue depth over time, for "over N for M minutes"
+    at_s REAL NOT NULL,                   -- unix seconds: comparable whatever the clock's timezone
+    depth INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS actions (         -- approval-gated actions (sheetbot/actions.py): one per approval
+    task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    workflow TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'webhook',
+    state TEXT NOT NULL,                  -- pending | sending | delivered
+    tries INTEGER NOT NULL DEFAULT 0,
+    last_error TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (task_id, attempt)
+);
+"""

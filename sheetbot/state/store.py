@@ -1,0 +1,216 @@
+"""The store itself: one connection, WAL, ``transaction()``, tasks and their moves, and the board mirror.
+
+``State`` stays one class (callers hold one object); the later concerns (attempts, batches, actions, history,
+governance) are mixins in their own modules, and every one of them keeps its SQL inside this package.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sheetbot.errors import StateError, TransitionError
+from sheetbot.state.actions import ActionsMixin
+from sheetbot.state.attempts import AttemptsMixin
+from sheetbot.state.batches import BatchesMixin
+from sheetbot.state.governance import GovernanceMixin
+from sheetbot.state.history import HistoryMixin
+from sheetbot.state.records import _TASK_COLUMNS, BoardProjection, Task, _task
+from sheetbot.state.schema import SCHEMA, SCHEMA_VERSION
+from sheetbot.status import Status, can_move
+
+
+class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceMixin):
+    """The store. One connection, used from one thread; WAL so readers (report) never block the night."""
+
+    def __init__(self, path: Path | str, *, now: datetime | None = None) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(SCHEMA)
+            self._check_version()
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"cannot use the state file {self.path}: {exc} (is it a sheetbot state file?)") from None
+        self._depth = 0
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> State:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_version(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+        elif int(row["value"]) > SCHEMA_VERSION:
+            raise StateError(
+                f"the state file {self.path} was written by a newer sheetbot (schema {row['value']}); upgrade sheetbot"
+            )
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT; nested calls join the outer transaction. Rolls back on error."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._depth = 1
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        else:
+            self._db.execute("COMMIT")
+        finally:
+            self._depth = 0
+
+    # -- tasks ---------------------------------------------------------------------
+    def tasks(self, ids: Iterable[str] | None = None) -> dict[str, Task]:
+        """The given tasks in full; without ids, every task without its snapshot and previous output (a
+        10,000-row board's snapshots are most of a phase's memory, and lock and harvest only need statuses)."""
+        if ids is None:
+            light = _TASK_COLUMNS.replace("snapshot,", "NULL AS snapshot,").replace(
+                "previous_output,", "NULL AS previous_output,"
+            )
+            rows = self._db.execute(f"SELECT {light} FROM tasks").fetchall()
+            return {r["task_id"]: _task(r) for r in rows}
+        out: dict[str, Task] = {}
+        wanted = list(ids)
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in self._db.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_id IN ({marks})", chunk):
+                out[r["task_id"]] = _task(r)
+        return out
+
+    def task(self, task_id: str) -> Task | None:
+        return self.tasks([task_id]).get(task_id)
+
+    def tasks_with_status(self, *statuses: Status) -> list[Task]:
+        marks = ",".join("?" * len(statuses))
+        rows = self._db.execute(
+            f"SELECT {_TASK_COLUMNS} FROM tasks WHERE status IN ({marks}) ORDER BY priority, seq",
+            [str(s) for s in statuses],
+        ).fetchall()
+        return [_task(r) for r in rows]
+
+    def add_task(self, task_id: str, *, now: datetime) -> Task:
+        with self.transaction():
+            seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks").fetchone()[0]
+            self._db.execute(
+                "INSERT INTO tasks(task_id, seq, first_seen, status, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (task_id, seq, now.isoformat(), str(Status.QUEUED), now.isoformat()),
+            )
+        return Task(task_id=task_id, seq=seq, first_seen=now.isoformat(), status=Status.QUEUED)
+
+    def move(
+        self,
+        task_id: str,
+        new: Status,
+        *,
+        now: datetime,
+        error: str | None = None,
+        failure: str | None = None,
+        board: bool = True,
+        **fields: Any,
+    ) -> None:
+        """Change a task's status (refusing transitions the lifecycle forbids) and other fields."""
+        row = self._db.execute("SELECT status FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
+        if row is None:
+            raise StateError(f"task {task_id} is not in the state file {self.path}")
+        current = Status(row["status"])
+        if current != new and not can_move(current, new):
+            raise TransitionError(f"task {task_id}: {current} → {new} is not an allowed status change")
+        allowed = {
+            "workflow",
+            "priority",
+            "attempt",
+            "night",
+            "snapshot",
+            "rework_notes",
+            "previous_output",
+            "clear_review",
+        }
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown task fields {sorted(unknown)}")
+        values: dict[str, Any] = {"status": str(new), "updated_at": now.isoformat(), "failure": failure}
+        if error is not None:
+            values["error"] = error
+        if board:
+            values["dirty"] = 1
+        for key, value in fields.items():
+            values[key] = json.dumps(value) if key == "snapshot" else value
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        with self.transaction():
+            self._db.execute(f"UPDATE tasks SET {assignments} WHERE task_id = ?", [*values.values(), task_id])
+
+    def forget(self, task_id: str) -> None:
+        """Drop a task created in this phase whose id never reached the board (its row changed meanwhile)."""
+        with self.transaction():
+            self._db.execute("DELETE FROM night_tasks WHERE task_id = ?", (task_id,))
+            self._db.execute("DELETE FROM tasks WHERE task_id = ?", (task_id,))
+
+    # -- the board mirror ----------------------------------------------------------
+    def dirty(self) -> list[BoardProjection]:
+        """Every task whose board cells are behind the state, with the values the board should show."""
+        rows = self._db.execute(
+            """SELECT t.task_id, t.workflow, t.status, t.night, t.error, t.clear_review, t.attempt,
+                      CASE WHEN t.resend_output = 1 OR t.clear_review = 1 THEN
+                      (SELECT a.output FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
+                         AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1) END AS output,
+                      (SELECT COALESCE(SUM(a.cost_usd), 0) FROM attempts a WHERE a.task_id = t.task_id) AS cost
+               FROM tasks t WHERE t.dirty = 1 ORDER BY t.seq"""
+        ).fetchall()
+        return [
+            BoardProjection(
+                task_id=r["task_id"],
+                workflow=r["workflow"],
+                status=Status(r["status"]),
+                night=r["night"],
+                output=r["output"],
+                error=r["error"],
+                cost_usd=float(r["cost"]),
+                clear_review=bool(r["clear_review"]),
+            )
+            for r in rows
+        ]
+
+    def mark_dirty(self, task_ids: Iterable[str]) -> None:
+        """The board lost what it should show for these tasks: rewrite all of it, outputs included."""
+        with self.transaction():
+            self._db.executemany(
+                "UPDATE tasks SET dirty = 1, resend_output = 1 WHERE task_id = ?", [(i,) for i in task_ids]
+            )
+
+    def mark_synced(self, task_ids: Iterable[str]) -> None:
+        ids = list(task_ids)
+        with self.transaction():
+            self._db.executemany(
+                "UPDATE tasks SET dirty = 0, clear_review = 0, resend_output = 0 WHERE task_id = ?", [(i,) for i in ids]
+            )
+
+    def query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        """Read-only queries for reports (SELECT only)."""
+        if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
+            raise ValueError("State.query is for SELECT statements")
+        return self._db.execute(sql, list(args)).fetchall()

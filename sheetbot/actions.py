@@ -18,8 +18,6 @@ and the row's `error` cell says why.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import time
@@ -34,6 +32,7 @@ import tenacity
 from sheetbot.errors import SheetbotError
 from sheetbot.night.context import NightContext
 from sheetbot.night.writeback import write_back
+from sheetbot.notify.webhook import sign
 from sheetbot.state import Task
 from sheetbot.status import Status
 
@@ -61,9 +60,9 @@ def queue_action(ctx: NightContext, task: Task) -> bool:
 
 def signature_headers(secret: str, body: str, *, timestamp: int) -> dict[str, str]:
     """`X-Sheetbot-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`: the timestamp is
-    signed too, so a receiver can refuse replays of an old request."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
-    return {"X-Sheetbot-Timestamp": str(timestamp), "X-Sheetbot-Signature": f"sha256={digest}"}
+    signed too, so a receiver can refuse replays of an old request. The same scheme as the notification
+    webhook, so one `verify_signature` serves both."""
+    return {"X-Sheetbot-Timestamp": str(timestamp), "X-Sheetbot-Signature": sign(secret, str(timestamp), body)}
 
 
 def _final_text(ctx: NightContext, task: Task) -> tuple[str, str] | None:

@@ -29,7 +29,9 @@ def value_bodies(sheet: str, cells: Mapping[int, Mapping[int, Any]], limit: int)
         else:
             blocks.append([(row, cells[row])])
     empty = len(json.dumps(_body([])))
-    bodies, data, size = [], [], empty
+    bodies: list[dict[str, Any]] = []
+    data: list[dict[str, Any]] = []
+    size = empty
     for block in blocks:
         for piece in _fit(sheet, block, limit - empty):
             value_range = _value_range(sheet, piece)
@@ -160,7 +162,7 @@ def _has_validation(rows: Sequence[Mapping[str, Any]], col: int) -> bool:
 
 def _coloured_statuses(rules: Sequence[Mapping[str, Any]], col: int) -> set[str]:
     """Statuses that already have a "text is exactly" colour rule on the status column."""
-    found = set()
+    found: set[str] = set()
     for rule in rules:
         condition = rule.get("booleanRule", {}).get("condition", {})
         on_column = any(r.get("startColumnIndex", 0) == col for r in rule.get("ranges", []))

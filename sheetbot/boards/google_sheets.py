@@ -124,7 +124,7 @@ class GoogleSheetsBoard(SheetsCalls):
         return self._call(lambda: self._write(updates), writing=True)
 
     def ensure_schema(self, spec: SchemaSpec) -> list[str]:
-        params = {"ranges": self._range(), "fields": _SCHEMA_FIELDS}
+        params: dict[str, Any] = {"ranges": self._range(), "fields": _SCHEMA_FIELDS}
         meta = self._call(lambda: self._http.fetch_sheet_metadata(self.key, params=params), missing_sheet_ok=True)
         found = [s for s in (meta or {}).get("sheets", []) if s["properties"]["title"] == self.sheet]
         requests_: list[dict[str, Any]] = []
@@ -173,7 +173,7 @@ class GoogleSheetsBoard(SheetsCalls):
         tonight runs what the row said at the cutoff. Returns the number of ranges now protected."""
         fields = "sheets(properties(sheetId,title),protectedRanges(protectedRangeId,description)"
         fields += ",data(rowData(values(formattedValue))))" if task_ids else ")"
-        params = {"ranges": self._range(), "fields": fields}
+        params: dict[str, Any] = {"ranges": self._range(), "fields": fields}
         meta = self._call(lambda: self._http.fetch_sheet_metadata(self.key, params=params))
         sheet = next(s for s in meta.get("sheets", []) if s["properties"]["title"] == self.sheet)
         sheet_id = sheet["properties"]["sheetId"]

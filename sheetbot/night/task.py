@@ -14,6 +14,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sheetbot.audit import store_call
 from sheetbot.config import Config, StepConfig, WorkflowConfig
@@ -227,7 +228,7 @@ def _worst_case(request: CompletionRequest) -> Usage:
 
 
 def _attempt(
-    base: dict[str, object],
+    base: dict[str, Any],
     completion: Completion,
     cost: float,
     *,

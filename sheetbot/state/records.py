@@ -80,7 +80,8 @@ _TASK_COLUMNS = (
 
 def _attempt(row: sqlite3.Row) -> Attempt:
     flags = ("ok", "truncated", "final")
-    return Attempt(**{k: (bool(row[k]) if k in flags else row[k]) for k in Attempt.__dataclass_fields__})
+    values: dict[str, Any] = {k: (bool(row[k]) if k in flags else row[k]) for k in Attempt.__dataclass_fields__}
+    return Attempt(**values)
 
 
 def _batch(row: sqlite3.Row) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from fake_airtable import TOKEN as AIRTABLE_TOKEN
 from fake_airtable import AirtablePerson, FakeAirtable, FakeTime
 from fake_google import FakeGoogleSheets
 from fakellm import FakeLLM
-from harness import ENV, WORKFLOWS, at
+from harness import ENV, WORKFLOWS, Phases, at
 from openpyxl import Workbook, load_workbook
 
 from sheetbot.boards.airtable import AirtableBoard
@@ -32,9 +32,6 @@ from sheetbot.boards.memory import MemoryBoard
 from sheetbot.clock import FakeClock
 from sheetbot.configfile import load_config
 from sheetbot.night.context import NightContext
-from sheetbot.night.harvest import HarvestReport, harvest
-from sheetbot.night.lock import LockReport, lock
-from sheetbot.night.run import RunReport, run
 from sheetbot.providers.factory import make_provider
 from sheetbot.state import State
 
@@ -306,7 +303,7 @@ BOARDS: dict[str, Factory] = {
 
 
 # -- a whole night on any board --------------------------------------------------------------------
-class Night:
+class Night(Phases):
     """sheetbot's phases on ``board`` with a real SQLite state, a fake clock and the model faked at HTTP."""
 
     def __init__(
@@ -349,21 +346,6 @@ class Night:
             )
         finally:
             state.close()
-
-    def lock(self) -> LockReport:
-        with self.context() as ctx:
-            return lock(ctx)
-
-    def run(self, **kwargs: Any) -> RunReport:
-        with self.context() as ctx:
-            return run(ctx, **kwargs)
-
-    def harvest(self) -> HarvestReport:
-        with self.context() as ctx:
-            return harvest(ctx)
-
-    def state(self) -> State:
-        return State(self.config.state_path)
 
 
 class Metered:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from openpyxl import Workbook, load_workbook
 
 from sheetbot.boards.factory import open_board
 from sheetbot.clock import FakeClock
+from sheetbot.config import Config
 from sheetbot.configfile import load_config
 from sheetbot.night.context import NightContext
 from sheetbot.night.harvest import HarvestReport, harvest
@@ -56,7 +57,31 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=BERLIN)
 
 
-class Shop:
+class Phases:
+    """sheetbot's side of a test: each phase in a fresh context, as the CLI runs them."""
+
+    config: Config
+
+    def context(self) -> AbstractContextManager[NightContext]:
+        raise NotImplementedError
+
+    def lock(self) -> LockReport:
+        with self.context() as ctx:
+            return lock(ctx)
+
+    def run(self, **kwargs: Any) -> RunReport:
+        with self.context() as ctx:
+            return run(ctx, **kwargs)
+
+    def harvest(self) -> HarvestReport:
+        with self.context() as ctx:
+            return harvest(ctx)
+
+    def state(self) -> State:
+        return State(self.config.state_path)
+
+
+class Shop(Phases):
     def __init__(
         self,
         folder: Path,
@@ -149,21 +174,6 @@ class Shop:
         finally:
             state.close()
 
-    def lock(self) -> LockReport:
-        with self.context() as ctx:
-            return lock(ctx)
-
-    def run(self, **kwargs: Any) -> RunReport:
-        with self.context() as ctx:
-            return run(ctx, **kwargs)
-
-    def harvest(self) -> HarvestReport:
-        with self.context() as ctx:
-            return harvest(ctx)
-
-    def state(self) -> State:
-        return State(self.config.state_path)
-
     # -- the people's side ---------------------------------------------------------
     def _edit(self) -> Any:
         return _Editing(self.book)
@@ -177,8 +187,8 @@ class Shop:
                     ws.cell(row=1, column=len(header), value=key)
             ws.append([values.get(h) for h in header])
 
-    def rows(self) -> list[dict[str, Any]]:
-        ws = load_workbook(self.book)["Queue"]
+    def rows(self, sheet: str = "Queue") -> list[dict[str, Any]]:
+        ws = load_workbook(self.book)[sheet]
         header = [c.value for c in ws[1]]
         out = []
         for line in ws.iter_rows(min_row=2, values_only=True):

@@ -41,13 +41,7 @@ def shop(tmp_path: Path) -> Shop:
 
 
 def trial_rows(shop: Shop, workflow: str = "listing") -> list[dict[str, Any]]:
-    ws = load_workbook(shop.book)[f"Trial {workflow}"]
-    header = [c.value for c in ws[1]]
-    out = []
-    for line in ws.iter_rows(min_row=2, values_only=True):
-        if any(v is not None for v in line):
-            out.append({h: ("" if v is None else v) for h, v in zip(header, line, strict=False) if h})
-    return out
+    return shop.rows(sheet=f"Trial {workflow}")
 
 
 def review(shop: Shop, decisions: list[str]) -> None:

@@ -235,10 +235,10 @@ def _changed_after_lock(ctx: NightContext, report: RunReport) -> None:
     col = ctx.col
     rows = {r.get(col["id"]).strip(): r for r in sheet.rows}
     owned = _sheetbot_columns(col)
-    for projection in ctx.state.dirty():
-        task = ctx.state.task(projection.task_id)
-        row = rows.get(projection.task_id)
-        if task is None or row is None or task.status != Status.REVIEW or not task.snapshot:
+    fresh = ctx.state.query("SELECT task_id FROM tasks WHERE dirty = 1 AND status = ?", (str(Status.REVIEW),))
+    for task in ctx.state.tasks(r["task_id"] for r in fresh).values():  # one query, not one per row
+        row = rows.get(task.task_id)
+        if row is None or not task.snapshot:
             continue
         watched = [col["type"], col["input"], *[c for c in task.snapshot if c not in owned]]
         changed = [c for c in dict.fromkeys(watched) if row.get(c) != task.snapshot.get(c, "")]

@@ -28,7 +28,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, Sheet, WriteResult
 from sheetbot.boards.locate import resolve
-from sheetbot.boards.values import as_text, clean_text, looks_like_formula
+from sheetbot.boards.values import EXCEL_CELL_UNITS, as_text, clean_text, looks_like_formula
 from sheetbot.errors import BoardError, BoardNotFound, BoardWriteError
 
 if TYPE_CHECKING:
@@ -47,6 +47,9 @@ WIDE_COLUMN_WIDTH = 60
 
 class LocalBoard:
     """A worksheet in an ``.xlsx`` file: row 1 is the header, every other non-blank row a task."""
+
+    #: Excel's limit: 32,767 UTF-16 code units a cell (a longer one makes Excel repair the file).
+    max_cell_units = EXCEL_CELL_UNITS
 
     def __init__(self, path: Path, sheet: str, *, id_column: str = "id") -> None:
         self.path = Path(path)

@@ -274,6 +274,19 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from sheetbot.configfile import load_config
+    from sheetbot.show import describe, show
+
+    with _state(args) as state:
+        shown = show(state, load_config(args.config), args.id)
+    if args.json:
+        print(json.dumps(shown.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(describe(shown))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from sheetbot.demo import run_demo
 
@@ -344,6 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     fb.add_argument("workflow")
     fb.add_argument("--nights", type=_positive, default=14, help="how many recent nights (default 14)")
     fb.add_argument("--json", action="store_true", help="print JSON instead of text")
+    show = command("show", cmd_show, "a row's whole stored output (every step or field), status and error")
+    show.add_argument("id", help="the row's id, from the board's id column")
+    show.add_argument("--json", action="store_true", help="print JSON instead of text")
     resume = command("resume", cmd_resume, "lift an escalation's pause: the workflow's rows are locked again")
     resume.add_argument("workflow")
     return parser

@@ -12,6 +12,7 @@ meant to reach the user as a traceback.
     ├── BoardError             the board cannot be read or written
     │   ├── BoardNotFound      the workbook / sheet / table does not exist
     │   ├── BoardSchemaError   columns are missing (run `sheetbot init`)
+    │   ├── WorkbookNotKept    saving the workbook would lose what openpyxl cannot keep (charts, macros, …)
     │   └── BoardWriteError    a write failed; outputs stay in the state and are written next time
     ├── StateError             the SQLite state file cannot be used
     │   └── TransitionError    a status change the lifecycle does not allow
@@ -74,6 +75,11 @@ class BoardNotFound(BoardError):
 
 class BoardSchemaError(BoardError):
     """The board lacks columns sheetbot needs."""
+
+
+class WorkbookNotKept(BoardError):
+    """The workbook holds what openpyxl drops when it saves (a text box, a picture, a pivot table, macros…):
+    sheetbot refuses it before saving anything."""
 
 
 class BoardWriteError(BoardError):

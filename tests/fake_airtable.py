@@ -35,6 +35,8 @@ TOKEN = "patFakeToken.0123456789"
 BASE_ID = "appFAKEBASE000001"
 ALL_SCOPES = frozenset({"data.records:read", "data.records:write", "schema.bases:read", "schema.bases:write"})
 QUEUE_FIELDS = ("id", "type", "input", "priority", "brand")
+#: Characters a long text holds; a longer value makes Airtable refuse the whole request (422).
+CELL_LIMIT = 100_000
 _TEXT = {"singleLineText", "multilineText", "richText", "email", "url", "phoneNumber"}
 _NUMERIC = {"number", "currency", "percent", "duration", "rating"}
 _COMPUTED = {"formula", "autoNumber", "createdTime", "lastModifiedTime", "rollup", "count", "multipleLookupValues"}
@@ -356,6 +358,8 @@ def _invalid(spec: dict[str, Any] | None, name: str, value: Any, typecast: bool)
     cannot = "INVALID_VALUE_FOR_COLUMN", f'Field "{name}" cannot accept the provided value'
     if kind in _TEXT and not isinstance(value, str):
         return None if typecast else cannot
+    if kind in _TEXT and len(value.encode("utf-16-le")) // 2 > CELL_LIMIT:  # counted as JavaScript counts
+        return "INVALID_VALUE_FOR_COLUMN", f'Field "{name}" cannot accept a value longer than {CELL_LIMIT} characters'
     if kind in _NUMERIC and (isinstance(value, bool) or not isinstance(value, int | float)):
         return None if typecast else cannot
     if kind == "singleSelect":

@@ -28,8 +28,10 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, Sheet, WriteResult
 from sheetbot.boards.locate import resolve
-from sheetbot.boards.values import as_text, clean_text, looks_like_formula
-from sheetbot.errors import BoardError, BoardNotFound, BoardWriteError
+from sheetbot.boards.values import EXCEL_CELL_UNITS, as_text, clean_text, looks_like_formula
+from sheetbot.boards.xlsx_parts import describe as describe_losses
+from sheetbot.boards.xlsx_parts import losses
+from sheetbot.errors import BoardError, BoardNotFound, BoardWriteError, WorkbookNotKept
 
 if TYPE_CHECKING:
     from sheetbot.dashboard import ChartSpec
@@ -43,10 +45,15 @@ SAVE_ATTEMPTS = 3
 #: Excel's last row: the review dropdown covers the whole column below the header.
 LAST_ROW = 1_048_576
 WIDE_COLUMN_WIDTH = 60
+#: Macro-enabled workbooks: openpyxl would save them without their macros and with the .xlsx content type.
+MACRO_SUFFIXES = frozenset({".xlsm", ".xltm", ".xlam"})
 
 
 class LocalBoard:
     """A worksheet in an ``.xlsx`` file: row 1 is the header, every other non-blank row a task."""
+
+    #: Excel's limit: 32,767 UTF-16 code units a cell (a longer one makes Excel repair the file).
+    max_cell_units = EXCEL_CELL_UNITS
 
     def __init__(self, path: Path, sheet: str, *, id_column: str = "id") -> None:
         self.path = Path(path)
@@ -59,6 +66,8 @@ class LocalBoard:
         #: A dashboard to draw in the next save (see stage_dashboard), and why the last one failed to draw.
         self._staged: tuple[Sequence[Mapping[str, object]], ChartSpec] | None = None
         self.dashboard_problem: str | None = None
+        #: The file version (signature) last found safe to save: a 10,000-row night inspects it once.
+        self._kept: Signature | None = None
 
     def describe(self) -> str:
         return f"{self.path.name} [{self.sheet}]"
@@ -169,6 +178,10 @@ class LocalBoard:
             return workbook
         except OSError as err:
             raise BoardError(f"cannot read {self.path}: {err.strerror or err}") from None
+        signature = (stat.st_mtime_ns, stat.st_size)
+        if signature != self._kept:
+            self._refuse_what_openpyxl_drops(data)
+            self._kept = signature
         try:
             workbook = load_workbook(io.BytesIO(data))
         except Exception as err:  # openpyxl raises zip, XML, key and value errors alike
@@ -177,8 +190,27 @@ class LocalBoard:
                 f"{self.path} is not a valid .xlsx workbook ({reason}): save it from Excel as .xlsx, "
                 "or move it away and run `sheetbot init`"
             ) from None
-        self._workbook, self._signature = workbook, (stat.st_mtime_ns, stat.st_size)
+        self._workbook, self._signature = workbook, signature
         return workbook
+
+    def _refuse_what_openpyxl_drops(self, data: bytes) -> None:
+        """Before anything is read or saved: a workbook whose save would lose a person's objects is refused.
+
+        openpyxl rewrites the whole file from what it understands (sheetbot/boards/xlsx_parts.py); a
+        text box, a picture, a pivot table or macros elsewhere in the workbook would silently go.
+        """
+        from sheetbot.boards.dashboard_local import DASHBOARD_SHEET
+
+        lost = losses(data, own_sheets={DASHBOARD_SHEET})
+        macro_name = self.path.suffix.lower() in MACRO_SUFFIXES
+        if not lost and not macro_name:
+            return
+        what = describe_losses(lost) if lost else f"a macro-enabled workbook ({self.path.suffix})"
+        raise WorkbookNotKept(
+            f"{self.path} holds {what}, which would be lost when sheetbot saves the workbook (openpyxl "
+            "keeps only cells, formats, notes and its own charts): keep the queue in a workbook of its own "
+            "(point board.path at a new .xlsx and run `sheetbot init`); nothing was changed"
+        )
 
     def _worksheet(self, workbook: Workbook) -> Worksheet:
         ws = workbook[self.sheet] if self.sheet in workbook.sheetnames else None
@@ -217,7 +249,7 @@ class LocalBoard:
             if not replaced:
                 with contextlib.suppress(OSError):
                     temp.unlink(missing_ok=True)
-        self._workbook, self._signature = workbook, saved
+        self._workbook, self._signature, self._kept = workbook, saved, saved  # ours: nothing new to inspect
         return True
 
     # -- applying updates ----------------------------------------------------------------

@@ -4,8 +4,9 @@ Inside the async night every model call's result and every row's outcome is writ
 the event loop. SQLite's busy handler waits by blocking the thread, which would freeze every call in
 flight (and let their timers fire) while a backup tool holds the lock. So these writes try with a short
 busy timeout and, while the state is locked, wait on the event loop between tries, for at most
-``limits.state_wait_s``; new calls do not start meanwhile (there is no point paying for answers that
-cannot be recorded), calls in flight go on. Any other write in the night waits at most ``BLOCK_S``.
+``limits.state_wait_s``. Calls in flight go on; each task waits for its own write before its next call,
+so what is spent while the state is locked is bounded by the providers' concurrency. Any other write in
+the night waits at most ``BLOCK_S``.
 
 A paid answer that meets a locked state is first appended to the journal (sheetbot.state.journal), so
 it survives even a kill during the wait. When the wait runs out, or the disk is full, or the file cannot
@@ -17,7 +18,6 @@ nothing more can be done for those answers than to say so, and still start nothi
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
@@ -58,9 +58,8 @@ class Keeper:
         self.kept: set[str] = set()
         self.lost = 0
         self.journal_problem = ""
-        self._waiting = 0
-        self._clear = asyncio.Event()
-        self._clear.set()
+        #: Something was journaled tonight: the end of the night stores it and empties the journal.
+        self.journaled = False
 
     @contextmanager
     def night(self) -> Iterator[None]:
@@ -68,15 +67,10 @@ class Keeper:
         with self.state.waiting_at_most(min(BLOCK_S, self.wait_s)):
             yield
 
-    async def ready(self) -> None:
-        """Before a new call: wait while a write waits for the state (or go on at once if it is broken)."""
-        await self._clear.wait()
-
     def fail(self, exc: StateUnavailableError) -> None:
         """The state cannot be used any more tonight: stop new calls."""
         if self.broken is None:
             self.broken = exc
-        self._clear.set()
 
     # -- the writes ------------------------------------------------------------------------------------
     async def store_call(self, attempt: Attempt, snapshot: Mapping[str, Any]) -> None:
@@ -120,28 +114,21 @@ class Keeper:
 
     async def _wait_and_store(self, entry: dict[str, Any]) -> None:
         """The state is locked: store the (journaled) entry once the lock is gone, within ``wait_s``."""
-        self._waiting += 1
-        self._clear.clear()
-        try:
-            waited, pause = 0.0, 0.1
-            while self.broken is None:
-                await self.sleep(pause)
-                waited += pause + TRY_S
-                try:
-                    with self.state.waiting_at_most(TRY_S):
-                        self.state.store_entry(entry)
-                    self.kept.discard(entry["id"])
-                    return
-                except StateUnavailableError as exc:
-                    if exc.kind != "locked":
-                        self.fail(exc)
-                    elif waited >= self.wait_s:
-                        self.fail(locked(self.state.path, self.wait_s))
-                pause = min(pause * 2, MAX_PAUSE_S, max(self.wait_s - waited, TRY_S))
-        finally:
-            self._waiting -= 1
-            if not self._waiting:
-                self._clear.set()
+        waited, pause = 0.0, 0.1
+        while self.broken is None:
+            await self.sleep(pause)
+            waited += pause + TRY_S
+            try:
+                with self.state.waiting_at_most(TRY_S):
+                    self.state.store_entry(entry)
+                self.kept.discard(entry["id"])
+                return
+            except StateUnavailableError as exc:
+                if exc.kind != "locked":
+                    self.fail(exc)
+                elif waited >= self.wait_s:
+                    self.fail(locked(self.state.path, self.wait_s))
+            pause = min(pause * 2, MAX_PAUSE_S, max(self.wait_s - waited, TRY_S))
 
     def _keep(self, entry: dict[str, Any], *, paid: bool = True) -> bool:
         """Append to the journal; False (and counted as lost) if even that fails."""
@@ -153,18 +140,21 @@ class Keeper:
                 self.lost += 1
             return False
         self.kept.add(entry["id"])
+        self.journaled = True
         return True
 
     # -- the end of the night --------------------------------------------------------------------------
     def recover(self) -> None:
-        """After the night's calls: if a write failed, store the journal now if the state takes it (waiting
-        the full ``state_wait_s``: nothing else is running), else raise the one-line error."""
-        if self.broken is None:
+        """After the night's calls: store what the journal keeps if the state takes it now (waiting the full
+        ``state_wait_s``: nothing else is running), else raise the one-line error."""
+        if not self.journaled:
             return
         paid = self._paid_kept()
         try:
-            self.state.replay_journal()
+            self.state.replay_journal()  # what is already stored is skipped; then the journal is emptied
         except StateUnavailableError:
+            if self.broken is None:
+                return  # every entry is stored already; the next open empties the journal
             raise self.error(kept=paid) from None
         self.kept.clear()
 

@@ -148,7 +148,6 @@ class TaskRunner:
         structured = last and bool(wf.outputs)
         repaired = False
         while True:
-            await self.keep.ready()  # no new call while the state is locked: it could not be recorded
             if self.out_of_time():
                 return Outcome("deferred", "deferred: the night window ended before this row finished")
             request = self.request_for(task, wf, step, system, prompt, last=last)

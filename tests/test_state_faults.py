@@ -109,6 +109,13 @@ def test_a_state_locked_past_the_wait_stops_new_calls_and_keeps_every_paid_answe
     assert len(shop.fake.requests) <= 3 + (concurrency - 1)  # nothing new started after the failed write
     assert journal(shop).stat().st_mode & 0o777 == 0o600
 
+    calls = len(shop.fake.requests)
+    shop.clock.set(at("2026-11-24T01:15"))
+    with pytest.raises(StateUnavailableError) as still:  # still locked: the journal cannot be stored yet
+        shop.run()
+    assert f"then run sheetbot again; {kept} paid answer" in str(still.value)
+    assert len(shop.fake.requests) == calls  # so nothing is called
+
     holder.close()  # the other program is done
     shop.clock.set(at("2026-11-24T01:30"))
     shop.run()
@@ -243,3 +250,32 @@ def test_every_phase_fails_on_a_locked_state_with_one_line(
     assert err.startswith(f"sheetbot: error: the state file {shop.config.state_path} is locked by another program")
     assert "unexpected" not in err and "Traceback" not in err and err.count("\n") == 1
     assert shop.fake.requests == []
+
+
+def test_batch_mode_a_state_locked_while_results_are_read_stops_cleanly_and_the_next_run_resubmits_nothing(
+    tmp_path: Path,
+) -> None:
+    from test_batch import BLOG, BatchShop
+
+    shop = BatchShop(tmp_path, workflows={"blog": BLOG}, limits=WAIT)
+    for n in range(3):
+        shop.add(type="blog", input=f"post {n}")
+    shop.lock()
+    shop.clock.set(at("2026-11-24T01:00"))
+    holder = Holder(shop.config.state_path)
+    real_sleep = shop.sleep
+
+    async def poll_wait(seconds: float) -> None:  # while the batch runs, a backup tool takes the lock
+        holder.take()
+        await real_sleep(seconds)
+
+    shop.sleep = poll_wait  # type: ignore[method-assign]
+    with pytest.raises(StateUnavailableError, match="is locked by another program"):
+        shop.run()
+    holder.close()
+    del shop.sleep
+    shop.clock.set(at("2026-11-24T01:30"))
+    report = shop.run()  # polls the batch it knows and stores its results: nothing is sent again
+    assert shop.batch.creates == ["msgbatch_1"] and shop.fake.requests == []
+    assert report.done.total() == 3 and {r["status"] for r in shop.rows()} == {"review"}
+    assert paid_answers(shop) == 3

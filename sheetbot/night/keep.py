@@ -27,7 +27,7 @@ from sheetbot.audit import model_call_detail, store_call
 from sheetbot.errors import StateUnavailableError
 from sheetbot.state import Attempt, State
 from sheetbot.state.faults import locked
-from sheetbot.state.journal import TaskSettled, call_entry, settled_entry
+from sheetbot.state.journal import TaskSettled, call_entry, paid_answers, settled_entry
 
 #: One try's wait in SQLite's busy handler (blocking the event loop), and the longest blocking wait of
 #: the night's other writes.
@@ -174,12 +174,5 @@ class Keeper:
         )
 
     def _paid_kept(self) -> int:
-        """Paid answers in the journal not yet in the state (``settled`` entries are not answers)."""
-        entries = {e["id"]: e for e in self.state.journal.entries()}
-        return sum(
-            1
-            for key in self.kept
-            if key in entries
-            and entries[key]["kind"] == "call"
-            and (entries[key]["attempt"]["ok"] or entries[key]["attempt"]["output_tokens"])
-        )
+        """Paid answers journaled tonight and not (yet) in the state."""
+        return paid_answers(e for e in self.state.journal.entries() if e["id"] in self.kept)

@@ -24,13 +24,14 @@ import json
 import os
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sheetbot.errors import StateUnavailableError
 from sheetbot.state.records import Attempt, Task
 from sheetbot.status import Status
 
@@ -125,6 +126,11 @@ class Journal:
         return _parse(self.path.read_bytes())
 
 
+def paid_answers(entries: Iterable[Mapping[str, Any]]) -> int:
+    """Model calls in these entries that were paid for: an answer (even one that did not validate)."""
+    return sum(1 for e in entries if e.get("kind") == "call" and (e["attempt"]["ok"] or e["attempt"]["output_tokens"]))
+
+
 def _parse(data: bytes) -> list[dict[str, Any]]:
     """Every whole entry; a line torn by a kill in the middle of an append is the last one, and skipped."""
     out = []
@@ -169,8 +175,13 @@ class JournalMixin:
         return Journal(journal_path(self.path))
 
     def replay_journal(self) -> int:
-        """Store what the journal keeps (before any new call is made); how many entries it held."""
-        return self.journal.replay(self.store_entry)
+        """Store what the journal keeps (before any new call is made); how many entries it held. If the state
+        still cannot take them, the error says how many paid answers wait in the journal."""
+        try:
+            return self.journal.replay(self.store_entry)
+        except StateUnavailableError as exc:
+            kept = paid_answers(self.journal.entries())
+            raise exc.told(again=exc.again, kept=kept, journal=str(self.journal.path)) from None
 
     def store_entry(self, entry: Mapping[str, Any]) -> None:
         """One journal entry into the state, once: a second replay of the same entry changes nothing."""

@@ -12,20 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sheetbot.config import WorkflowConfig
-from sheetbot.errors import SheetbotError
+from sheetbot.errors import SheetbotError, StateError, StateUnavailableError
 from sheetbot.night.budget import Budget
 from sheetbot.night.context import NightContext
+from sheetbot.night.keep import Keeper
 from sheetbot.night.stopping import call_until_stopped
 from sheetbot.night.task import Outcome, TaskRunner, with_timeout
 from sheetbot.night.writeback import write_back
 from sheetbot.providers.base import Completion, CompletionRequest, Provider
 from sheetbot.providers.preview import PreviewProvider
 from sheetbot.state import Task
+from sheetbot.state.journal import TaskSettled
 from sheetbot.status import Status
 
 TRUNCATED = "the answer was cut off at max_tokens: raise max_tokens for this workflow, or choose rework"
@@ -80,8 +82,11 @@ class _Providers:
         def record(event: str, detail: dict[str, object]) -> None:
             # Retries are routine; the breaker is what the morning's alerts are made of.
             if event.startswith("circuit"):
-                self.ctx.state.audit(event, now=self.ctx.now(), detail={"provider": provider, **detail})
                 self.events.append((event, provider))
+                # Called inside a provider's call, perhaps after a paid answer: a state fault here must not
+                # lose it (the answer's own write finds the fault and keeps the answer in the journal).
+                with contextlib.suppress(StateError):
+                    self.ctx.state.audit(event, now=self.ctx.now(), detail={"provider": provider, **detail})
 
         return record
 
@@ -100,6 +105,7 @@ class _Night:
         self.stop = stop
         self.providers = _Providers(ctx)
         self.budget = Budget(ctx.config, ctx.state, report.night)
+        self.keep = Keeper(ctx.state, wait_s=ctx.config.limits.state_wait_s, sleep=ctx.sleep, now=ctx.now)
         self.runner = TaskRunner(
             config=ctx.config,
             state=ctx.state,
@@ -110,6 +116,7 @@ class _Night:
             now=ctx.now,
             sleep=ctx.sleep if stop is None else self._sleep_unless_stopped,
             out_of_time=self.out_of_time,
+            keep=self.keep,
         )
         self.total = 0
         self.finished = 0
@@ -140,6 +147,8 @@ class _Night:
     def out_of_time(self) -> bool:
         if self.stop is not None and self.stop():
             return True
+        if self.keep.broken is not None:  # the state cannot record what a new call would buy
+            return True
         return self.deadline is not None and self.ctx.now() >= self.deadline
 
     async def _call(self, provider: Provider, request: CompletionRequest) -> Completion:
@@ -153,25 +162,40 @@ class _Night:
         remaining = (self.deadline - self.ctx.now()).total_seconds()
         return await asyncio.wait_for(provider.complete(request), timeout=max(remaining, 0.001))
 
+    def _stopping(self) -> bool:
+        """A stop (SIGTERM) or a state that cannot be written: rows not finished stay for the next run."""
+        return (self.stop is not None and self.stop()) or self.keep.broken is not None
+
     def settle(self, task: Task, outcome: Outcome) -> None:
         """A batch row's outcome (sheetbot.batch.night), counted like a live one."""
-        if self.stop is not None and self.stop() and outcome.status == "deferred":
+        if self._stopping() and outcome.status == "deferred":
             self.report.stopped = True  # its batch stays open in the state: a restart polls it
         else:
-            self._apply(task, outcome)
+            self.keep.settle_now(self._settled(task, outcome))
         self.finished += 1
         self.ctx.progress(self.finished, self.total, "run")
 
     async def work(self, task: Task) -> None:
         try:
             outcome = await self._outcome(task)
-            if self.stop is not None and self.stop() and outcome.status == "deferred":
+            if self._stopping() and outcome.status == "deferred":
                 self.report.stopped = True  # left running: a restart inside the window picks it up
             else:
-                self._apply(task, outcome)
+                await self.keep.settle(self._settled(task, outcome))
+        except StateUnavailableError as exc:  # a read failed too: the row stays running for the next run
+            self.keep.fail(exc)
+            self.report.stopped = True
         finally:
             self.finished += 1
             self.ctx.progress(self.finished, self.total, "run")
+
+    async def guarded(self, job: Awaitable[None]) -> None:
+        """Batch rounds: a state fault stops them; their batches stay in the state and the next run polls them."""
+        try:
+            await job
+        except StateUnavailableError as exc:
+            self.keep.fail(exc)
+            self.report.stopped = True
 
     async def _outcome(self, task: Task) -> Outcome:
         wf = self.ctx.config.workflows.get(task.workflow or "")
@@ -188,37 +212,34 @@ class _Night:
             except _Unavailable as exc:
                 return Outcome("deferred", f"deferred: {exc}")
 
-    def _apply(self, task: Task, outcome: Outcome) -> None:
-        with self.ctx.state.transaction():  # the row's status and the night's record: one commit
-            self._record_outcome(task, outcome)
-
-    def _record_outcome(self, task: Task, outcome: Outcome) -> None:
-        state, now, workflow = self.ctx.state, self.ctx.now(), task.workflow or ""
+    def _settled(self, task: Task, outcome: Outcome) -> TaskSettled:
+        """Count the outcome in the report; what the state records for it (the row's status and the night's
+        record, one commit: State.settle_task)."""
+        workflow = task.workflow or ""
+        status, result, error, failure = Status.DEFERRED, "deferred", outcome.reason, None
         if outcome.status == "review":
-            state.move(
-                task.task_id, Status.REVIEW, now=now, error=TRUNCATED if outcome.truncated else "", clear_review=1
-            )
+            status, result, error = Status.REVIEW, "done", TRUNCATED if outcome.truncated else ""
             self.report.done[workflow] += 1
             self.report.cost_usd += outcome.cost_usd
-            result = "done"
         elif outcome.status == "failed":
-            state.move(task.task_id, Status.FAILED, now=now, error=outcome.reason, failure="call")
+            status, result, failure = Status.FAILED, "failed", "call"
             self.report.failed[workflow] += 1
-            result = "failed"
         else:
-            state.move(task.task_id, Status.DEFERRED, now=now, error=outcome.reason)
             self.report.deferred[workflow] += 1
             self.report.drained = False
-            result = "deferred"
         if outcome.reason:
             self.report.reasons[outcome.reason] += 1
-        state.night_task(
-            task.night or "",
-            task.task_id,
+        return TaskSettled(
+            task_id=task.task_id,
+            night=task.night or "",
             workflow=workflow,
             attempt=task.attempt,
-            outcome=result,
+            status=status,
+            result=result,
+            error=error,
+            failure=failure,
             reason=outcome.reason,
+            clear_review=status == Status.REVIEW,
         )
 
 
@@ -292,10 +313,12 @@ async def run_async(
             if batch:
                 from sheetbot.batch.night import run_batch_tasks
 
-                jobs.append(run_batch_tasks(night, batch))
-            await asyncio.gather(*jobs)
+                jobs.append(night.guarded(run_batch_tasks(night, batch)))
+            with night.keep.night():
+                await asyncio.gather(*jobs)
         finally:
             await night.providers.aclose()
+        night.keep.recover()  # a state write failed: store what the journal kept if it can be now, or stop here
         with state.transaction():
             _changed_after_lock(ctx, report)
             if not report.stopped:
@@ -313,6 +336,8 @@ async def run_async(
                 },
             )
     report.missing = write_back(ctx).missing
+    if tasks:
+        night.keep.check()  # the night stopped starting rows because of the state: exit non-zero, say why
     return report
 
 

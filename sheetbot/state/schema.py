@@ -139,3 +139,15 @@ CREATE TABLE IF NOT EXISTS actions (         -- approval-gated actions (sheetbot
     PRIMARY KEY (task_id, attempt)
 );
 """
+
+# -- the journal (issue 10, state faults) --------------------------------------------------------------------
+# Paid answers that could not be stored when they arrived (the state was locked or the disk full) are kept
+# in a journal file beside the state (sheetbot/state/journal.py) and stored from there later; each entry's id
+# is recorded here in the same transaction, so replaying a journal twice stores it once. A new table only:
+# an existing state file gets it on open, and an older sheetbot ignores it.
+SCHEMA += """
+CREATE TABLE IF NOT EXISTS journal_replayed (
+    entry TEXT PRIMARY KEY,               -- the journal entry's id
+    at TEXT NOT NULL
+);
+"""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,30 +18,59 @@ from sheetbot.errors import StateError, TransitionError
 from sheetbot.state.actions import ActionsMixin
 from sheetbot.state.attempts import AttemptsMixin
 from sheetbot.state.batches import BatchesMixin
+from sheetbot.state.faults import GuardedConnection, state_fault
 from sheetbot.state.governance import GovernanceMixin
 from sheetbot.state.history import HistoryMixin
+from sheetbot.state.journal import JournalMixin
 from sheetbot.state.records import _TASK_COLUMNS, BoardProjection, Task, _task
 from sheetbot.state.schema import SCHEMA, SCHEMA_VERSION
 from sheetbot.status import Status, can_move
 
 
-class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceMixin):
-    """The store. One connection, used from one thread; WAL so readers (report) never block the night."""
+class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceMixin, JournalMixin):
+    """The store. One connection, used from one thread; WAL so readers (report) never block the night.
 
-    def __init__(self, path: Path | str, *, now: datetime | None = None) -> None:
+    ``busy_timeout_s`` bounds how long a statement waits for another program's lock (a backup tool) before
+    it fails with StateUnavailableError; every SQLite fault of the machine (locked, disk full, I/O error,
+    read-only) becomes that error at the connection (sheetbot.state.faults), never a raw OperationalError.
+    Opening the state stores what the journal beside it keeps (answers paid for while it could not be
+    written), before any phase can make a new call.
+    """
+
+    def __init__(self, path: Path | str, *, now: datetime | None = None, busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, timeout=busy_timeout_s, factory=GuardedConnection
+            )
+        except sqlite3.Error as exc:
+            raise state_fault(exc, self.path) from None
+        self._depth = 0
+        try:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
             self._check_version()
-        except sqlite3.DatabaseError as exc:
-            raise StateError(f"cannot use the state file {self.path}: {exc} (is it a sheetbot state file?)") from None
-        self._depth = 0
+            self.replay_journal()
+        except BaseException:
+            self._db.close()
+            raise
+
+    @contextmanager
+    def waiting_at_most(self, seconds: float) -> Iterator[None]:
+        """Statements inside wait at most ``seconds`` for a lock (the night's short tries; it waits on its
+        event loop in between instead of freezing it in SQLite's busy handler)."""
+        db = self._db
+        assert isinstance(db, GuardedConnection)
+        db.set_busy_timeout(seconds)
+        try:
+            yield
+        finally:
+            db.set_busy_timeout(self.busy_timeout_s)
 
     def close(self) -> None:
         self._db.close()
@@ -75,11 +104,12 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
         self._depth = 1
         try:
             yield
+            self._db.execute("COMMIT")  # may fail too (disk full, I/O): then roll back like any error
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # SQLite rolls back by itself after some errors (SQLITE_FULL)
+                with suppress(StateError, sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             raise
-        else:
-            self._db.execute("COMMIT")
         finally:
             self._depth = 0
 

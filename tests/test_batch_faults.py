@@ -7,7 +7,9 @@ Whatever happens, the fake server creates each batch once and every row is bille
 
 from __future__ import annotations
 
+import json
 import re
+import sqlite3
 import threading
 import time
 from datetime import timedelta
@@ -19,6 +21,7 @@ from fakebatch import Killed
 from harness import at
 from test_batch import BLOG, LISTING, BatchShop, attempts, night
 
+from sheetbot.batch.base import legacy_wire_id
 from sheetbot.night.run import RunReport
 
 WORKFLOW = {"anthropic": "blog", "openai": "listing"}
@@ -192,3 +195,28 @@ def test_a_refused_batch_names_the_vendors_reason(tmp_path: Path, provider: str)
     (error,) = errors
     assert reason in error and "max_tokens" not in error and provider in error
     assert shop.batch.created(provider) == []
+
+
+# -- an upgrade: the previous version's state file and its batch still open ------------------------------
+def test_a_batch_the_previous_version_left_open_is_collected_after_the_upgrade(tmp_path: Path) -> None:
+    shop = shop_for(tmp_path, "anthropic")
+    shop.batch.fault("poll", "kill")
+    with pytest.raises(Killed):
+        shop.run()
+    # Make it what the previous version left: no found_by column, no wire ids stored, escaped custom_ids sent.
+    (batch,) = shop.batch.batches.values()
+    with shop.state() as state:
+        (stored,) = state.batches()
+        by_wire = {r["wire"]: c for c, r in stored["requests"].items()}
+    for line in batch["lines"]:
+        line["custom_id"] = legacy_wire_id(by_wire[line["custom_id"]])
+    legacy = {c: {k: v for k, v in r.items() if k != "wire"} for c, r in stored["requests"].items()}
+    with sqlite3.connect(shop.config.state_path) as db:
+        db.execute("UPDATE batches SET requests = ?", (json.dumps(legacy),))
+        db.execute("ALTER TABLE batches DROP COLUMN found_by")
+        db.execute("DROP TABLE batch_sends")
+    report = shop.run()
+    assert report.done.total() == ROWS
+    assert_billed_once(shop, "anthropic")
+    with shop.state() as state:
+        assert [b["found_by"] for b in state.batches()] == [""]

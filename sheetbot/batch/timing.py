@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from sheetbot.errors import RetryableProviderError
 
@@ -64,4 +64,4 @@ class Bounds:
             item = await self.call(step, limit_s=limit_s, label=label, what=what)
             if item is end:
                 return
-            yield item  # type: ignore[misc]
+            yield cast(T, item)

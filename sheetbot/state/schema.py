@@ -1,8 +1,11 @@
 """The schema in one place: every table the store uses, created idempotently on open.
 
-``SCHEMA_VERSION`` guards against an older sheetbot opening a file a newer one wrote; there are no
-migrations yet (every change so far has been a new ``CREATE ... IF NOT EXISTS``).
+``SCHEMA_VERSION`` guards against an older sheetbot opening a file a newer one wrote. New tables are a
+``CREATE ... IF NOT EXISTS`` here; a column added to an existing table goes in ``ADDED_COLUMNS``, which
+``migrate`` applies on open to a file that lacks it (forward only, idempotent).
 """
+
+import sqlite3
 
 SCHEMA_VERSION = 1
 
@@ -92,12 +95,13 @@ CREATE TABLE IF NOT EXISTS batches (         -- Batch API jobs: stored the momen
     model TEXT NOT NULL,
     night TEXT NOT NULL,
     step TEXT NOT NULL,                   -- the round: the step its requests are for ("+" joins several)
-    status TEXT NOT NULL,                 -- open | ended | collected | cancelled
+    status TEXT NOT NULL,                 -- open | ended | collected | cancelled | foreign
     custom_ids TEXT NOT NULL,             -- JSON list: these requests are paid for; never send them again
     requests TEXT NOT NULL DEFAULT '{}',  -- JSON: custom_id -> what the attempt row needs (system, prompt, ...)
     submitted_at TEXT NOT NULL,
     finished_at TEXT,
     counts TEXT NOT NULL DEFAULT '{}'
+    -- found_by: see ADDED_COLUMNS
 );
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
@@ -138,6 +142,21 @@ CREATE TABLE IF NOT EXISTS actions (         -- approval-gated actions (sheetbot
     updated_at TEXT NOT NULL,
     PRIMARY KEY (task_id, attempt)
 );
+-- batch mode (issue 10): every batch create, recorded BEFORE it is sent, so that a create whose answer
+-- was lost (a kill, a timeout, a 502) is found again instead of sent twice (sheetbot/batch/send.py)
+CREATE TABLE IF NOT EXISTS batch_sends (
+    key TEXT PRIMARY KEY,                 -- ours: OpenAI metadata.sheetbot_key; every wire custom_id starts with it
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    night TEXT NOT NULL,
+    step TEXT NOT NULL,
+    requests TEXT NOT NULL,               -- JSON: custom_id -> what the attempt row needs, and its wire id
+    file_id TEXT NOT NULL DEFAULT '',     -- OpenAI: the input file, once its upload returned
+    recorded_at TEXT NOT NULL,
+    sent_at TEXT,                         -- the create went out; NULL: it never did, so no batch exists
+    status TEXT NOT NULL                  -- sending | created | found | absent | refused
+);
+CREATE INDEX IF NOT EXISTS batch_sends_open ON batch_sends(status) WHERE status = 'sending';
 """
 
 # -- the journal (issue 10, state faults) --------------------------------------------------------------------
@@ -151,3 +170,22 @@ CREATE TABLE IF NOT EXISTS journal_replayed (
     at TEXT NOT NULL
 );
 """
+
+#: Columns added after their table first shipped: (table, column, definition), applied by ``migrate``.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    # batch mode (issue 10): how the batch became known. '' its create answered; 'key' found by the key it
+    # carries (certainly ours); 'listing' found by size and time (ours only if its results say so, never cancelled)
+    ("batches", "found_by", "TEXT NOT NULL DEFAULT ''"),
+)
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring an existing state file forward: add the columns it lacks."""
+    for table, column, definition in ADDED_COLUMNS:
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            try:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            except sqlite3.OperationalError as exc:  # another process added it a moment ago
+                if "duplicate column" not in str(exc):
+                    raise

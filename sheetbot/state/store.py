@@ -23,7 +23,7 @@ from sheetbot.state.governance import GovernanceMixin
 from sheetbot.state.history import HistoryMixin
 from sheetbot.state.journal import JournalMixin
 from sheetbot.state.records import _TASK_COLUMNS, BoardProjection, Task, _task
-from sheetbot.state.schema import SCHEMA, SCHEMA_VERSION
+from sheetbot.state.schema import SCHEMA, SCHEMA_VERSION, migrate
 from sheetbot.status import Status, can_move
 
 
@@ -54,6 +54,7 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
+            migrate(self._db)
             self._check_version()
             self.replay_journal()
         except BaseException:

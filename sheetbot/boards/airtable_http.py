@@ -1,5 +1,6 @@
 """The transport every Airtable request passes: paced (5 in any 1.25 s per base: Airtable's 5 a second with a
-margin for transit times) and retried the way Airtable asks (429: wait 30 s; 5xx and dropped connections: exponential backoff), and Airtable's error bodies."""
+margin for transit times) and retried the way Airtable asks (429: wait 30 s; 5xx and dropped connections:
+exponential backoff), and Airtable's error bodies."""
 
 from __future__ import annotations
 

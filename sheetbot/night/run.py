@@ -20,6 +20,7 @@ from sheetbot.config import WorkflowConfig
 from sheetbot.errors import SheetbotError
 from sheetbot.night.budget import Budget
 from sheetbot.night.context import NightContext
+from sheetbot.night.outcomes import provider_of
 from sheetbot.night.stopping import call_until_stopped
 from sheetbot.night.task import Outcome, TaskRunner, with_timeout
 from sheetbot.night.writeback import write_back
@@ -47,6 +48,8 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     #: A stop (SIGTERM) ended the run early: unstarted rows stay locked for a restart in the window.
     stopped: bool = False
+    #: Deferred rows by (provider, reason): sheetbot.night.outcomes tells a failed provider from a normal night.
+    deferred_by: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 class _Providers:
@@ -208,6 +211,7 @@ class _Night:
         else:
             state.move(task.task_id, Status.DEFERRED, now=now, error=outcome.reason)
             self.report.deferred[workflow] += 1
+            self.report.deferred_by[(provider_of(self.ctx.config, workflow), outcome.reason)] += 1
             self.report.drained = False
             result = "deferred"
         if outcome.reason:

@@ -137,7 +137,7 @@ class StrictFigures:
     rate_limited: int
     busiest_second: int  # most arrivals in any closed 1-second window
     seconds: float
-    penalty_s: float  # what the 429s would have cost on the real service (30 s each; skipped here)
+    penalty_s: float  # what the 429s would have cost on the real service (30 s each; 1 s slept here)
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -231,9 +231,9 @@ def strict_night(rows: int, *, margin_s: float, jitter_s: float, seed: int) -> S
     penalty = [0.0]
 
     def sleep(seconds: float) -> None:
-        if seconds >= RATE_LIMIT_WAIT_S:  # a 429's wait: counted, not slept (the server has no penalty)
+        if seconds >= RATE_LIMIT_WAIT_S:  # a 429's wait: counted; 1 s slept, so the window clears for the retry
             penalty[0] += seconds
-            return
+            seconds = 1.0
         time.sleep(max(seconds, 0.0))
 
     try:

@@ -230,6 +230,7 @@ class LLMServer:
         self._stats = ServerStats()
         self._in_flight = 0
         self._tag = re.compile(tag_pattern) if tag_pattern else None
+        self._first_seen: dict[str, float] = {}  # tag -> when a request (or an uploaded batch line) first had it
         self.batches = _Batches(self, batch_delay_s) if batch_api else None
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -299,6 +300,18 @@ class LLMServer:
                 batches=self.batches.records() if self.batches is not None else [],
             )
 
+    def first_seen(self, prefix: str) -> float | None:
+        """When a request whose tag starts with ``prefix`` first arrived (a chat call or a batch file's line)."""
+        with self._lock:
+            seen = [at for tag, at in self._first_seen.items() if tag.startswith(prefix)]
+        return min(seen) if seen else None
+
+    def _saw(self, tags: list[str], at: float) -> None:
+        with self._lock:
+            for tag in tags:
+                if tag:
+                    self._first_seen.setdefault(tag, at)
+
     def tag_of(self, body: dict[str, Any]) -> str:
         """The first match of ``tag_pattern`` in a chat body's user messages ("" without one)."""
         if self._tag is None:
@@ -325,6 +338,7 @@ class LLMServer:
             self._answer(handler, arrived, 400, _error_body(str(exc), "invalid_request_error"))
             return
 
+        self._saw([self.tag_of(body)], arrived)
         wait_s, full = self.limit.admit(arrived) if self.limit else (0.0, None)
         if full is not None:
             self._answer(handler, arrived, 429, *self._rate_limited(wait_s, full))
@@ -506,6 +520,9 @@ class _Batches:
         file_id = f"file-{next(self.ids)}"
         with self.lock:
             self.files[file_id] = fields["file"]
+        with contextlib.suppress(ValueError):
+            lines = [json.loads(line) for line in fields["file"][1].decode().splitlines() if line.strip()]
+            self.server._saw([self._tag(line) for line in lines if isinstance(line, dict)], time.monotonic())
         handler._send_json(200, self._file(file_id))
 
     def _file(self, file_id: str) -> dict[str, Any]:
@@ -631,6 +648,14 @@ class LLMServerProcess:
             stats: ServerStats = self._conn.recv()
             return stats
 
+    def first_seen(self, prefix: str) -> float | None:
+        if self._conn is None:
+            raise RuntimeError("the server is not running: call start() or use it in a with block")
+        with self._lock:
+            self._conn.send(("first_seen", prefix))
+            seen: float | None = self._conn.recv()
+            return seen
+
     def stop(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(OSError):  # it already stopped: its max duration passed
@@ -663,6 +688,9 @@ def _serve(conn: Connection, options: dict[str, Any]) -> None:
                 return
             if command == "stop":
                 return
+            if isinstance(command, tuple) and command[0] == "first_seen":
+                conn.send(server.first_seen(command[1]))
+                continue
             conn.send(server.stats())
 
 

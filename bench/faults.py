@@ -300,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=4, help="trials at once")
     parser.add_argument("--latency", type=float, default=0.3, help="seconds the server takes per live answer")
     parser.add_argument("--batch-delay", type=float, default=1.5, help="seconds until a batch completes")
+    parser.add_argument("--create-latency", type=float, default=0.5, help="seconds `create` takes to answer")
     parser.add_argument(
         "--kill-within",
         type=float,
@@ -310,7 +311,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)
     started = time.perf_counter()
-    options = {"latency_s": args.latency, "batch_delay_s": args.batch_delay, "tag_pattern": TAG, "seed": args.seed}
+    options = {
+        "latency_s": args.latency,
+        "batch_delay_s": args.batch_delay,
+        "batch_answer_s": args.create_latency,
+        "tag_pattern": TAG,
+        "seed": args.seed,
+    }
     with tempfile.TemporaryDirectory(prefix="sheetbot-faults-") as tmp, LLMServerProcess(**options) as server:
         root = Path(tmp)
         jobs = []
@@ -351,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.rows} rows a trial, seed {args.seed}; kill -9 at a random moment within {spans['live']:g} s (live) "
         f"or {spans['batch']:g} s (batch) of its first request; live answers take {args.latency:g} s, "
-        f"batches complete {args.batch_delay:g} s after they are created"
+        f"a batch's create answers after {args.create_latency:g} s and it completes {args.batch_delay:g} s after"
     )
     print("\n".join(table(results)))
     print(

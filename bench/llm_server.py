@@ -16,9 +16,10 @@ its connection pool and its retries. Three knobs make it behave like a busy prov
 It also serves a Batch API in OpenAI's shape (``batch_api=True``, the default): ``POST /v1/files`` (multipart,
 purpose ``batch``), ``GET /v1/files/{id}`` and ``/v1/files/{id}/content``, ``POST /v1/batches`` (with
 ``metadata`` stored as given), ``GET /v1/batches/{id}``, ``POST /v1/batches/{id}/cancel`` and
-``GET /v1/batches?limit=&after=`` (newest first, cursor paging, as OpenAI lists them). A batch completes
-``batch_delay_s`` after it was created, whether or not anyone polls it, as a real one does; only then are its
-requests answered and billed. A batch cancelled before that bills nothing.
+``GET /v1/batches?limit=&after=`` (newest first, cursor paging, as OpenAI lists them). ``create`` answers
+``batch_answer_s`` after the batch exists (the window where a kill leaves a batch the client never heard of).
+A batch completes ``batch_delay_s`` after it was created, whether or not anyone polls it, as a real one
+does; only then are its requests answered and billed. A batch cancelled before that bills nothing.
 
 Every billed model call (a chat completion answered 200, a request of a completed batch) is counted under a
 ``tag``: the first match of ``tag_pattern`` in its user messages (``stats().calls_by_tag``), so a fault-injection
@@ -216,6 +217,7 @@ class LLMServer:
         max_duration_s: float = 900.0,
         batch_api: bool = True,
         batch_delay_s: float = 1.0,
+        batch_answer_s: float = 0.0,
         tag_pattern: str | None = None,
     ) -> None:
         if not 0.0 <= fail_share <= 1.0:
@@ -231,7 +233,7 @@ class LLMServer:
         self._in_flight = 0
         self._tag = re.compile(tag_pattern) if tag_pattern else None
         self._first_seen: dict[str, float] = {}  # tag -> when a request (or an uploaded batch line) first had it
-        self.batches = _Batches(self, batch_delay_s) if batch_api else None
+        self.batches = _Batches(self, batch_delay_s, batch_answer_s) if batch_api else None
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
@@ -419,8 +421,10 @@ class _Batch:
 class _Batches:
     """OpenAI's Files and Batches endpoints, in memory. A batch completes ``delay_s`` after its creation."""
 
-    def __init__(self, server: LLMServer, delay_s: float) -> None:
-        self.server, self.delay_s = server, delay_s
+    def __init__(self, server: LLMServer, delay_s: float, answer_s: float) -> None:
+        #: answer_s: how long `create` takes to answer after the batch exists (a kill or a dropped
+        #: connection in between leaves a batch the client never heard of).
+        self.server, self.delay_s, self.answer_s = server, delay_s, answer_s
         self.files: dict[str, tuple[str, bytes]] = {}  # id -> (filename, content)
         self.batches: dict[str, _Batch] = {}  # in creation order
         self.ids = itertools.count(1)
@@ -559,6 +563,7 @@ class _Batches:
         with self.lock:
             self.batches[batch.batch_id] = batch
             shown = self._shape(batch)
+        time.sleep(self.answer_s)
         handler._send_json(200, shown)
 
     def _list(self, handler: _Handler, query: dict[str, list[str]]) -> None:

@@ -134,6 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with progress_bar("running") as progress, _context(args, progress) as ctx:
         import threading
 
+        from sheetbot.night.outcomes import exit_code
         from sheetbot.night.run import run
         from sheetbot.procs import install_stop_handlers
         from sheetbot.summary import describe_run
@@ -141,7 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         stop = install_stop_handlers(threading.Event())  # SIGTERM/Ctrl-C: store what arrived, write it, exit
         report = run(ctx, until=until, stop=stop.is_set)
     out.print(describe_run(report), markup=False)
-    return 0
+    return exit_code(report.deferred_by)  # 3: rows deferred because a provider failed (README, exit codes)
 
 
 def cmd_harvest(args: argparse.Namespace) -> int:

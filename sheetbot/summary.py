@@ -11,6 +11,7 @@ from rich.table import Table
 from sheetbot.metrics import NightMetrics
 from sheetbot.night.harvest import HarvestReport
 from sheetbot.night.lock import LockReport
+from sheetbot.night.outcomes import describe_failures
 from sheetbot.night.run import RunReport
 
 
@@ -49,6 +50,7 @@ def describe_run(report: RunReport) -> str:
         lines.append(f"failed: {report.failed.total()} ({_per_workflow(report.failed)}): see the error column")
     if report.deferred:
         lines.append(f"deferred: {report.deferred.total()} ({_per_workflow(report.deferred)}): the queue did not drain")
+        lines += describe_failures(report.deferred_by)  # which provider failed, why, how many (exit 3)
     if report.changed_after_lock:
         lines.append(
             f"{len(report.changed_after_lock)} row(s) were edited after the lock; their outputs answer "

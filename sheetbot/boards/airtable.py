@@ -9,7 +9,7 @@ Why it is built this way:
 * **Columns come from the metadata API** (scope ``schema.bases:read``): Airtable leaves empty
   fields out of records, so the records alone cannot say which fields exist.
 * **Quotas**: 10 records a request, 5 requests a second per base, and a 30-second penalty after a
-  429. Every HTTP request passes one transport adapter that paces (at most 5 in any second) and
+  429. Every HTTP request passes one transport adapter that paces (5 in any 1.25 s: see PACING_MARGIN_S) and
   retries (429: wait 30 s; 5xx and dropped connections: exponential backoff). pyairtable's own
   retry is off: it gives up after about 3 s, long before Airtable's penalty ends.
 * **Calls**, for n records of which c change: ``read`` = 1 (fields) + ⌈n/100⌉ (pages of 100, the

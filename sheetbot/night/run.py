@@ -21,6 +21,7 @@ from sheetbot.errors import SheetbotError, StateError, StateUnavailableError
 from sheetbot.night.budget import Budget
 from sheetbot.night.context import NightContext
 from sheetbot.night.keep import Keeper
+from sheetbot.night.outcomes import provider_of
 from sheetbot.night.stopping import call_until_stopped
 from sheetbot.night.task import Outcome, TaskRunner, with_timeout
 from sheetbot.night.writeback import write_back
@@ -49,6 +50,8 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     #: A stop (SIGTERM) ended the run early: unstarted rows stay locked for a restart in the window.
     stopped: bool = False
+    #: Deferred rows by (provider, reason): sheetbot.night.outcomes tells a failed provider from a normal night.
+    deferred_by: Counter[tuple[str, str]] = field(default_factory=Counter)
 
 
 class _Providers:
@@ -226,6 +229,7 @@ class _Night:
             self.report.failed[workflow] += 1
         else:
             self.report.deferred[workflow] += 1
+            self.report.deferred_by[(provider_of(self.ctx.config, workflow), outcome.reason)] += 1
             self.report.drained = False
         if outcome.reason:
             self.report.reasons[outcome.reason] += 1

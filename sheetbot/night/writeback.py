@@ -33,7 +33,8 @@ def projection_cells(ctx: NightContext, p: BoardProjection) -> dict[str, CellVal
         col["status"]: str(p.status),
         col["night"]: p.night or "",
         col["error"]: p.error,
-        col["cost"]: round(p.cost_usd, 6) if p.cost_usd else None,
+        # 0 is a cost (a local model's): blank only for a row that has no answer and cost nothing.
+        col["cost"]: round(p.cost_usd, 6) if p.cost_usd or p.status in _WITH_OUTPUT else None,
     }
     if p.output is not None:
         cells.update(_output_cells(ctx, p.workflow, p.output))

@@ -21,7 +21,7 @@ from sheetbot.state.batches import BatchesMixin
 from sheetbot.state.governance import GovernanceMixin
 from sheetbot.state.history import HistoryMixin
 from sheetbot.state.records import _TASK_COLUMNS, BoardProjection, Task, _task
-from sheetbot.state.schema import SCHEMA, SCHEMA_VERSION
+from sheetbot.state.schema import SCHEMA, SCHEMA_VERSION, migrate_night_tasks_by_attempt
 from sheetbot.status import Status, can_move
 
 
@@ -39,6 +39,11 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
             self._check_version()
+            migrate_night_tasks_by_attempt(self._db)
+            self._db.execute(
+                "UPDATE meta SET value = ? WHERE key = 'schema_version' AND CAST(value AS INTEGER) < ?",
+                (str(SCHEMA_VERSION), SCHEMA_VERSION),
+            )
         except sqlite3.DatabaseError as exc:
             raise StateError(f"cannot use the state file {self.path}: {exc} (is it a sheetbot state file?)") from None
         self._depth = 0

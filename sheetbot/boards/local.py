@@ -69,6 +69,10 @@ class LocalBoard:
     def describe(self) -> str:
         return f"{self.path.name} [{self.sheet}]"
 
+    def fingerprint(self) -> Signature | None:
+        """The file's (mtime, size), for `serve` to notice a save without reading the workbook."""
+        return _signature(self.path)
+
     def read(self) -> Sheet:
         workbook = self._workbook
         if workbook is None or _signature(self.path) != self._signature:  # nobody saved since our last load/save

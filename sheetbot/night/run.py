@@ -16,13 +16,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sheetbot.boards.base import BoardRow, Sheet
 from sheetbot.config import WorkflowConfig
 from sheetbot.errors import SheetbotError
 from sheetbot.night.budget import Budget
 from sheetbot.night.context import NightContext
+from sheetbot.night.identify import Identified
+from sheetbot.night.repair import owned_columns, refuse_unknown, take_stock, unknown_rows_error
 from sheetbot.night.stopping import call_until_stopped
 from sheetbot.night.task import Outcome, TaskRunner, with_timeout
-from sheetbot.night.writeback import write_back
+from sheetbot.night.writeback import write_with_ids
 from sheetbot.providers.base import Completion, CompletionRequest, Provider
 from sheetbot.providers.preview import PreviewProvider
 from sheetbot.state import Task
@@ -47,6 +50,9 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     #: A stop (SIGTERM) ended the run early: unstarted rows stay locked for a restart in the window.
     stopped: bool = False
+    #: Rows the run's write brought up to date, and of those, rows the board showed wrongly (sheetbot.night.repair).
+    written: int = 0
+    repaired: int = 0
 
 
 class _Providers:
@@ -226,15 +232,11 @@ class _Unavailable(SheetbotError):
     """The workflow's provider cannot be used tonight (e.g. its API key is not set)."""
 
 
-def _changed_after_lock(ctx: NightContext, report: RunReport) -> None:
-    """Flag outputs whose row was edited after the lock: the output answers the locked input."""
-    try:
-        sheet = ctx.board.read()
-    except SheetbotError:
-        return
+def _changed_after_lock(ctx: NightContext, report: RunReport, rows: Mapping[str, BoardRow]) -> None:
+    """Flag outputs whose row was edited after the lock: the output answers the locked input. ``rows`` are the
+    board's rows by task id, a copy made with its id already told apart from its original (night/identify.py)."""
     col = ctx.col
-    rows = {r.get(col["id"]).strip(): r for r in sheet.rows}
-    owned = _sheetbot_columns(col)
+    owned = _sheetbot_columns(col) | owned_columns(ctx)
     fresh = ctx.state.query("SELECT task_id FROM tasks WHERE dirty = 1 AND status = ?", (str(Status.REVIEW),))
     for task in ctx.state.tasks(r["task_id"] for r in fresh).values():  # one query, not one per row
         row = rows.get(task.task_id)
@@ -247,9 +249,19 @@ def _changed_after_lock(ctx: NightContext, report: RunReport) -> None:
                 f"note: {', '.join(changed)} changed after the lock; this output answers the row as it "
                 f"was locked for night {task.night}"
             )
+            if note in task.error:
+                continue  # already said (the row is rewritten because the board lost it)
             error = f"{task.error}; {note}" if task.error else note
             ctx.state.move(task.task_id, Status.REVIEW, now=ctx.now(), error=error)
             report.changed_after_lock.append(task.task_id)
+
+
+def _read(ctx: NightContext) -> Sheet | None:
+    """The board now, or None when it cannot be read: the night runs anyway, its outputs wait in the state."""
+    try:
+        return ctx.board.read()
+    except SheetbotError:
+        return None
 
 
 def _sheetbot_columns(col: Mapping[str, str]) -> set[str]:
@@ -266,6 +278,9 @@ async def run_async(
     deadline = until or (window.end if window.contains(now) else None)
     report = RunReport(night=window.night, deadline=deadline)
     state = ctx.state
+    sheet = _read(ctx)
+    if sheet is not None:
+        refuse_unknown(ctx, sheet)  # no call while the board holds rows this state file does not know
     tasks = state.tasks_with_status(Status.LOCKED, Status.RUNNING)
     if tasks:
         with state.transaction():
@@ -296,8 +311,8 @@ async def run_async(
             await asyncio.gather(*jobs)
         finally:
             await night.providers.aclose()
+        sheet = _read(ctx)  # again: rows edited, copied or saved over during the night
         with state.transaction():
-            _changed_after_lock(ctx, report)
             if not report.stopped:
                 state.night_event(window.night, run_finished_at=ctx.now().isoformat(), drained=int(report.drained))
             state.audit(
@@ -312,7 +327,19 @@ async def run_async(
                     "stopped": report.stopped,
                 },
             )
-    report.missing = write_back(ctx).missing
+    unknown = {}
+    with state.transaction():  # new rows' tasks are kept only if their ids reach the board
+        ident = take_stock(ctx, sheet, refuse=False)[0] if sheet is not None else Identified()
+        _changed_after_lock(ctx, report, ident.rows)
+        wrote = write_with_ids(ctx, ident.claims, ident.new)
+        report.written, report.repaired, report.missing, unknown = (
+            wrote.written,
+            ident.repaired,
+            wrote.missing,
+            ident.unknown,
+        )
+    if unknown and not ctx.adopt_unknown:
+        raise unknown_rows_error(ctx, unknown)  # the outputs are written; the rows the state lacks wait
     return report
 
 

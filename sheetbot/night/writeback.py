@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sheetbot.boards.base import BoardRow, CellValue, RowUpdate
+from sheetbot.boards.base import CellValue, RowUpdate
 from sheetbot.night.context import NightContext
-from sheetbot.state import BoardProjection, Task
-from sheetbot.status import Status, parse_status
+from sheetbot.state import BoardProjection
+from sheetbot.status import Status
 from sheetbot.structured import cells, readable
 
-_WITH_OUTPUT = frozenset({Status.REVIEW, Status.APPROVED, Status.EDITED, Status.PUBLISHED, Status.REWORK})
+#: Statuses whose row shows the task's output.
+WITH_OUTPUT = frozenset({Status.REVIEW, Status.APPROVED, Status.EDITED, Status.PUBLISHED, Status.REWORK})
 
 
 @dataclass
@@ -89,34 +90,11 @@ def write_back(ctx: NightContext, extra: Sequence[RowUpdate] = ()) -> WriteBack:
     return WriteBack(written=result.written, missing=sorted(missing))
 
 
-def write_with_ids(ctx: NightContext, claims: Sequence[RowUpdate], new: Sequence[str]) -> list[str]:
+def write_with_ids(ctx: NightContext, claims: Sequence[RowUpdate], new: Sequence[str]) -> WriteBack:
     """write_back with id claims; a new task whose row changed before it got its id is forgotten (the
-    row gets an id next phase). Returns the ids of known tasks whose rows are gone."""
+    row gets an id next phase). ``missing`` holds the ids of known tasks whose rows are gone."""
     result = write_back(ctx, extra=claims)
     lost = set(result.missing) & set(new)
     for task_id in lost:
         ctx.state.forget(task_id)
-    return sorted(set(result.missing) - lost)
-
-
-def mark_stale(ctx: NightContext, rows: Mapping[str, BoardRow], tasks: Mapping[str, Task]) -> int:
-    """Mark dirty every task whose row no longer shows what the state says.
-
-    Someone may have saved an old copy over the board (Excel open all night on a laptop), or typed
-    over sheetbot's cells. The state is the truth: the next write puts the cells back. A person
-    setting a failed row to `queued` is a request, not drift, and is left to the lifecycle.
-    """
-    col = ctx.col
-    stale = []
-    for task_id, row in rows.items():
-        task = tasks.get(task_id)
-        if task is None or task.status == Status.QUEUED or task.dirty:
-            continue
-        shown = parse_status(row.get(col["status"]))
-        if shown == Status.QUEUED and task.status == Status.FAILED:
-            continue
-        if shown != task.status or (task.status in _WITH_OUTPUT and not row.get(col["output"]).strip()):
-            stale.append(task_id)
-    if stale:
-        ctx.state.mark_dirty(stale)
-    return len(stale)
+    return WriteBack(written=result.written, missing=sorted(set(result.missing) - lost))

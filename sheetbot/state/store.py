@@ -200,6 +200,75 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
             for r in rows
         ]
 
+    def projections(self, *, with_output: Iterable[Status]) -> list[BoardProjection]:
+        """What the board should show for every task that is not queued and not already due a write, the
+        output included for tasks in ``with_output``: what a phase compares the board against (one query)."""
+        shown = [str(s) for s in with_output]
+        marks = ",".join("?" * len(shown)) or "NULL"
+        rows = self._db.execute(
+            f"""SELECT t.task_id, t.workflow, t.status, t.night, t.error,
+                       CASE WHEN t.status IN ({marks}) THEN
+                       (SELECT a.output FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
+                          AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1) END AS output,
+                       (SELECT COALESCE(SUM(a.cost_usd), 0) FROM attempts a WHERE a.task_id = t.task_id) AS cost
+                FROM tasks t WHERE t.dirty = 0 AND t.status != ?""",
+            [*shown, str(Status.QUEUED)],
+        ).fetchall()
+        return [
+            BoardProjection(
+                task_id=r["task_id"],
+                workflow=r["workflow"],
+                status=Status(r["status"]),
+                night=r["night"],
+                output=r["output"],
+                error=r["error"],
+                cost_usd=float(r["cost"]),
+                clear_review=False,
+            )
+            for r in rows
+        ]
+
+    def adopt_task(
+        self,
+        task_id: str,
+        status: Status,
+        *,
+        now: datetime,
+        output: str | None = None,
+        cost_usd: float = 0.0,
+        **fields: Any,
+    ) -> None:
+        """Take over a row the state did not know, as the board shows it (sheetbot/night/repair.py). Its output
+        and cost are kept as an attempt of mode ``adopted`` (nothing was called): a rework has its previous
+        output, and the cost cell its figure."""
+        allowed = {"workflow", "night", "snapshot", "error", "failure", "attempt", "rework_notes", "previous_output"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown task fields {sorted(unknown)}")
+        values: dict[str, Any] = {k: json.dumps(v) if k == "snapshot" else v for k, v in fields.items()}
+        with self.transaction():
+            seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks").fetchone()[0]
+            values |= {"task_id": task_id, "seq": seq, "first_seen": now.isoformat(), "status": str(status)}
+            values |= {"updated_at": now.isoformat(), "dirty": 1}
+            columns = ", ".join(values)
+            self._db.execute(
+                f"INSERT INTO tasks({columns}) VALUES ({','.join('?' * len(values))})", list(values.values())
+            )
+            if output is not None:
+                self._db.execute(
+                    "INSERT INTO attempts(task_id, night, attempt, step, final, workflow, provider, model, mode, "
+                    "system, prompt, ok, output, cost_usd, created_at) "
+                    "VALUES (?, ?, 1, 'final', 1, ?, 'board', '', 'adopted', '', '', 1, ?, ?, ?)",
+                    (
+                        task_id,
+                        fields.get("night") or "",
+                        fields.get("workflow") or "",
+                        output,
+                        cost_usd,
+                        now.isoformat(),
+                    ),
+                )
+
     def mark_dirty(self, task_ids: Iterable[str]) -> None:
         """The board lost what it should show for these tasks: rewrite all of it, outputs included."""
         with self.transaction():

@@ -95,6 +95,7 @@ def _context(args: argparse.Namespace, progress: ProgressFn = no_progress) -> It
         board_lock(config.state_path, args.command, wait=getattr(args, "wait", False)),
         open_context(args.config, config=config, progress=progress) as ctx,
     ):
+        ctx.adopt_unknown = getattr(args, "adopt_unknown", False)  # rows the state does not know: night/repair.py
         yield ctx
 
 
@@ -338,10 +339,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--force", action="store_true", help="start over if the folder already has a demo")
     command("init", cmd_init, "create or repair the board's columns, dropdowns and header")
     command("check", cmd_check, "validate the YAML, the board and the credentials")
-    command("lock", cmd_lock, "the cutoff, now: lock the rows that run tonight")
+    lock = command("lock", cmd_lock, "the cutoff, now: lock the rows that run tonight")
     run = command("run", cmd_run, "the night window, now (stops at the window end, or --until)")
     run.add_argument("--until", help="stop at this time (ISO, with timezone), e.g. 2026-11-24T05:00+01:00")
-    command("harvest", cmd_harvest, "read the morning's review decisions")
+    harvest = command("harvest", cmd_harvest, "read the morning's review decisions")
+    for phase in (lock, run, harvest):
+        phase.add_argument(
+            "--adopt-unknown",
+            action="store_true",
+            help="take over board rows in sheetbot statuses that the state file does not know, as the board "
+            "shows them (decisions kept; locked rows go back to the queue)",
+        )
     command("serve", cmd_serve, "all of the above, on the YAML's schedule; stops cleanly on SIGTERM")
     trial = command("trial", cmd_trial, "run a workflow now on a sample, on its own sheet, before launch")
     trial.add_argument("workflow", help="the workflow to try")

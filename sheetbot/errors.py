@@ -16,7 +16,8 @@ meant to reach the user as a traceback.
     │   └── BoardWriteError    a write failed; outputs stay in the state and are written next time
     ├── StateError             the SQLite state file cannot be used
     │   ├── StateUnavailableError  locked by another program, disk full, I/O error, read-only: a fault outside
-    │   └── TransitionError    a status change the lifecycle does not allow
+    │   ├── TransitionError    a status change the lifecycle does not allow
+    │   └── UnknownRowsError   the board shows rows in sheetbot statuses the state file does not know
     ├── TemplateError          a prompt template names something that is not there
     ├── LockedError            another sheetbot process works this board right now
     └── ProviderError          a model call failed
@@ -153,6 +154,17 @@ def _answers(n: int, *, verb: bool = True) -> str:
 
 class TransitionError(StateError):
     """A status change that the lifecycle table does not allow."""
+
+
+class UnknownRowsError(StateError):
+    """The board holds rows in sheetbot's statuses that the state file does not know (it was emptied,
+    replaced, or restored from an older copy). Every phase stops until the admin decides: putting the right
+    state file back, or adopting the rows (``--adopt-unknown``), so no decision is dropped and nothing is paid
+    twice."""
+
+    def __init__(self, message: str, *, task_ids: Sequence[str]) -> None:
+        super().__init__(message)
+        self.task_ids = list(task_ids)
 
 
 class TemplateError(SheetbotError):

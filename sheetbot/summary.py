@@ -58,9 +58,21 @@ def describe_run(report: RunReport) -> str:
         )
     if report.missing:
         lines.append(f"rows gone from the board (outputs kept in the state): {', '.join(report.missing)}")
+    if report.repaired:
+        lines.append(
+            f"put back {report.repaired} row(s) whose cells the board had lost or someone had typed over "
+            "(from the state; nothing paid again)"
+        )
     lines += [f"note: {note}" for note in report.notes]
     if not (report.done or report.failed or report.deferred):
-        lines = [f"night {report.night}: nothing locked to run (run `sheetbot lock` first)"]
+        if report.written:  # a rerun after a failed write, or after an old copy was saved over the board
+            lines = [
+                f"night {report.night}: no row left to run; wrote {report.written} row(s) back to the board "
+                "from the state (nothing paid again)",
+                *lines[1:],
+            ]
+        else:
+            lines = [f"night {report.night}: nothing locked to run (run `sheetbot lock` first)"]
     return "\n".join(lines)
 
 

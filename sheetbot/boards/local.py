@@ -12,9 +12,13 @@ import contextlib
 import io
 import math
 import os
+import re
+import stat
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from copy import copy
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -47,6 +51,8 @@ LAST_ROW = 1_048_576
 WIDE_COLUMN_WIDTH = 60
 #: Macro-enabled workbooks: openpyxl would save them without their macros and with the .xlsx content type.
 MACRO_SUFFIXES = frozenset({".xlsm", ".xltm", ".xlam"})
+#: A temp file of ours older than this was left by a killed save (a save takes seconds): it is removed.
+STALE_TEMP_S = 15 * 60
 
 
 class LocalBoard:
@@ -71,6 +77,10 @@ class LocalBoard:
 
     def describe(self) -> str:
         return f"{self.path.name} [{self.sheet}]"
+
+    def fingerprint(self) -> Signature | None:
+        """The file's (mtime, size), for `serve` to notice a save without reading the workbook."""
+        return _signature(self.path)
 
     def read(self) -> Sheet:
         workbook = self._workbook
@@ -225,6 +235,8 @@ class LocalBoard:
     def _save(self, workbook: Workbook) -> bool:
         """Atomically replace the file. False, and nothing written, if a person saved it meanwhile."""
         expected, target = self._signature, self.path.resolve()  # a symlink stays a link to the file
+        _refuse_read_only(self.path, target)
+        _sweep_temp_files(target)
         temp, replaced = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"), False
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -375,6 +387,44 @@ def _shape(workbook: Workbook, sheet: str, spec: SchemaSpec) -> tuple[list[str],
             dimension.alignment = Alignment(wrap_text=True, vertical="top")
             changed = True
     return added, changed
+
+
+def _writable(path: Path) -> bool:
+    """Write permission that is meant, not just possible: root may write anything, but a file or folder
+    with no write bit at all was made read-only on purpose."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return True  # not there yet: creating it will say what is wrong
+    return os.access(path, os.W_OK) and bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _refuse_read_only(path: Path, target: Path) -> None:
+    """Replacing a file works even when the file itself is read-only (a rename only needs the folder):
+    a person who made the workbook read-only asked sheetbot not to change it."""
+    keep = "outputs are kept in the state and written once it is writable"
+    if target.exists() and not _writable(target):
+        raise BoardWriteError(
+            f"{path} is read-only, so sheetbot leaves it alone: make it writable "
+            f"(chmod u+w {path}) or point board.path at a writable copy; {keep}"
+        )
+    if not _writable(target.parent):
+        raise BoardWriteError(
+            f"the folder of {path} is read-only, and sheetbot saves through a temp file beside the workbook: "
+            f"make {target.parent} writable or move the workbook; {keep}"
+        )
+
+
+def _sweep_temp_files(target: Path, *, now_s: float | None = None) -> None:
+    """Remove temp files a killed save of this workbook left behind: only ours (``.NAME.<8 hex>.tmp``),
+    and only old ones, so another save in progress keeps its file."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{8}}\.tmp")
+    cutoff = (time.time() if now_s is None else now_s) - STALE_TEMP_S
+    with contextlib.suppress(OSError):
+        for leftover in target.parent.glob(f".{glob_escape(target.name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if pattern.fullmatch(leftover.name) and leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
 
 
 def _signature(path: Path) -> Signature | None:

@@ -16,15 +16,18 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sheetbot.boards.base import BoardRow, Sheet
 from sheetbot.config import WorkflowConfig
 from sheetbot.errors import SheetbotError, StateError, StateUnavailableError
 from sheetbot.night.budget import Budget
 from sheetbot.night.context import NightContext
+from sheetbot.night.identify import Identified
 from sheetbot.night.keep import Keeper
 from sheetbot.night.outcomes import provider_of
+from sheetbot.night.repair import owned_columns, refuse_unknown, take_stock, unknown_rows_error
 from sheetbot.night.stopping import call_until_stopped
 from sheetbot.night.task import Outcome, TaskRunner, with_timeout
-from sheetbot.night.writeback import write_back
+from sheetbot.night.writeback import write_with_ids
 from sheetbot.providers.base import Completion, CompletionRequest, Provider
 from sheetbot.providers.preview import PreviewProvider
 from sheetbot.state import Task
@@ -52,6 +55,9 @@ class RunReport:
     stopped: bool = False
     #: Deferred rows by (provider, reason): sheetbot.night.outcomes tells a failed provider from a normal night.
     deferred_by: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: Rows the run's write brought up to date, and of those, rows the board showed wrongly (sheetbot.night.repair).
+    written: int = 0
+    repaired: int = 0
 
 
 class _Providers:
@@ -251,15 +257,11 @@ class _Unavailable(SheetbotError):
     """The workflow's provider cannot be used tonight (e.g. its API key is not set)."""
 
 
-def _changed_after_lock(ctx: NightContext, report: RunReport) -> None:
-    """Flag outputs whose row was edited after the lock: the output answers the locked input."""
-    try:
-        sheet = ctx.board.read()
-    except SheetbotError:
-        return
+def _changed_after_lock(ctx: NightContext, report: RunReport, rows: Mapping[str, BoardRow]) -> None:
+    """Flag outputs whose row was edited after the lock: the output answers the locked input. ``rows`` are the
+    board's rows by task id, a copy made with its id already told apart from its original (night/identify.py)."""
     col = ctx.col
-    rows = {r.get(col["id"]).strip(): r for r in sheet.rows}
-    owned = _sheetbot_columns(col)
+    owned = _sheetbot_columns(col) | owned_columns(ctx)
     fresh = ctx.state.query("SELECT task_id FROM tasks WHERE dirty = 1 AND status = ?", (str(Status.REVIEW),))
     for task in ctx.state.tasks(r["task_id"] for r in fresh).values():  # one query, not one per row
         row = rows.get(task.task_id)
@@ -272,9 +274,19 @@ def _changed_after_lock(ctx: NightContext, report: RunReport) -> None:
                 f"note: {', '.join(changed)} changed after the lock; this output answers the row as it "
                 f"was locked for night {task.night}"
             )
+            if note in task.error:
+                continue  # already said (the row is rewritten because the board lost it)
             error = f"{task.error}; {note}" if task.error else note
             ctx.state.move(task.task_id, Status.REVIEW, now=ctx.now(), error=error)
             report.changed_after_lock.append(task.task_id)
+
+
+def _read(ctx: NightContext) -> Sheet | None:
+    """The board now, or None when it cannot be read: the night runs anyway, its outputs wait in the state."""
+    try:
+        return ctx.board.read()
+    except SheetbotError:
+        return None
 
 
 def _sheetbot_columns(col: Mapping[str, str]) -> set[str]:
@@ -291,6 +303,9 @@ async def run_async(
     deadline = until or (window.end if window.contains(now) else None)
     report = RunReport(night=window.night, deadline=deadline)
     state = ctx.state
+    sheet = _read(ctx)
+    if sheet is not None:
+        refuse_unknown(ctx, sheet)  # no call while the board holds rows this state file does not know
     tasks = state.tasks_with_status(Status.LOCKED, Status.RUNNING)
     if tasks:
         with state.transaction():
@@ -311,7 +326,10 @@ async def run_async(
             # Tasks start in priority order (P0 first, then oldest): when a cap or the window ends, the
             # lowest priorities are the ones that wait.
             # A row whose request sits in an open batch is never sent again: the batch rounds poll it.
+            # So is a row in a send whose batch is not known yet (a create whose answer was lost): the
+            # rounds look that batch up first, even if the workflow was switched to live since.
             in_batch = {c.rsplit(":", 2)[0] for b in state.open_batches() for c in b["custom_ids"]}
+            in_batch |= {c.rsplit(":", 2)[0] for s in state.open_sends() for c in s["requests"]}
             batch = [t for t in tasks if _mode(ctx, t) == "batch" or t.task_id in in_batch]
             jobs = [night.work(t) for t in tasks if t not in batch]
             if batch:
@@ -323,8 +341,8 @@ async def run_async(
         finally:
             await night.providers.aclose()
         night.keep.recover()  # a state write failed: store what the journal kept if it can be now, or stop here
+        sheet = _read(ctx)  # again: rows edited, copied or saved over during the night
         with state.transaction():
-            _changed_after_lock(ctx, report)
             if not report.stopped:
                 state.night_event(window.night, run_finished_at=ctx.now().isoformat(), drained=int(report.drained))
             state.audit(
@@ -339,9 +357,21 @@ async def run_async(
                     "stopped": report.stopped,
                 },
             )
-    report.missing = write_back(ctx).missing
+    unknown = {}
+    with state.transaction():  # new rows' tasks are kept only if their ids reach the board
+        ident = take_stock(ctx, sheet, refuse=False)[0] if sheet is not None else Identified()
+        _changed_after_lock(ctx, report, ident.rows)
+        wrote = write_with_ids(ctx, ident.claims, ident.new)
+        report.written, report.repaired, report.missing, unknown = (
+            wrote.written,
+            ident.repaired,
+            wrote.missing,
+            ident.unknown,
+        )
     if tasks:
         night.keep.check()  # the night stopped starting rows because of the state: exit non-zero, say why
+    if unknown and not ctx.adopt_unknown:
+        raise unknown_rows_error(ctx, unknown)  # the outputs are written; the rows the state lacks wait
     return report
 
 

@@ -7,15 +7,16 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sheetbot.boards.base import BoardRow, CellValue, RowUpdate
+from sheetbot.boards.base import CellValue, RowUpdate
 from sheetbot.boards.values import cut_marker, fit_cell
 from sheetbot.errors import BoardError
 from sheetbot.night.context import NightContext
-from sheetbot.state import BoardProjection, Task
-from sheetbot.status import Status, parse_status
+from sheetbot.state import BoardProjection
+from sheetbot.status import Status
 from sheetbot.structured import cells, readable
 
-_WITH_OUTPUT = frozenset({Status.REVIEW, Status.APPROVED, Status.EDITED, Status.PUBLISHED, Status.REWORK})
+#: Statuses whose row shows the task's output.
+WITH_OUTPUT = frozenset({Status.REVIEW, Status.APPROVED, Status.EDITED, Status.PUBLISHED, Status.REWORK})
 
 
 @dataclass
@@ -34,7 +35,7 @@ def projection_cells(ctx: NightContext, p: BoardProjection) -> dict[str, CellVal
         col["night"]: p.night or "",
         col["error"]: p.error,
         # 0 is a cost (a local model's): blank only for a row that has no answer and cost nothing.
-        col["cost"]: round(p.cost_usd, 6) if p.cost_usd or p.status in _WITH_OUTPUT else None,
+        col["cost"]: round(p.cost_usd, 6) if p.cost_usd or p.status in WITH_OUTPUT else None,
     }
     if p.output is not None:
         cells.update(_output_cells(ctx, p.workflow, p.output))
@@ -150,34 +151,11 @@ def _say_refused(ctx: NightContext, projections: Sequence[BoardProjection], refu
             ctx.board.write(updates)
 
 
-def write_with_ids(ctx: NightContext, claims: Sequence[RowUpdate], new: Sequence[str]) -> list[str]:
+def write_with_ids(ctx: NightContext, claims: Sequence[RowUpdate], new: Sequence[str]) -> WriteBack:
     """write_back with id claims; a new task whose row changed before it got its id is forgotten (the
-    row gets an id next phase). Returns the ids of known tasks whose rows are gone."""
+    row gets an id next phase). ``missing`` holds the ids of known tasks whose rows are gone."""
     result = write_back(ctx, extra=claims)
     lost = set(result.missing) & set(new)
     for task_id in lost:
         ctx.state.forget(task_id)
-    return sorted(set(result.missing) - lost)
-
-
-def mark_stale(ctx: NightContext, rows: Mapping[str, BoardRow], tasks: Mapping[str, Task]) -> int:
-    """Mark dirty every task whose row no longer shows what the state says.
-
-    Someone may have saved an old copy over the board (Excel open all night on a laptop), or typed
-    over sheetbot's cells. The state is the truth: the next write puts the cells back. A person
-    setting a failed row to `queued` is a request, not drift, and is left to the lifecycle.
-    """
-    col = ctx.col
-    stale = []
-    for task_id, row in rows.items():
-        task = tasks.get(task_id)
-        if task is None or task.status == Status.QUEUED or task.dirty:
-            continue
-        shown = parse_status(row.get(col["status"]))
-        if shown == Status.QUEUED and task.status == Status.FAILED:
-            continue
-        if shown != task.status or (task.status in _WITH_OUTPUT and not row.get(col["output"]).strip()):
-            stale.append(task_id)
-    if stale:
-        ctx.state.mark_dirty(stale)
-    return len(stale)
+    return WriteBack(written=result.written, missing=sorted(set(result.missing) - lost))

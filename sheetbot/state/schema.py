@@ -2,12 +2,15 @@
 
 ``SCHEMA_VERSION`` guards against an older sheetbot opening a file a newer one wrote. New tables are a
 ``CREATE ... IF NOT EXISTS`` here; a column added to an existing table goes in ``ADDED_COLUMNS``, which
-``migrate`` applies on open to a file that lacks it (forward only, idempotent).
+``migrate`` applies on open to a file that lacks it (forward only, idempotent); a change to an existing
+table's key is a forward migration below, in its own block, that an existing state file gets on open.
 """
+
+from __future__ import annotations
 
 import sqlite3
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -79,7 +82,7 @@ CREATE TABLE IF NOT EXISTS night_tasks (     -- what each night did with each ta
     attempt INTEGER NOT NULL,
     outcome TEXT NOT NULL,                -- locked | done | failed | deferred | over_cap
     reason TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (night, task_id)
+    PRIMARY KEY (night, task_id, attempt)  -- a rework re-run in the same night is a second record
 );
 CREATE TABLE IF NOT EXISTS nights (
     night TEXT PRIMARY KEY,
@@ -189,3 +192,31 @@ def migrate(db: sqlite3.Connection) -> None:
             except sqlite3.OperationalError as exc:  # another process added it a moment ago
                 if "duplicate column" not in str(exc):
                     raise
+
+
+# -- migration to schema 2: night_tasks keeps every attempt of a row in a night (issue 10, item 10) ----------------
+# Before, the key was (night, task_id): a rework locked again under the same night overwrote the first attempt's
+# record, and `report` lost the rework. SQLite cannot change a primary key in place: the table is rebuilt.
+def migrate_night_tasks_by_attempt(db: sqlite3.Connection) -> None:
+    key = [row[1] for row in sorted(db.execute("PRAGMA table_info(night_tasks)"), key=lambda r: r[5]) if row[5]]
+    if "attempt" in key:
+        return
+    db.executescript(
+        """
+        BEGIN IMMEDIATE;
+        CREATE TABLE night_tasks_by_attempt (
+            night TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            workflow TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            outcome TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (night, task_id, attempt)
+        );
+        INSERT INTO night_tasks_by_attempt(night, task_id, workflow, attempt, outcome, reason)
+            SELECT night, task_id, workflow, attempt, outcome, reason FROM night_tasks;
+        DROP TABLE night_tasks;
+        ALTER TABLE night_tasks_by_attempt RENAME TO night_tasks;
+        COMMIT;
+        """
+    )

@@ -59,9 +59,12 @@ def identify(
     col: Mapping[str, str],
     snapshot_of: Callable[[str], Mapping[str, str]] | None = None,
     owned: Collection[str] = (),
+    pending: Collection[str] = (),
 ) -> Identified:
     """``snapshot_of`` loads a task's locked row; asked only for ids that stand on more than one row.
-    ``owned`` names the columns sheetbot writes (they say nothing about which copy is the original)."""
+    ``owned`` names the columns sheetbot writes (they say nothing about which copy is the original).
+    ``pending`` holds ids this sheetbot gave out in a phase that may not have committed (a kill between the
+    board's save and the state's, sheetbot.state.claims): such a row is a new row of ours, not an unknown one."""
     out = Identified()
     taken = set(tasks) | {r.get(col["id"]).strip() for r in sheet.rows}
     cleared: dict[str, CellValue] = {
@@ -95,7 +98,7 @@ def identify(
         elif keepers[task_id] is row:
             if task_id not in tasks:
                 status = parse_status(row.get(col["status"]))
-                if status is not None and status not in _PEOPLE_TYPE:
+                if status is not None and status not in _PEOPLE_TYPE and task_id not in pending:
                     out.unknown[task_id] = row
                     continue
                 out.new.append(task_id)

@@ -6,8 +6,9 @@ the state holds and rewrites the rows that disagree, in the phase's one write: a
 saved over the board at 9am, or cells a person typed over, are put back without paying for anything again.
 
 The one disagreement the state cannot settle is a row it has never heard of in a status only sheetbot writes
-(locked, review, approved, …): the state file was emptied or replaced (or a kill landed between the lock's save
-and its commit). Guessing would drop a reviewer's decision or pay for a row twice, so every phase refuses,
+(locked, review, approved, …): the state file was emptied or replaced. (A kill between a phase's board save and
+its commit leaves ids the state does not know too; those are in the claims file, sheetbot.state.claims.)
+Guessing would drop a reviewer's decision or pay for a row twice, so every phase refuses,
 names the rows and stops, until the admin either puts the right state file back or adopts the rows
 (``--adopt-unknown``): each is taken over as the board shows it — its output and decision kept, a row that was
 locked or running sent back to the queue (its output, if it was ever paid for, went with the old state).
@@ -53,12 +54,14 @@ def take_stock(ctx: NightContext, sheet: Sheet, *, refuse: bool = True) -> tuple
     Raises UnknownRowsError before anything changes when ``refuse`` and unknown rows are there."""
     state = ctx.state
     tasks = state.tasks()
+    state.settle_claims(tasks)  # the phase that gave these ids out committed: they are ordinary tasks now
     ident = identify(
         sheet,
         tasks,
         ctx.col,
         snapshot_of=lambda task_id: state.tasks([task_id])[task_id].snapshot,
         owned=owned_columns(ctx),
+        pending=state.pending_claims(),
     )
     if ident.unknown and not ctx.adopt_unknown and refuse:
         raise unknown_rows_error(ctx, ident.unknown)
@@ -79,7 +82,7 @@ def refuse_unknown(ctx: NightContext, sheet: Sheet) -> None:
     """The check alone, for a phase that must not start (a run, before any call) while rows are unknown."""
     if ctx.adopt_unknown:
         return
-    ident = identify(sheet, ctx.state.tasks(), ctx.col)
+    ident = identify(sheet, ctx.state.tasks(), ctx.col, pending=ctx.state.pending_claims())
     if ident.unknown:
         raise unknown_rows_error(ctx, ident.unknown)
 

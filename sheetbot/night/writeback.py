@@ -154,6 +154,8 @@ def _say_refused(ctx: NightContext, projections: Sequence[BoardProjection], refu
 def write_with_ids(ctx: NightContext, claims: Sequence[RowUpdate], new: Sequence[str]) -> WriteBack:
     """write_back with id claims; a new task whose row changed before it got its id is forgotten (the
     row gets an id next phase). ``missing`` holds the ids of known tasks whose rows are gone."""
+    # A kill after the board's save and before the caller's commit must not leave ids nobody knows.
+    ctx.state.note_claims(c.task_id for c in claims)
     result = write_back(ctx, extra=claims)
     lost = set(result.missing) & set(new)
     for task_id in lost:

@@ -18,6 +18,7 @@ from sheetbot.errors import StateError, TransitionError
 from sheetbot.state.actions import ActionsMixin
 from sheetbot.state.attempts import AttemptsMixin
 from sheetbot.state.batches import BatchesMixin
+from sheetbot.state.claims import ClaimsMixin
 from sheetbot.state.faults import GuardedConnection, state_fault
 from sheetbot.state.governance import GovernanceMixin
 from sheetbot.state.history import HistoryMixin
@@ -27,7 +28,7 @@ from sheetbot.state.schema import SCHEMA, SCHEMA_VERSION, migrate, migrate_night
 from sheetbot.status import Status, can_move
 
 
-class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceMixin, JournalMixin):
+class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceMixin, JournalMixin, ClaimsMixin):
     """The store. One connection, used from one thread; WAL so readers (report) never block the night.
 
     ``busy_timeout_s`` bounds how long a statement waits for another program's lock (a backup tool) before

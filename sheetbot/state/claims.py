@@ -7,9 +7,10 @@ state does not know, shown ``locked`` by the lock that never committed. Without 
 rows of an emptied or replaced state file, and every phase would stop until an admin decided.
 
 So the ids are written to ``<state>.claims`` (fsync'd, mode 0600, replaced atomically) just before the board
-write. The next phase treats an unknown row whose id is in it as what it is, a new row of ours (it is queued
-again and locked at the next cutoff; it never ran, because nothing runs before the lock commits), and deletes
-the file once every id in it is known to the state. Rows of a genuinely foreign state are never in it.
+write, and deleted as soon as the transaction commits. Only a phase that died in between leaves it behind; the
+next phase treats an unknown row whose id is in it as what it is, a new row of ours (it is queued again and
+locked at the next cutoff; it never ran, because nothing runs before the lock commits), and deletes the file
+once every id in it is known to the state. Rows of a genuinely foreign state are never in it.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class ClaimsMixin:
     """Pending id claims beside the state file (see the module docstring)."""
 
     path: Path
+    _claims_noted: bool = False
 
     def note_claims(self, task_ids: Iterable[str]) -> None:
         """Record ids about to reach the board, before the board write that carries them."""
@@ -46,6 +48,7 @@ class ClaimsMixin:
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(temp, target)
+            self._claims_noted = True
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
@@ -67,3 +70,9 @@ class ClaimsMixin:
         pending = self.pending_claims()
         if pending and pending <= set(known):
             claims_path(self.path).unlink(missing_ok=True)
+
+    def claims_committed(self) -> None:
+        """The transaction that noted claims committed: the file has done its job (a rollback keeps it)."""
+        if self._claims_noted:
+            claims_path(self.path).unlink(missing_ok=True)
+            self._claims_noted = False

@@ -113,6 +113,7 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
         try:
             yield
             self._db.execute("COMMIT")  # may fail too (disk full, I/O): then roll back like any error
+            self.claims_committed()  # ids this transaction handed out are known now
         except BaseException:
             if self._db.in_transaction:  # SQLite rolls back by itself after some errors (SQLITE_FULL)
                 with suppress(StateError, sqlite3.Error):

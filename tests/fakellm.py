@@ -15,7 +15,7 @@ collapsed), input tokens ``ceil(len(system + prompt) / 4)``, output tokens ``cei
 Scripted events (``fail_next``, ``truncate_next``, ``malformed_next``, ``timeout_next``) are queued and
 used one per request, in order.
 
-A request for structured output (OpenAI ``response_format`` json_schema, or Anthropic ``tools`` with a
+A request for structured output (OpenAI ``response_format`` json_schema or json_object, or Anthropic ``tools`` with a
 forced ``tool_choice``) is answered in that vendor's shape: OpenAI message content is the JSON text,
 Anthropic content is one ``tool_use`` block with the object as its ``input`` (``stop_reason: "tool_use"``).
 The object is ``default_answer(schema)`` (a valid one) unless ``answer_with(fn)`` scripts it; ``fn`` may
@@ -77,6 +77,8 @@ def requested_schema(body: dict[str, Any]) -> dict[str, Any] | None:
     response_format = body.get("response_format") or {}
     if response_format.get("type") == "json_schema":
         return response_format.get("json_schema", {}).get("schema") or {}
+    if response_format.get("type") == "json_object":  # JSON mode; llama.cpp and vLLM take a `schema` beside it
+        return response_format.get("schema") or {}
     choice = body.get("tool_choice") or {}
     tools = {tool.get("name"): tool for tool in body.get("tools") or []}
     if choice.get("type") == "tool" and choice.get("name") in tools:
@@ -179,7 +181,8 @@ class FakeLLM:
     def _answer(self, body: dict[str, Any], text: str, *, truncated: bool, is_openai: bool) -> dict[str, Any]:
         system, prompt = split_prompt(body)
         n_in = math.ceil(len(system + prompt) / 4)
-        n_out = int(body.get("max_tokens") or 0) if truncated else math.ceil(len(text) / 4)
+        limit = body.get("max_tokens") or body.get("max_completion_tokens") or 0
+        n_out = int(limit) if truncated else math.ceil(len(text) / 4)
         model = body.get("model", "fake-model")
         n = len(self.requests)
         if is_openai:

@@ -44,6 +44,7 @@ class OpenAIBatches:
     ) -> None:
         self._label = label
         self._where = base_url or label
+        self._base_url = base_url
         self._ctx = ErrorContext(
             label=label, model="(batch)", where=self._where, api_key_env=api_key_env, secret=api_key
         )
@@ -51,9 +52,9 @@ class OpenAIBatches:
             api_key=api_key, base_url=base_url, max_retries=max_retries, http_client=http_client
         )
 
-    @staticmethod
-    def _line(request: CompletionRequest) -> dict[str, Any]:
-        return {"custom_id": request.custom_id, "method": "POST", "url": ENDPOINT, "body": chat_body(request)}
+    def _line(self, request: CompletionRequest) -> dict[str, Any]:
+        body = chat_body(request, base_url=self._base_url)  # the same body as a live call's
+        return {"custom_id": request.custom_id, "method": "POST", "url": ENDPOINT, "body": body}
 
     def request_bytes(self, request: CompletionRequest) -> int:
         return json_bytes(self._line(request))

@@ -118,7 +118,7 @@ def test_plain_text_rows_of_that_provider_never_notice() -> None:
     fake = FakeLLM()
     fake.fail_next(500, body=LLAMA_CPP_PYTHON)
     provider = resilient(fake)
-    structured, plain = run(provider, req(1, output_schema=SCHEMA), req(2))
+    _, plain = run(provider, req(1, output_schema=SCHEMA), req(2))
     assert plain.text.startswith("OUTPUT for: Score 2") and "response_format" not in fake.requests[-1].json
 
 
@@ -184,7 +184,8 @@ def test_live_and_batch_bodies_fit_the_server(base_url: str | None, model: str, 
     [
         (
             LOCAL,
-            "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
             "max_completion_tokens",
         ),
         (None, "Unrecognized request argument supplied: max_completion_tokens", "max_tokens"),
@@ -196,7 +197,7 @@ def test_a_refused_token_parameter_is_switched_once_without_a_failure(
     fake = FakeLLM()
     fake.fail_next(400, body=refusal)
     provider = resilient(fake, base_url=base_url)
-    first, second = run(provider, req(1), req(2))
+    first, _ = run(provider, req(1), req(2))
     assert [switched_to in r.json for r in fake.requests] == [False, True, True]
     assert provider.failures == 0 and not provider.breaker_open
     assert f"sent {switched_to} instead of" in first.notes[0]

@@ -102,6 +102,21 @@ class AnthropicProvider:
         except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
             raise malformed_error(ctx, f"{type(exc).__name__}: {exc}") from None
 
+    async def list_models(self, *, timeout_s: float) -> list[str]:
+        """The model ids the account may use: a free call that shows the server answers and takes the key."""
+        ctx = self._context("(any)")
+        try:
+            page = await self._client.models.list(limit=1000, timeout=timeout_s)
+            return [model.id for model in page.data]  # one page: enough to see the server and the key
+        except anthropic.APIStatusError as exc:
+            raise status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
+        except anthropic.APITimeoutError:
+            raise timeout_error(ctx, timeout_s) from None
+        except anthropic.APIConnectionError as exc:
+            raise connection_error(ctx, exc.__cause__) from None
+        except (anthropic.APIResponseValidationError, json.JSONDecodeError) as exc:
+            raise malformed_error(ctx, str(exc)) from None
+
     async def aclose(self) -> None:
         await self._client.close()
 

@@ -123,7 +123,7 @@ class OpenAIProvider:
         ctx = self._context("(any)")
         try:
             page = await self._client.models.list(timeout=timeout_s)
-            return [model.id async for model in page]
+            return [model.id for model in page.data]  # one page: enough to see the server and the key
         except openai.APIStatusError as exc:
             raise status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
         except openai.APITimeoutError:

@@ -38,7 +38,7 @@ def open_context(
 ) -> Iterator[NightContext]:
     config = config or load_config(config_path)
     env = dict(os.environ) if env is None else env
-    state = State(config.state_path)
+    state = State(config.state_path, busy_timeout_s=config.limits.state_wait_s)
     try:
         yield NightContext(
             config=config,

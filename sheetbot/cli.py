@@ -95,6 +95,7 @@ def _context(args: argparse.Namespace, progress: ProgressFn = no_progress) -> It
         board_lock(config.state_path, args.command, wait=getattr(args, "wait", False)),
         open_context(args.config, config=config, progress=progress) as ctx,
     ):
+        ctx.adopt_unknown = getattr(args, "adopt_unknown", False)  # rows the state does not know: night/repair.py
         yield ctx
 
 
@@ -134,6 +135,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     with progress_bar("running") as progress, _context(args, progress) as ctx:
         import threading
 
+        from sheetbot.night.outcomes import exit_code
         from sheetbot.night.run import run
         from sheetbot.procs import install_stop_handlers
         from sheetbot.summary import describe_run
@@ -141,7 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         stop = install_stop_handlers(threading.Event())  # SIGTERM/Ctrl-C: store what arrived, write it, exit
         report = run(ctx, until=until, stop=stop.is_set)
     out.print(describe_run(report), markup=False)
-    return 0
+    return exit_code(report.deferred_by)  # 3: rows deferred because a provider failed (README, exit codes)
 
 
 def cmd_harvest(args: argparse.Namespace) -> int:
@@ -274,6 +276,19 @@ def cmd_resume(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_show(args: argparse.Namespace) -> int:
+    from sheetbot.configfile import load_config
+    from sheetbot.show import describe, show
+
+    with _state(args) as state:
+        shown = show(state, load_config(args.config), args.id)
+    if args.json:
+        print(json.dumps(shown.as_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(describe(shown))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from sheetbot.demo import run_demo
 
@@ -324,10 +339,17 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--force", action="store_true", help="start over if the folder already has a demo")
     command("init", cmd_init, "create or repair the board's columns, dropdowns and header")
     command("check", cmd_check, "validate the YAML, the board and the credentials")
-    command("lock", cmd_lock, "the cutoff, now: lock the rows that run tonight")
+    lock = command("lock", cmd_lock, "the cutoff, now: lock the rows that run tonight")
     run = command("run", cmd_run, "the night window, now (stops at the window end, or --until)")
     run.add_argument("--until", help="stop at this time (ISO, with timezone), e.g. 2026-11-24T05:00+01:00")
-    command("harvest", cmd_harvest, "read the morning's review decisions")
+    harvest = command("harvest", cmd_harvest, "read the morning's review decisions")
+    for phase in (lock, run, harvest):
+        phase.add_argument(
+            "--adopt-unknown",
+            action="store_true",
+            help="take over board rows in sheetbot statuses that the state file does not know, as the board "
+            "shows them (decisions kept; locked rows go back to the queue)",
+        )
     command("serve", cmd_serve, "all of the above, on the YAML's schedule; stops cleanly on SIGTERM")
     trial = command("trial", cmd_trial, "run a workflow now on a sample, on its own sheet, before launch")
     trial.add_argument("workflow", help="the workflow to try")
@@ -344,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
     fb.add_argument("workflow")
     fb.add_argument("--nights", type=_positive, default=14, help="how many recent nights (default 14)")
     fb.add_argument("--json", action="store_true", help="print JSON instead of text")
+    show = command("show", cmd_show, "a row's whole stored output (every step or field), status and error")
+    show.add_argument("id", help="the row's id, from the board's id column")
+    show.add_argument("--json", action="store_true", help="print JSON instead of text")
     resume = command("resume", cmd_resume, "lift an escalation's pause: the workflow's rows are locked again")
     resume.add_argument("workflow")
     return parser

@@ -83,6 +83,9 @@ class ScheduleConfig(Strict):
 class LimitsConfig(Strict):
     nightly_rows: int = Field(default=200, ge=0)
     nightly_usd: float = Field(default=25.0, ge=0)
+    #: Seconds a state write waits for another program's lock on the state file (a backup tool) before the
+    #: phase stops with a one-line error; the night waits without holding up calls in flight.
+    state_wait_s: float = Field(default=120.0, gt=0)
 
 
 class ProviderConfig(Strict):

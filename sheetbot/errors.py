@@ -12,9 +12,12 @@ meant to reach the user as a traceback.
     ├── BoardError             the board cannot be read or written
     │   ├── BoardNotFound      the workbook / sheet / table does not exist
     │   ├── BoardSchemaError   columns are missing (run `sheetbot init`)
+    │   ├── WorkbookNotKept    saving the workbook would lose what openpyxl cannot keep (charts, macros, …)
     │   └── BoardWriteError    a write failed; outputs stay in the state and are written next time
     ├── StateError             the SQLite state file cannot be used
-    │   └── TransitionError    a status change the lifecycle does not allow
+    │   ├── StateUnavailableError  locked by another program, disk full, I/O error, read-only: a fault outside
+    │   ├── TransitionError    a status change the lifecycle does not allow
+    │   └── UnknownRowsError   the board shows rows in sheetbot statuses the state file does not know
     ├── TemplateError          a prompt template names something that is not there
     ├── LockedError            another sheetbot process works this board right now
     └── ProviderError          a model call failed
@@ -78,6 +81,11 @@ class BoardSchemaError(BoardError):
     """The board lacks columns sheetbot needs."""
 
 
+class WorkbookNotKept(BoardError):
+    """The workbook holds what openpyxl drops when it saves (a text box, a picture, a pivot table, macros…):
+    sheetbot refuses it before saving anything."""
+
+
 class BoardWriteError(BoardError):
     """A write to the board failed. Outputs are already in the state and are written on the next run."""
 
@@ -86,8 +94,79 @@ class StateError(SheetbotError):
     """The SQLite state file cannot be opened or used."""
 
 
+class StateUnavailableError(StateError):
+    """The state file cannot be written (or read) right now: another program holds its lock, the disk is full,
+    an I/O error, a read-only file or folder. Not sheetbot's bug, and not the row's: the admin fixes the
+    machine and runs the command again. ``kind`` is locked | full | io | readonly | unusable.
+
+    The message is built from parts so the night can add what it kept (``kept``: paid answers written to the
+    journal beside the state, stored by the next run) and what it could not keep (``lost``).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        problem: str,
+        fix: str,
+        *,
+        again: str = "run sheetbot again",
+        kept: int = 0,
+        lost: int = 0,
+        journal: str = "",
+        journal_problem: str = "",
+    ) -> None:
+        self.kind, self.problem, self.fix, self.again = kind, problem, fix, again
+        self.kept, self.lost, self.journal, self.journal_problem = kept, lost, journal, journal_problem
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        text = f"{self.problem}: {self.fix}, then {self.again}"
+        if self.kept:
+            text += f"; {_answers(self.kept)} kept in {self.journal} and will be stored then"
+        if self.lost:
+            text += (
+                f"; {_answers(self.lost, verb=False)} could not be kept: the journal {self.journal} could not be "
+                f"written ({self.journal_problem}), so {'that row is' if self.lost == 1 else 'those rows are'} "
+                "called again next time"
+            )
+        return text
+
+    def told(
+        self, *, again: str, kept: int = 0, lost: int = 0, journal: str = "", journal_problem: str = ""
+    ) -> StateUnavailableError:
+        """The same fault, with what the caller kept and the command to run again."""
+        return StateUnavailableError(
+            self.kind,
+            self.problem,
+            self.fix,
+            again=again,
+            kept=kept,
+            lost=lost,
+            journal=journal,
+            journal_problem=journal_problem,
+        )
+
+
+def _answers(n: int, *, verb: bool = True) -> str:
+    noun = "paid answer" if n == 1 else "paid answers"
+    if not verb:
+        return f"{n} {noun}"
+    return f"{n} {noun} {'is' if n == 1 else 'are'}"
+
+
 class TransitionError(StateError):
     """A status change that the lifecycle table does not allow."""
+
+
+class UnknownRowsError(StateError):
+    """The board holds rows in sheetbot's statuses that the state file does not know (it was emptied,
+    replaced, or restored from an older copy). Every phase stops until the admin decides: putting the right
+    state file back, or adopting the rows (``--adopt-unknown``), so no decision is dropped and nothing is paid
+    twice."""
+
+    def __init__(self, message: str, *, task_ids: Sequence[str]) -> None:
+        super().__init__(message)
+        self.task_ids = list(task_ids)
 
 
 class TemplateError(SheetbotError):

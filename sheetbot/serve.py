@@ -32,6 +32,16 @@ log = logging.getLogger("sheetbot.serve")
 
 OpenContext = Callable[[], AbstractContextManager[NightContext]]
 
+#: How often serve re-projects the state onto a board it cannot watch cheaply (Google Sheets, Airtable: a
+#: whole read each time); a workbook on disk is watched every tick by its size and mtime instead.
+REMOTE_REPAIR_EVERY_S = 15 * 60
+
+
+def board_fingerprint(board: object) -> object | None:
+    """What changes whenever someone saves the board (a workbook's mtime and size); None: no cheap way to tell."""
+    fingerprint = getattr(board, "fingerprint", None)  # optional board capability (LocalBoard)
+    return fingerprint() if fingerprint is not None else None
+
 
 class Server:
     def __init__(
@@ -59,6 +69,9 @@ class Server:
         self.last_harvest: datetime | None = None
         self.blocked: dict[str, datetime] = {}
         self.done: list[tuple[str, datetime]] = []
+        #: The board as serve last wrote or repaired it, and when: a change means someone saved it since.
+        self.board_seen: object | None = None
+        self.last_repair: datetime | None = None
 
     def stopping(self) -> bool:
         return self.stop.is_set()
@@ -96,13 +109,46 @@ class Server:
                 continue
             if self._attempt(action, day):
                 done.append(action)
+        if not self.stopping():
+            self._watch_board()
         return done
+
+    def _watch_board(self) -> None:
+        """Someone saved the workbook (an old copy over the night's outputs, or typed over sheetbot's cells):
+        put back what the state holds, within a tick. Not a phase of the schedule, so not in ``done``."""
+        now = self.clock.now()
+        if self.blocked.get("repair", now) > now:
+            return
+        try:
+            with self.open_context() as ctx:
+                seen = board_fingerprint(ctx.board)
+                if seen is None:
+                    due = self.last_repair is None or (now - self.last_repair).total_seconds() >= REMOTE_REPAIR_EVERY_S
+                else:
+                    due = seen != self.board_seen
+                if not due:
+                    return
+                from sheetbot.night.repair import repair
+
+                ident = repair(ctx)
+                self.board_seen, self.last_repair = board_fingerprint(ctx.board), now
+        except Exception as exc:  # like a phase: logged, on /healthz, tried again later; never ends the process
+            log.exception("repair failed: %s", exc, extra={"phase": "repair"})
+            self.health.record("repair", at=now, ok=False, outcome=f"{type(exc).__name__}: {exc}")
+            self.blocked["repair"] = self.clock.now() + self.retry_after
+            return
+        self.blocked.pop("repair", None)
+        if ident.repaired or ident.claims:
+            outcome = f"put back {ident.repaired} row(s) from the state, gave {len(ident.claims)} row(s) an id"
+            log.info("repair: %s", outcome, extra={"phase": "repair"})
+            self.health.record("repair", at=now, ok=True, outcome=outcome)
 
     def _attempt(self, action: str, day: Day) -> bool:
         started = self.clock.now()
         try:
             with self.open_context() as ctx:
                 outcome = getattr(self, f"_do_{action}")(ctx, day)
+                self.board_seen = board_fingerprint(ctx.board)  # our own save is not someone else's
         except Exception as exc:  # a phase failing must not end the process: log, show on /healthz, retry later
             log.exception("%s failed: %s", action, exc, extra={"phase": action, "night": day.tonight.night})
             self.health.record(action, at=started, ok=False, outcome=f"{type(exc).__name__}: {exc}")

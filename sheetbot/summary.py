@@ -11,6 +11,7 @@ from rich.table import Table
 from sheetbot.metrics import NightMetrics
 from sheetbot.night.harvest import HarvestReport
 from sheetbot.night.lock import LockReport
+from sheetbot.night.outcomes import describe_failures
 from sheetbot.night.run import RunReport
 
 
@@ -49,6 +50,7 @@ def describe_run(report: RunReport) -> str:
         lines.append(f"failed: {report.failed.total()} ({_per_workflow(report.failed)}): see the error column")
     if report.deferred:
         lines.append(f"deferred: {report.deferred.total()} ({_per_workflow(report.deferred)}): the queue did not drain")
+        lines += describe_failures(report.deferred_by)  # which provider failed, why, how many (exit 3)
     if report.changed_after_lock:
         lines.append(
             f"{len(report.changed_after_lock)} row(s) were edited after the lock; their outputs answer "
@@ -56,9 +58,21 @@ def describe_run(report: RunReport) -> str:
         )
     if report.missing:
         lines.append(f"rows gone from the board (outputs kept in the state): {', '.join(report.missing)}")
+    if report.repaired:
+        lines.append(
+            f"put back {report.repaired} row(s) whose cells the board had lost or someone had typed over "
+            "(from the state; nothing paid again)"
+        )
     lines += [f"note: {note}" for note in report.notes]
     if not (report.done or report.failed or report.deferred):
-        lines = [f"night {report.night}: nothing locked to run (run `sheetbot lock` first)"]
+        if report.written:  # a rerun after a failed write, or after an old copy was saved over the board
+            lines = [
+                f"night {report.night}: no row left to run; wrote {report.written} row(s) back to the board "
+                "from the state (nothing paid again)",
+                *lines[1:],
+            ]
+        else:
+            lines = [f"night {report.night}: nothing locked to run (run `sheetbot lock` first)"]
     return "\n".join(lines)
 
 

@@ -11,8 +11,9 @@ the metadata API's bases, tables and fields), so everything above the HTTP trans
         ...
         assert fake.count("update") == 3
 
-It also behaves like Airtable's limits: more than 10 records in one write is a 422, and more than 5
-requests in one second (by the injected clock) earns a 429 and a 30-second penalty. Every request is
+It also behaves like Airtable's limits, counted strictly: more than 10 records in one write is a 422, and a
+sixth request arriving within one second of the first of five (by the injected clock, the second's both ends
+included, as a server counting arrivals does) earns a 429 and a 30-second penalty. Every request is
 recorded with its kind, status and time, so tests count calls and measure pacing.
 """
 
@@ -35,6 +36,8 @@ TOKEN = "patFakeToken.0123456789"
 BASE_ID = "appFAKEBASE000001"
 ALL_SCOPES = frozenset({"data.records:read", "data.records:write", "schema.bases:read", "schema.bases:write"})
 QUEUE_FIELDS = ("id", "type", "input", "priority", "brand")
+#: Characters a long text holds; a longer value makes Airtable refuse the whole request (422).
+CELL_LIMIT = 100_000
 _TEXT = {"singleLineText", "multilineText", "richText", "email", "url", "phoneNumber"}
 _NUMERIC = {"number", "currency", "percent", "duration", "rating"}
 _COMPUTED = {"formula", "autoNumber", "createdTime", "lastModifiedTime", "rollup", "count", "multipleLookupValues"}
@@ -186,10 +189,10 @@ class FakeAirtable:
         return sum(1 for c in self.calls if kind is None or c.kind == kind)
 
     def busiest_second(self) -> int:
-        """The most requests sent within any one second (the limit is 5)."""
+        """The most requests arriving within any one second, both ends included (the limit is 5)."""
         busiest, first = 0, 0
         for last, call in enumerate(self.calls):
-            while call.at - self.calls[first].at >= 1.0 - 1e-6:
+            while call.at - self.calls[first].at > 1.0 + 1e-9:
                 first += 1
             busiest = max(busiest, last - first + 1)
         return busiest
@@ -219,7 +222,7 @@ class FakeAirtable:
             if only is None or only == kind:
                 del self.failures[index]
                 return (*_error(status, _ERROR_TYPES.get(status, "SERVER_ERROR"), "injected by the test")[:2], headers)
-        recent = sum(1 for _ in itertools.takewhile(lambda c: c.at > now - 1.0 + 1e-6, reversed(self.calls)))
+        recent = sum(1 for _ in itertools.takewhile(lambda c: c.at >= now - 1.0 - 1e-9, reversed(self.calls)))
         if self.enforce_rate_limit and (now < self.penalty_until or recent >= 5):
             if now >= self.penalty_until:
                 self.penalty_until = now + 30.0
@@ -356,6 +359,8 @@ def _invalid(spec: dict[str, Any] | None, name: str, value: Any, typecast: bool)
     cannot = "INVALID_VALUE_FOR_COLUMN", f'Field "{name}" cannot accept the provided value'
     if kind in _TEXT and not isinstance(value, str):
         return None if typecast else cannot
+    if kind in _TEXT and len(value.encode("utf-16-le")) // 2 > CELL_LIMIT:  # counted as JavaScript counts
+        return "INVALID_VALUE_FOR_COLUMN", f'Field "{name}" cannot accept a value longer than {CELL_LIMIT} characters'
     if kind in _NUMERIC and (isinstance(value, bool) or not isinstance(value, int | float)):
         return None if typecast else cannot
     if kind == "singleSelect":

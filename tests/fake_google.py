@@ -40,6 +40,8 @@ API = "https://sheets.googleapis.com/v4/spreadsheets"
 TOKEN_URI = "https://oauth2.googleapis.com/token"
 KEY = "1FakeSheetbotSpreadsheetKey_0123456789abcdefgh"
 ACCOUNT = "sheetbot-night@sheetbot-test.iam.gserviceaccount.com"
+#: Characters a cell holds; one cell over it makes Google refuse the whole request (HTTP 400).
+CELL_LIMIT = 50_000
 _STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
            429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}  # fmt: skip
 _MESSAGES = {403: "The caller does not have permission", 404: "Requested entity was not found.",
@@ -355,7 +357,8 @@ class FakeGoogleSheets:
                             400,
                             f"Requested writing within range [{entry['range']}], but tried writing to row [{r + 1}]",
                         )
-                    if isinstance(value, str) and len(value) > 50_000:
+                    # Google's limit, counted as UTF-16 units as Google's Java does (an emoji is two).
+                    if isinstance(value, str) and len(value.encode("utf-16-le")) // 2 > CELL_LIMIT:
                         raise ApiError(
                             400, "Your input contains more than the maximum of 50000 characters in a single cell."
                         )

@@ -9,21 +9,36 @@ deterministic texts. Time comes from the test's clock: a batch ends ``duration_s
 * ``unsupported = True``: OpenAI's ``/files`` and ``/batches`` answer 404, as a local server would.
 * Anthropic requests whose system block carries ``cache_control`` report a cache write the first time
   that system text is seen and a cache read afterwards.
+* ``fault(op, how)``: the next call of ``op`` (upload, create, list, poll, results, cancel) goes wrong:
+  ``kill`` (the process dies as it sends: the server never sees it), ``kill_after`` (the server acts, then
+  the process dies before the answer arrives), ``502`` / ``502_after`` (a gateway error before or after
+  the server acted), ``drop_after`` (the server acted, the connection dropped), ``hang`` (no answer, ever).
+* ``refuse(op, message)``: the next call of ``op`` is refused with HTTP 400 and that message.
+* Anthropic checks every ``custom_id`` against ``^[a-zA-Z0-9_-]{1,64}$`` and refuses the whole batch,
+  as the real API does. Both vendors list batches newest first (OpenAI with their ``metadata``).
 Results come back in reverse order, so callers must match on ``custom_id``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
-from collections import deque
+import re
+from collections import defaultdict, deque
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
 from fakellm import FakeLLM, default_answer, requested_schema
 
 ANTHROPIC = "/v1/messages/batches"
+ANTHROPIC_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class Killed(BaseException):
+    """The process died here (kill -9): raised through the SDK and the night, as no ``except`` would stop."""
 
 
 class FakeBatch:
@@ -38,6 +53,9 @@ class FakeBatch:
         self.lines: list[dict[str, Any]] = []  # every request line ever submitted
         self.finish_before_cancel = 0
         self.unsupported = False
+        self.calls: list[str] = []  # every call by operation, as the server received it
+        self.uploads: list[str] = []
+        self._faults: dict[str, deque[str]] = defaultdict(deque)
         self._script: deque[str] = deque()
         self._cached: set[str] = set()
         self.transport = httpx2.MockTransport(self._handle)
@@ -48,9 +66,40 @@ class FakeBatch:
     def script_next(self, kind: str, *, times: int = 1) -> None:
         self._script.extend([kind] * times)
 
+    def fault(self, op: str, how: str, *, times: int = 1) -> None:
+        self._faults[op].extend([how] * times)
+
+    def refuse(self, op: str, message: str) -> None:
+        self._faults[op].append(f"400:{message}")
+
+    def created(self, kind: str) -> list[str]:
+        """The batches of one vendor the server really created (what would be billed)."""
+        return [b for b in self.creates if self.batches[b]["kind"] == kind]
+
     # -- the transport ---------------------------------------------------------------
-    def _handle(self, request: httpx2.Request) -> httpx2.Response:
-        request.read()
+    async def _handle(self, request: httpx2.Request) -> httpx2.Response:
+        await request.aread()
+        op = _operation(request)
+        self.calls.append(op)
+        how = self._faults[op].popleft() if self._faults[op] else ""
+        if how == "kill":
+            raise Killed(op)
+        if how == "502":
+            return httpx2.Response(502, text="<html>502 Bad Gateway</html>")
+        if how == "hang":
+            await asyncio.Event().wait()
+        if how.startswith("400:"):
+            return _refusal(request, how.removeprefix("400:"))
+        response = self._serve(request)
+        if how == "kill_after":
+            raise Killed(op)
+        if how == "502_after":
+            return httpx2.Response(502, text="<html>502 Bad Gateway</html>")
+        if how == "drop_after":
+            raise httpx2.ReadError("Connection reset by peer", request=request)
+        return response
+
+    def _serve(self, request: httpx2.Request) -> httpx2.Response:
         path, method = request.url.path, request.method
         if path.startswith(ANTHROPIC):
             return self._anthropic(method, path.removeprefix(ANTHROPIC).strip("/"), request)
@@ -60,13 +109,19 @@ class FakeBatch:
             lines = [ln for ln in request.content.decode().splitlines() if ln.startswith('{"custom_id"')]
             file_id = f"file-{len(self.files) + 1}"
             self.files[file_id] = "\n".join(lines)
+            self.uploads.append(file_id)
             return httpx2.Response(200, json=_file(file_id, len(request.content)))
         if "/files/" in path and path.endswith("/content"):
             return httpx2.Response(200, content=self.files[path.split("/")[-2]].encode())
         if path.endswith("/batches") and method == "POST":
             body = json.loads(request.content)
             lines = [json.loads(ln) for ln in self.files[body["input_file_id"]].splitlines()]
-            return httpx2.Response(200, json=self._openai_view(self._create(lines, kind="openai")))
+            batch = self._create(lines, kind="openai")
+            batch["input_file_id"] = body["input_file_id"]
+            batch["metadata"] = body.get("metadata")
+            return httpx2.Response(200, json=self._openai_view(batch))
+        if path.endswith("/batches") and method == "GET":
+            return self._list("openai", request, self._openai_view, cursor="after")
         if "/batches/" in path:
             batch_id = path.split("/batches/")[1].split("/")[0]
             if path.endswith("/cancel"):
@@ -77,7 +132,17 @@ class FakeBatch:
     def _anthropic(self, method: str, rest: str, request: httpx2.Request) -> httpx2.Response:
         if not rest and method == "POST":
             body = json.loads(request.content)
+            seen: set[str] = set()
+            for i, line in enumerate(body["requests"]):
+                if not ANTHROPIC_ID.fullmatch(line["custom_id"]):
+                    message = f"requests.{i}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'"
+                    return _refusal(request, message)
+                if line["custom_id"] in seen:
+                    return _refusal(request, f"requests.{i}.custom_id: Duplicate custom_id")
+                seen.add(line["custom_id"])
             return httpx2.Response(200, json=self._anthropic_view(self._create(body["requests"], kind="anthropic")))
+        if not rest and method == "GET":
+            return self._list("anthropic", request, self._anthropic_view, cursor="after_id")
         batch_id, _, action = rest.partition("/")
         if action == "cancel":
             self._cancel(batch_id)
@@ -86,6 +151,24 @@ class FakeBatch:
             results = [{"custom_id": cid, "result": r} for cid, r in self._results(batch)]
             return httpx2.Response(200, content="\n".join(json.dumps(r) for r in results).encode())
         return httpx2.Response(200, json=self._anthropic_view(batch))
+
+    def _list(
+        self, kind: str, request: httpx2.Request, view: Callable[[dict[str, Any]], dict[str, Any]], *, cursor: str
+    ) -> httpx2.Response:
+        """Newest first, ``limit`` a page, the next page after the ``cursor`` id."""
+        newest_first = [b for b in reversed(list(self.batches.values())) if b["kind"] == kind]
+        after = request.url.params.get(cursor)
+        if after:
+            ids = [b["id"] for b in newest_first]
+            newest_first = newest_first[ids.index(after) + 1 :]
+        limit = int(request.url.params.get("limit", 20))
+        page = newest_first[:limit]
+        body: dict[str, Any] = {"data": [view(b) for b in page], "has_more": len(newest_first) > limit}
+        body["first_id"] = page[0]["id"] if page else None
+        body["last_id"] = page[-1]["id"] if page else None
+        if kind == "openai":
+            body["object"] = "list"
+        return httpx2.Response(200, json=body)
 
     # -- batches -------------------------------------------------------------------------
     def _create(self, lines: list[dict[str, Any]], *, kind: str) -> dict[str, Any]:
@@ -101,6 +184,8 @@ class FakeBatch:
             "fates": fates,
             "created": self.now(),
             "cancelled": False,
+            "input_file_id": "",
+            "metadata": None,
         }
         self.batches[batch_id] = batch
         return batch
@@ -164,8 +249,8 @@ class FakeBatch:
             "type": "message_batch",
             "processing_status": "ended" if ended else "in_progress",
             "request_counts": self._counts(batch),
-            "created_at": "2026-11-24T00:00:00Z",
-            "expires_at": "2026-11-25T00:00:00Z",
+            "created_at": _iso(batch["created"]),
+            "expires_at": _iso(batch["created"] + 24 * 3600),
             "ended_at": "2026-11-24T01:00:00Z" if ended else None,
             "archived_at": None,
             "cancel_initiated_at": None,
@@ -179,9 +264,10 @@ class FakeBatch:
             "object": "batch",
             "endpoint": "/v1/chat/completions",
             "errors": None,
-            "input_file_id": "file-in",
+            "input_file_id": batch["input_file_id"],
             "completion_window": "24h",
-            "created_at": 0,
+            "created_at": int(batch["created"]),
+            "metadata": batch["metadata"],
             "status": ("cancelled" if batch["cancelled"] else "completed") if ended else "in_progress",
             "output_file_id": None,
             "error_file_id": None,
@@ -226,3 +312,29 @@ def _file(file_id: str, size: int) -> dict[str, Any]:
         "purpose": "batch",
         "status": "processed",
     }
+
+
+def _iso(unix_s: float) -> str:
+    return datetime.fromtimestamp(unix_s, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _operation(request: httpx2.Request) -> str:
+    """Which batch call this is, for either vendor: upload, create, list, poll, results or cancel."""
+    path, method = request.url.path.rstrip("/"), request.method
+    if path.endswith("/files"):
+        return "upload"
+    if path.endswith("/content") or path.endswith("/results"):
+        return "results"
+    if path.endswith("/cancel"):
+        return "cancel"
+    if path.endswith("/batches"):
+        return "create" if method == "POST" else "list"
+    return "poll"
+
+
+def _refusal(request: httpx2.Request, message: str) -> httpx2.Response:
+    """A 400 in the vendor's own error shape."""
+    error = {"type": "invalid_request_error", "message": message}
+    if request.url.path.startswith(ANTHROPIC):
+        return httpx2.Response(400, json={"type": "error", "error": error})
+    return httpx2.Response(400, json={"error": {**error, "param": None, "code": None}})

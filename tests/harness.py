@@ -148,7 +148,7 @@ class Shop(Phases):
 
     @contextmanager
     def context(self) -> Iterator[NightContext]:
-        state = State(self.config.state_path)
+        state = State(self.config.state_path, busy_timeout_s=self.config.limits.state_wait_s)
 
         def providers(name: str, on_event):  # type: ignore[no-untyped-def]
             return make_provider(

@@ -91,7 +91,7 @@ def test_at_most_five_requests_a_second_measured_on_the_fake_clock(fake: FakeAir
     assert fake.count() == 1 + 3 + 3 + 25
     assert fake.busiest_second() == 5
     assert all(c.status == 200 for c in fake.calls)  # the fake answers 429 to a sixth request in a second
-    assert time.now - 1000.0 >= (fake.count() - 5) / 5 - 1e-6
+    assert time.now - 1000.0 >= (fake.count() - 5) / 4 - 1e-6  # 5 in any 1.25 s: 4 a second
 
 
 def test_a_lower_rate_from_the_yaml_is_kept(fake: FakeAirtable, time: FakeTime) -> None:
@@ -428,7 +428,8 @@ def test_two_nights_on_airtable(tmp_path: Path, fake: FakeAirtable, time: FakeTi
     assert len(shop.llm.requests) == 4
     assert fake.table.records[tent]["fields"]["output"].startswith("OUTPUT for: Rewrite this listing:")
     assert fake.table.records[tent]["fields"]["cost"] > 0
-    assert fake.table.records[copy]["fields"]["id"] == ids[tent]  # still the original's id until the next phase
+    early = fake.table.records[copy]["fields"]  # the run already tells the copy apart: an id of its own, no output
+    assert early["id"] not in ids.values() and "output" not in early
 
     shop.clock.set(at("2026-11-24T09:00"))
     fake.set(tent, review="approve")

@@ -11,7 +11,7 @@ import pytest
 from fakebatch import FakeBatch
 from harness import WORKFLOWS, Shop, at
 
-from sheetbot.batch.base import from_wire_id, split, wire_id
+from sheetbot.batch.base import WIRE_ID, key_of, split, wire_ids
 from sheetbot.batch.factory import make_batch_provider
 from sheetbot.night.context import NightContext
 from sheetbot.pricing import cost_usd
@@ -43,6 +43,13 @@ def night(shop: Shop, *rows: dict[str, Any]) -> None:
     shop.clock.set(at("2026-11-24T01:00"))
 
 
+def custom_ids(shop: Shop, lines: list[dict[str, Any]]) -> set[str]:
+    """The ``task:attempt:step`` of request lines as they went out, through the wire ids stored with each batch."""
+    with shop.state() as state:
+        by_wire = {r["wire"]: c for b in state.batches() for c, r in b["requests"].items()}
+    return {by_wire[line["custom_id"]] for line in lines}
+
+
 def attempts(shop: Shop) -> list[dict[str, Any]]:
     with shop.state() as state:
         return [dict(r) for r in state.query("SELECT * FROM attempts ORDER BY id")]
@@ -62,8 +69,8 @@ def test_a_whole_batch_night_goes_out_as_one_batch_per_provider_and_model(tmp_pa
     assert shop.row(input="post 1")["output"] == "OUTPUT for: Draft a post about: post 1"
     rows = attempts(shop)
     assert {r["mode"] for r in rows} == {"batch"}
-    # Anthropic custom_ids travel escaped; each is the task, attempt and step.
-    ids = {from_wire_id(line["custom_id"]) for line in shop.batch.lines if "params" in line}
+    # custom_ids travel as wire ids, stored with the batch; each stands for the task, attempt and step.
+    ids = custom_ids(shop, [line for line in shop.batch.lines if "params" in line])
     assert ids == {f"{r['id']}:1:final" for r in shop.rows() if r["type"] == "blog"}
     # Polled through the injected sleep at the configured interval, backing off; no real waiting.
     assert shop.slept[0] == 30 and shop.slept[1] == 45
@@ -181,8 +188,8 @@ def test_multi_step_runs_one_batch_round_per_step(tmp_path: Path) -> None:
     report = shop.run()
     assert report.done.total() == 2 and len(shop.batch.creates) == 2
     first, second = (shop.batch.batches[b]["lines"] for b in shop.batch.creates)
-    assert {from_wire_id(x["custom_id"]).split(":")[2] for x in first} == {"research"}
-    assert {from_wire_id(x["custom_id"]).split(":")[2] for x in second} == {"draft"}
+    assert {c.split(":")[2] for c in custom_ids(shop, first)} == {"research"}
+    assert {c.split(":")[2] for c in custom_ids(shop, second)} == {"draft"}
     assert shop.row(input="a")["output"].startswith("OUTPUT for: Draft from: OUTPUT for: Research a")
 
 
@@ -212,7 +219,9 @@ def test_split_at_the_limits_and_wire_ids_round_trip() -> None:
     chunks = split(requests, max_requests=2, max_bytes=10**9, size=lambda r: 1)
     assert [len(c) for c in chunks] == [2, 2, 1]
     assert [len(c) for c in split(requests, max_requests=10, max_bytes=25, size=lambda r: 10)] == [2, 2, 1]
-    assert wire_id("ab_c:1:final") == "ab_5fc_3a1_3afinal" and from_wire_id(wire_id("ab_c:1:final")) == "ab_c:1:final"
+    wires = wire_ids("sb0123456789abcd", ["ab_c:1:final", "Bestellung Müller #4711 / Rücksendung:1:final", "x" * 200])
+    assert len(set(wires.values())) == 3 and all(WIRE_ID.fullmatch(w) for w in wires.values())
+    assert {key_of(w) for w in wires.values()} == {"sb0123456789abcd"}
 
 
 def test_a_big_night_is_split_at_the_providers_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

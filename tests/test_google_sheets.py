@@ -51,8 +51,10 @@ def test_requests_per_phase_do_not_grow_with_the_rows(tmp_path: Path) -> None:
     small = measure_phases(BOARDS["google_sheets"], tmp_path / "small", 10)
     large = measure_phases(BOARDS["google_sheets"], tmp_path / "large", 1_000)
     assert small == large
-    # the harvest: 3 for the decisions, then 3 for the Dashboard tab (sheetbot/boards/dashboard_google.py)
-    assert large == {"init": 2, "lock": 3, "run": 3, "run write-back": 2, "harvest": 3 + 3}
+    # the harvest: 3 for the decisions, then 3 for the Dashboard tab (sheetbot/boards/dashboard_google.py);
+    # the run: a read before any call (rows the state file does not know stop it: night/repair.py), a re-read
+    # at the end (edits and copies made during the night), and its write-back
+    assert large == {"init": 2, "lock": 3, "run": 1 + 3, "run write-back": 2, "harvest": 3 + 3}
     assert max(large.values()) <= 6  # the aim: a 10,000-row night stays far from 60 requests a minute
 
 

@@ -169,7 +169,8 @@ def test_live_and_batch_bodies_fit_the_server(base_url: str | None, model: str, 
 
     async def submit() -> None:
         client = OpenAIBatches(api_key="sk-test", base_url=base_url, http_client=batch.async_client())
-        await client.submit([request])
+        file_id = await client.upload({"wire-1": request})
+        await client.create(key="night-key", requests={"wire-1": request}, file_id=file_id)
 
     asyncio.run(submit())
     (line,) = batch.lines

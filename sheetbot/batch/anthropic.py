@@ -1,22 +1,42 @@
 """Anthropic Message Batches: one ``params`` per request, exactly the body a live call sends.
 
-Limits: 100,000 requests or 256 MB a batch. ``custom_id`` must match ``[A-Za-z0-9_-]{1,64}``, so
-``task:attempt:step`` travels escaped (base.wire_id) and is decoded when results are read.
+Limits: 100,000 requests or 256 MB a batch. ``custom_id`` must match ``^[a-zA-Z0-9_-]{1,64}$``: requests
+travel under wire ids (base.wire_ids), which always do.
+
+Finding a batch again. Message Batches carry no metadata, and a running batch shows neither its requests
+nor their custom_ids (results exist only once it ended). What the list does show, newest first, is each
+batch's ``created_at`` and ``request_counts``, whose sum is the number of requests. So ``find`` returns
+every batch created since the create was sent (less a clock margin) with exactly as many requests:
+candidates, not proof. The night adopts them only once a create could no longer be in flight, never
+cancels one, and takes one for ours only when its results carry our wire ids, which start with the
+key of that one create: another program's batch of the same size is then set aside, and its requests
+are never stored as ours.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from dataclasses import replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 import anthropic
 import httpx2
 
-from sheetbot.batch.base import BatchResult, BatchStatus, ItemError, from_wire_id, json_bytes, wire_id
+from sheetbot.batch.base import (
+    CLOCK_MARGIN,
+    MAX_PAGES,
+    BatchResult,
+    BatchStatus,
+    ItemError,
+    Sighting,
+    batch_status_error,
+    json_bytes,
+)
 from sheetbot.providers.anthropic_messages import _to_completion, message_params
 from sheetbot.providers.base import CompletionRequest
-from sheetbot.providers.errors_map import ErrorContext, connection_error, malformed_error, status_error
+from sheetbot.providers.errors_map import ErrorContext, connection_error, malformed_error
 
 T = TypeVar("T")
 
@@ -35,36 +55,59 @@ class AnthropicBatches:
         label: str = "anthropic",
         api_key_env: str | None = None,
         max_retries: int = 2,
+        timeout_s: float = 120.0,
     ) -> None:
         self._ctx = ErrorContext(
             label=label, model="(batch)", where=base_url or label, api_key_env=api_key_env, secret=api_key
         )
+        self.time_limit_s = timeout_s * (max_retries + 1)
         self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=max_retries, http_client=http_client
+            api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout_s, http_client=http_client
         )
 
     @staticmethod
-    def _line(request: CompletionRequest) -> dict[str, Any]:
-        return {"custom_id": wire_id(request.custom_id), "params": message_params(request)}
+    def _line(wire: str, request: CompletionRequest) -> dict[str, Any]:
+        return {"custom_id": wire, "params": message_params(request)}
 
     def request_bytes(self, request: CompletionRequest) -> int:
-        return json_bytes(self._line(request))
+        return json_bytes(self._line("x" * 24, request))
 
-    async def _guard(self, call: Awaitable[T]) -> T:
+    async def _guard(self, call: Awaitable[T], model: str = "(batch)") -> T:
         """SDK errors become Retryable/PermanentProviderError with the usual one-line messages."""
+        ctx = replace(self._ctx, model=model)
         try:
             return await call
         except anthropic.APIStatusError as exc:
-            raise status_error(exc.status_code, exc.body, exc.response.headers, self._ctx, exc.message) from None
+            raise batch_status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
         except anthropic.APIConnectionError as exc:
-            raise connection_error(self._ctx, exc.__cause__) from None
+            raise connection_error(ctx, exc.__cause__) from None
         except (anthropic.APIResponseValidationError, json.JSONDecodeError) as exc:
-            raise malformed_error(self._ctx, str(exc)) from None
+            raise malformed_error(ctx, str(exc)) from None
 
-    async def submit(self, requests: Sequence[CompletionRequest]) -> str:
-        lines = [self._line(r) for r in requests]
-        batch = await self._guard(self._client.messages.batches.create(requests=lines))  # type: ignore[arg-type]
+    async def upload(self, requests: Mapping[str, CompletionRequest]) -> str:
+        return ""  # the create carries the requests
+
+    async def create(self, *, key: str, requests: Mapping[str, CompletionRequest], file_id: str) -> str:
+        lines = [self._line(wire, r) for wire, r in requests.items()]
+        model = next(iter(requests.values())).model if requests else "(batch)"
+        once = self._client.with_options(max_retries=0)  # a retried create is a second batch, paid twice
+        batch = await self._guard(once.messages.batches.create(requests=lines), model)  # type: ignore[arg-type]
         return batch.id
+
+    async def find(self, *, key: str, file_id: str, count: int, since: datetime) -> Sighting:
+        oldest = since - CLOCK_MARGIN
+        found: list[str] = []
+        page = await self._guard(self._client.messages.batches.list(limit=100))
+        for _ in range(MAX_PAGES):
+            for batch in page.data:
+                if batch.created_at < oldest:
+                    return Sighting(found, complete=True, tagged=False)
+                if sum(batch.request_counts.model_dump().values()) == count:
+                    found.append(batch.id)
+            if not page.has_next_page():
+                return Sighting(found, complete=True, tagged=False)
+            page = await self._guard(page.get_next_page())
+        return Sighting(found, complete=False, tagged=False)
 
     async def poll(self, batch_id: str) -> BatchStatus:
         batch = await self._guard(self._client.messages.batches.retrieve(batch_id))
@@ -74,17 +117,16 @@ class AnthropicBatches:
     async def results(self, batch_id: str) -> AsyncIterator[BatchResult]:
         decoder = await self._guard(self._client.messages.batches.results(batch_id))
         async for item in decoder:
-            custom_id = from_wire_id(item.custom_id)
             result = item.result
             if result.type == "succeeded":
                 message = result.message
-                yield custom_id, _to_completion(message, message.model, 0.0)
+                yield item.custom_id, _to_completion(message, message.model, 0.0)
             elif result.type == "errored":
                 error = getattr(result.error, "error", None)
                 text = getattr(error, "message", "") or str(result.error)
-                yield custom_id, ItemError("errored", f"{getattr(error, 'type', 'error')}: {text}")
+                yield item.custom_id, ItemError("errored", f"{getattr(error, 'type', 'error')}: {text}")
             else:
-                yield custom_id, ItemError(result.type, f"the request was {result.type} before it ran")
+                yield item.custom_id, ItemError(result.type, f"the request was {result.type} before it ran")
 
     async def cancel(self, batch_id: str) -> None:
         await self._guard(self._client.messages.batches.cancel(batch_id))

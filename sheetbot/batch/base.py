@@ -1,19 +1,28 @@
-"""The batch seam: submit many requests as one job, poll it, read its results, cancel it.
+"""The batch seam: upload, create, find again, poll, read and cancel one job of many requests.
 
-Orchestration (night.py) sees only this interface; anthropic.py and openai.py speak the vendors'
-Batch APIs. Results come back in any order and are matched on ``custom_id`` (``task:attempt:step``).
+Orchestration (night.py, send.py) sees only this interface; anthropic.py and openai.py speak the
+vendors' Batch APIs. Requests travel under *wire ids*, ``<key>-<n>``: ``key`` names one create of ours
+(send.py records it before the create), ``n`` the request's place in it. A wire id fits every vendor's
+alphabet and length (Anthropic: ``^[a-zA-Z0-9_-]{1,64}$``) whatever the task id a person typed, and
+results, which come back in any order, are matched through the mapping stored with the batch
+(wire id -> ``task:attempt:step``), never by position.
+
+``create`` is sent exactly once (no SDK retries): a retried create after a lost answer is a second
+batch, paid twice. Whether a create whose answer was lost made a batch is asked with ``find``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from sheetbot.errors import PermanentProviderError
+from sheetbot.errors import PermanentProviderError, ProviderError
 from sheetbot.providers.base import Completion, CompletionRequest
+from sheetbot.providers.errors_map import ErrorContext, server_message, shorten, status_error
 
 
 class BatchUnsupportedError(PermanentProviderError):
@@ -38,7 +47,25 @@ class ItemError:
     message: str
 
 
+#: Batches a listing looks through before it gives up (newest first, 100 a page).
+MAX_PAGES = 20
+#: How far a vendor's clock and ours may disagree when a listing looks for a batch made since a moment.
+CLOCK_MARGIN = timedelta(minutes=10)
+
+#: A result under its wire id (see ``wire_ids``).
 BatchResult = tuple[str, Completion | ItemError]
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """What the provider's list of batches shows for one create of ours."""
+
+    #: Batches that are the one created under the key (``tagged``), or may be (same size, made since).
+    batch_ids: list[str]
+    #: The listing reached back before the create was sent: a batch it does not show does not exist.
+    complete: bool
+    #: The provider carries our key on the batch (OpenAI ``metadata``): a batch found is ours for sure.
+    tagged: bool
 
 
 class BatchProvider(Protocol):
@@ -46,10 +73,20 @@ class BatchProvider(Protocol):
     #: The provider's limits for one batch: requests, and bytes of request data.
     max_requests: int
     max_bytes: int
+    #: The longest one call may take, its own retries included; the night's deadline may cut it shorter.
+    time_limit_s: float
 
     def request_bytes(self, request: CompletionRequest) -> int: ...
 
-    async def submit(self, requests: Sequence[CompletionRequest]) -> str: ...
+    async def upload(self, requests: Mapping[str, CompletionRequest]) -> str:
+        """Requests by wire id into the provider's input file; ``""`` when the create carries them itself."""
+        ...
+
+    async def create(self, *, key: str, requests: Mapping[str, CompletionRequest], file_id: str) -> str:
+        """One create, never retried; tagged with ``key`` where the provider allows it. Returns the batch id."""
+        ...
+
+    async def find(self, *, key: str, file_id: str, count: int, since: datetime) -> Sighting: ...
 
     async def poll(self, batch_id: str) -> BatchStatus: ...
 
@@ -58,6 +95,20 @@ class BatchProvider(Protocol):
     async def cancel(self, batch_id: str) -> None: ...
 
     async def aclose(self) -> None: ...
+
+
+def batch_status_error(
+    status: int, body: object, headers: Mapping[str, str] | None, ctx: ErrorContext, fallback: str = ""
+) -> ProviderError:
+    """An HTTP error on a batch call. A refused request shape (400, 413, 422) names the vendor's own reason
+    first: one bad request refuses the whole batch, and the live advice ("check model, max_tokens") would
+    send the admin the wrong way. Everything else reads as for a live call."""
+    if status in (400, 413, 422):
+        said = ctx.scrub(shorten(server_message(body, fallback), 400)) or "no reason given"
+        return PermanentProviderError(
+            f'{ctx.label} refused the whole batch for model {ctx.model} (HTTP {status}): "{said}"', status_code=status
+        )
+    return status_error(status, body, headers, ctx, fallback)
 
 
 def split(
@@ -88,23 +139,26 @@ def json_bytes(value: object) -> int:
     return len(json.dumps(value, ensure_ascii=False).encode("utf-8")) + 1
 
 
-_SAFE = re.compile(r"[A-Za-z0-9-]")
+#: Every vendor's custom_id alphabet and length (Anthropic's is the strictest).
+WIRE_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
-def wire_id(custom_id: str) -> str:
-    """``custom_id`` in Anthropic's alphabet (``[A-Za-z0-9_-]{1,64}``), reversibly: other characters,
-    ``_`` included, become ``_`` and two hex digits (``t1:1:final`` → ``t1_3a1_3afinal``)."""
-    return "".join(c if _SAFE.fullmatch(c) else "".join(f"_{b:02x}" for b in c.encode()) for c in custom_id)
+def wire_ids(key: str, custom_ids: Sequence[str]) -> dict[str, str]:
+    """``custom_id`` -> its wire id in the create named ``key``: short, unique in the batch, any vendor's
+    alphabet. The mapping is stored with the batch; results are matched through it."""
+    out = {custom_id: f"{key}-{n}" for n, custom_id in enumerate(custom_ids)}
+    assert all(WIRE_ID.fullmatch(w) for w in out.values()), key
+    return out
 
 
-def from_wire_id(wire: str) -> str:
-    raw = bytearray()
-    i = 0
-    while i < len(wire):
-        if wire[i] == "_":
-            raw.append(int(wire[i + 1 : i + 3], 16))
-            i += 3
-        else:
-            raw += wire[i].encode()
-            i += 1
-    return raw.decode("utf-8")
+def key_of(wire: str) -> str:
+    """The create a wire id was sent in."""
+    return wire.rsplit("-", 1)[0]
+
+
+def legacy_wire_id(custom_id: str) -> str:
+    """The wire id of a batch sent before wire ids carried the key (``_`` + hex per byte outside
+    ``[A-Za-z0-9-]``): such a batch may still be open in a state file; its results are matched by this."""
+    return "".join(
+        c if re.fullmatch(r"[A-Za-z0-9-]", c) else "".join(f"_{b:02x}" for b in c.encode()) for c in custom_id
+    )

@@ -26,4 +26,13 @@ def make_batch_provider(
         from sheetbot.batch.anthropic import AnthropicBatches as cls
     else:
         from sheetbot.batch.openai import OpenAIBatches as cls  # type: ignore[assignment]
-    return cls(api_key=api_key, base_url=config.base_url, http_client=http_client, label=name, api_key_env=var)
+    return cls(
+        api_key=api_key,
+        base_url=config.base_url,
+        http_client=http_client,
+        label=name,
+        api_key_env=var,
+        # Each call bounded (issue 10): the YAML's timeout, at most two retries (creates get none).
+        max_retries=min(config.max_retries, 2),
+        timeout_s=config.timeout_s,
+    )

@@ -1,9 +1,11 @@
 """Batch mode through the night window: rounds of batches, polled until they end or the window does.
 
 A round sends every batch task's next step (one batch per provider and model, split at the limits),
-so a three-step workflow takes three rounds. Each batch id is committed the moment the provider returns
-it, with the custom_ids it carries: a restarted process polls those batches and never sends their
-requests again. Results are stored as they are read (attempt rows at batch price); the board is
+so a three-step workflow takes three rounds. Each create is recorded before it is sent and each batch id
+the moment it is known (send.py): a restarted process polls those batches, looks up any create whose
+answer was lost, and never sends their requests again. Every batch call is bounded in time and the
+night's deadline wins (timing.py). Results are matched through the stored wire ids and stored as they
+are read (attempt rows at batch price); the board is
 written once, by the caller, when the night's work is done. Errors, expiries and invalid structured
 answers get one follow-up in the next round; a batch still running at the window end is cancelled,
 what finished is kept, and the rest is deferred. A server without a Batch API (HTTP 404) makes its
@@ -16,10 +18,12 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any, Protocol
 
-from sheetbot.batch.base import BatchProvider, BatchUnsupportedError, ItemError, split
-from sheetbot.batch.collect import WINDOW_ENDED, Pending, request_record, store
+from sheetbot.batch.base import BatchProvider, BatchUnsupportedError, ItemError, key_of, legacy_wire_id, split
+from sheetbot.batch.collect import WINDOW_ENDED, Pending, store
 from sheetbot.batch.factory import make_batch_provider
 from sheetbot.batch.poll import Polling
+from sheetbot.batch.send import Sending, unclear
+from sheetbot.batch.timing import Bounds
 from sheetbot.errors import PermanentProviderError, ProviderError, TemplateError
 from sheetbot.night.budget import Budget
 from sheetbot.night.context import NightContext
@@ -60,11 +64,13 @@ async def run_batch_tasks(night: NightLike, tasks: list[Task]) -> None:
         await night.work(task)
 
 
-class _Rounds(Polling):
+class _Rounds(Polling, Sending):
     def __init__(self, night: NightLike) -> None:
         self.night = night
         self.ctx = night.ctx
         self.state = night.ctx.state
+        self.notes = night.notes
+        self.bounds = Bounds(night.ctx.now, getattr(night, "deadline", None))
         self.clients: dict[str, BatchProvider] = {}
         self.pending: dict[str, Pending] = {}
         self.live: list[Task] = []
@@ -82,22 +88,32 @@ class _Rounds(Polling):
                 self.clients[provider] = make_batch_provider(provider, config, env=self.ctx.env)
         return self.clients[provider]
 
+    def release(self, custom_id: str) -> None:
+        if custom_id in self.held:
+            self.night.budget.release(*self.held.pop(custom_id))
+
     async def run(self, tasks: list[Task]) -> list[Task]:
         for task in tasks:
             self.pending[task.task_id] = Pending(task, self.ctx.config.workflows[task.workflow or ""])
-        open_batches = self.state.open_batches()  # a restart: these are paid for; poll, never resubmit
         for _ in range(MAX_ROUNDS):
-            in_flight = {c for b in open_batches for c in b["custom_ids"]}
+            # A restart, or a create whose answer was lost: open batches are paid for (poll, never resubmit),
+            # and so may be open sends (look them up first).
+            await self._look_up_sends()
+            open_batches = self.state.open_batches()
+            sends = self.state.open_sends()
+            in_flight = {c for b in open_batches for c in b["custom_ids"]} | {c for x in sends for c in x["requests"]}
             if not self.night.out_of_time():
-                open_batches += await self._submit(self._next_requests(in_flight))
-            if not open_batches:
+                await self._submit(self._next_requests(in_flight))
+                open_batches, sends = self.state.open_batches(), self.state.open_sends()
+            if not open_batches and not sends:
                 break
-            await self._wait(open_batches)
+            # With a send to look up, wait one poll only, then look again.
+            await self._wait(open_batches, providers={s["provider"] for s in sends}, once=bool(sends))
             for batch in open_batches:
                 await self._collect(batch)
-            open_batches = self.state.open_batches()
             if self.night.out_of_time():
                 break
+        waiting = {c.rsplit(":", 2)[0]: s for s in self.state.open_sends() for c in s["requests"]}
         live_ids = {t.task_id for t in self.live}
         for p in self.pending.values():
             if p.task.task_id in live_ids:
@@ -105,6 +121,8 @@ class _Rounds(Polling):
             outcome = p.outcome or (
                 Outcome("review", truncated=p.truncated, cost_usd=p.spent_usd)
                 if p.complete
+                else Outcome("deferred", unclear(waiting[p.task.task_id]))
+                if p.task.task_id in waiting
                 else Outcome("deferred", WINDOW_ENDED)
             )
             self.night.settle(p.task, outcome)
@@ -173,23 +191,14 @@ class _Rounds(Polling):
                     size=client.request_bytes,
                 )
                 for chunk in chunks:
-                    batch_id = await client.submit(chunk)
-                    sent.update(r.custom_id for r in chunk)
-                    records = {r.custom_id: request_record(by_id[r.custom_id][0], r, provider) for r in chunk}
-                    self.state.add_batch(
-                        batch_id,
-                        provider=provider,
-                        model=model,
-                        night=night_name,
-                        step="+".join(sorted({r["step"] for r in records.values()})),
-                        requests=records,
-                        now=self.ctx.now(),
-                    )
-                    submitted.append(self.state.batch(batch_id))
+                    batch = await self._send(provider, model, night_name, [by_id[r.custom_id] for r in chunk])
+                    sent.update(r.custom_id for r in chunk)  # sent, or unclear: in flight either way
+                    if batch is not None:
+                        submitted.append(batch)
             except ProviderError as exc:
                 unsent = [(p, r) for p, r in allowed if r.custom_id not in sent]
                 for _, r in unsent:
-                    budget.release(*self.held.pop(r.custom_id))
+                    self.release(r.custom_id)
                 self._not_sent(exc, [p for p, _ in unsent])
         return submitted
 
@@ -208,18 +217,49 @@ class _Rounds(Polling):
                 p.outcome = Outcome("deferred", f"deferred: the batch could not be sent ({exc})")
 
     async def _collect(self, batch: dict[str, Any]) -> None:
-        """Store every result of an ended batch; a batch that has not ended stays open for the next run."""
+        """Store every result of an ended batch; a batch that has not ended stays open for the next run.
+
+        Results are matched through the stored wire ids, never by position. A batch found by listing
+        (send.py) is ours only for the sends whose wire ids its results carry; one that carries none was
+        another program's: it is set aside as ``foreign`` and its rows are sent again."""
         current = self.state.batch(batch["batch_id"])
         if current["status"] != "ended":
             return
+        by_wire: dict[str, str] = {}
+        for custom_id, record in current["requests"].items():
+            for wire in (record.get("wire"), legacy_wire_id(custom_id), custom_id):  # older batches: no "wire"
+                if wire:
+                    by_wire.setdefault(wire, custom_id)
+        client = self.client(batch["provider"])
         seen: set[str] = set()
+        keys: set[str] = set()
         try:
-            async for custom_id, result in self.client(batch["provider"]).results(batch["batch_id"]):
+            results = self.bounds.each(
+                client.results(batch["batch_id"]),
+                limit_s=client.time_limit_s,
+                label=batch["provider"],
+                what=f"read the results of batch {batch['batch_id']}",
+            )
+            async for wire, result in results:
+                custom_id = by_wire.get(wire)
+                if custom_id is None:
+                    continue  # not a request of ours
                 seen.add(custom_id)
+                keys.add(key_of(wire))
                 self._store(custom_id, result, current)
         except ProviderError:
             return  # read again on the next round or run
-        for custom_id in sorted(set(current["custom_ids"]) - seen):  # no result at all: as if it expired
+        expected = set(current["custom_ids"])
+        if current.get("found_by") == "listing":
+            if not seen:
+                self.state.update_batch(batch["batch_id"], status="foreign")
+                self.notes.append(
+                    f"{batch['provider']} batch {batch['batch_id']} was another program's, not sheetbot's: "
+                    "left alone, and its rows sent in a batch of their own"
+                )
+                return
+            expected = {c for c, r in current["requests"].items() if r.get("wire") and key_of(r["wire"]) in keys}
+        for custom_id in sorted(expected - seen):  # no result at all: as if it expired
             kind = "canceled" if batch["batch_id"] in self.cancelled else "expired"
             self._store(custom_id, ItemError(kind, "the batch returned no result for it"), current)
         status = "cancelled" if batch["batch_id"] in self.cancelled else "collected"
@@ -227,8 +267,7 @@ class _Rounds(Polling):
 
     def _store(self, custom_id: str, result: Completion | ItemError, batch: dict[str, Any]) -> None:
         pending = self.pending.get(custom_id.rsplit(":", 2)[0])
-        if custom_id in self.held:
-            self.night.budget.release(*self.held.pop(custom_id))
+        self.release(custom_id)
         store(
             custom_id,
             result,

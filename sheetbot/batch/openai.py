@@ -4,21 +4,36 @@ Limits: 50,000 requests or 200 MB an input file. The output file holds answers, 
 failures (``batch_expired`` / ``batch_cancelled`` for requests that never ran). A server without
 ``/v1/batches`` or ``/v1/files`` (most OpenAI-compatible local servers) answers 404: that becomes
 BatchUnsupportedError, and the night runs those rows live instead (see night.py).
+
+Finding a batch again: every create carries ``metadata={"sheetbot_key": key}`` and names the input file
+uploaded for it; the list of batches (newest first) shows both, so a batch found is ours for certain.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping
+from dataclasses import replace
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 import httpx2
 import openai
 from openai.types.chat import ChatCompletion
 
-from sheetbot.batch.base import BatchResult, BatchStatus, BatchUnsupportedError, ItemError, json_bytes
+from sheetbot.batch.base import (
+    CLOCK_MARGIN,
+    MAX_PAGES,
+    BatchResult,
+    BatchStatus,
+    BatchUnsupportedError,
+    ItemError,
+    Sighting,
+    batch_status_error,
+    json_bytes,
+)
 from sheetbot.providers.base import CompletionRequest
-from sheetbot.providers.errors_map import ErrorContext, connection_error, malformed_error, status_error
+from sheetbot.providers.errors_map import ErrorContext, connection_error, malformed_error
 from sheetbot.providers.openai_chat import _to_completion, chat_body
 
 T = TypeVar("T")
@@ -41,6 +56,7 @@ class OpenAIBatches:
         label: str = "openai",
         api_key_env: str | None = None,
         max_retries: int = 2,
+        timeout_s: float = 120.0,
     ) -> None:
         self._label = label
         self._where = base_url or label
@@ -48,18 +64,20 @@ class OpenAIBatches:
         self._ctx = ErrorContext(
             label=label, model="(batch)", where=self._where, api_key_env=api_key_env, secret=api_key
         )
+        self.time_limit_s = timeout_s * (max_retries + 1)
         self._client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url, max_retries=max_retries, http_client=http_client
+            api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout_s, http_client=http_client
         )
 
-    def _line(self, request: CompletionRequest) -> dict[str, Any]:
+    def _line(self, wire: str, request: CompletionRequest) -> dict[str, Any]:
         body = chat_body(request, base_url=self._base_url)  # the same body as a live call's
-        return {"custom_id": request.custom_id, "method": "POST", "url": ENDPOINT, "body": body}
+        return {"custom_id": wire, "method": "POST", "url": ENDPOINT, "body": body}
 
     def request_bytes(self, request: CompletionRequest) -> int:
-        return json_bytes(self._line(request))
+        return json_bytes(self._line("x" * 24, request))
 
-    async def _guard(self, call: Awaitable[T]) -> T:
+    async def _guard(self, call: Awaitable[T], model: str = "(batch)") -> T:
+        ctx = replace(self._ctx, model=model)
         try:
             return await call
         except openai.NotFoundError:
@@ -68,19 +86,45 @@ class OpenAIBatches:
                 "set the workflow's mode to live"
             ) from None
         except openai.APIStatusError as exc:
-            raise status_error(exc.status_code, exc.body, exc.response.headers, self._ctx, exc.message) from None
+            raise batch_status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
         except openai.APIConnectionError as exc:
-            raise connection_error(self._ctx, exc.__cause__) from None
+            raise connection_error(ctx, exc.__cause__) from None
         except (openai.APIResponseValidationError, json.JSONDecodeError) as exc:
-            raise malformed_error(self._ctx, str(exc)) from None
+            raise malformed_error(ctx, str(exc)) from None
 
-    async def submit(self, requests: Sequence[CompletionRequest]) -> str:
-        data = "".join(json.dumps(self._line(r), ensure_ascii=False) + "\n" for r in requests).encode("utf-8")
-        upload = await self._guard(self._client.files.create(file=("batch.jsonl", data), purpose="batch"))
+    async def upload(self, requests: Mapping[str, CompletionRequest]) -> str:
+        data = "".join(json.dumps(self._line(w, r), ensure_ascii=False) + "\n" for w, r in requests.items())
+        model = next(iter(requests.values())).model if requests else "(batch)"
+        upload = await self._guard(
+            self._client.files.create(file=("batch.jsonl", data.encode("utf-8")), purpose="batch"), model
+        )
+        return upload.id
+
+    async def create(self, *, key: str, requests: Mapping[str, CompletionRequest], file_id: str) -> str:
+        model = next(iter(requests.values())).model if requests else "(batch)"
+        once = self._client.with_options(max_retries=0)  # a retried create is a second batch, paid twice
         batch = await self._guard(
-            self._client.batches.create(input_file_id=upload.id, endpoint=ENDPOINT, completion_window="24h")
+            once.batches.create(
+                input_file_id=file_id, endpoint=ENDPOINT, completion_window="24h", metadata={"sheetbot_key": key}
+            ),
+            model,
         )
         return batch.id
+
+    async def find(self, *, key: str, file_id: str, count: int, since: datetime) -> Sighting:
+        oldest = (since - CLOCK_MARGIN).timestamp()
+        found: list[str] = []
+        page = await self._guard(self._client.batches.list(limit=100))
+        for _ in range(MAX_PAGES):
+            for batch in page.data:
+                if batch.created_at < oldest:
+                    return Sighting(found, complete=True, tagged=True)
+                if (batch.metadata or {}).get("sheetbot_key") == key or (file_id and batch.input_file_id == file_id):
+                    found.append(batch.id)
+            if not page.has_next_page():
+                return Sighting(found, complete=True, tagged=True)
+            page = await self._guard(page.get_next_page())
+        return Sighting(found, complete=False, tagged=True)
 
     async def poll(self, batch_id: str) -> BatchStatus:
         batch = await self._guard(self._client.batches.retrieve(batch_id))

@@ -9,7 +9,7 @@ Why it is built this way:
 * **Columns come from the metadata API** (scope ``schema.bases:read``): Airtable leaves empty
   fields out of records, so the records alone cannot say which fields exist.
 * **Quotas**: 10 records a request, 5 requests a second per base, and a 30-second penalty after a
-  429. Every HTTP request passes one transport adapter that paces (at most 5 in any second) and
+  429. Every HTTP request passes one transport adapter that paces (5 in any 1.25 s: see PACING_MARGIN_S) and
   retries (429: wait 30 s; 5xx and dropped connections: exponential backoff). pyairtable's own
   retry is off: it gives up after about 3 s, long before Airtable's penalty ends.
 * **Calls**, for n records of which c change: ``read`` = 1 (fields) + ⌈n/100⌉ (pages of 100, the
@@ -47,6 +47,7 @@ from sheetbot.boards.airtable_meta import FIELDS_TTL_S as FIELDS_TTL_S
 from sheetbot.boards.airtable_meta import SCOPES as SCOPES
 from sheetbot.boards.airtable_meta import AirtableConnection
 from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, Sheet, WriteResult
+from sheetbot.boards.values import AIRTABLE_CELL_UNITS
 from sheetbot.config import BoardConfig
 from sheetbot.errors import BoardError, BoardNotFound, BoardSchemaError, BoardWriteError
 
@@ -63,6 +64,9 @@ _KEPT = "outputs are kept in the state and written on the next run"
 
 class AirtableBoard(AirtableConnection):
     """A table in an Airtable base. The token is read from ``env[token_env]`` at the first request."""
+
+    #: Airtable's long text holds 100,000 characters; counted as UTF-16 units, as its JavaScript does.
+    max_cell_units = AIRTABLE_CELL_UNITS
 
     def __init__(
         self,
@@ -187,32 +191,45 @@ class AirtableBoard(AirtableConnection):
                 values = updates[index].values.items()
                 cells.setdefault(record, {}).update({k: field_value(v, types[k]) for k, v in values})
                 owners[record].append(index)
-        written = self._patch(table, cells)
+        refused: dict[str, str] = {}
+        written = self._patch(table, cells, refused)
         done = {index for record in written for index in owners[record]}
-        missing += [updates[i].task_id for i in targets if i not in done]
-        return WriteResult(written=len(done), missing=missing)
+        turned_down = {updates[i].task_id: why for record, why in refused.items() for i in owners[record]}
+        missing += [updates[i].task_id for i in targets if i not in done and updates[i].task_id not in turned_down]
+        return WriteResult(written=len(done), missing=missing, refused=turned_down)
 
-    def _patch(self, table: Table, cells: dict[str, dict[str, Any]]) -> set[str]:
+    def _patch(self, table: Table, cells: dict[str, dict[str, Any]], refused: dict[str, str]) -> set[str]:
         """PATCH 10 records a request. A record deleted since the listing fails its whole batch
-        (422 ROW_DOES_NOT_EXIST): list the ids again, drop the gone ones, and carry on."""
-        pending = [{"id": record, "fields": fields} for record, fields in cells.items()]
+        (422 ROW_DOES_NOT_EXIST): list the ids again, drop the gone ones, and carry on. A value Airtable
+        refuses (any other 422) fails its whole batch too: that batch goes again one record a request, and
+        the records refused alone land in ``refused`` (record id → Airtable's reason), the rest written."""
+        records = [{"id": record, "fields": fields} for record, fields in cells.items()]
+        chunks = _chunks(records)
         written: set[str] = set()
-        start, relists = 0, 0
-        while start < len(pending):
-            chunk = pending[start : start + BATCH_SIZE]
-            doing = f"write records ({len(written)} of {len(pending)} written)"
+        at, relists = 0, 0
+        while at < len(chunks):
+            chunk = chunks[at]
+            doing = f"write records ({len(written)} of {len(records)} written)"
             try:
                 table.batch_update(chunk, typecast=False)  # type: ignore[arg-type]
             except requests.RequestException as exc:
-                gone = isinstance(exc, requests.HTTPError) and _error_of(exc.response)[0] == "ROW_DOES_NOT_EXIST"
-                if gone and relists < 3:
+                kind, message = _error_of(exc.response) if isinstance(exc, requests.HTTPError) else ("", "")
+                if kind == "ROW_DOES_NOT_EXIST" and relists < 3:
                     relists += 1
                     alive = self._ids(table)
-                    pending = pending[:start] + [r for r in pending[start:] if r["id"] in alive]
+                    chunks = chunks[:at] + _chunks([r for c in chunks[at:] for r in c if r["id"] in alive])
+                    continue
+                refusal = isinstance(exc, requests.HTTPError) and exc.response is not None
+                if refusal and exc.response.status_code == 422 and kind != "ROW_DOES_NOT_EXIST":  # type: ignore[union-attr]
+                    if len(chunk) > 1:  # one record a request, to write all but the ones at fault
+                        chunks = [*chunks[:at], *([r] for r in chunk), *chunks[at + 1 :]]
+                        continue
+                    refused[str(chunk[0]["id"])] = f"{kind}: {message}" if message else kind
+                    at += 1
                     continue
                 raise BoardWriteError(f"{self._error(exc, doing, 'data.records:write')}; {_KEPT}") from None
             written.update(str(r["id"]) for r in chunk)
-            start += BATCH_SIZE
+            at += 1
         return written
 
     def _ids(self, table: Table) -> dict[str, str]:
@@ -242,6 +259,10 @@ class AirtableBoard(AirtableConnection):
             f"the token in {self.token_env} may not change {self.describe()} (403: it lacks the scope "
             f"schema.bases:write): {done}add the scope and run `sheetbot init` again, or {how}: {todo}"
         )
+
+
+def _chunks(records: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    return [records[i : i + BATCH_SIZE] for i in range(0, len(records), BATCH_SIZE)]
 
 
 def missing_fields(board: AirtableBoard, spec: SchemaSpec) -> list[tuple[str, str]]:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sheetbot.boards.base import CellValue
-from sheetbot.boards.values import as_text, clean_text, plain_text
+from sheetbot.boards.values import AIRTABLE_CELL_UNITS, as_text, clean_text, plain_text
 
 _NUMERIC = frozenset({"number", "currency", "percent", "duration", "rating"})
 _LABELS = {"singleLineText": "Single line text", "multilineText": "Long text", "number": "Number"}
@@ -33,8 +33,8 @@ def field_value(value: CellValue, field_type: str) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value):
             return None
-        return value if field_type in _NUMERIC else plain_text(value)
-    text = clean_text(str(value))
+        return value if field_type in _NUMERIC else plain_text(value, AIRTABLE_CELL_UNITS)
+    text = clean_text(str(value), AIRTABLE_CELL_UNITS)
     if field_type in _NUMERIC:
         try:
             number = float(text)

@@ -59,10 +59,13 @@ class Claim:
 
 @dataclass
 class WriteResult:
-    """What a write did. ``missing`` holds task ids whose row was gone (deleted mid-night)."""
+    """What a write did. ``missing`` holds task ids whose row was gone (deleted mid-night); ``refused``
+    the rows the board would not take (the others are written all the same)."""
 
     written: int = 0
     missing: list[str] = field(default_factory=list)
+    #: Task id → why the board refused that row's cells (the other rows were written).
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,10 @@ class SchemaSpec:
 
 class Board(Protocol):
     """One interface, one module per backend, and an in-memory one for tests."""
+
+    #: How much text one cell holds, in UTF-16 code units (sheetbot/boards/values.py): the night cuts
+    #: longer outputs to this, with a marker and a note in the row's `error`.
+    max_cell_units: int
 
     def describe(self) -> str:
         """A short human name for messages, e.g. ``queue.xlsx [Queue]``."""

@@ -11,7 +11,7 @@ from typing import Any
 from gspread.utils import rowcol_to_a1
 
 from sheetbot.boards.base import CellValue
-from sheetbot.boards.values import clean_text
+from sheetbot.boards.values import GOOGLE_CELL_UNITS, clean_text
 
 WIDE_COLUMN_PIXELS = 360
 
@@ -67,15 +67,16 @@ def _value_range(sheet: str, block: Sequence[tuple[int, Mapping[int, Any]]]) -> 
     return {"range": f"{sheet}!{span}", "majorDimension": "ROWS", "values": values}
 
 
-def _raw(value: CellValue) -> str | int | float | bool:
-    """A cell as sent with RAW: numbers stay numbers; None clears the cell ("" — null would leave it)."""
+def _raw(value: CellValue, limit_units: int = GOOGLE_CELL_UNITS) -> str | int | float | bool:
+    """A cell as sent with RAW: numbers stay numbers; None clears the cell ("" — null would leave it);
+    text no longer than a cell holds, so one cell cannot make Google refuse the whole request."""
     if value is None:
         return ""
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float):
         return value if math.isfinite(value) else str(value)
-    return clean_text(str(value))
+    return clean_text(str(value), limit_units)
 
 
 def _grid_range(sheet_id: int, row0: int | None, row1: int | None, col0: int, col1: int) -> dict[str, int]:

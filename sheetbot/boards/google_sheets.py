@@ -26,7 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import gspread
 import requests
-from gspread.utils import absolute_range_name
+from gspread.exceptions import APIError
+from gspread.utils import a1_range_to_grid_range, absolute_range_name
 
 from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, Sheet, WriteResult
 from sheetbot.boards.google_calls import SCOPES as SCOPES
@@ -47,7 +48,7 @@ from sheetbot.boards.google_requests import (
 )
 from sheetbot.boards.google_requests import value_bodies as value_bodies
 from sheetbot.boards.locate import resolve
-from sheetbot.boards.values import clean_text
+from sheetbot.boards.values import GOOGLE_CELL_UNITS, clean_text
 from sheetbot.errors import BoardError
 
 if TYPE_CHECKING:
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
 
 #: Google's advice for one request's payload; a write is split to stay under it.
 MAX_REQUEST_BYTES = 2_000_000
+#: Extra requests a write may spend finding the rows Google refuses (400), so the others still get written.
+SPLIT_REQUESTS = 24
 #: Tries per request on 429/5xx/network errors: 1+2+4+…+64 s of backoff outlasts the one-minute quota window.
 ATTEMPTS = 8
 PROTECTION = "sheetbot: locked for tonight"
@@ -90,6 +93,7 @@ class GoogleSheetsBoard(SheetsCalls):
         sleep: Callable[[float], None] = time.sleep,
         attempts: int = ATTEMPTS,
         max_request_bytes: int = MAX_REQUEST_BYTES,
+        max_cell_units: int = GOOGLE_CELL_UNITS,
     ) -> None:
         self.key = spreadsheet_key(spreadsheet)
         self.sheet = sheet
@@ -97,6 +101,8 @@ class GoogleSheetsBoard(SheetsCalls):
         self.id_column = id_column
         self.attempts = attempts
         self.max_request_bytes = max_request_bytes
+        #: Google's 50,000 characters a cell, counted as UTF-16 units (sheetbot/boards/values.py).
+        self.max_cell_units = max_cell_units
         self._http = client.http_client
         self._sleep = sleep
 
@@ -234,7 +240,7 @@ class GoogleSheetsBoard(SheetsCalls):
                     col = header.get(column)
                     if col is None:
                         col = new_columns.setdefault(column, width + len(new_columns))
-                    cells.setdefault(number, {})[col] = _raw(value)
+                    cells.setdefault(number, {})[col] = _raw(value, self.max_cell_units)
             if new_columns:
                 cells.setdefault(1, {}).update({col: clean_text(name) for name, col in new_columns.items()})
                 self._grow(width + len(new_columns))
@@ -253,24 +259,47 @@ class GoogleSheetsBoard(SheetsCalls):
         placement = resolve(updates, [v for _, v in found], id_column=self.id_column, refs=[str(n) for n, _ in found])
         result = WriteResult(missing=list(placement.missing))
         cells: dict[int, dict[int, Any]] = {}
+        owners: dict[int, str] = {}
         new_columns: dict[str, int] = {}
         for u_index, targets in placement.targets.items():
             for column, value in updates[u_index].values.items():
                 col = header.get(column)
                 if col is None:
                     col = new_columns.setdefault(column, width + len(new_columns))
-                raw = _raw(value)
+                raw = _raw(value, self.max_cell_units)
                 for target in targets:
                     number, current = found[target]
+                    owners[number] = updates[u_index].task_id
                     if not (isinstance(raw, str) and column in current and current[column] == raw):
                         cells.setdefault(number, {})[col] = raw  # a cell that already says so is not sent again
             result.written += 1
         if new_columns:
             cells.setdefault(1, {}).update({col: clean_text(name) for name, col in new_columns.items()})
             self._grow(width + len(new_columns))
-        for body in value_bodies(absolute_range_name(self.sheet), cells, self.max_request_bytes):
-            self._http.values_batch_update(self.key, body)
+        refused: dict[int, str] = {}
+        self._send(cells, refused, budget=[SPLIT_REQUESTS])
+        result.refused = {owners[n]: why for n, why in refused.items()}
+        result.written -= len(result.refused)
         return result
+
+    def _send(self, cells: dict[int, dict[int, Any]], refused: dict[int, str], *, budget: list[int]) -> None:
+        """Send ``cells`` in as few requests as fit. Google refuses a whole request for one bad cell (HTTP 400),
+        so a refused request is halved, down to the row, until the rows at fault are found (``refused``:
+        row number → Google's reason) and every other row is written: at most ``budget`` extra requests."""
+        for body in value_bodies(absolute_range_name(self.sheet), cells, self.max_request_bytes):
+            try:
+                self._http.values_batch_update(self.key, body)
+            except APIError as err:
+                rows = sorted({n for vr in body["data"] for n in _rows_of(vr["range"]) if n in cells})
+                if not _refused(err) or 1 in rows or budget[0] <= 0:
+                    raise
+                if len(rows) == 1:
+                    refused[rows[0]] = str(err.error.get("message", "")).strip() or f"HTTP {err.code}"
+                    continue
+                half = len(rows) // 2
+                for part in (rows[:half], rows[half:]):
+                    budget[0] -= 1
+                    self._send({n: cells[n] for n in part}, refused, budget=budget)
 
     def _grow(self, columns: int) -> None:
         """Widen the grid for columns the header lacks (rare: `init` makes them; two extra requests)."""
@@ -282,3 +311,14 @@ class GoogleSheetsBoard(SheetsCalls):
         if columns > have:
             grow = {"sheetId": props["sheetId"], "dimension": "COLUMNS", "length": columns - have}
             self._http.batch_update(self.key, {"requests": [{"appendDimension": grow}]})
+
+
+def _refused(err: APIError) -> bool:
+    """Google refused the request's content (400), not the range: only some rows of it are at fault."""
+    return err.response.status_code == 400 and "Unable to parse range" not in str(err.error.get("message", ""))
+
+
+def _rows_of(a1: str) -> range:
+    """The row numbers a ValueRange's A1 range covers (``'Queue'!A5:C9`` → 5…9)."""
+    span = a1_range_to_grid_range(a1.rpartition("!")[2])
+    return range(span.get("startRowIndex", 0) + 1, span.get("endRowIndex", 0) + 1)

@@ -12,9 +12,13 @@ import contextlib
 import io
 import math
 import os
+import re
+import stat
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from copy import copy
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -28,8 +32,10 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, Sheet, WriteResult
 from sheetbot.boards.locate import resolve
-from sheetbot.boards.values import as_text, clean_text, looks_like_formula
-from sheetbot.errors import BoardError, BoardNotFound, BoardWriteError
+from sheetbot.boards.values import EXCEL_CELL_UNITS, as_text, clean_text, looks_like_formula
+from sheetbot.boards.xlsx_parts import describe as describe_losses
+from sheetbot.boards.xlsx_parts import losses
+from sheetbot.errors import BoardError, BoardNotFound, BoardWriteError, WorkbookNotKept
 
 if TYPE_CHECKING:
     from sheetbot.dashboard import ChartSpec
@@ -43,10 +49,17 @@ SAVE_ATTEMPTS = 3
 #: Excel's last row: the review dropdown covers the whole column below the header.
 LAST_ROW = 1_048_576
 WIDE_COLUMN_WIDTH = 60
+#: Macro-enabled workbooks: openpyxl would save them without their macros and with the .xlsx content type.
+MACRO_SUFFIXES = frozenset({".xlsm", ".xltm", ".xlam"})
+#: A temp file of ours older than this was left by a killed save (a save takes seconds): it is removed.
+STALE_TEMP_S = 15 * 60
 
 
 class LocalBoard:
     """A worksheet in an ``.xlsx`` file: row 1 is the header, every other non-blank row a task."""
+
+    #: Excel's limit: 32,767 UTF-16 code units a cell (a longer one makes Excel repair the file).
+    max_cell_units = EXCEL_CELL_UNITS
 
     def __init__(self, path: Path, sheet: str, *, id_column: str = "id") -> None:
         self.path = Path(path)
@@ -59,9 +72,15 @@ class LocalBoard:
         #: A dashboard to draw in the next save (see stage_dashboard), and why the last one failed to draw.
         self._staged: tuple[Sequence[Mapping[str, object]], ChartSpec] | None = None
         self.dashboard_problem: str | None = None
+        #: The file version (signature) last found safe to save: a 10,000-row night inspects it once.
+        self._kept: Signature | None = None
 
     def describe(self) -> str:
         return f"{self.path.name} [{self.sheet}]"
+
+    def fingerprint(self) -> Signature | None:
+        """The file's (mtime, size), for `serve` to notice a save without reading the workbook."""
+        return _signature(self.path)
 
     def read(self) -> Sheet:
         workbook = self._workbook
@@ -169,6 +188,10 @@ class LocalBoard:
             return workbook
         except OSError as err:
             raise BoardError(f"cannot read {self.path}: {err.strerror or err}") from None
+        signature = (stat.st_mtime_ns, stat.st_size)
+        if signature != self._kept:
+            self._refuse_what_openpyxl_drops(data)
+            self._kept = signature
         try:
             workbook = load_workbook(io.BytesIO(data))
         except Exception as err:  # openpyxl raises zip, XML, key and value errors alike
@@ -177,8 +200,27 @@ class LocalBoard:
                 f"{self.path} is not a valid .xlsx workbook ({reason}): save it from Excel as .xlsx, "
                 "or move it away and run `sheetbot init`"
             ) from None
-        self._workbook, self._signature = workbook, (stat.st_mtime_ns, stat.st_size)
+        self._workbook, self._signature = workbook, signature
         return workbook
+
+    def _refuse_what_openpyxl_drops(self, data: bytes) -> None:
+        """Before anything is read or saved: a workbook whose save would lose a person's objects is refused.
+
+        openpyxl rewrites the whole file from what it understands (sheetbot/boards/xlsx_parts.py); a
+        text box, a picture, a pivot table or macros elsewhere in the workbook would silently go.
+        """
+        from sheetbot.boards.dashboard_local import DASHBOARD_SHEET
+
+        lost = losses(data, own_sheets={DASHBOARD_SHEET})
+        macro_name = self.path.suffix.lower() in MACRO_SUFFIXES
+        if not lost and not macro_name:
+            return
+        what = describe_losses(lost) if lost else f"a macro-enabled workbook ({self.path.suffix})"
+        raise WorkbookNotKept(
+            f"{self.path} holds {what}, which would be lost when sheetbot saves the workbook (openpyxl "
+            "keeps only cells, formats, notes and its own charts): keep the queue in a workbook of its own "
+            "(point board.path at a new .xlsx and run `sheetbot init`); nothing was changed"
+        )
 
     def _worksheet(self, workbook: Workbook) -> Worksheet:
         ws = workbook[self.sheet] if self.sheet in workbook.sheetnames else None
@@ -193,6 +235,8 @@ class LocalBoard:
     def _save(self, workbook: Workbook) -> bool:
         """Atomically replace the file. False, and nothing written, if a person saved it meanwhile."""
         expected, target = self._signature, self.path.resolve()  # a symlink stays a link to the file
+        _refuse_read_only(self.path, target)
+        _sweep_temp_files(target)
         temp, replaced = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"), False
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -217,7 +261,7 @@ class LocalBoard:
             if not replaced:
                 with contextlib.suppress(OSError):
                     temp.unlink(missing_ok=True)
-        self._workbook, self._signature = workbook, saved
+        self._workbook, self._signature, self._kept = workbook, saved, saved  # ours: nothing new to inspect
         return True
 
     # -- applying updates ----------------------------------------------------------------
@@ -343,6 +387,44 @@ def _shape(workbook: Workbook, sheet: str, spec: SchemaSpec) -> tuple[list[str],
             dimension.alignment = Alignment(wrap_text=True, vertical="top")
             changed = True
     return added, changed
+
+
+def _writable(path: Path) -> bool:
+    """Write permission that is meant, not just possible: root may write anything, but a file or folder
+    with no write bit at all was made read-only on purpose."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return True  # not there yet: creating it will say what is wrong
+    return os.access(path, os.W_OK) and bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def _refuse_read_only(path: Path, target: Path) -> None:
+    """Replacing a file works even when the file itself is read-only (a rename only needs the folder):
+    a person who made the workbook read-only asked sheetbot not to change it."""
+    keep = "outputs are kept in the state and written once it is writable"
+    if target.exists() and not _writable(target):
+        raise BoardWriteError(
+            f"{path} is read-only, so sheetbot leaves it alone: make it writable "
+            f"(chmod u+w {path}) or point board.path at a writable copy; {keep}"
+        )
+    if not _writable(target.parent):
+        raise BoardWriteError(
+            f"the folder of {path} is read-only, and sheetbot saves through a temp file beside the workbook: "
+            f"make {target.parent} writable or move the workbook; {keep}"
+        )
+
+
+def _sweep_temp_files(target: Path, *, now_s: float | None = None) -> None:
+    """Remove temp files a killed save of this workbook left behind: only ours (``.NAME.<8 hex>.tmp``),
+    and only old ones, so another save in progress keeps its file."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.[0-9a-f]{{8}}\.tmp")
+    cutoff = (time.time() if now_s is None else now_s) - STALE_TEMP_S
+    with contextlib.suppress(OSError):
+        for leftover in target.parent.glob(f".{glob_escape(target.name)}.*.tmp"):
+            with contextlib.suppress(OSError):
+                if pattern.fullmatch(leftover.name) and leftover.stat().st_mtime < cutoff:
+                    leftover.unlink()
 
 
 def _signature(path: Path) -> Signature | None:

@@ -11,11 +11,14 @@ from collections.abc import Callable, Mapping, Sequence
 
 from sheetbot.boards.base import BoardRow, RowUpdate, SchemaSpec, Sheet, WriteResult
 from sheetbot.boards.locate import resolve
-from sheetbot.boards.values import plain_text
+from sheetbot.boards.values import EXCEL_CELL_UNITS, plain_text
 from sheetbot.errors import BoardNotFound, BoardWriteError
 
 
 class MemoryBoard:
+    #: It stands in for the workbook, so it holds what an Excel cell holds.
+    max_cell_units = EXCEL_CELL_UNITS
+
     def __init__(
         self,
         columns: Sequence[str] | None = None,
@@ -59,7 +62,7 @@ class MemoryBoard:
                 for column, value in updates[u_index].values.items():
                     if column not in self.columns:
                         self.columns.append(column)
-                    self.rows[target][column] = plain_text(value)
+                    self.rows[target][column] = plain_text(value, self.max_cell_units)
             result.written += 1
         return result
 

@@ -45,6 +45,8 @@ class NightContext:
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     #: Makes a provider entry's Batch API client (sheetbot.batch.factory); None: built from config and env.
     batch_providers: Callable[[str], Any] | None = None
+    #: The admin's word (`--adopt-unknown`): take over rows the state does not know (sheetbot/night/repair.py).
+    adopt_unknown: bool = False
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from sheetbot.actions import ActionsReport, deliver_actions, queue_action
 from sheetbot.dashboard import DashboardReport, refresh_dashboard, staged_outcome
 from sheetbot.night.context import NightContext
-from sheetbot.night.identify import identify
 from sheetbot.night.lock import read_board
-from sheetbot.night.writeback import mark_stale, write_with_ids
+from sheetbot.night.repair import take_stock
+from sheetbot.night.writeback import write_with_ids
 from sheetbot.status import Decision, Status, parse_status
 
 _CHOICES = ", ".join(str(d) for d in Decision)
@@ -39,13 +39,9 @@ def harvest(ctx: NightContext) -> HarvestReport:
     sheet, _ = read_board(ctx)
     col = ctx.col
     state = ctx.state
-    tasks = state.tasks()
-    ident = identify(sheet, tasks, col, snapshot_of=lambda task_id: state.tasks([task_id])[task_id].snapshot)
     report = HarvestReport()
     with state.transaction():
-        for task_id in ident.new:
-            tasks[task_id] = state.add_task(task_id, now=now)
-        mark_stale(ctx, ident.rows, tasks)
+        ident, tasks = take_stock(ctx, sheet)  # ids, unknown rows, and cells the board shows wrongly
         for task_id, row in ident.rows.items():
             task = tasks[task_id]
             if (
@@ -102,7 +98,7 @@ def harvest(ctx: NightContext) -> HarvestReport:
             state.audit("decision", now=now, task_id=task_id, detail={"decision": choice, "attempt": task.attempt})
         # The decisions are in the state: the dashboard rides on the harvest's own write where it can.
         report.dashboard = refresh_dashboard(ctx, stage=True)
-        report.missing = write_with_ids(ctx, ident.claims, ident.new)
+        report.missing = write_with_ids(ctx, ident.claims, ident.new).missing
         flush = getattr(ctx.board, "flush", None)  # the workbook: save a staged dashboard if nothing was written
         if flush is not None:
             flush()

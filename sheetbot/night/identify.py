@@ -2,19 +2,21 @@
 
 People sort, insert, delete and copy rows at any time, so a row is known only by
 its `id` cell. A copy carries its original's id; the original keeps it (the row
-whose type and input match what was locked, else the first), and the copy
-becomes a new task with sheetbot's cells cleared.
+that matches what was locked best, else the first), and the copy becomes a new
+task with sheetbot's cells cleared. A row with an id the state does not know, in
+a status only sheetbot writes, is set apart: the state file was emptied or
+replaced, and a person has to decide (sheetbot/night/repair.py).
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from sheetbot.boards.base import BoardRow, CellValue, Claim, RowUpdate, Sheet
 from sheetbot.state import Task
-from sheetbot.status import Status
+from sheetbot.status import Status, parse_status
 
 _ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: ids get read aloud and typed
 
@@ -35,8 +37,16 @@ class Identified:
     claims: list[RowUpdate] = field(default_factory=list)
     #: Task ids sheetbot has not seen before (new rows, copies, rows whose id a person typed).
     new: list[str] = field(default_factory=list)
-    #: Rows with an id sheetbot does not know and a status it must not touch (approved, …).
-    foreign: list[str] = field(default_factory=list)
+    #: Rows with an id the state does not know in a status only sheetbot writes (locked, review, approved, …):
+    #: the state file was emptied or replaced. Not in ``rows``; a phase refuses or adopts them.
+    unknown: dict[str, BoardRow] = field(default_factory=dict)
+    #: Rows whose sheetbot cells disagreed with the state and are rewritten by this phase's write.
+    repaired: int = 0
+
+
+#: Statuses a person may type on a row of their own: anything else on a row the state does not know was
+#: written by a sheetbot whose state file is not this one.
+_PEOPLE_TYPE = frozenset({Status.QUEUED})
 
 
 def _is_blank(row: BoardRow, col: Mapping[str, str]) -> bool:
@@ -48,8 +58,10 @@ def identify(
     tasks: Mapping[str, Task],
     col: Mapping[str, str],
     snapshot_of: Callable[[str], Mapping[str, str]] | None = None,
+    owned: Collection[str] = (),
 ) -> Identified:
-    """``snapshot_of`` loads a task's locked row; asked only for ids that stand on more than one row."""
+    """``snapshot_of`` loads a task's locked row; asked only for ids that stand on more than one row.
+    ``owned`` names the columns sheetbot writes (they say nothing about which copy is the original)."""
     out = Identified()
     taken = set(tasks) | {r.get(col["id"]).strip() for r in sheet.rows}
     cleared: dict[str, CellValue] = {
@@ -64,7 +76,7 @@ def identify(
     keepers = {}
     for task_id, rows in groups.items():
         snapshot = snapshot_of(task_id) if snapshot_of is not None and len(rows) > 1 and task_id in tasks else {}
-        keepers[task_id] = _keeper(rows, snapshot, col)
+        keepers[task_id] = _keeper(rows, snapshot, col, owned)
     for row in sheet.rows:
         task_id = row.get(col["id"]).strip()
         if not task_id:
@@ -82,9 +94,9 @@ def identify(
             out.new.append(fresh)
         elif keepers[task_id] is row:
             if task_id not in tasks:
-                status = row.get(col["status"]).strip().lower()
-                if status in {Status.APPROVED, Status.EDITED, Status.PUBLISHED, Status.REVIEW}:
-                    out.foreign.append(task_id)
+                status = parse_status(row.get(col["status"]))
+                if status is not None and status not in _PEOPLE_TYPE:
+                    out.unknown[task_id] = row
                     continue
                 out.new.append(task_id)
             out.rows[task_id] = row
@@ -102,13 +114,23 @@ def identify(
     return out
 
 
-def _keeper(rows: list[BoardRow], snapshot: Mapping[str, str], col: Mapping[str, str]) -> BoardRow:
-    """Of the rows sharing an id, the one that keeps it: the one matching what was locked, else the first."""
-    if snapshot and len(rows) > 1:
-        for row in rows:
-            if all(row.get(col[c]) == snapshot.get(col[c], "") for c in ("type", "input")):
-                return row
-    return rows[0]
+def _keeper(
+    rows: list[BoardRow], snapshot: Mapping[str, str], col: Mapping[str, str], owned: Collection[str]
+) -> BoardRow:
+    """Of the rows sharing an id, the one that keeps it: the one most like what was locked (type and input
+    first, then every other column people own), the first of equals; without a snapshot, the first."""
+    if not snapshot or len(rows) == 1:
+        return rows[0]
+    key = (col["type"], col["input"])
+    others = [c for c in snapshot if c not in owned and c not in key and c != col["id"]]
+
+    def likeness(row: BoardRow) -> tuple[int, int]:
+        return (
+            sum(row.get(c) == snapshot.get(c, "") for c in key),
+            sum(row.get(c) == snapshot.get(c, "") for c in others),
+        )
+
+    return max(rows, key=likeness)  # max keeps the first of equals: sheet order breaks ties
 
 
 def _cleared_view(row: BoardRow, cleared: Mapping[str, CellValue], id_column: str, fresh: str) -> BoardRow:

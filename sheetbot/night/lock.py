@@ -17,9 +17,9 @@ from sheetbot.audit import input_hash
 from sheetbot.boards.base import BoardRow, Sheet
 from sheetbot.errors import BoardSchemaError
 from sheetbot.night.context import NightContext
-from sheetbot.night.identify import identify
 from sheetbot.night.prompts import missing_columns
-from sheetbot.night.writeback import mark_stale, write_with_ids
+from sheetbot.night.repair import take_stock
+from sheetbot.night.writeback import write_with_ids
 from sheetbot.state import Task
 from sheetbot.status import LOCKABLE, Status, parse_priority, parse_status
 
@@ -90,15 +90,11 @@ def lock(ctx: NightContext) -> LockReport:
     sheet, added = read_board(ctx)
     col = ctx.col
     state = ctx.state
-    tasks = state.tasks()
-    ident = identify(sheet, tasks, col, snapshot_of=lambda task_id: state.tasks([task_id])[task_id].snapshot)
-    report = LockReport(night=window.night, new_ids=len(ident.claims), columns_added=added)
     columns = set(sheet.columns)
 
     with state.transaction():
-        for task_id in ident.new:
-            tasks[task_id] = state.add_task(task_id, now=now)
-        mark_stale(ctx, ident.rows, tasks)
+        ident, tasks = take_stock(ctx, sheet)  # ids, unknown rows, and cells the board shows wrongly
+        report = LockReport(night=window.night, new_ids=len(ident.claims), columns_added=added)
         candidates: list[tuple[Task, BoardRow, str, str]] = []
         for task_id, row in ident.rows.items():
             task = tasks[task_id]
@@ -178,7 +174,7 @@ def lock(ctx: NightContext) -> LockReport:
                 "failed": len(report.failed),
             },
         )
-        report.missing = write_with_ids(ctx, ident.claims, ident.new)
+        report.missing = write_with_ids(ctx, ident.claims, ident.new).missing
     protect = getattr(ctx.board, "protect_inputs", None)  # optional board hook (Google Sheets)
     if ctx.config.board.protect_locked and protect is not None:
         # Warning-only: a person editing a locked row's input learns that tonight runs what it said at the cutoff.

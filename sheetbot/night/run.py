@@ -12,20 +12,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from sheetbot.boards.base import BoardRow, Sheet
 from sheetbot.config import WorkflowConfig
-from sheetbot.errors import SheetbotError
+from sheetbot.errors import SheetbotError, StateError, StateUnavailableError
 from sheetbot.night.budget import Budget
 from sheetbot.night.context import NightContext
+from sheetbot.night.identify import Identified
+from sheetbot.night.keep import Keeper
+from sheetbot.night.outcomes import provider_of
+from sheetbot.night.repair import owned_columns, refuse_unknown, take_stock, unknown_rows_error
 from sheetbot.night.stopping import call_until_stopped
 from sheetbot.night.task import Outcome, TaskRunner, with_timeout
-from sheetbot.night.writeback import write_back
+from sheetbot.night.writeback import write_with_ids
 from sheetbot.providers.base import Completion, CompletionRequest, Provider
 from sheetbot.providers.preview import PreviewProvider
 from sheetbot.state import Task
+from sheetbot.state.journal import TaskSettled
 from sheetbot.status import Status
 
 TRUNCATED = "the answer was cut off at max_tokens: raise max_tokens for this workflow, or choose rework"
@@ -47,6 +53,11 @@ class RunReport:
     notes: list[str] = field(default_factory=list)
     #: A stop (SIGTERM) ended the run early: unstarted rows stay locked for a restart in the window.
     stopped: bool = False
+    #: Deferred rows by (provider, reason): sheetbot.night.outcomes tells a failed provider from a normal night.
+    deferred_by: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: Rows the run's write brought up to date, and of those, rows the board showed wrongly (sheetbot.night.repair).
+    written: int = 0
+    repaired: int = 0
 
 
 class _Providers:
@@ -80,8 +91,11 @@ class _Providers:
         def record(event: str, detail: dict[str, object]) -> None:
             # Retries are routine; the breaker is what the morning's alerts are made of.
             if event.startswith("circuit"):
-                self.ctx.state.audit(event, now=self.ctx.now(), detail={"provider": provider, **detail})
                 self.events.append((event, provider))
+                # Called inside a provider's call, perhaps after a paid answer: a state fault here must not
+                # lose it (the answer's own write finds the fault and keeps the answer in the journal).
+                with contextlib.suppress(StateError):
+                    self.ctx.state.audit(event, now=self.ctx.now(), detail={"provider": provider, **detail})
 
         return record
 
@@ -100,6 +114,7 @@ class _Night:
         self.stop = stop
         self.providers = _Providers(ctx)
         self.budget = Budget(ctx.config, ctx.state, report.night)
+        self.keep = Keeper(ctx.state, wait_s=ctx.config.limits.state_wait_s, sleep=ctx.sleep, now=ctx.now)
         self.runner = TaskRunner(
             config=ctx.config,
             state=ctx.state,
@@ -110,6 +125,7 @@ class _Night:
             now=ctx.now,
             sleep=ctx.sleep if stop is None else self._sleep_unless_stopped,
             out_of_time=self.out_of_time,
+            keep=self.keep,
             time_left_s=self.time_left_s,
         )
         self.total = 0
@@ -141,6 +157,8 @@ class _Night:
     def out_of_time(self) -> bool:
         if self.stop is not None and self.stop():
             return True
+        if self.keep.broken is not None:  # the state cannot record what a new call would buy
+            return True
         return self.deadline is not None and self.ctx.now() >= self.deadline
 
     def time_left_s(self) -> float | None:
@@ -162,25 +180,40 @@ class _Night:
         remaining = (self.deadline - self.ctx.now()).total_seconds()
         return await asyncio.wait_for(provider.complete(request), timeout=max(remaining, 0.001))
 
+    def _stopping(self) -> bool:
+        """A stop (SIGTERM) or a state that cannot be written: rows not finished stay for the next run."""
+        return (self.stop is not None and self.stop()) or self.keep.broken is not None
+
     def settle(self, task: Task, outcome: Outcome) -> None:
         """A batch row's outcome (sheetbot.batch.night), counted like a live one."""
-        if self.stop is not None and self.stop() and outcome.status == "deferred":
+        if self._stopping() and outcome.status == "deferred":
             self.report.stopped = True  # its batch stays open in the state: a restart polls it
         else:
-            self._apply(task, outcome)
+            self.keep.settle_now(self._settled(task, outcome))
         self.finished += 1
         self.ctx.progress(self.finished, self.total, "run")
 
     async def work(self, task: Task) -> None:
         try:
             outcome = await self._outcome(task)
-            if self.stop is not None and self.stop() and outcome.status == "deferred":
+            if self._stopping() and outcome.status == "deferred":
                 self.report.stopped = True  # left running: a restart inside the window picks it up
             else:
-                self._apply(task, outcome)
+                await self.keep.settle(self._settled(task, outcome))
+        except StateUnavailableError as exc:  # a read failed too: the row stays running for the next run
+            self.keep.fail(exc)
+            self.report.stopped = True
         finally:
             self.finished += 1
             self.ctx.progress(self.finished, self.total, "run")
+
+    async def guarded(self, job: Awaitable[None]) -> None:
+        """Batch rounds: a state fault stops them; their batches stay in the state and the next run polls them."""
+        try:
+            await job
+        except StateUnavailableError as exc:
+            self.keep.fail(exc)
+            self.report.stopped = True
 
     async def _outcome(self, task: Task) -> Outcome:
         wf = self.ctx.config.workflows.get(task.workflow or "")
@@ -197,37 +230,35 @@ class _Night:
             except _Unavailable as exc:
                 return Outcome("deferred", f"deferred: {exc}")
 
-    def _apply(self, task: Task, outcome: Outcome) -> None:
-        with self.ctx.state.transaction():  # the row's status and the night's record: one commit
-            self._record_outcome(task, outcome)
-
-    def _record_outcome(self, task: Task, outcome: Outcome) -> None:
-        state, now, workflow = self.ctx.state, self.ctx.now(), task.workflow or ""
+    def _settled(self, task: Task, outcome: Outcome) -> TaskSettled:
+        """Count the outcome in the report; what the state records for it (the row's status and the night's
+        record, one commit: State.settle_task)."""
+        workflow = task.workflow or ""
+        status, result, error, failure = Status.DEFERRED, "deferred", outcome.reason, None
         if outcome.status == "review":
-            state.move(
-                task.task_id, Status.REVIEW, now=now, error=TRUNCATED if outcome.truncated else "", clear_review=1
-            )
+            status, result, error = Status.REVIEW, "done", TRUNCATED if outcome.truncated else ""
             self.report.done[workflow] += 1
             self.report.cost_usd += outcome.cost_usd
-            result = "done"
         elif outcome.status == "failed":
-            state.move(task.task_id, Status.FAILED, now=now, error=outcome.reason, failure="call")
+            status, result, failure = Status.FAILED, "failed", "call"
             self.report.failed[workflow] += 1
-            result = "failed"
         else:
-            state.move(task.task_id, Status.DEFERRED, now=now, error=outcome.reason)
             self.report.deferred[workflow] += 1
+            self.report.deferred_by[(provider_of(self.ctx.config, workflow), outcome.reason)] += 1
             self.report.drained = False
-            result = "deferred"
         if outcome.reason:
             self.report.reasons[outcome.reason] += 1
-        state.night_task(
-            task.night or "",
-            task.task_id,
+        return TaskSettled(
+            task_id=task.task_id,
+            night=task.night or "",
             workflow=workflow,
             attempt=task.attempt,
-            outcome=result,
+            status=status,
+            result=result,
+            error=error,
+            failure=failure,
             reason=outcome.reason,
+            clear_review=status == Status.REVIEW,
         )
 
 
@@ -235,15 +266,11 @@ class _Unavailable(SheetbotError):
     """The workflow's provider cannot be used tonight (e.g. its API key is not set)."""
 
 
-def _changed_after_lock(ctx: NightContext, report: RunReport) -> None:
-    """Flag outputs whose row was edited after the lock: the output answers the locked input."""
-    try:
-        sheet = ctx.board.read()
-    except SheetbotError:
-        return
+def _changed_after_lock(ctx: NightContext, report: RunReport, rows: Mapping[str, BoardRow]) -> None:
+    """Flag outputs whose row was edited after the lock: the output answers the locked input. ``rows`` are the
+    board's rows by task id, a copy made with its id already told apart from its original (night/identify.py)."""
     col = ctx.col
-    rows = {r.get(col["id"]).strip(): r for r in sheet.rows}
-    owned = _sheetbot_columns(col)
+    owned = _sheetbot_columns(col) | owned_columns(ctx)
     fresh = ctx.state.query("SELECT task_id FROM tasks WHERE dirty = 1 AND status = ?", (str(Status.REVIEW),))
     for task in ctx.state.tasks(r["task_id"] for r in fresh).values():  # one query, not one per row
         row = rows.get(task.task_id)
@@ -256,9 +283,19 @@ def _changed_after_lock(ctx: NightContext, report: RunReport) -> None:
                 f"note: {', '.join(changed)} changed after the lock; this output answers the row as it "
                 f"was locked for night {task.night}"
             )
+            if note in task.error:
+                continue  # already said (the row is rewritten because the board lost it)
             error = f"{task.error}; {note}" if task.error else note
             ctx.state.move(task.task_id, Status.REVIEW, now=ctx.now(), error=error)
             report.changed_after_lock.append(task.task_id)
+
+
+def _read(ctx: NightContext) -> Sheet | None:
+    """The board now, or None when it cannot be read: the night runs anyway, its outputs wait in the state."""
+    try:
+        return ctx.board.read()
+    except SheetbotError:
+        return None
 
 
 def _sheetbot_columns(col: Mapping[str, str]) -> set[str]:
@@ -275,6 +312,9 @@ async def run_async(
     deadline = until or (window.end if window.contains(now) else None)
     report = RunReport(night=window.night, deadline=deadline)
     state = ctx.state
+    sheet = _read(ctx)
+    if sheet is not None:
+        refuse_unknown(ctx, sheet)  # no call while the board holds rows this state file does not know
     tasks = state.tasks_with_status(Status.LOCKED, Status.RUNNING)
     if tasks:
         with state.transaction():
@@ -295,18 +335,23 @@ async def run_async(
             # Tasks start in priority order (P0 first, then oldest): when a cap or the window ends, the
             # lowest priorities are the ones that wait.
             # A row whose request sits in an open batch is never sent again: the batch rounds poll it.
+            # So is a row in a send whose batch is not known yet (a create whose answer was lost): the
+            # rounds look that batch up first, even if the workflow was switched to live since.
             in_batch = {c.rsplit(":", 2)[0] for b in state.open_batches() for c in b["custom_ids"]}
+            in_batch |= {c.rsplit(":", 2)[0] for s in state.open_sends() for c in s["requests"]}
             batch = [t for t in tasks if _mode(ctx, t) == "batch" or t.task_id in in_batch]
             jobs = [night.work(t) for t in tasks if t not in batch]
             if batch:
                 from sheetbot.batch.night import run_batch_tasks
 
-                jobs.append(run_batch_tasks(night, batch))
-            await asyncio.gather(*jobs)
+                jobs.append(night.guarded(run_batch_tasks(night, batch)))
+            with night.keep.night():
+                await asyncio.gather(*jobs)
         finally:
             await night.providers.aclose()
+        night.keep.recover()  # a state write failed: store what the journal kept if it can be now, or stop here
+        sheet = _read(ctx)  # again: rows edited, copied or saved over during the night
         with state.transaction():
-            _changed_after_lock(ctx, report)
             if not report.stopped:
                 state.night_event(window.night, run_finished_at=ctx.now().isoformat(), drained=int(report.drained))
             state.audit(
@@ -321,7 +366,21 @@ async def run_async(
                     "stopped": report.stopped,
                 },
             )
-    report.missing = write_back(ctx).missing
+    unknown = {}
+    with state.transaction():  # new rows' tasks are kept only if their ids reach the board
+        ident = take_stock(ctx, sheet, refuse=False)[0] if sheet is not None else Identified()
+        _changed_after_lock(ctx, report, ident.rows)
+        wrote = write_with_ids(ctx, ident.claims, ident.new)
+        report.written, report.repaired, report.missing, unknown = (
+            wrote.written,
+            ident.repaired,
+            wrote.missing,
+            ident.unknown,
+        )
+    if tasks:
+        night.keep.check()  # the night stopped starting rows because of the state: exit non-zero, say why
+    if unknown and not ctx.adopt_unknown:
+        raise unknown_rows_error(ctx, unknown)  # the outputs are written; the rows the state lacks wait
     return report
 
 

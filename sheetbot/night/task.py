@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sheetbot.audit import store_call
 from sheetbot.config import Config, StepConfig, WorkflowConfig
 from sheetbot.errors import (
     AccountProviderError,
@@ -32,6 +31,7 @@ from sheetbot.errors import (
     TemplateError,
 )
 from sheetbot.night.budget import Budget
+from sheetbot.night.keep import Keeper
 from sheetbot.night.prompts import guidelines_section, rework_section
 from sheetbot.pricing import cost_usd
 from sheetbot.providers.base import Completion, CompletionRequest, Provider, Usage
@@ -77,6 +77,7 @@ class TaskRunner:
         now: Callable[[], datetime],
         sleep: Callable[[float], Awaitable[None]],
         out_of_time: Callable[[], bool],
+        keep: Keeper,
         time_left_s: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.config = config
@@ -88,6 +89,8 @@ class TaskRunner:
         self.now = now
         self.sleep = sleep
         self.out_of_time = out_of_time
+        #: Stores each call's result; when the state cannot take it, keeps it in the journal.
+        self.keep = keep
         #: Seconds until the night's deadline; None when the run has none (an open breaker then defers).
         self.time_left_s = time_left_s
 
@@ -213,7 +216,7 @@ class TaskRunner:
             except TimeoutError:
                 return Outcome("deferred", "deferred: the night window ended while this row was running")
             except ProviderError as exc:
-                self._record(task, Attempt(**base, ok=False, error=str(exc)))  # type: ignore[arg-type]
+                await self._record(task, Attempt(**base, ok=False, error=str(exc)))  # type: ignore[arg-type]
                 verdict = await self._after_failure(task, wf, exc)
                 if verdict is not None:
                     return verdict
@@ -229,12 +232,12 @@ class TaskRunner:
                 except InvalidAnswer as exc:
                     if completion.truncated:  # not a wrong answer: an unfinished one
                         cut = _cut_off(request.max_tokens)
-                        self._record(task, _attempt(base, completion, actual, ok=False, error=cut))
+                        await self._record(task, _attempt(base, completion, actual, ok=False, error=cut))
                         if room is not None or request.max_tokens >= MAX_TOKENS_CAP:
                             return Outcome("failed", cut)
                         room = min(request.max_tokens * 2, MAX_TOKENS_CAP)
                         continue
-                    self._record(task, _attempt(base, completion, actual, ok=False, error=str(exc)))
+                    await self._record(task, _attempt(base, completion, actual, ok=False, error=str(exc)))
                     if repaired:
                         return Outcome("failed", f"the answer did not fit the workflow's outputs twice: {exc}")
                     repaired = True
@@ -243,7 +246,7 @@ class TaskRunner:
                     continue
                 text = _json(values)
             attempt = _attempt(base, completion, actual, ok=True, output=text)
-            self._record(task, attempt)  # stored before anything reaches the board
+            await self._record(task, attempt)  # stored (or journaled) before anything reaches the board
             return attempt
 
     async def _wait_out(self, exc: CircuitOpenError) -> bool:
@@ -259,9 +262,10 @@ class TaskRunner:
         await self.sleep(wait_s)
         return not self.out_of_time()
 
-    def _record(self, task: Task, attempt: Attempt) -> None:
-        """Store a model call and its audit entry (prompt and input hashes) in one transaction."""
-        store_call(self.state, attempt, task.snapshot, now=self.now())
+    async def _record(self, task: Task, attempt: Attempt) -> None:
+        """Store a model call and its audit entry (prompt and input hashes) in one transaction; if the state
+        cannot take it, the journal keeps it and the night starts no new call (sheetbot.night.keep)."""
+        await self.keep.store_call(attempt, task.snapshot)
 
     async def _after_failure(self, task: Task, wf: WorkflowConfig, exc: ProviderError) -> Outcome | None:
         """None: call again. Otherwise the row's outcome (dead-lettered after too many failures tonight)."""

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sheetbot.boards.base import BoardRow, CellValue, RowUpdate
+from sheetbot.boards.base import CellValue, RowUpdate
+from sheetbot.boards.values import cut_marker, fit_cell
+from sheetbot.errors import BoardError
 from sheetbot.night.context import NightContext
-from sheetbot.state import BoardProjection, Task
-from sheetbot.status import Status, parse_status
+from sheetbot.state import BoardProjection
+from sheetbot.status import Status
 from sheetbot.structured import cells, readable
 
-_WITH_OUTPUT = frozenset({Status.REVIEW, Status.APPROVED, Status.EDITED, Status.PUBLISHED, Status.REWORK})
+#: Statuses whose row shows the task's output.
+WITH_OUTPUT = frozenset({Status.REVIEW, Status.APPROVED, Status.EDITED, Status.PUBLISHED, Status.REWORK})
 
 
 @dataclass
@@ -20,6 +24,8 @@ class WriteBack:
     written: int = 0
     #: Task ids whose row is gone from the board; their outputs stay in the state.
     missing: list[str] = field(default_factory=list)
+    #: Task id → why the board refused the row's cells; the other rows were written.
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 def projection_cells(ctx: NightContext, p: BoardProjection) -> dict[str, CellValue]:
@@ -28,7 +34,8 @@ def projection_cells(ctx: NightContext, p: BoardProjection) -> dict[str, CellVal
         col["status"]: str(p.status),
         col["night"]: p.night or "",
         col["error"]: p.error,
-        col["cost"]: round(p.cost_usd, 6) if p.cost_usd else None,
+        # 0 is a cost (a local model's): blank only for a row that has no answer and cost nothing.
+        col["cost"]: round(p.cost_usd, 6) if p.cost_usd or p.status in WITH_OUTPUT else None,
     }
     if p.output is not None:
         cells.update(_output_cells(ctx, p.workflow, p.output))
@@ -36,7 +43,34 @@ def projection_cells(ctx: NightContext, p: BoardProjection) -> dict[str, CellVal
         # A new output is up for review: yesterday's decision must not be read as today's.
         cells[col["review"]] = None
         cells[col["edited_output"]] = None
-    return cells
+    return fit_cells(cells, ctx.board.max_cell_units, task_id=p.task_id, error_column=col["error"])
+
+
+def fit_cells(
+    values: Mapping[str, CellValue], limit_units: int, *, task_id: str, error_column: str
+) -> dict[str, CellValue]:
+    """Every text cut to what the board's cell holds, in the unit the board counts.
+
+    A cut cell ends with a marker naming `sheetbot show ID` (the state keeps the whole text), and the
+    row's error says which columns were cut, so a reviewer never approves half an answer unawares.
+    """
+    fitted: dict[str, CellValue] = dict(values)
+    notes = []
+    for column, value in values.items():
+        if column == error_column or not isinstance(value, str):
+            continue
+        text, omitted = fit_cell(value, limit_units, lambda n: cut_marker(n, task_id))
+        if omitted:
+            fitted[column] = text
+            notes.append(f"{column} cut to fit the board's cell ({omitted:,} characters left out)")
+    if notes:
+        note = f"{'; '.join(notes)}: `sheetbot show {task_id}` prints the whole text"
+        error = fitted.get(error_column)
+        fitted[error_column] = f"{error}; {note}" if isinstance(error, str) and error else note
+    error = fitted.get(error_column)
+    if isinstance(error, str):
+        fitted[error_column] = fit_cell(error, limit_units, lambda n: cut_marker(n, task_id))[0]
+    return fitted
 
 
 def _output_cells(ctx: NightContext, workflow: str | None, output: str) -> dict[str, CellValue]:
@@ -73,7 +107,10 @@ def write_back(ctx: NightContext, extra: Sequence[RowUpdate] = ()) -> WriteBack:
         return WriteBack()
     result = ctx.board.write(updates)
     missing = set(result.missing)
-    ctx.state.mark_synced(p.task_id for p in projections if p.task_id not in missing)
+    refused = dict(result.refused)
+    if refused:
+        _say_refused(ctx, projections, refused)
+    ctx.state.mark_synced(p.task_id for p in projections if p.task_id not in missing and p.task_id not in refused)
     now = ctx.now()
     ctx.state.audit(
         "write",
@@ -86,37 +123,39 @@ def write_back(ctx: NightContext, extra: Sequence[RowUpdate] = ()) -> WriteBack:
     )
     for task_id in sorted(missing):
         ctx.state.audit("row_missing", now=now, task_id=task_id, detail={"board": ctx.board.describe()})
-    return WriteBack(written=result.written, missing=sorted(missing))
+    for task_id, reason in sorted(refused.items()):
+        detail = {"board": ctx.board.describe(), "reason": reason}
+        ctx.state.audit("write_refused", now=now, task_id=task_id, detail=detail)
+    return WriteBack(written=result.written, missing=sorted(missing), refused=refused)
 
 
-def write_with_ids(ctx: NightContext, claims: Sequence[RowUpdate], new: Sequence[str]) -> list[str]:
+def _say_refused(ctx: NightContext, projections: Sequence[BoardProjection], refused: Mapping[str, str]) -> None:
+    """Rows the board would not take get their status and the reason, without the cells it refused.
+
+    One try, no more: the rows stay dirty, so the next phase sends everything again (a refusal may pass).
+    """
+    col = ctx.col
+    updates = []
+    for p in projections:
+        if p.task_id in refused:
+            error = (
+                f"the board refused this row's cells ({refused[p.task_id]}): the output is kept; "
+                f"`sheetbot show {p.task_id}` prints it"
+            )
+            values: dict[str, CellValue] = {col["status"]: str(p.status), col["night"]: p.night or ""}
+            values[col["error"]] = error
+            fitted = fit_cells(values, ctx.board.max_cell_units, task_id=p.task_id, error_column=col["error"])
+            updates.append(RowUpdate(p.task_id, fitted))
+    if updates:
+        with contextlib.suppress(BoardError):  # the rows written in the main write stay written
+            ctx.board.write(updates)
+
+
+def write_with_ids(ctx: NightContext, claims: Sequence[RowUpdate], new: Sequence[str]) -> WriteBack:
     """write_back with id claims; a new task whose row changed before it got its id is forgotten (the
-    row gets an id next phase). Returns the ids of known tasks whose rows are gone."""
+    row gets an id next phase). ``missing`` holds the ids of known tasks whose rows are gone."""
     result = write_back(ctx, extra=claims)
     lost = set(result.missing) & set(new)
     for task_id in lost:
         ctx.state.forget(task_id)
-    return sorted(set(result.missing) - lost)
-
-
-def mark_stale(ctx: NightContext, rows: Mapping[str, BoardRow], tasks: Mapping[str, Task]) -> int:
-    """Mark dirty every task whose row no longer shows what the state says.
-
-    Someone may have saved an old copy over the board (Excel open all night on a laptop), or typed
-    over sheetbot's cells. The state is the truth: the next write puts the cells back. A person
-    setting a failed row to `queued` is a request, not drift, and is left to the lifecycle.
-    """
-    col = ctx.col
-    stale = []
-    for task_id, row in rows.items():
-        task = tasks.get(task_id)
-        if task is None or task.status == Status.QUEUED or task.dirty:
-            continue
-        shown = parse_status(row.get(col["status"]))
-        if shown == Status.QUEUED and task.status == Status.FAILED:
-            continue
-        if shown != task.status or (task.status in _WITH_OUTPUT and not row.get(col["output"]).strip()):
-            stale.append(task_id)
-    if stale:
-        ctx.state.mark_dirty(stale)
-    return len(stale)
+    return WriteBack(written=result.written, missing=sorted(set(result.missing) - lost))

@@ -5,17 +5,21 @@ board's `status` cell is a mirror), the locked snapshot of each night, every
 model call with its tokens and cost, review decisions, per-night events and an
 append-only audit log.
 
-Two rules keep money safe:
+Three rules keep money safe:
 
 * An output is committed here before anything is written to the board, so a
   failed board write never costs a second model call.
 * A task whose board cells are out of date is marked ``dirty``; each phase ends by
   writing every dirty task and marking it clean. A crash between the two only
   means the same values are written again.
+* A fault of the machine (another program's lock, a full disk) never loses a paid
+  answer: ``faults`` turns every SQLite fault into a one-line StateUnavailableError
+  at the connection, and an answer the state cannot take is kept in
+  ``<state>.journal`` (``journal``) and stored, once, when the state is next opened.
 
 Modules: ``schema`` (the tables), ``records`` (Task, Attempt, BoardProjection), ``store`` (``State``: connection,
-transactions, tasks, the board mirror) and its mixins ``attempts``, ``history``, ``batches``, ``actions`` and
-``governance``.
+transactions, tasks, the board mirror) and its mixins ``attempts``, ``history``, ``batches``, ``actions``,
+``governance`` and ``journal``; ``faults`` (the connection edge).
 """
 
 from sheetbot.state.records import Attempt, BoardProjection, Task

@@ -51,6 +51,15 @@ class AttemptsMixin:
         ).fetchone()
         return None if row is None else _attempt(row)
 
+    def latest_attempt(self, task_id: str) -> list[Attempt]:
+        """The calls of the task's latest attempt that made any, oldest first (every step, failed calls too)."""
+        rows = self._db.execute(
+            """SELECT * FROM attempts WHERE task_id = ? AND attempt =
+                   (SELECT MAX(attempt) FROM attempts WHERE task_id = ?) ORDER BY id""",
+            (task_id, task_id),
+        ).fetchall()
+        return [_attempt(row) for row in rows]
+
     def failed_calls(self, task_id: str, night: str) -> int:
         return int(
             self._db.execute(

@@ -45,8 +45,7 @@ class HistoryMixin:
     ) -> None:
         self._db.execute(
             "INSERT INTO night_tasks(night, task_id, workflow, attempt, outcome, reason) VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(night, task_id) DO UPDATE SET outcome = excluded.outcome, reason = excluded.reason, "
-            "attempt = excluded.attempt",
+            "ON CONFLICT(night, task_id, attempt) DO UPDATE SET outcome = excluded.outcome, reason = excluded.reason",
             (night, task_id, workflow, attempt, outcome, reason),
         )
 

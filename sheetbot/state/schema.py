@@ -1,10 +1,16 @@
 """The schema in one place: every table the store uses, created idempotently on open.
 
-``SCHEMA_VERSION`` guards against an older sheetbot opening a file a newer one wrote; there are no
-migrations yet (every change so far has been a new ``CREATE ... IF NOT EXISTS``).
+``SCHEMA_VERSION`` guards against an older sheetbot opening a file a newer one wrote. New tables are a
+``CREATE ... IF NOT EXISTS`` here; a column added to an existing table goes in ``ADDED_COLUMNS``, which
+``migrate`` applies on open to a file that lacks it (forward only, idempotent); a change to an existing
+table's key is a forward migration below, in its own block, that an existing state file gets on open.
 """
 
-SCHEMA_VERSION = 1
+from __future__ import annotations
+
+import sqlite3
+
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -76,7 +82,7 @@ CREATE TABLE IF NOT EXISTS night_tasks (     -- what each night did with each ta
     attempt INTEGER NOT NULL,
     outcome TEXT NOT NULL,                -- locked | done | failed | deferred | over_cap
     reason TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (night, task_id)
+    PRIMARY KEY (night, task_id, attempt)  -- a rework re-run in the same night is a second record
 );
 CREATE TABLE IF NOT EXISTS nights (
     night TEXT PRIMARY KEY,
@@ -92,12 +98,13 @@ CREATE TABLE IF NOT EXISTS batches (         -- Batch API jobs: stored the momen
     model TEXT NOT NULL,
     night TEXT NOT NULL,
     step TEXT NOT NULL,                   -- the round: the step its requests are for ("+" joins several)
-    status TEXT NOT NULL,                 -- open | ended | collected | cancelled
+    status TEXT NOT NULL,                 -- open | ended | collected | cancelled | foreign
     custom_ids TEXT NOT NULL,             -- JSON list: these requests are paid for; never send them again
     requests TEXT NOT NULL DEFAULT '{}',  -- JSON: custom_id -> what the attempt row needs (system, prompt, ...)
     submitted_at TEXT NOT NULL,
     finished_at TEXT,
     counts TEXT NOT NULL DEFAULT '{}'
+    -- found_by: see ADDED_COLUMNS
 );
 CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY,
@@ -138,4 +145,78 @@ CREATE TABLE IF NOT EXISTS actions (         -- approval-gated actions (sheetbot
     updated_at TEXT NOT NULL,
     PRIMARY KEY (task_id, attempt)
 );
+-- batch mode (issue 10): every batch create, recorded BEFORE it is sent, so that a create whose answer
+-- was lost (a kill, a timeout, a 502) is found again instead of sent twice (sheetbot/batch/send.py)
+CREATE TABLE IF NOT EXISTS batch_sends (
+    key TEXT PRIMARY KEY,                 -- ours: OpenAI metadata.sheetbot_key; every wire custom_id starts with it
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    night TEXT NOT NULL,
+    step TEXT NOT NULL,
+    requests TEXT NOT NULL,               -- JSON: custom_id -> what the attempt row needs, and its wire id
+    file_id TEXT NOT NULL DEFAULT '',     -- OpenAI: the input file, once its upload returned
+    recorded_at TEXT NOT NULL,
+    sent_at TEXT,                         -- the create went out; NULL: it never did, so no batch exists
+    status TEXT NOT NULL                  -- sending | created | found | absent | refused
+);
+CREATE INDEX IF NOT EXISTS batch_sends_open ON batch_sends(status) WHERE status = 'sending';
 """
+
+# -- the journal (issue 10, state faults) --------------------------------------------------------------------
+# Paid answers that could not be stored when they arrived (the state was locked or the disk full) are kept
+# in a journal file beside the state (sheetbot/state/journal.py) and stored from there later; each entry's id
+# is recorded here in the same transaction, so replaying a journal twice stores it once. A new table only:
+# an existing state file gets it on open, and an older sheetbot ignores it.
+SCHEMA += """
+CREATE TABLE IF NOT EXISTS journal_replayed (
+    entry TEXT PRIMARY KEY,               -- the journal entry's id
+    at TEXT NOT NULL
+);
+"""
+
+#: Columns added after their table first shipped: (table, column, definition), applied by ``migrate``.
+ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    # batch mode (issue 10): how the batch became known. '' its create answered; 'key' found by the key it
+    # carries (certainly ours); 'listing' found by size and time (ours only if its results say so, never cancelled)
+    ("batches", "found_by", "TEXT NOT NULL DEFAULT ''"),
+)
+
+
+def migrate(db: sqlite3.Connection) -> None:
+    """Bring an existing state file forward: add the columns it lacks."""
+    for table, column, definition in ADDED_COLUMNS:
+        have = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in have:
+            try:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            except sqlite3.OperationalError as exc:  # another process added it a moment ago
+                if "duplicate column" not in str(exc):
+                    raise
+
+
+# -- migration to schema 2: night_tasks keeps every attempt of a row in a night (issue 10, item 10) ----------------
+# Before, the key was (night, task_id): a rework locked again under the same night overwrote the first attempt's
+# record, and `report` lost the rework. SQLite cannot change a primary key in place: the table is rebuilt.
+def migrate_night_tasks_by_attempt(db: sqlite3.Connection) -> None:
+    key = [row[1] for row in sorted(db.execute("PRAGMA table_info(night_tasks)"), key=lambda r: r[5]) if row[5]]
+    if "attempt" in key:
+        return
+    db.executescript(
+        """
+        BEGIN IMMEDIATE;
+        CREATE TABLE night_tasks_by_attempt (
+            night TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            workflow TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            outcome TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (night, task_id, attempt)
+        );
+        INSERT INTO night_tasks_by_attempt(night, task_id, workflow, attempt, outcome, reason)
+            SELECT night, task_id, workflow, attempt, outcome, reason FROM night_tasks;
+        DROP TABLE night_tasks;
+        ALTER TABLE night_tasks_by_attempt RENAME TO night_tasks;
+        COMMIT;
+        """
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,30 +18,66 @@ from sheetbot.errors import StateError, TransitionError
 from sheetbot.state.actions import ActionsMixin
 from sheetbot.state.attempts import AttemptsMixin
 from sheetbot.state.batches import BatchesMixin
+from sheetbot.state.faults import GuardedConnection, state_fault
 from sheetbot.state.governance import GovernanceMixin
 from sheetbot.state.history import HistoryMixin
+from sheetbot.state.journal import JournalMixin
 from sheetbot.state.records import _TASK_COLUMNS, BoardProjection, Task, _task
-from sheetbot.state.schema import SCHEMA, SCHEMA_VERSION
+from sheetbot.state.schema import SCHEMA, SCHEMA_VERSION, migrate, migrate_night_tasks_by_attempt
 from sheetbot.status import Status, can_move
 
 
-class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceMixin):
-    """The store. One connection, used from one thread; WAL so readers (report) never block the night."""
+class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceMixin, JournalMixin):
+    """The store. One connection, used from one thread; WAL so readers (report) never block the night.
 
-    def __init__(self, path: Path | str, *, now: datetime | None = None) -> None:
+    ``busy_timeout_s`` bounds how long a statement waits for another program's lock (a backup tool) before
+    it fails with StateUnavailableError; every SQLite fault of the machine (locked, disk full, I/O error,
+    read-only) becomes that error at the connection (sheetbot.state.faults), never a raw OperationalError.
+    Opening the state stores what the journal beside it keeps (answers paid for while it could not be
+    written), before any phase can make a new call.
+    """
+
+    def __init__(self, path: Path | str, *, now: datetime | None = None, busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            self._db = sqlite3.connect(
+                self.path, isolation_level=None, timeout=busy_timeout_s, factory=GuardedConnection
+            )
+        except sqlite3.Error as exc:
+            raise state_fault(exc, self.path) from None
+        self._depth = 0
+        try:
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(SCHEMA)
+            migrate(self._db)
             self._check_version()
-        except sqlite3.DatabaseError as exc:
-            raise StateError(f"cannot use the state file {self.path}: {exc} (is it a sheetbot state file?)") from None
-        self._depth = 0
+            migrate_night_tasks_by_attempt(self._db)
+            version = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if version is not None and int(version["value"]) < SCHEMA_VERSION:  # read first: a write needs the lock
+                self._db.execute(
+                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
+                )
+            self.replay_journal()
+        except BaseException:
+            self._db.close()
+            raise
+
+    @contextmanager
+    def waiting_at_most(self, seconds: float) -> Iterator[None]:
+        """Statements inside wait at most ``seconds`` for a lock (the night's short tries; it waits on its
+        event loop in between instead of freezing it in SQLite's busy handler)."""
+        db = self._db
+        assert isinstance(db, GuardedConnection)
+        db.set_busy_timeout(seconds)
+        try:
+            yield
+        finally:
+            db.set_busy_timeout(self.busy_timeout_s)
 
     def close(self) -> None:
         self._db.close()
@@ -75,11 +111,12 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
         self._depth = 1
         try:
             yield
+            self._db.execute("COMMIT")  # may fail too (disk full, I/O): then roll back like any error
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # SQLite rolls back by itself after some errors (SQLITE_FULL)
+                with suppress(StateError, sqlite3.Error):
+                    self._db.execute("ROLLBACK")
             raise
-        else:
-            self._db.execute("COMMIT")
         finally:
             self._depth = 0
 
@@ -194,6 +231,75 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
             )
             for r in rows
         ]
+
+    def projections(self, *, with_output: Iterable[Status]) -> list[BoardProjection]:
+        """What the board should show for every task that is not queued and not already due a write, the
+        output included for tasks in ``with_output``: what a phase compares the board against (one query)."""
+        shown = [str(s) for s in with_output]
+        marks = ",".join("?" * len(shown)) or "NULL"
+        rows = self._db.execute(
+            f"""SELECT t.task_id, t.workflow, t.status, t.night, t.error,
+                       CASE WHEN t.status IN ({marks}) THEN
+                       (SELECT a.output FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
+                          AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1) END AS output,
+                       (SELECT COALESCE(SUM(a.cost_usd), 0) FROM attempts a WHERE a.task_id = t.task_id) AS cost
+                FROM tasks t WHERE t.dirty = 0 AND t.status != ?""",
+            [*shown, str(Status.QUEUED)],
+        ).fetchall()
+        return [
+            BoardProjection(
+                task_id=r["task_id"],
+                workflow=r["workflow"],
+                status=Status(r["status"]),
+                night=r["night"],
+                output=r["output"],
+                error=r["error"],
+                cost_usd=float(r["cost"]),
+                clear_review=False,
+            )
+            for r in rows
+        ]
+
+    def adopt_task(
+        self,
+        task_id: str,
+        status: Status,
+        *,
+        now: datetime,
+        output: str | None = None,
+        cost_usd: float = 0.0,
+        **fields: Any,
+    ) -> None:
+        """Take over a row the state did not know, as the board shows it (sheetbot/night/repair.py). Its output
+        and cost are kept as an attempt of mode ``adopted`` (nothing was called): a rework has its previous
+        output, and the cost cell its figure."""
+        allowed = {"workflow", "night", "snapshot", "error", "failure", "attempt", "rework_notes", "previous_output"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown task fields {sorted(unknown)}")
+        values: dict[str, Any] = {k: json.dumps(v) if k == "snapshot" else v for k, v in fields.items()}
+        with self.transaction():
+            seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks").fetchone()[0]
+            values |= {"task_id": task_id, "seq": seq, "first_seen": now.isoformat(), "status": str(status)}
+            values |= {"updated_at": now.isoformat(), "dirty": 1}
+            columns = ", ".join(values)
+            self._db.execute(
+                f"INSERT INTO tasks({columns}) VALUES ({','.join('?' * len(values))})", list(values.values())
+            )
+            if output is not None:
+                self._db.execute(
+                    "INSERT INTO attempts(task_id, night, attempt, step, final, workflow, provider, model, mode, "
+                    "system, prompt, ok, output, cost_usd, created_at) "
+                    "VALUES (?, ?, 1, 'final', 1, ?, 'board', '', 'adopted', '', '', 1, ?, ?, ?)",
+                    (
+                        task_id,
+                        fields.get("night") or "",
+                        fields.get("workflow") or "",
+                        output,
+                        cost_usd,
+                        now.isoformat(),
+                    ),
+                )
 
     def mark_dirty(self, task_ids: Iterable[str]) -> None:
         """The board lost what it should show for these tasks: rewrite all of it, outputs included."""

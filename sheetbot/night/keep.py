@@ -1,0 +1,178 @@
+"""The night's state writes under faults: wait for a lock without holding up the night, keep what was paid.
+
+Inside the async night every model call's result and every row's outcome is written to the state from
+the event loop. SQLite's busy handler waits by blocking the thread, which would freeze every call in
+flight (and let their timers fire) while a backup tool holds the lock. So these writes try with a short
+busy timeout and, while the state is locked, wait on the event loop between tries, for at most
+``limits.state_wait_s``. Calls in flight go on; each task waits for its own write before its next call,
+so what is spent while the state is locked is bounded by the providers' concurrency. Any other write in
+the night waits at most ``BLOCK_S``.
+
+A paid answer that meets a locked state is first appended to the journal (sheetbot.state.journal), so
+it survives even a kill during the wait. When the wait runs out, or the disk is full, or the file cannot
+be written at all, the state is *broken* for the rest of the run: no new call starts, every answer still
+arriving goes to the journal, rows not finished stay `running` for the next run (as after a stop), and
+the run ends with the one-line error saying what was kept where. If even the journal cannot be written,
+nothing more can be done for those answers than to say so, and still start nothing new.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sheetbot.audit import model_call_detail, store_call
+from sheetbot.errors import StateUnavailableError
+from sheetbot.state import Attempt, State
+from sheetbot.state.faults import locked
+from sheetbot.state.journal import TaskSettled, call_entry, paid_answers, settled_entry
+
+#: One try's wait in SQLite's busy handler (blocking the event loop), and the longest blocking wait of
+#: the night's other writes.
+TRY_S = 0.05
+BLOCK_S = 5.0
+#: Pauses between tries while the state is locked: short first (a checkpoint), then up to this.
+MAX_PAUSE_S = 5.0
+
+
+class Keeper:
+    """Writes a night's results to the state, waiting for a lock on the event loop, or journals them."""
+
+    def __init__(
+        self,
+        state: State,
+        *,
+        wait_s: float,
+        sleep: Callable[[float], Awaitable[None]],
+        now: Callable[[], datetime],
+    ) -> None:
+        self.state = state
+        self.wait_s = wait_s
+        self.sleep = sleep
+        self.now = now
+        #: The fault that stopped the night's writes; from then on nothing new starts.
+        self.broken: StateUnavailableError | None = None
+        #: Entries journaled and not (yet) stored in the state; answers that could not be kept at all.
+        self.kept: set[str] = set()
+        self.lost = 0
+        self.journal_problem = ""
+        #: Something was journaled tonight: the end of the night stores it and empties the journal.
+        self.journaled = False
+
+    @contextmanager
+    def night(self) -> Iterator[None]:
+        """While the night's calls run: no statement freezes the event loop for longer than BLOCK_S."""
+        with self.state.waiting_at_most(min(BLOCK_S, self.wait_s)):
+            yield
+
+    def fail(self, exc: StateUnavailableError) -> None:
+        """The state cannot be used any more tonight: stop new calls."""
+        if self.broken is None:
+            self.broken = exc
+
+    # -- the writes ------------------------------------------------------------------------------------
+    async def store_call(self, attempt: Attempt, snapshot: Mapping[str, Any]) -> None:
+        """A model call's result, stored or kept in the journal; never raises for a fault of the state."""
+        now = self.now()
+        entry = call_entry(attempt, model_call_detail(attempt, snapshot), now=now)
+        paid = attempt.ok or attempt.output_tokens > 0
+        await self._write(entry, lambda: store_call(self.state, attempt, snapshot, now=now), paid=paid)
+
+    async def settle(self, change: TaskSettled) -> None:
+        """A row's outcome; when the state cannot take it, the journal keeps it (the row stays `running`)."""
+        now = self.now()
+        await self._write(settled_entry(change, now=now), lambda: self.state.settle_task(change, now=now))
+
+    def settle_now(self, change: TaskSettled) -> None:
+        """``settle`` for a caller that cannot await (a batch round): one blocking try, then the journal."""
+        now = self.now()
+        entry = settled_entry(change, now=now)
+        if self.broken is None:
+            try:
+                self.state.settle_task(change, now=now)
+                return
+            except StateUnavailableError as exc:
+                self.fail(exc)
+        self._keep(entry)
+
+    async def _write(self, entry: dict[str, Any], write: Callable[[], None], *, paid: bool = True) -> None:
+        if self.broken is None:
+            try:
+                with self.state.waiting_at_most(TRY_S):
+                    write()
+                return
+            except StateUnavailableError as exc:
+                if exc.kind != "locked":
+                    self.fail(exc)
+        if not self._keep(entry, paid=paid) or self.broken is not None:
+            if self.broken is None:  # not even the journal can keep it: stop spending now
+                self.fail(locked(self.state.path, self.wait_s))
+            return
+        await self._wait_and_store(entry)
+
+    async def _wait_and_store(self, entry: dict[str, Any]) -> None:
+        """The state is locked: store the (journaled) entry once the lock is gone, within ``wait_s``."""
+        waited, pause = 0.0, 0.1
+        while self.broken is None:
+            await self.sleep(pause)
+            waited += pause + TRY_S
+            try:
+                with self.state.waiting_at_most(TRY_S):
+                    self.state.store_entry(entry)
+                self.kept.discard(entry["id"])
+                return
+            except StateUnavailableError as exc:
+                if exc.kind != "locked":
+                    self.fail(exc)
+                elif waited >= self.wait_s:
+                    self.fail(locked(self.state.path, self.wait_s))
+            pause = min(pause * 2, MAX_PAUSE_S, max(self.wait_s - waited, TRY_S))
+
+    def _keep(self, entry: dict[str, Any], *, paid: bool = True) -> bool:
+        """Append to the journal; False (and counted as lost) if even that fails."""
+        try:
+            self.state.journal.append(entry)
+        except OSError as exc:
+            self.journal_problem = exc.strerror or str(exc)
+            if entry["kind"] == "call" and paid:
+                self.lost += 1
+            return False
+        self.kept.add(entry["id"])
+        self.journaled = True
+        return True
+
+    # -- the end of the night --------------------------------------------------------------------------
+    def recover(self) -> None:
+        """After the night's calls: store what the journal keeps if the state takes it now (waiting the full
+        ``state_wait_s``: nothing else is running), else raise the one-line error."""
+        if not self.journaled:
+            return
+        paid = self._paid_kept()
+        try:
+            self.state.replay_journal()  # what is already stored is skipped; then the journal is emptied
+        except StateUnavailableError:
+            if self.broken is None:
+                return  # every entry is stored already; the next open empties the journal
+            raise self.error(kept=paid) from None
+        self.kept.clear()
+
+    def check(self) -> None:
+        """The night stopped early because of the state: exit non-zero, and say so, even once recovered."""
+        if self.broken is not None:
+            raise self.error(kept=0)
+
+    def error(self, *, kept: int) -> StateUnavailableError:
+        assert self.broken is not None
+        return self.broken.told(
+            again="run `sheetbot run` again",
+            kept=kept,
+            lost=self.lost,
+            journal=str(self.state.journal.path),
+            journal_problem=self.journal_problem,
+        )
+
+    def _paid_kept(self) -> int:
+        """Paid answers journaled tonight and not (yet) in the state."""
+        return paid_answers(e for e in self.state.journal.entries() if e["id"] in self.kept)

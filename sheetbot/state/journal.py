@@ -1,0 +1,225 @@
+"""The journal: paid answers kept beside the state when the state cannot take them, stored from there later.
+
+A model call is paid the moment its answer arrives. If the state cannot be written then (another program
+holds its lock past the wait, the disk is full, an I/O error), the answer must survive anyway, or the next
+run pays for it again. So it is appended to ``<state>.journal``: one JSON object per line, written and
+fsync'd before sheetbot moves on, mode 0600 like anything holding customers' text. What a journal entry
+holds:
+
+* ``call``: one model call exactly as ``attempts`` and ``audit`` would have stored it;
+* ``settled``: how a row ended (review / failed) when that could not be recorded either.
+
+Every ``State`` stores a non-empty journal when it opens, before any phase can make a call, and the night
+stores it again at its end if the state can be written again. Each entry carries an id that is recorded in
+``journal_replayed`` in the same transaction as the entry itself, so a replay interrupted (or repeated)
+never stores anything twice; an answer whose step is already stored is skipped too. The file is emptied
+only once every entry in it is stored. Appends and replays hold an flock on the file, so a `sheetbot
+report` opened while a night is still appending cannot empty it under the night's feet.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sqlite3
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sheetbot.errors import StateUnavailableError
+from sheetbot.state.records import Attempt, Task
+from sheetbot.status import Status
+
+
+def journal_path(state_path: Path) -> Path:
+    return state_path.with_name(state_path.name + ".journal")
+
+
+@dataclass(frozen=True)
+class TaskSettled:
+    """How a row ended tonight, as the state records it: its status change and the night's record."""
+
+    task_id: str
+    night: str
+    workflow: str
+    attempt: int
+    status: Status
+    result: str  # done | failed | deferred (the night_tasks outcome)
+    error: str = ""
+    failure: str | None = None
+    reason: str = ""
+    clear_review: bool = False
+
+
+def call_entry(attempt: Attempt, audit_detail: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4().hex,
+        "kind": "call",
+        "at": now.isoformat(),
+        "attempt": asdict(attempt),
+        "audit": dict(audit_detail),
+    }
+
+
+def settled_entry(change: TaskSettled, *, now: datetime) -> dict[str, Any]:
+    return {"id": uuid.uuid4().hex, "kind": "settled", "at": now.isoformat(), "change": asdict(change)}
+
+
+class Journal:
+    """The file: append (fsync'd) and read under an flock; emptied only by a complete replay."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def pending(self) -> bool:
+        """Cheap: is there anything to store? (A stat on every open; nothing more when the file is empty.)"""
+        try:
+            return self.path.is_file() and self.path.stat().st_size > 0
+        except OSError:
+            return False
+
+    @contextmanager
+    def _locked(self, flags: int) -> Iterator[int]:
+        existed = self.path.exists()
+        fd = os.open(self.path, flags | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if not existed:  # the file's name must survive a power cut too
+                os.fchmod(fd, 0o600)
+                _fsync_dir(self.path.parent)
+            yield fd
+        finally:
+            os.close(fd)  # closing releases the flock
+
+    def append(self, entry: Mapping[str, Any]) -> None:
+        """Write one entry and fsync it; raises OSError when even this cannot be written."""
+        line = (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+        with self._locked(os.O_WRONLY | os.O_APPEND) as fd:
+            written = 0
+            while written < len(line):
+                written += os.write(fd, line[written:])
+            os.fsync(fd)
+
+    def replay(self, store: Callable[[dict[str, Any]], None]) -> int:
+        """``store`` every entry (it must be idempotent), then empty the file. Returns how many entries."""
+        if not self.pending():
+            return 0
+        with self._locked(os.O_RDWR) as fd:
+            data = b""
+            while chunk := os.read(fd, 1 << 20):
+                data += chunk
+            entries = _parse(data)
+            for entry in entries:
+                store(entry)
+            os.ftruncate(fd, 0)
+            os.fsync(fd)
+        return len(entries)
+
+    def entries(self) -> list[dict[str, Any]]:
+        if not self.pending():
+            return []
+        return _parse(self.path.read_bytes())
+
+
+def paid_answers(entries: Iterable[Mapping[str, Any]]) -> int:
+    """Model calls in these entries that were paid for: an answer (even one that did not validate)."""
+    return sum(1 for e in entries if e.get("kind") == "call" and (e["attempt"]["ok"] or e["attempt"]["output_tokens"]))
+
+
+def _parse(data: bytes) -> list[dict[str, Any]]:
+    """Every whole entry; a line torn by a kill in the middle of an append is the last one, and skipped."""
+    out = []
+    for line in data.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and "id" in entry:
+            out.append(entry)
+    return out
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+class JournalMixin:
+    """The state's side: store one entry idempotently, and replay the journal beside the state file."""
+
+    _db: sqlite3.Connection
+    path: Path
+    transaction: Callable[[], AbstractContextManager[None]]
+    record_attempt: Callable[..., None]
+    stored_output: Callable[..., Attempt | None]
+    audit: Callable[..., None]
+    move: Callable[..., None]
+    night_task: Callable[..., None]
+    task: Callable[[str], Task | None]
+
+    @property
+    def journal(self) -> Journal:
+        return Journal(journal_path(self.path))
+
+    def replay_journal(self) -> int:
+        """Store what the journal keeps (before any new call is made); how many entries it held. If the state
+        still cannot take them, the error says how many paid answers wait in the journal."""
+        try:
+            return self.journal.replay(self.store_entry)
+        except StateUnavailableError as exc:
+            kept = paid_answers(self.journal.entries())
+            raise exc.told(again=exc.again, kept=kept, journal=str(self.journal.path)) from None
+
+    def store_entry(self, entry: Mapping[str, Any]) -> None:
+        """One journal entry into the state, once: a second replay of the same entry changes nothing."""
+        with self.transaction():
+            seen = self._db.execute("SELECT 1 FROM journal_replayed WHERE entry = ?", (entry["id"],)).fetchone()
+            if seen is not None:
+                return
+            now = datetime.fromisoformat(entry["at"])
+            if entry["kind"] == "call":
+                self._store_call(entry, now)
+            elif entry["kind"] == "settled":
+                self._store_settled(entry, now)
+            self._db.execute("INSERT INTO journal_replayed(entry, at) VALUES (?, ?)", (entry["id"], entry["at"]))
+
+    def _store_call(self, entry: Mapping[str, Any], now: datetime) -> None:
+        attempt = Attempt(**entry["attempt"])
+        if attempt.ok and self.stored_output(attempt.task_id, attempt.attempt, attempt.step) is not None:
+            return  # stored after all (e.g. the commit went through before the error was reported)
+        self.record_attempt(attempt, now=now)
+        self.audit("model_call", now=now, task_id=attempt.task_id, detail=entry["audit"])
+
+    def _store_settled(self, entry: Mapping[str, Any], now: datetime) -> None:
+        change = TaskSettled(**{**entry["change"], "status": Status(entry["change"]["status"])})
+        task = self.task(change.task_id)
+        if task is None or task.attempt != change.attempt or task.status not in (Status.RUNNING, Status.LOCKED):
+            return  # the row has moved on since (a later run settled it): the newer truth stands
+        self.settle_task(change, now=now)
+
+    def settle_task(self, change: TaskSettled, *, now: datetime) -> None:
+        """A row's outcome tonight: its status (and error) and the night's record of it, in one commit."""
+        extra = {"clear_review": 1} if change.clear_review else {}
+        with self.transaction():
+            self.move(change.task_id, change.status, now=now, error=change.error, failure=change.failure, **extra)
+            self.night_task(
+                change.night,
+                change.task_id,
+                workflow=change.workflow,
+                attempt=change.attempt,
+                outcome=change.result,
+                reason=change.reason,
+            )

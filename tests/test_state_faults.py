@@ -1,0 +1,281 @@
+"""The SQLite state under faults: another program's lock, a full disk, a journal that cannot be written.
+
+Real faults on a real state file: a second real connection holds the write lock (what a backup tool or
+a database browser does), and SQLite's own page limit on the night's connection gives the real
+"database or disk is full". Calls are counted at the provider's HTTP transport (FakeLLM): across the
+failing run and the next one every row is called exactly once, and every paid answer ends up in the
+state and on the board.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from fakellm import split_prompt
+from harness import Shop, at
+
+from sheetbot.cli import main
+from sheetbot.errors import StateUnavailableError
+from sheetbot.night.context import NightContext
+from sheetbot.state import State
+
+ROWS = 6
+#: How long a state write waits for another program's lock: small, so the tests are fast.
+WAIT = {"state_wait_s": 0.3}
+
+
+def night_shop(tmp_path: Path, *, concurrency: int = 1, wait_s: float = WAIT["state_wait_s"]) -> Shop:
+    shop = Shop(tmp_path, concurrency=concurrency, limits={"state_wait_s": wait_s})
+    for n in range(ROWS):
+        shop.add(type="listing", input=f"item {n}")
+    shop.lock()
+    shop.clock.set(at("2026-11-24T01:00"))
+    return shop
+
+
+def calls_per_row(shop: Shop) -> Counter[str]:
+    """How often each row's input reached the provider (the prompt ends with the row's input)."""
+    return Counter(split_prompt(r.json)[1].rsplit("\n", 1)[-1] for r in shop.fake.requests)
+
+
+def paid_answers(shop: Shop) -> int:
+    with shop.state() as state:
+        return int(state.query("SELECT COUNT(*) AS n FROM attempts WHERE ok = 1")[0]["n"])
+
+
+def assert_every_row_done_once(shop: Shop) -> None:
+    assert calls_per_row(shop) == {f"item {n}": 1 for n in range(ROWS)}  # no row paid twice, none skipped
+    assert paid_answers(shop) == ROWS
+    rows = shop.rows()
+    assert [r["status"] for r in rows] == ["review"] * ROWS, rows
+    assert all(r["output"].startswith("OUTPUT for: ") for r in rows)
+    assert not journal(shop).exists() or journal(shop).stat().st_size == 0
+
+
+def journal(shop: Shop) -> Path:
+    return shop.config.state_path.with_name(shop.config.state_path.name + ".journal")
+
+
+class Holder:
+    """Another program with its own connection to the state file, taking and keeping the write lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None)
+
+    def take(self) -> None:
+        if not self.db.in_transaction:
+            self.db.execute("BEGIN IMMEDIATE")
+
+    def release(self) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self.release()
+        self.db.close()
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_state_locked_past_the_wait_stops_new_calls_and_keeps_every_paid_answer(
+    tmp_path: Path, concurrency: int
+) -> None:
+    shop = night_shop(tmp_path, concurrency=concurrency)
+    holder = Holder(shop.config.state_path)
+
+    def answer(body: dict[str, object]) -> str:
+        if len(shop.fake.requests) == 3:
+            holder.take()  # e.g. a backup tool, for longer than sheetbot waits
+        return "OUTPUT for: " + " ".join(split_prompt(body)[1].split())[:60]
+
+    shop.fake.reply_with(answer)
+    with pytest.raises(StateUnavailableError) as failed:
+        shop.run()
+    message = str(failed.value)
+    state_file = shop.config.state_path
+    assert f"the state file {state_file} is locked by another program" in message
+    assert "`sheetbot run` again" in message
+    with sqlite3.connect(state_file) as reader:  # a reader (WAL): the lock holder does not stop it
+        stored = reader.execute("SELECT COUNT(*) FROM attempts WHERE ok = 1").fetchone()[0]
+    kept = len(shop.fake.requests) - stored  # paid while it was locked: every one of them in the journal
+    assert kept >= 1
+    assert f"{kept} paid answer" in message and f"kept in {journal(shop)}" in message
+    assert "\n" not in message
+    assert len(shop.fake.requests) <= 3 + (concurrency - 1)  # nothing new started after the failed write
+    assert journal(shop).stat().st_mode & 0o777 == 0o600
+
+    calls = len(shop.fake.requests)
+    shop.clock.set(at("2026-11-24T01:15"))
+    with pytest.raises(StateUnavailableError) as still:  # still locked: the journal cannot be stored yet
+        shop.run()
+    assert f"then run sheetbot again; {kept} paid answer" in str(still.value)
+    assert len(shop.fake.requests) == calls  # so nothing is called
+
+    holder.close()  # the other program is done
+    shop.clock.set(at("2026-11-24T01:30"))
+    shop.run()
+    assert_every_row_done_once(shop)
+
+
+def test_a_lock_held_briefly_does_not_fail_the_night_nor_freeze_it(tmp_path: Path) -> None:
+    shop = night_shop(tmp_path, wait_s=60)  # a minute's patience; the lock goes after one pause
+    holder = Holder(shop.config.state_path)
+    real_sleep = shop.sleep
+    waits: list[float] = []
+
+    def answer(body: dict[str, object]) -> str:
+        if len(shop.fake.requests) == 2:
+            holder.take()
+        return "OUTPUT for: " + " ".join(split_prompt(body)[1].split())[:60]
+
+    async def sleep(seconds: float) -> None:  # the night waits for the state: the lock goes meanwhile
+        waits.append(seconds)
+        holder.release()
+        await real_sleep(seconds)
+
+    shop.fake.reply_with(answer)
+    shop.sleep = sleep  # type: ignore[method-assign]
+    started = time.monotonic()
+    report = shop.run()
+    holder.close()
+    # It waited on the event loop (where the lock went away), not frozen in SQLite's busy handler for a minute.
+    assert waits and time.monotonic() - started < 10
+    assert report.done.total() == ROWS and not report.stopped  # ... and the night went on
+    assert_every_row_done_once(shop)
+
+
+class FullDisk(Shop):
+    """The night's own connection gets SQLite's page limit: the next page it needs is "disk full"."""
+
+    night_state: State | None = None
+
+    @contextmanager
+    def context(self) -> Iterator[NightContext]:
+        with super().context() as ctx:
+            self.night_state = ctx.state
+            yield ctx
+
+    def fill(self) -> None:
+        assert self.night_state is not None
+        db = self.night_state._db  # the real SQLITE_FULL, from SQLite itself
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count = {pages}")
+
+
+def full_disk_shop(tmp_path: Path) -> FullDisk:
+    shop = FullDisk(tmp_path, concurrency=1, limits=WAIT)
+    for n in range(ROWS):
+        shop.add(type="listing", input=f"item {n}")
+    shop.lock()
+    shop.clock.set(at("2026-11-24T01:00"))
+
+    def answer(body: dict[str, object]) -> str:
+        if len(shop.fake.requests) == 3:
+            shop.fill()
+        # Long enough to need new pages: the answer cannot be stored.
+        return "OUTPUT for: " + " ".join(split_prompt(body)[1].split())[:60] + " " + "x" * 20_000
+
+    shop.fake.reply_with(answer)
+    return shop
+
+
+def test_a_full_disk_stops_new_calls_and_the_next_run_stores_the_paid_answers(tmp_path: Path) -> None:
+    shop = full_disk_shop(tmp_path)
+    with pytest.raises(StateUnavailableError) as failed:
+        shop.run()
+    state_file = shop.config.state_path
+    assert str(failed.value) == (
+        f"the disk holding {state_file} is full: free space, then run `sheetbot run` again; "
+        f"1 paid answer is kept in {journal(shop)} and will be stored then"
+    )
+    assert len(shop.fake.requests) == 3  # the third answer could not be stored: nothing new started
+
+    shop.clock.set(at("2026-11-24T01:30"))
+    shop.run()  # space is free again (a new connection has no page limit)
+    assert_every_row_done_once(shop)
+
+
+def test_a_journal_that_cannot_be_written_either_starts_nothing_new_and_says_so(tmp_path: Path) -> None:
+    shop = full_disk_shop(tmp_path)
+    journal(shop).mkdir()  # the journal cannot be written: the answer in hand cannot be kept
+    with pytest.raises(StateUnavailableError) as failed:
+        shop.run()
+    message = str(failed.value)
+    assert message.startswith(f"the disk holding {shop.config.state_path} is full: free space")
+    assert f"1 paid answer could not be kept: the journal {journal(shop)} could not be written" in message
+    assert len(shop.fake.requests) == 3  # still nothing new started
+
+    journal(shop).rmdir()
+    shop.clock.set(at("2026-11-24T01:30"))
+    shop.run()
+    assert paid_answers(shop) == ROWS
+    assert sorted(calls_per_row(shop).values()) == [1] * (ROWS - 1) + [2]  # only the lost answer, said so
+
+
+def test_replaying_the_journal_twice_stores_it_once(tmp_path: Path) -> None:
+    shop = full_disk_shop(tmp_path)
+    with pytest.raises(StateUnavailableError):
+        shop.run()
+    kept = journal(shop).read_bytes()
+    assert kept
+    with shop.state() as state:  # opening the state stores what the journal keeps
+        counts = state.query("SELECT (SELECT COUNT(*) FROM attempts) AS a, (SELECT COUNT(*) FROM audit) AS b")[0]
+    journal(shop).write_bytes(kept)  # e.g. a kill between storing and emptying the journal
+    with shop.state() as state:
+        again = state.query("SELECT (SELECT COUNT(*) FROM attempts) AS a, (SELECT COUNT(*) FROM audit) AS b")[0]
+    assert (again["a"], again["b"]) == (counts["a"], counts["b"])
+    assert paid_answers(shop) == 3
+
+
+@pytest.mark.parametrize("command", ["lock", "run", "harvest"])
+def test_every_phase_fails_on_a_locked_state_with_one_line(
+    tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop = night_shop(tmp_path)
+    for key, value in shop.env.items():
+        monkeypatch.setenv(key, value)
+    holder = Holder(shop.config.state_path)
+    holder.take()
+    try:
+        code = main([command, "--config", str(shop.config_path)])
+    finally:
+        holder.close()
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.startswith(f"sheetbot: error: the state file {shop.config.state_path} is locked by another program")
+    assert "unexpected" not in err and "Traceback" not in err and err.count("\n") == 1
+    assert shop.fake.requests == []
+
+
+def test_batch_mode_a_state_locked_while_results_are_read_stops_cleanly_and_the_next_run_resubmits_nothing(
+    tmp_path: Path,
+) -> None:
+    from test_batch import BLOG, BatchShop
+
+    shop = BatchShop(tmp_path, workflows={"blog": BLOG}, limits=WAIT)
+    for n in range(3):
+        shop.add(type="blog", input=f"post {n}")
+    shop.lock()
+    shop.clock.set(at("2026-11-24T01:00"))
+    holder = Holder(shop.config.state_path)
+    real_sleep = shop.sleep
+
+    async def poll_wait(seconds: float) -> None:  # while the batch runs, a backup tool takes the lock
+        holder.take()
+        await real_sleep(seconds)
+
+    shop.sleep = poll_wait  # type: ignore[method-assign]
+    with pytest.raises(StateUnavailableError, match="is locked by another program"):
+        shop.run()
+    holder.close()
+    del shop.sleep
+    shop.clock.set(at("2026-11-24T01:30"))
+    report = shop.run()  # polls the batch it knows and stores its results: nothing is sent again
+    assert shop.batch.creates == ["msgbatch_1"] and shop.fake.requests == []
+    assert report.done.total() == 3 and {r["status"] for r in shop.rows()} == {"review"}
+    assert paid_answers(shop) == 3

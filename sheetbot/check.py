@@ -1,23 +1,39 @@
-"""`sheetbot check`: every problem with the YAML, the board and the credentials, at once."""
+"""`sheetbot check`: every problem with the YAML, the board and the credentials, at once.
+
+Credentials are not only looked for in the environment: each provider is asked, for free, which models it
+offers (the SDK's models list). That shows the server answers and takes the key; a model the vendor does
+not list, and a batch workflow on a server without a Batch API, are reported too. Nothing is spent.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sheetbot.boards.base import Board
 from sheetbot.boards.factory import open_board
 from sheetbot.config import Config
 from sheetbot.configfile import Inspection, inspect
-from sheetbot.errors import BoardError, BoardNotFound, ConfigError, Problem, SheetbotError
+from sheetbot.errors import BoardError, BoardNotFound, ConfigError, Problem, ProviderError, SheetbotError
 from sheetbot.night.context import schema_for
 from sheetbot.night.prompts import missing_columns
 from sheetbot.templates import placeholders
 
+if TYPE_CHECKING:
+    import httpx2
 
-def run_check(path: str | Path, *, env: Mapping[str, str] | None = None) -> list[str]:
-    """One line per problem, each naming the key (and its line) and what to do; empty when all is well."""
+#: Seconds a provider has to answer the models list before `check` says it does not answer.
+PROBE_TIMEOUT_S = 10.0
+
+
+def run_check(
+    path: str | Path, *, env: Mapping[str, str] | None = None, http_client: httpx2.AsyncClient | None = None
+) -> list[str]:
+    """One line per problem, each naming the key (and its line) and what to do; empty when all is well.
+    ``http_client`` carries the providers' probes (tests pass one wired to a fake server)."""
     env = dict(os.environ) if env is None else env
     try:
         found = inspect(path)
@@ -27,7 +43,7 @@ def run_check(path: str | Path, *, env: Mapping[str, str] | None = None) -> list
     if found.config is None:
         return [str(p) for p in problems]
     problems += _board_problems(found, path, env)
-    problems += _credential_problems(found, env)
+    problems += _credential_problems(found, env, http_client)
     problems += _notify_problems(found, env)
     return [str(p) for p in problems]
 
@@ -121,8 +137,10 @@ def _notify_problems(found: Inspection, env: Mapping[str, str]) -> list[Problem]
     return out
 
 
-def _credential_problems(found: Inspection, env: Mapping[str, str]) -> list[Problem]:
-    """Every provider that a live or batch workflow uses has its API key in the environment."""
+def _credential_problems(
+    found: Inspection, env: Mapping[str, str], http_client: httpx2.AsyncClient | None = None
+) -> list[Problem]:
+    """Every provider that a live or batch workflow uses has its API key, answers, and takes the key."""
     from sheetbot.providers.factory import make_provider  # the SDKs take a second to import: only when needed
 
     config = found.config
@@ -136,10 +154,58 @@ def _credential_problems(found: Inspection, env: Mapping[str, str]) -> list[Prob
         if name not in config.providers:
             continue  # reported with the YAML's problems
         try:
-            make_provider(name, config.providers[name], env=env)
+            provider = make_provider(name, config.providers[name], env=env, http_client=http_client, resilient=False)
         except ConfigError as exc:
             problems += [found.problem(("providers", name), p.message) for p in exc.problems]
+            continue
         except SheetbotError as exc:
             reason = str(exc).removeprefix(f"provider {name}: ")
             problems.append(found.problem(("providers", name), f"{reason} (used by {', '.join(users[name])})"))
+            continue
+        problems += [
+            found.problem(key, message)
+            for key, message in asyncio.run(_probe(config, name, provider, close=http_client is None))
+        ]
     return problems
+
+
+async def _probe(config: Config, name: str, provider: Any, *, close: bool) -> list[tuple[tuple[str | int, ...], str]]:
+    """Ask the provider what it offers, without spending: (YAML key, problem) for what will not work.
+    ``close``: the client is ours (a caller's client is theirs to close)."""
+    from sheetbot.providers.openai_chat import is_openai_api
+
+    entry = config.providers[name]
+    own_api = entry.base_url is None or (config.provider_kind(name) == "openai" and is_openai_api(entry.base_url))
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    batch_api: bool | None = None
+    try:
+        try:
+            models = await provider.list_models(timeout_s=PROBE_TIMEOUT_S)
+        except ProviderError as exc:
+            if exc.status_code != 404:  # 404: a server that answers but lists no models (some compatible ones)
+                return [(("providers", name), f"the provider did not answer as it should: {exc}")]
+            models = []
+        for wf_name, wf in config.workflows.items():
+            wanted = {wf.model, *(s.model for s in wf.steps if s.model)}
+            if wf.provider != name or wf.mode == "preview":
+                continue
+            for model in sorted(wanted - set(models)):
+                if own_api and models:  # a compatible server may serve any name: only the vendors' lists count
+                    found.append(
+                        (("workflows", wf_name, "model"), f"{name} does not offer model {model!r}: check its name")
+                    )
+            if wf.mode == "batch" and not own_api and config.provider_kind(name) == "openai":
+                if batch_api is None:  # asked once: listing batches is free
+                    batch_api = await provider.has_batch_api(timeout_s=PROBE_TIMEOUT_S)
+                if not batch_api:
+                    found.append(
+                        (
+                            ("workflows", wf_name, "mode"),
+                            f"{name} at {entry.base_url} has no Batch API: the rows of {wf_name} would run live "
+                            "at the full price; set mode: live",
+                        )
+                    )
+    finally:
+        if close:
+            await provider.aclose()
+    return found

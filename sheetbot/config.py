@@ -197,6 +197,21 @@ class WorkflowConfig(Strict):
     guidelines: list[str] = Field(default_factory=list)
     on_approve: OnApproveConfig | None = None
 
+    @field_validator("outputs")
+    @classmethod
+    def _distinct_outputs(cls, outputs: list[OutputField]) -> list[OutputField]:
+        """Every field must keep its own key in the schema the model answers to (see structured.schema_key)."""
+        from sheetbot.structured import colliding_keys  # structured builds on these models
+
+        clashes = colliding_keys([f.name for f in outputs])
+        if clashes:
+            named = "; ".join(" and ".join(repr(n) for n in group) for group in clashes)
+            raise ValueError(
+                f"the output fields {named} would share one name in the answer's schema "
+                "(spaces become underscores, names are cut at 64 characters): rename one of them"
+            )
+        return outputs
+
     @field_validator("steps")
     @classmethod
     def _unique_steps(cls, steps: list[StepConfig]) -> list[StepConfig]:

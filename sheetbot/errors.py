@@ -22,7 +22,9 @@ meant to reach the user as a traceback.
     ├── LockedError            another sheetbot process works this board right now
     └── ProviderError          a model call failed
         ├── RetryableProviderError   429, 5xx, timeouts, connection errors: try again later
-        ├── PermanentProviderError   400, 401, 403, context too long: retrying will not help
+        ├── PermanentProviderError   400, 404, context too long: retrying will not help
+        │   ├── AccountProviderError     401, 402, 403, out of quota: the account's problem; rows wait
+        │   └── RequestShapeError        the server refuses a parameter (response_format, max_tokens…)
         └── CircuitOpenError         the provider failed too often in a row: calls wait out a cool-down
 """
 
@@ -190,6 +192,29 @@ class RetryableProviderError(ProviderError):
 
 class PermanentProviderError(ProviderError):
     """Bad request, bad key, no permission, prompt too long: the same call will fail again."""
+
+
+class AccountProviderError(PermanentProviderError):
+    """The key is refused, lacks permission, or the account has no money or quota (401/402/403).
+
+    Every row of the provider would hit it alike, so it is the account's problem, not the row's: the row
+    is deferred with this message (which names the environment variable) and runs once it is fixed; no
+    failed call is counted against the row.
+    """
+
+
+class RequestShapeError(PermanentProviderError):
+    """The server refused the request's shape, not its content: a parameter it does not know or support
+    (``response_format`` json_schema on llama.cpp, ``max_tokens`` on OpenAI's reasoning models).
+
+    Recognised from the body, whatever the status code (llama-cpp-python answers HTTP 500). Never a sign
+    of an outage: it does not count toward the circuit breaker. ``field`` names the refused parameter, so
+    the provider can send what the server supports instead.
+    """
+
+    def __init__(self, message: str, *, field: str, status_code: int | None = None) -> None:
+        super().__init__(message, status_code=status_code)
+        self.field = field
 
 
 class CircuitOpenError(ProviderError):

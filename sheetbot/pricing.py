@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+import re
+
 from sheetbot.config import PriceConfig
 from sheetbot.providers.base import Usage
 
 _MILLION = 1_000_000
+
+#: The shortest system prompt each model caches, in tokens; a shorter one is billed at the full input price.
+#: From Anthropic's prompt-caching page: Claude Haiku 4.5, Opus 4.5 and 4.6: 4,096; Haiku 3 and 3.5: 2,048;
+#: Sonnet and the other Opus models: 1,024. OpenAI caches prompts of 1,024 tokens or more by itself.
+#: The one table: every estimate and message asks ``cache_minimum``. First match wins.
+CACHE_MIN_TOKENS: tuple[tuple[str, int], ...] = (
+    (r"haiku-[4-9]", 4096),  # claude-haiku-4-5, claude-haiku-4-5-20251001
+    (r"opus-4-[5-9]", 4096),  # claude-opus-4-5, claude-opus-4-6
+    (r"haiku", 2048),  # claude-3-5-haiku-20241022, claude-3-haiku-20240307
+)
+DEFAULT_CACHE_MIN_TOKENS = 1024
+
+
+def cache_minimum(model: str) -> int:
+    """The fewest tokens a prompt needs for ``model`` to cache it (see CACHE_MIN_TOKENS)."""
+    name = model.lower()
+    return next((tokens for pattern, tokens in CACHE_MIN_TOKENS if re.search(pattern, name)), DEFAULT_CACHE_MIN_TOKENS)
 
 
 def cost_usd(price: PriceConfig, usage: Usage, *, batch: bool = False) -> float:

@@ -15,7 +15,7 @@ collapsed), input tokens ``ceil(len(system + prompt) / 4)``, output tokens ``cei
 Scripted events (``fail_next``, ``truncate_next``, ``malformed_next``, ``timeout_next``) are queued and
 used one per request, in order.
 
-A request for structured output (OpenAI ``response_format`` json_schema, or Anthropic ``tools`` with a
+A request for structured output (OpenAI ``response_format`` json_schema or json_object, or Anthropic ``tools`` with a
 forced ``tool_choice``) is answered in that vendor's shape: OpenAI message content is the JSON text,
 Anthropic content is one ``tool_use`` block with the object as its ``input`` (``stop_reason: "tool_use"``).
 The object is ``default_answer(schema)`` (a valid one) unless ``answer_with(fn)`` scripts it; ``fn`` may
@@ -77,6 +77,8 @@ def requested_schema(body: dict[str, Any]) -> dict[str, Any] | None:
     response_format = body.get("response_format") or {}
     if response_format.get("type") == "json_schema":
         return response_format.get("json_schema", {}).get("schema") or {}
+    if response_format.get("type") == "json_object":  # JSON mode; llama.cpp and vLLM take a `schema` beside it
+        return response_format.get("schema") or {}
     choice = body.get("tool_choice") or {}
     tools = {tool.get("name"): tool for tool in body.get("tools") or []}
     if choice.get("type") == "tool" and choice.get("name") in tools:
@@ -108,6 +110,10 @@ class FakeLLM:
         self._reply: Callable[[dict[str, Any]], str] = default_reply
         self._structured: Callable[[dict[str, Any]], dict[str, Any] | str] | None = None
         self._events: deque[tuple[str, Any]] = deque()
+        #: What GET /v1/models lists (the vendors' shapes); empty: a server that names no models.
+        self.models: list[str] = []
+        #: False: GET /v1/batches answers 404, as a server without a Batch API does.
+        self.batch_api = True
         self.transport = httpx2.MockTransport(self._handle)
 
     def async_client(self) -> httpx2.AsyncClient:
@@ -154,6 +160,13 @@ class FakeLLM:
         path = request.url.path
         self.requests.append(FakeRequest(request.method, str(request.url), path, dict(request.headers), body))
         is_openai = path.endswith("/chat/completions")
+        if request.method == "GET" and path.endswith("/models"):
+            if self._events and self._events[0][0] == "fail":  # a scripted failure answers any request
+                status, headers, err = self._events.popleft()[1]
+                return self._error(status, headers, err, is_openai="anthropic-version" not in request.headers)
+            return self._models(anthropic="anthropic-version" in request.headers)
+        if request.method == "GET" and path.endswith("/batches") and self.batch_api:
+            return httpx2.Response(200, json={"object": "list", "data": [], "has_more": False})
         if request.method != "POST" or not (is_openai or path.endswith("/messages")):
             return self._error(404, {}, f"FakeLLM has no endpoint {request.method} {path}", is_openai=True)
         event: tuple[str, Any] = self._events.popleft() if self._events else ("ok", None)
@@ -179,7 +192,8 @@ class FakeLLM:
     def _answer(self, body: dict[str, Any], text: str, *, truncated: bool, is_openai: bool) -> dict[str, Any]:
         system, prompt = split_prompt(body)
         n_in = math.ceil(len(system + prompt) / 4)
-        n_out = int(body.get("max_tokens") or 0) if truncated else math.ceil(len(text) / 4)
+        limit = body.get("max_tokens") or body.get("max_completion_tokens") or 0
+        n_out = int(limit) if truncated else math.ceil(len(text) / 4)
         model = body.get("model", "fake-model")
         n = len(self.requests)
         if is_openai:
@@ -219,6 +233,15 @@ class FakeLLM:
                 "cache_read_input_tokens": 0,
             },
         }
+
+    def _models(self, *, anthropic: bool) -> httpx2.Response:
+        if anthropic:
+            data = [
+                {"id": m, "type": "model", "display_name": m, "created_at": "2025-01-01T00:00:00Z"} for m in self.models
+            ]
+            return httpx2.Response(200, json={"data": data, "has_more": False, "first_id": None, "last_id": None})
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
+        return httpx2.Response(200, json={"object": "list", "data": data})
 
     @staticmethod
     def _error(status: int, headers: dict[str, str], body: Any, *, is_openai: bool) -> httpx2.Response:

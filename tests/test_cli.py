@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -133,8 +134,35 @@ def test_check_on_a_fresh_checkout_says_init_and_keys(
     assert "SLACK_WEBHOOK_URL is not set" in out
 
 
+@pytest.fixture
+def models_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A loopback server that lists no models, where the SDKs look for the vendors (their *_BASE_URL)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Models(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"object": "list", "data": [], "has_more": False}).encode()
+            self.send_response(200 if self.path.split("?")[0].endswith("/models") else 404)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Models)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", url)
+    monkeypatch.setenv("OPENAI_BASE_URL", url + "/v1")
+    yield url
+    server.shutdown()
+
+
 def test_init_then_check_on_the_example_config(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, models_server: str
 ) -> None:
     """After `init`, the example's board has every column its ten workflows use: only the keys remain."""
     folder = copy_example(tmp_path)

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fakellm import FakeLLM
 
 from sheetbot.boards.base import SchemaSpec
 from sheetbot.boards.local import LocalBoard
@@ -17,6 +18,11 @@ from sheetbot.errors import ConfigError, Problem
 ROOT = Path(__file__).resolve().parents[1]
 
 # Line numbers below refer to this text; keep it in step with the cases.
+def check(path: Path, *, env: dict[str, str]) -> list[str]:
+    """`sheetbot check` with the providers' probes answered by FakeLLM (it lists no models)."""
+    return run_check(path, env=env, http_client=FakeLLM().async_client())
+
+
 BASE = """\
 timezone: Europe/Berlin
 board:
@@ -93,7 +99,7 @@ def test_the_base_config_is_valid(tmp_path: Path) -> None:
 def test_a_good_config_with_its_board_and_key_passes_check(tmp_path: Path) -> None:
     path = write(tmp_path, BASE)
     make_board(tmp_path / "queue.xlsx")
-    assert run_check(path, env=ENV) == []
+    assert check(path, env=ENV) == []
 
 
 # -- the file itself ----------------------------------------------------------------------------------
@@ -104,7 +110,7 @@ def test_missing_file(tmp_path: Path) -> None:
     assert "not found" in str(caught.value) and "--config" in str(caught.value)
     with pytest.raises(ConfigError, match="not found"):
         load_config(path)
-    [line] = run_check(path, env={})
+    [line] = check(path, env={})
     assert str(path) in line and "sheetbot demo" in line
 
 
@@ -120,7 +126,7 @@ def test_broken_yaml_names_the_line(tmp_path: Path) -> None:
     [problem] = caught.value.problems
     assert "not valid YAML" in problem.message
     assert problem.line == 4 and problem.file == str(path)
-    assert f"{path}:4" in run_check(path, env={})[0]
+    assert f"{path}:4" in check(path, env={})[0]
 
 
 def test_a_list_instead_of_a_mapping(tmp_path: Path) -> None:
@@ -179,7 +185,7 @@ def test_one_mistake_names_key_line_and_fix(tmp_path: Path, name: str) -> None:
     for word in words:
         assert word in problem.message, str(problem)
     # check shows the same line, with the key path and the line number
-    assert any(text.startswith(f"{where} ({path}:{line}): ") for text in run_check(path, env=ENV))
+    assert any(text.startswith(f"{where} ({path}:{line}): ") for text in check(path, env=ENV))
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert "\n" not in str(caught.value) and where in str(caught.value)
@@ -244,7 +250,7 @@ def test_api_key_in_the_yaml_is_refused_and_never_echoed(tmp_path: Path) -> None
     assert "api_key_env" in problem.message and "environment variable" in problem.message
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    lines = run_check(path, env=ENV)
+    lines = check(path, env=ENV)
     for text in [str(problem), str(caught.value), *lines]:
         assert "sk-secret123" not in text
 
@@ -264,14 +270,14 @@ def test_secrets_anywhere_are_never_echoed(tmp_path: Path, old: str, new: str, w
     assert [p.where for p in problems].count(where) == 1  # one message, not pydantic's as well
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    for text in [*map(str, problems), str(caught.value), *run_check(path, env=ENV)]:
+    for text in [*map(str, problems), str(caught.value), *check(path, env=ENV)]:
         assert "sk-secret123" not in text
 
 
 def test_missing_api_key_names_the_variable(tmp_path: Path) -> None:
     path = write(tmp_path, BASE)
     make_board(tmp_path / "queue.xlsx")
-    [line] = run_check(path, env={})
+    [line] = check(path, env={})
     assert line.startswith(f"providers.anthropic ({path}:8): ")
     assert "ANTHROPIC_API_KEY" in line and "blog" in line
 
@@ -279,15 +285,15 @@ def test_missing_api_key_names_the_variable(tmp_path: Path) -> None:
 def test_a_custom_variable_name_is_the_one_asked_for(tmp_path: Path) -> None:
     path = write(tmp_path, edit("ANTHROPIC_API_KEY", "TEAM_CLAUDE_KEY"))
     make_board(tmp_path / "queue.xlsx")
-    [line] = run_check(path, env=ENV)
+    [line] = check(path, env=ENV)
     assert "TEAM_CLAUDE_KEY" in line
-    assert run_check(path, env={"TEAM_CLAUDE_KEY": "k"}) == []
+    assert check(path, env={"TEAM_CLAUDE_KEY": "k"}) == []
 
 
 def test_preview_workflows_need_no_key(tmp_path: Path) -> None:
     path = write(tmp_path, edit("mode: live", "mode: preview"))
     make_board(tmp_path / "queue.xlsx")
-    assert run_check(path, env={}) == []
+    assert check(path, env={}) == []
 
 
 # -- many problems at once ----------------------------------------------------------------------------
@@ -309,7 +315,7 @@ def test_every_problem_is_listed_together(tmp_path: Path) -> None:
         "mystery": 20,
     }
     assert [p.line for p in problems] == sorted(p.line or 0 for p in problems)  # in file order
-    lines = run_check(path, env=ENV)
+    lines = check(path, env=ENV)
     assert len(lines) == len(problems)
     with pytest.raises(ConfigError) as caught:
         load_config(path)
@@ -345,7 +351,7 @@ def test_odd_shapes_are_problems_not_crashes(tmp_path: Path, text: str) -> None:
     except ConfigError as exc:  # only for what is not YAML at all
         problems = exc.problems
     assert all(p.message for p in problems)
-    assert run_check(path, env={})
+    assert check(path, env={})
 
 
 # -- the board: templates and columns -----------------------------------------------------------------
@@ -355,24 +361,24 @@ def test_template_naming_a_column_the_board_lacks(tmp_path: Path) -> None:
     make_board(tmp_path / "queue.xlsx")
     config, problems = inspect_config(path)
     assert config is not None and problems == []  # the YAML alone is fine
-    [line] = run_check(path, env=ENV)
+    [line] = check(path, env=ENV)
     assert line.startswith(f"workflows.blog.system ({path}:16): ")
     assert "'brand'" in line and "{{brand}}" in line and "blog" in line and "sheetbot init" in line
 
     make_board(tmp_path / "queue.xlsx", [*COLUMNS, "brand"])
-    assert run_check(path, env=ENV) == []
+    assert check(path, env=ENV) == []
 
 
 def test_renamed_columns_count_as_the_logical_name(tmp_path: Path) -> None:
     text = edit("  sheet: Queue\n", "  sheet: Queue\n  columns: {input: Brief}\n")
     path = write(tmp_path, text)
     make_board(tmp_path / "queue.xlsx", ["Brief" if c == "input" else c for c in COLUMNS])
-    assert run_check(path, env=ENV) == []
+    assert check(path, env=ENV) == []
 
 
 def test_missing_workbook_says_run_init(tmp_path: Path) -> None:
     path = write(tmp_path, BASE)
-    [line] = run_check(path, env=ENV)
+    [line] = check(path, env=ENV)
     assert line.startswith(f"board.path ({path}:4): ")
     assert "queue.xlsx" in line and f"sheetbot init --config {path}" in line
 
@@ -380,7 +386,7 @@ def test_missing_workbook_says_run_init(tmp_path: Path) -> None:
 def test_board_missing_columns_says_run_init(tmp_path: Path) -> None:
     path = write(tmp_path, BASE)
     make_board(tmp_path / "queue.xlsx", ["type", "input"])
-    [line] = run_check(path, env=ENV)
+    [line] = check(path, env=ENV)
     assert line.startswith(f"board ({path}:2): ")
     assert "status" in line and "review" in line and "sheetbot init" in line
 
@@ -388,20 +394,20 @@ def test_board_missing_columns_says_run_init(tmp_path: Path) -> None:
 def test_missing_worksheet(tmp_path: Path) -> None:
     path = write(tmp_path, edit("sheet: Queue", "sheet: Tasks"))
     make_board(tmp_path / "queue.xlsx")
-    [line] = run_check(path, env=ENV)
+    [line] = check(path, env=ENV)
     assert line.startswith(f"board.sheet ({path}:5): ") and "'Tasks'" in line
 
 
 def test_a_workbook_that_is_not_xlsx(tmp_path: Path) -> None:
     path = write(tmp_path, BASE)
     write(tmp_path, "this is not a workbook", "queue.xlsx")
-    [line] = run_check(path, env=ENV)
+    [line] = check(path, env=ENV)
     assert line.startswith(f"board.path ({path}:4): ") and "not a valid .xlsx" in line
 
 
 def test_an_airtable_board_without_its_token_names_the_variable_and_scopes(tmp_path: Path) -> None:
     path = write(tmp_path, edit("kind: local", "kind: airtable\n  base: appXXXXXXXXXXXXXX"))
-    [line] = run_check(path, env=ENV)
+    [line] = check(path, env=ENV)
     assert "AIRTABLE_TOKEN" in line and "data.records:write" in line
 
 
@@ -474,7 +480,7 @@ def test_the_example_config_only_lacks_the_workbook_and_keys(tmp_path: Path) -> 
     folder = tmp_path / "config"
     shutil.copytree(ROOT / "config", folder, ignore=shutil.ignore_patterns("*.xlsx", "*.db*", "__pycache__"))
     path = folder / "sheetbot.yaml"
-    lines = run_check(path, env={})
+    lines = check(path, env={})
     assert [line.split(" ", 1)[0] for line in lines] == [
         "board.path",
         "providers.anthropic",
@@ -484,10 +490,10 @@ def test_the_example_config_only_lacks_the_workbook_and_keys(tmp_path: Path) -> 
     assert "sheetbot init" in lines[0]
     assert "ANTHROPIC_API_KEY" in lines[1] and "OPENAI_API_KEY" in lines[2]
     keys = {"ANTHROPIC_API_KEY": "a", "OPENAI_API_KEY": "o", "SLACK_WEBHOOK_URL": "https://hooks.slack.test/x"}
-    assert [line.split(" ", 1)[0] for line in run_check(path, env=keys)] == ["board.path"]
+    assert [line.split(" ", 1)[0] for line in check(path, env=keys)] == ["board.path"]
 
 
 def test_a_notification_channel_without_its_secret_is_named_with_its_line(tmp_path: Path) -> None:
     path = write(tmp_path, BASE + "notify:\n  slack_webhook_env: SLACK_HOOK\n")
-    lines = [line for line in run_check(path, env=ENV) if line.startswith("notify")]
+    lines = [line for line in check(path, env=ENV) if line.startswith("notify")]
     assert len(lines) == 1 and "SLACK_HOOK is not set" in lines[0] and f"{path}:" in lines[0]

@@ -286,18 +286,17 @@ def test_cells_are_data_never_templates(shop: Shop) -> None:
     assert prompt.count("SECRET-BRAND") == 0  # the brand only fills the system prompt's {{brand}}
 
 
-def test_a_refused_key_fails_the_row_and_a_person_can_send_it_back(shop: Shop) -> None:
+def test_a_refused_key_defers_the_row_until_the_key_works(shop: Shop) -> None:
     shop.add(type="listing", input="lamp")
     shop.lock()
     shop.clock.set(at("2026-11-24T01:00"))
     shop.fake.fail_next(401, body="Incorrect API key provided")
     shop.run()
     row = shop.row(input="lamp")
-    assert row["status"] == "failed"
+    assert row["status"] == "deferred"  # the account's problem, not the row's: nobody has to send it back
     assert "OPENAI_API_KEY" in row["error"] and "sk-test-openai" not in row["error"]
 
     shop.clock.set(at("2026-11-24T09:00"))
-    shop.set(row["id"], status="queued")
     shop.harvest()
     shop.clock.set(at("2026-11-24T17:00"))
     assert shop.lock().locked.total() == 1

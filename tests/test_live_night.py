@@ -93,16 +93,16 @@ def test_multi_step_resume_pays_for_each_step_once(tmp_path: Path) -> None:
     def answer(body: dict[str, Any]) -> str:
         text = next(replies)
         if text == "a draft":
-            shop.fake.fail_next(401)  # the polish call is refused: the row fails after two stored steps
+            shop.fake.fail_next(401)  # the polish call is refused: the row waits after two stored steps
         return text
 
     shop.fake.reply_with(answer)
     shop.run()
     tid = shop.row(input="tents")["id"]
-    assert shop.row(id=tid)["status"] == "failed"
+    assert shop.row(id=tid)["status"] == "deferred"  # the key is the account's problem, not the row's
     assert len(shop.fake.requests) == 3
 
-    shop.set(tid, status="queued")  # a person fixed the key and sends it back
+    # a person fixes the key; the next night takes the row up again by itself
     shop.clock.set(at("2026-11-24T09:00"))
     shop.harvest()
     shop.clock.set(at("2026-11-24T17:00"))
@@ -172,24 +172,80 @@ def test_an_invalid_structured_answer_is_retried_once_with_the_error_then_failed
     assert len(retry_prompts) == 2 and "meh" in retry_prompts[1]
 
 
-def test_an_open_circuit_defers_the_rest_of_the_providers_rows(tmp_path: Path) -> None:
+def outage(tmp_path: Path, rows: int = 6, **workflow: Any) -> Shop:
     shop = Shop(
         tmp_path,
         concurrency=1,
-        providers={"openai": {"breaker_failures": 3, "max_retries": 0}},
-        workflows={"listing": {**LISTING, "max_failed_calls": 1}},
+        providers={"openai": {"breaker_failures": 3, "max_retries": 0, "breaker_cooldown_s": 900}},
+        workflows={"listing": {**LISTING, **workflow}},
     )
-    night(shop, *({"type": "listing", "input": f"row {n}"} for n in range(6)))
+    for n in range(rows):
+        shop.add(type="listing", input=f"row {n}")
+    shop.lock()
+    return shop
+
+
+def breaker_events(shop: Shop) -> list[str]:
+    with shop.state() as state:
+        return [r["event"] for r in state.query("SELECT event FROM audit WHERE event LIKE 'circuit%' ORDER BY rowid")]
+
+
+def test_an_open_circuit_without_a_deadline_defers_the_rest_of_the_providers_rows(tmp_path: Path) -> None:
+    shop = outage(tmp_path, max_failed_calls=1)
+    shop.clock.set(at("2026-11-24T10:00"))  # by hand, outside the window, no --until: nothing to wait within
     shop.fake.fail_next(503, times=100)
     report = shop.run()
-    calls = len(shop.fake.requests)
-    assert calls == 3  # the breaker opened after three failures in a row: no more calls tonight
+    assert len(shop.fake.requests) == 3  # the breaker opened after three failures in a row: no more calls
     assert report.failed.total() == 3 and report.deferred.total() == 3
     deferred = [r for r in shop.rows() if r["status"] == "deferred"]
     assert all("circuit breaker" in r["error"] for r in deferred)
-    with shop.state() as state:
-        events = state.query("SELECT event FROM audit WHERE event = 'circuit_open'")
-    assert len(events) == 1
+    assert breaker_events(shop) == ["circuit_open"]
+
+
+@pytest.mark.parametrize("until", [None, "2026-11-24T11:00"])
+def test_a_short_outage_is_waited_out_while_the_window_lasts(tmp_path: Path, until: str | None) -> None:
+    shop = outage(tmp_path, max_failed_calls=4)
+    start = at("2026-11-24T01:00") if until is None else at("2026-11-24T10:00")  # the window, or --until
+    shop.clock.set(start)
+    shop.fake.fail_next(503, times=3)  # two minutes of 503s: three calls, and the breaker opens
+    report = shop.run(**({"until": at(until)} if until else {}))
+    assert report.done.total() == 6 and report.deferred.total() == 0 and report.failed.total() == 0
+    assert all(r["status"] == "review" for r in shop.rows())
+    assert len(shop.fake.requests) == 3 + 6  # one trial call after the cool-down, then the rest
+    assert breaker_events(shop) == ["circuit_open", "circuit_half_open", "circuit_closed"]
+    assert (shop.clock.now() - start).total_seconds() >= 900  # waited out the cool-down, on the injected clock
+
+
+def test_an_outage_that_outlasts_the_window_probes_once_per_cooldown_then_defers(tmp_path: Path) -> None:
+    shop = outage(tmp_path, max_failed_calls=20)
+    shop.clock.set(at("2026-11-24T01:00"))
+    shop.fake.fail_next(503, times=1000)
+    report = shop.run()
+    calls = len(shop.fake.requests)
+    assert 3 < calls <= 3 + 4 * 3600 / 900  # one trial call per cool-down, never a stampede
+    assert report.deferred.total() == 6
+    assert all("circuit breaker" in r["error"] or "window ended" in r["error"] for r in shop.rows())
+    assert breaker_events(shop).count("circuit_half_open") == calls - 3
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_key_defers_every_row_and_they_run_once_the_key_works(tmp_path: Path, status: int) -> None:
+    shop = Shop(tmp_path, concurrency=2)
+    night(shop, *({"type": "listing", "input": f"row {n}"} for n in range(5)))
+    shop.fake.fail_next(status, times=50)
+    report = shop.run()
+    assert report.deferred.total() == 5 and report.failed.total() == 0
+    assert len(shop.fake.requests) <= 2  # the first refusals; the rest are held without a call
+    for row in shop.rows():
+        assert row["status"] == "deferred" and "OPENAI_API_KEY" in row["error"]
+    with shop.state() as state:  # no row is blamed: not one failed call counts against max_failed_calls
+        assert state.query("SELECT COUNT(*) AS n FROM attempts WHERE ok = 0")[0]["n"] == 0
+    shop.fake = type(shop.fake)()  # the key is fixed
+    shop.clock.set(at("2026-11-24T17:00"))
+    shop.lock()
+    shop.clock.set(at("2026-11-25T01:00"))
+    report = shop.run()
+    assert report.done.total() == 5 and all(r["status"] == "review" for r in shop.rows())
 
 
 @pytest.mark.parametrize("workflow", ["listing", "blog"])
@@ -234,3 +290,90 @@ def test_a_row_that_outlives_its_task_timeout_fails_with_the_reason(tmp_path: Pa
     shop.run()
     row = shop.row(input="slow")
     assert row["status"] == "failed" and "task_timeout_s (0.05 s)" in row["error"]
+
+
+def test_a_llama_cpp_server_refusing_json_schema_never_defers_the_providers_rows(tmp_path: Path) -> None:
+    sentiment = {
+        "provider": "openai",
+        "model": "gpt-4.1-mini",
+        "max_tokens": 200,
+        "prompt": "Classify: {{input}}",
+        "outputs": [{"name": "sentiment", "type": "choice", "choices": ["positive", "negative"]}],
+    }
+    shop = Shop(
+        tmp_path,
+        concurrency=1,
+        providers={"openai": {"breaker_failures": 1, "max_retries": 3}},
+        workflows={"sentiment": sentiment, "listing": LISTING},
+    )
+    night(
+        shop,
+        *({"type": "sentiment", "input": f"review {n}"} for n in range(3)),
+        *({"type": "listing", "input": f"mug {n}"} for n in range(3)),
+    )
+    refusal = {
+        "error": {
+            "message": "1 validation error for CreateChatCompletionRequest\nresponse_format.type\n  Input should be "
+            "'text' or 'json_object' [type=literal_error, input_value='json_schema', input_type=str]",
+            "type": "internal_server_error",
+            "param": None,
+            "code": None,
+        }
+    }
+    shop.fake.fail_next(500, body=refusal)
+    report = shop.run()
+    assert report.done.total() == 6 and report.deferred.total() == 0 and report.failed.total() == 0
+    assert shop.row(input="review 0")["sentiment"] == "positive"
+    assert len(shop.fake.requests) == 7  # one refusal, then JSON mode for every structured row: no retries
+    assert any("refused response_format" in note and "JSON mode" in note for note in report.notes)
+    with shop.state() as state:
+        assert state.query("SELECT COUNT(*) AS n FROM audit WHERE event = 'circuit_open'")[0]["n"] == 0
+
+
+def structured_shop(tmp_path: Path, **workflow: Any) -> Shop:
+    sentiment = {
+        "provider": "openai",
+        "model": "gpt-4.1-mini",
+        "max_tokens": 100,
+        "prompt": "Classify: {{input}}",
+        "outputs": [{"name": "summary", "type": "text"}],
+        **workflow,
+    }
+    shop = Shop(tmp_path, workflows={"sentiment": sentiment})
+    night(shop, {"type": "sentiment", "input": "long"})
+    return shop
+
+
+def test_a_structured_answer_cut_off_is_retried_once_with_twice_the_room(tmp_path: Path) -> None:
+    shop = structured_shop(tmp_path)
+    answers = iter(['{"summary": "a very long ans', {"summary": "done"}])
+    shop.fake.answer_with(lambda body: next(answers))
+    shop.fake.truncate_next()
+    shop.run()
+    row = shop.row(input="long")
+    assert row["status"] == "review" and row["summary"] == "done"
+    assert [r.json["max_tokens"] for r in shop.fake.requests] == [100, 200]
+    assert "Your previous answer" not in split_prompt(shop.fake.requests[1].json)[1]  # room, not a repair
+
+
+def test_a_structured_answer_cut_off_twice_fails_with_the_advice(tmp_path: Path) -> None:
+    shop = structured_shop(tmp_path)
+    shop.fake.answer_with(lambda body: '{"summary": "never ends')
+    shop.fake.truncate_next()
+    shop.fake.truncate_next()
+    shop.run()
+    row = shop.row(input="long")
+    assert row["status"] == "failed" and "not JSON" not in row["error"]
+    assert "cut off at max_tokens (200)" in row["error"] and "raise max_tokens" in row["error"]
+    assert len(shop.fake.requests) == 2
+
+
+def test_no_room_to_retry_within_the_task_cap_fails_with_the_advice(tmp_path: Path) -> None:
+    # the first call's worst case fits $0.0003 (100 output tokens at $1.6/M), twice the room does not
+    shop = structured_shop(tmp_path, max_tokens=150, max_usd_per_task=0.0004)
+    shop.fake.answer_with(lambda body: '{"summary": "cut')
+    shop.fake.truncate_next()
+    shop.run()
+    row = shop.row(input="long")
+    assert row["status"] == "failed" and "cut off at max_tokens (150)" in row["error"]
+    assert "max_usd_per_task" in row["error"] and len(shop.fake.requests) == 1

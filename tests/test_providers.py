@@ -74,7 +74,9 @@ def test_text_usage_and_request_body(kind: str) -> None:
     assert done.latency_s >= 0
     (sent,) = fake.requests
     body = sent.json
-    assert body["model"] == "some-model" and body["max_tokens"] == 64
+    # OpenAI's own API (no base_url) gets max_completion_tokens; Anthropic (and compatible servers) max_tokens
+    tokens = "max_completion_tokens" if kind == "openai" else "max_tokens"
+    assert body["model"] == "some-model" and body[tokens] == 64
     assert "temperature" not in body
     if kind == "openai":
         assert sent.path == "/v1/chat/completions"

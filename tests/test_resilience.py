@@ -248,7 +248,7 @@ def test_a_failed_trial_reopens_the_circuit() -> None:
     assert len(fake.requests) == 3
 
 
-def test_only_one_trial_call_while_half_open() -> None:
+def test_only_one_trial_call_while_half_open_and_the_others_wait_for_its_outcome() -> None:
     fake, clock = FakeLLM(), FakeTime()
 
     async def go() -> None:
@@ -267,15 +267,48 @@ def test_only_one_trial_call_while_half_open() -> None:
         while watch.in_flight < 1:
             await asyncio.sleep(0)
         assert provider.breaker_open
-        with pytest.raises(CircuitOpenError, match="while a trial call finds out"):
-            await provider.complete(req(3))
+        waiting = asyncio.ensure_future(provider.complete(req(3)))  # held until the trial has answered
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert not waiting.done() and len(watch.stamps) == 2  # only the trial went out
         hold.set()
         await trial
         assert not provider.breaker_open
-        await provider.complete(req(4))
+        await waiting  # the trial closed the circuit: the waiting call goes on
 
     asyncio.run(go())
     assert len(fake.requests) == 3
+
+
+def test_a_failed_trial_sends_the_waiting_calls_back_to_wait_out_the_cooldown() -> None:
+    fake, clock = FakeLLM(), FakeTime()
+
+    async def go() -> None:
+        hold = asyncio.Event()
+        watch = Watch(fake, clock, hold=hold)
+        provider = build(
+            "openai", fake, clock, transport=watch, max_retries=0, breaker_failures=1, breaker_cooldown_s=10
+        )
+        fake.fail_next(500, times=2)
+        hold.set()
+        with pytest.raises(RetryableProviderError):
+            await provider.complete(req(1))
+        clock.now += 10
+        hold.clear()
+        trial = asyncio.ensure_future(provider.complete(req(2)))
+        while watch.in_flight < 1:
+            await asyncio.sleep(0)
+        waiting = asyncio.ensure_future(provider.complete(req(3)))
+        await asyncio.sleep(0)
+        hold.set()
+        with pytest.raises(RetryableProviderError):
+            await trial
+        with pytest.raises(CircuitOpenError) as info:
+            await waiting
+        assert info.value.retry_after_s == pytest.approx(10)
+
+    asyncio.run(go())
+    assert len(fake.requests) == 2
 
 
 def test_pending_retries_stop_when_the_circuit_opens() -> None:
@@ -293,8 +326,8 @@ def test_a_bad_key_opens_the_circuit_but_a_bad_row_does_not(status: int, opens: 
     for i in range(3):
         assert isinstance(fails(provider, req(i)), PermanentProviderError)
     assert provider.breaker_open is opens
-    if opens:
-        assert f"HTTP {status}" in str(fails(provider, req(9))) and len(fake.requests) == 3
+    if opens:  # a refused account opens it at the first refusal: the next calls are refused without a request
+        assert f"HTTP {status}" in str(fails(provider, req(9))) and len(fake.requests) == 1
 
 
 def test_a_success_resets_the_count() -> None:

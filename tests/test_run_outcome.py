@@ -36,6 +36,7 @@ def test_an_outage_names_the_provider_why_and_how_many(tmp_path: Path) -> None:
         workflows={"listing": {**LISTING, "max_failed_calls": 1}},
     )
     night(shop, 7)
+    shop.clock.set(at("2026-11-24T10:00"))  # by hand, no deadline: an open breaker defers (no waiting it out)
     shop.fake.fail_next(503, times=100)
     report = shop.run()
     assert report.deferred.total() == 4

@@ -91,7 +91,7 @@ def test_morning_summary_names_what_broke(tmp_path: Path) -> None:
     headings = [h for h, _ in message.sections]
     assert headings == ["Workflows", "Totals", "What broke"]
     assert "review on queue.xlsx" in message.sections[1][1]
-    assert any("failed" in line and "401" in line for line in message.sections[2][1])
+    assert any("deferred" in line and "401" in line for line in message.sections[2][1])
     assert message.severity == "warning" and "What broke:" in message.text
 
 

@@ -11,7 +11,7 @@ import pytest
 from fakellm import FakeLLM
 
 from sheetbot.config import OutputField
-from sheetbot.errors import PermanentProviderError, SheetbotError
+from sheetbot.errors import PermanentProviderError, RequestShapeError, SheetbotError
 from sheetbot.providers.anthropic_messages import AnthropicProvider
 from sheetbot.providers.base import Completion, CompletionRequest
 from sheetbot.providers.openai_chat import OpenAIProvider
@@ -70,9 +70,9 @@ def test_schema_follows_openai_strict_rules() -> None:
 
 
 def test_field_names_with_spaces_get_keys_anthropic_accepts() -> None:
-    fields = [OutputField(name="first name"), OutputField(name="first_name"), OutputField(name="x" * 70)]
+    fields = [OutputField(name="first name"), OutputField(name="last_name"), OutputField(name="x" * 70)]
     keys = schema_keys(fields)
-    assert keys[0] == "first_name" and keys[1] != keys[0] and len(keys[2]) == 64
+    assert keys == ["first_name", "last_name", "x" * 64]  # names that would collide are refused by the YAML
     assert list(json_schema(fields)["properties"]) == keys
     # the answer may use the key or the name; values come back under the field's name (its column)
     values = validate_answer(fields[:1], {"first_name": "Ada"})
@@ -237,24 +237,32 @@ def test_truncated_structured_answer_is_flagged(kind: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("message", "words"),
+    "message",
     [
-        ("response_format 'json_schema' is not supported by this server", "does not support structured output"),
-        ("Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.", "does not"),
-        ("Invalid schema for response_format 'sheetbot_output': ...", "rejected the structured-output schema"),
+        "response_format 'json_schema' is not supported by this server",
+        "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
     ],
 )
-def test_openai_server_without_structured_output_is_a_permanent_error(message: str, words: str) -> None:
+def test_openai_server_without_json_schema_falls_back_to_json_mode(message: str) -> None:
     fake = FakeLLM()
     fake.fail_next(400, body=message)
+    done = call("openai", fake)
+    assert done.data is not None and len(fake.requests) == 2
+    again = fake.requests[1].json
+    assert again["response_format"]["type"] == "json_object" and again["response_format"]["schema"]
+    assert "JSON schema" in again["messages"][-1]["content"]  # the schema travels in the prompt as well
+    assert done.notes and "asked for JSON mode with the schema in the prompt" in done.notes[0]
+
+
+def test_an_invalid_schema_is_still_the_workflows_to_fix() -> None:
+    fake = FakeLLM()
+    fake.fail_next(400, body="Invalid schema for response_format 'sheetbot_output': ...")
     with pytest.raises(PermanentProviderError) as info:
         call("openai", fake)
-    assert words in str(info.value) and info.value.status_code == 400
-    if "does not" in words:
-        assert "remove `outputs:` from the workflow" in str(info.value)
+    assert "rejected the structured-output schema" in str(info.value) and info.value.status_code == 400
 
 
-def test_openai_422_from_a_local_server_about_response_format() -> None:
+def test_a_local_server_refusing_every_shape_fails_with_its_own_words() -> None:
     def handler(req: httpx2.Request) -> httpx2.Response:
         return httpx2.Response(422, json={"detail": [{"loc": ["body", "response_format"], "msg": "extra fields"}]})
 
@@ -263,9 +271,10 @@ def test_openai_422_from_a_local_server_about_response_format() -> None:
         provider = OpenAIProvider(api_key="k", base_url="http://127.0.0.1:8000/v1", max_retries=0, http_client=client)
         return await provider.complete(request())
 
-    with pytest.raises(PermanentProviderError) as info:
+    with pytest.raises(RequestShapeError) as info:
         asyncio.run(go())
-    assert "at http://127.0.0.1:8000/v1 does not support structured output" in str(info.value)
+    assert "at http://127.0.0.1:8000/v1 refused the parameter response_format" in str(info.value)
+    assert "body.response_format: extra fields" in str(info.value)
 
 
 def test_other_400s_keep_their_usual_message_with_a_schema() -> None:

@@ -3,8 +3,8 @@
 Used by preview nights (the run report), `sheetbot check` and bench/cost.py. Token counts are the
 usual four-characters estimate and every answer is assumed to use all of ``max_tokens``, so each figure
 is an upper bound, and the three columns are comparable. Caching counts only where the provider would
-cache: a system prompt that is the same for every row and at least the model's minimum (Anthropic:
-1,024 tokens, 2,048 for Haiku; OpenAI caches prompts of 1,024 tokens or more by itself). Anthropic's
+cache: a system prompt that is the same for every row and at least the model's minimum
+(sheetbot.pricing.CACHE_MIN_TOKENS: 4,096 tokens for Claude Haiku 4.5, 1,024 for Sonnet). Anthropic's
 first row writes the cache (1.25× input), the rows after it read it (0.1×).
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from sheetbot.config import Config
 from sheetbot.night.task import workflow_steps
-from sheetbot.pricing import cost_usd
+from sheetbot.pricing import cache_minimum, cost_usd
 from sheetbot.providers.base import Usage
 from sheetbot.providers.tokens import estimate_tokens
 from sheetbot.state import Task
@@ -35,10 +35,6 @@ class Estimate:
             f"{self.workflow}: {self.rows} row(s) ≈${self.live_usd:.4f} live, ≈${self.batch_usd:.4f} batch, "
             f"≈${self.cached_usd:.4f} batch with caching (if every answer used max_tokens)"
         )
-
-
-def cache_minimum(model: str) -> int:
-    return 2048 if "haiku" in model.lower() else 1024
 
 
 def estimate(

@@ -24,7 +24,7 @@ from sheetbot.batch.factory import make_batch_provider
 from sheetbot.batch.poll import Polling
 from sheetbot.batch.send import Sending, unclear
 from sheetbot.batch.timing import Bounds
-from sheetbot.errors import PermanentProviderError, ProviderError, TemplateError
+from sheetbot.errors import AccountProviderError, PermanentProviderError, ProviderError, TemplateError
 from sheetbot.night.budget import Budget
 from sheetbot.night.context import NightContext
 from sheetbot.night.task import Outcome, TaskRunner, _worst_case, workflow_steps
@@ -211,6 +211,8 @@ class _Rounds(Polling, Sending):
         for p in unsent:
             if isinstance(exc, BatchUnsupportedError):
                 p.outcome = Outcome("deferred", "running live")
+            elif isinstance(exc, AccountProviderError):  # the account's problem, not the rows': they wait
+                p.outcome = Outcome("deferred", f"deferred: {exc}. The row runs again once this is fixed")
             elif isinstance(exc, PermanentProviderError):
                 p.outcome = Outcome("failed", f"{exc}. Fix it, then set status to queued to run it again")
             else:

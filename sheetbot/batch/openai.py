@@ -60,6 +60,7 @@ class OpenAIBatches:
     ) -> None:
         self._label = label
         self._where = base_url or label
+        self._base_url = base_url
         self._ctx = ErrorContext(
             label=label, model="(batch)", where=self._where, api_key_env=api_key_env, secret=api_key
         )
@@ -68,9 +69,9 @@ class OpenAIBatches:
             api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout_s, http_client=http_client
         )
 
-    @staticmethod
-    def _line(wire: str, request: CompletionRequest) -> dict[str, Any]:
-        return {"custom_id": wire, "method": "POST", "url": ENDPOINT, "body": chat_body(request)}
+    def _line(self, wire: str, request: CompletionRequest) -> dict[str, Any]:
+        body = chat_body(request, base_url=self._base_url)  # the same body as a live call's
+        return {"custom_id": wire, "method": "POST", "url": ENDPOINT, "body": body}
 
     def request_bytes(self, request: CompletionRequest) -> int:
         return json_bytes(self._line("x" * 24, request))

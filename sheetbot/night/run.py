@@ -126,6 +126,7 @@ class _Night:
             sleep=ctx.sleep if stop is None else self._sleep_unless_stopped,
             out_of_time=self.out_of_time,
             keep=self.keep,
+            time_left_s=self.time_left_s,
         )
         self.total = 0
         self.finished = 0
@@ -160,10 +161,18 @@ class _Night:
             return True
         return self.deadline is not None and self.ctx.now() >= self.deadline
 
+    def time_left_s(self) -> float | None:
+        """Seconds to the deadline (window end or --until): how long an open circuit breaker may be waited out."""
+        return None if self.deadline is None else (self.deadline - self.ctx.now()).total_seconds()
+
     async def _call(self, provider: Provider, request: CompletionRequest) -> Completion:
         if self.stop is None:
-            return await self._timed_call(provider, request)
-        return await call_until_stopped(self._timed_call(provider, request), self.stop)
+            completion = await self._timed_call(provider, request)
+        else:
+            completion = await call_until_stopped(self._timed_call(provider, request), self.stop)
+        # What the provider sent instead of what the server refused (e.g. JSON mode for json_schema).
+        self.notes += [note for note in completion.notes if note not in self.notes]
+        return completion
 
     async def _timed_call(self, provider: Provider, request: CompletionRequest) -> Completion:
         if self.deadline is None:

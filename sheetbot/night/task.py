@@ -4,7 +4,13 @@ A task is one or more steps (research → draft → polish). Each finished step 
 stored before the next starts, so after a crash the task resumes after its last
 finished step and no step is paid for twice. The last step's answer is the
 task's output; with `outputs:` it must be a structured answer that validates
-(one repair attempt, with the validation error in the prompt).
+(one repair attempt, with the validation error in the prompt; an answer cut off at
+max_tokens gets one more try with twice the room instead, within the caps).
+
+What a failed call means for the row: a refused account (bad key, no money) is the
+account's problem, so the row is deferred and no failed call is counted against it;
+an open circuit breaker is waited out while the night's deadline allows (the
+provider's half-open trial call goes first), and defers the row otherwise.
 """
 
 from __future__ import annotations
@@ -17,7 +23,13 @@ from datetime import datetime
 from typing import Any
 
 from sheetbot.config import Config, StepConfig, WorkflowConfig
-from sheetbot.errors import CircuitOpenError, PermanentProviderError, ProviderError, TemplateError
+from sheetbot.errors import (
+    AccountProviderError,
+    CircuitOpenError,
+    PermanentProviderError,
+    ProviderError,
+    TemplateError,
+)
 from sheetbot.night.budget import Budget
 from sheetbot.night.keep import Keeper
 from sheetbot.night.prompts import guidelines_section, rework_section
@@ -30,6 +42,8 @@ from sheetbot.templates import placeholders, render, row_lookup
 
 #: The step name of a single-prompt workflow.
 FINAL_STEP = "final"
+#: The most output tokens a retry of a cut-off answer asks for (the YAML's own limit on max_tokens).
+MAX_TOKENS_CAP = 200_000
 
 
 @dataclass(frozen=True)
@@ -64,6 +78,7 @@ class TaskRunner:
         sleep: Callable[[float], Awaitable[None]],
         out_of_time: Callable[[], bool],
         keep: Keeper,
+        time_left_s: Callable[[], float | None] = lambda: None,
     ) -> None:
         self.config = config
         self.state = state
@@ -76,6 +91,8 @@ class TaskRunner:
         self.out_of_time = out_of_time
         #: Stores each call's result; when the state cannot take it, keeps it in the journal.
         self.keep = keep
+        #: Seconds until the night's deadline; None when the run has none (an open breaker then defers).
+        self.time_left_s = time_left_s
 
     async def run(self, task: Task) -> Outcome:
         wf = self.config.workflows[task.workflow or ""]
@@ -121,7 +138,15 @@ class TaskRunner:
         return system, prompt
 
     def request_for(
-        self, task: Task, wf: WorkflowConfig, step: StepConfig, system: str, prompt: str, *, last: bool
+        self,
+        task: Task,
+        wf: WorkflowConfig,
+        step: StepConfig,
+        system: str,
+        prompt: str,
+        *,
+        last: bool,
+        max_tokens: int | None = None,
     ) -> CompletionRequest:
         """One step's call; live and batch mode build it the same way."""
         template = step.system if step.system is not None else wf.system
@@ -130,7 +155,7 @@ class TaskRunner:
             model=step.model or wf.model,
             system=system,
             prompt=prompt,
-            max_tokens=step.max_tokens or wf.max_tokens,
+            max_tokens=max_tokens or step.max_tokens or wf.max_tokens,
             temperature=wf.temperature,
             timeout_s=wf.timeout_s or self.config.providers[wf.provider].timeout_s,
             output_schema=json_schema(wf.outputs) if last and wf.outputs else None,
@@ -147,12 +172,16 @@ class TaskRunner:
         price = self.config.prices[model]
         structured = last and bool(wf.outputs)
         repaired = False
+        room: int | None = None  # max_tokens of the retry after an answer was cut off
         while True:
             if self.out_of_time():
                 return Outcome("deferred", "deferred: the night window ended before this row finished")
-            request = self.request_for(task, wf, step, system, prompt, last=last)
+            request = self.request_for(task, wf, step, system, prompt, last=last, max_tokens=room)
             worst = cost_usd(price, _worst_case(request)) if wf.mode != "preview" else 0.0
             if wf.max_usd_per_task is not None and spent + worst > wf.max_usd_per_task:
+                if room is not None:
+                    why = f"a retry with room for {room} tokens would exceed max_usd_per_task"
+                    return Outcome("failed", _cut_off(room // 2, why))
                 return Outcome(
                     "failed",
                     f"this row could cost up to ${spent + worst:.4f}, over the workflow's "
@@ -178,7 +207,11 @@ class TaskRunner:
             )
             try:
                 completion = await self.call(provider, request)
+            except AccountProviderError as exc:  # the account's problem: no failed call counts against the row
+                return Outcome("deferred", f"deferred: {exc}. The row runs again once this is fixed")
             except CircuitOpenError as exc:
+                if await self._wait_out(exc):
+                    continue
                 return Outcome("deferred", f"deferred: {exc}")
             except TimeoutError:
                 return Outcome("deferred", "deferred: the night window ended while this row was running")
@@ -197,6 +230,13 @@ class TaskRunner:
                 try:
                     values = validate_answer(wf.outputs, completion.data if completion.data is not None else text)
                 except InvalidAnswer as exc:
+                    if completion.truncated:  # not a wrong answer: an unfinished one
+                        cut = _cut_off(request.max_tokens)
+                        await self._record(task, _attempt(base, completion, actual, ok=False, error=cut))
+                        if room is not None or request.max_tokens >= MAX_TOKENS_CAP:
+                            return Outcome("failed", cut)
+                        room = min(request.max_tokens * 2, MAX_TOKENS_CAP)
+                        continue
                     await self._record(task, _attempt(base, completion, actual, ok=False, error=str(exc)))
                     if repaired:
                         return Outcome("failed", f"the answer did not fit the workflow's outputs twice: {exc}")
@@ -208,6 +248,19 @@ class TaskRunner:
             attempt = _attempt(base, completion, actual, ok=True, output=text)
             await self._record(task, attempt)  # stored (or journaled) before anything reaches the board
             return attempt
+
+    async def _wait_out(self, exc: CircuitOpenError) -> bool:
+        """Wait for an open breaker's cool-down if the night lasts beyond it; False: defer the row now.
+
+        A run without a deadline (by hand, outside the window, no --until) does not wait: it would hold the
+        terminal for a quarter of an hour on a provider that may stay down. With ``--until`` it waits too.
+        """
+        left = self.time_left_s()
+        wait_s = exc.retry_after_s or 0.0
+        if left is None or wait_s >= left:
+            return False
+        await self.sleep(wait_s)
+        return not self.out_of_time()
 
     async def _record(self, task: Task, attempt: Attempt) -> None:
         """Store a model call and its audit entry (prompt and input hashes) in one transaction; if the state
@@ -225,6 +278,15 @@ class TaskRunner:
             )
         await self.sleep(min(2.0**failures, 60.0))
         return None
+
+
+def _cut_off(max_tokens: int, why: str = "") -> str:
+    """Why a structured answer was not used when the model ran out of room, and what to do about it."""
+    because = f" ({why})" if why else ""
+    return (
+        f"the answer was cut off at max_tokens ({max_tokens}) before it was complete{because}: "
+        "raise max_tokens for this workflow, then set status to queued"
+    )
 
 
 def _worst_case(request: CompletionRequest) -> Usage:

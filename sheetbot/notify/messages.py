@@ -96,6 +96,15 @@ def what_broke(state: State, night: str) -> list[str]:
     for r in state.query("SELECT reason FROM night_tasks WHERE night = ? AND outcome = 'failed'", (night,)):
         reasons[r["reason"]] += 1
     lines += [f"{n} row(s) failed: {reason}" for reason, n in reasons.most_common(5)]
+    # A refused key or an open breaker defers rows (the account's problem, not theirs): still something broke.
+    held: Counter[str] = Counter()
+    for r in state.query(
+        "SELECT reason FROM night_tasks WHERE night = ? AND outcome = 'deferred' AND (reason LIKE '%(HTTP 40_)%' "
+        "OR reason LIKE '%out of quota%' OR reason LIKE '%circuit breaker%')",
+        (night,),
+    ):
+        held[r["reason"]] += 1
+    lines += [f"{n} row(s) deferred: {reason}" for reason, n in held.most_common(5)]
     return lines
 
 

@@ -2,7 +2,9 @@
 
 Structured output goes through one forced tool, ``record_output``, whose input schema is the workflow's
 schema: the answer is the ``tool_use`` block's ``input``. A tool rather than ``output_config``'s JSON
-format because every Claude model supports forced tool use.
+format because every Claude model supports forced tool use. A server that refuses tools or the
+temperature (a proxy, a model without sampling options) gets the request without them, remembered per model
+for the rest of the run (sheetbot.providers.shapes).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sheetbot.providers.errors_map import (
     status_error,
     timeout_error,
 )
+from sheetbot.providers.shapes import Shape, ShapeMemory, schema_instructions
 
 #: The one tool offered when a workflow has ``outputs:``; the model is made to call it.
 TOOL_NAME = "record_output"
@@ -50,6 +53,8 @@ class AnthropicProvider:
         self._client = anthropic.AsyncAnthropic(
             api_key=api_key, base_url=base_url, max_retries=max_retries, http_client=http_client
         )
+        #: What each model has shown it accepts, for the rest of the run (one provider per run).
+        self._shapes = ShapeMemory(label=label, where=base_url or label, json_mode=False, first=lambda model: Shape())
 
     def _context(self, model: str) -> ErrorContext:
         return ErrorContext(
@@ -61,8 +66,12 @@ class AnthropicProvider:
         )
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        options = message_params(request)
-        for key in ("model", "messages", "max_tokens"):
+        return await self._shapes.call(request.model, lambda shape: self._create(request, shape))
+
+    async def _create(self, request: CompletionRequest, shape: Shape) -> Completion:
+        options = message_params(request, shape=shape)
+        messages = options.pop("messages")
+        for key in ("model", "max_tokens"):
             options.pop(key)
         if "temperature" in options:
             # anthropic>=1.0 dropped temperature from create()'s signature; the API still takes it
@@ -74,7 +83,7 @@ class AnthropicProvider:
             # An explicit timeout also skips the SDK's "streaming is required" guard for large max_tokens.
             response = await self._client.messages.create(
                 model=request.model,
-                messages=[{"role": "user", "content": request.prompt}],
+                messages=messages,
                 max_tokens=request.max_tokens,
                 timeout=request.timeout_s,
                 **options,
@@ -93,15 +102,36 @@ class AnthropicProvider:
         except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
             raise malformed_error(ctx, f"{type(exc).__name__}: {exc}") from None
 
+    async def list_models(self, *, timeout_s: float) -> list[str]:
+        """The model ids the account may use: a free call that shows the server answers and takes the key."""
+        ctx = self._context("(any)")
+        try:
+            page = await self._client.models.list(limit=1000, timeout=timeout_s)
+            return [model.id for model in page.data]  # one page: enough to see the server and the key
+        except anthropic.APIStatusError as exc:
+            raise status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
+        except anthropic.APITimeoutError:
+            raise timeout_error(ctx, timeout_s) from None
+        except anthropic.APIConnectionError as exc:
+            raise connection_error(ctx, exc.__cause__) from None
+        except (anthropic.APIResponseValidationError, json.JSONDecodeError) as exc:
+            raise malformed_error(ctx, str(exc)) from None
+
     async def aclose(self) -> None:
         await self._client.close()
 
 
-def message_params(request: CompletionRequest) -> dict[str, Any]:
-    """The Messages body for a request: shared by live calls and Message Batches (``params``)."""
+def message_params(request: CompletionRequest, *, shape: Shape | None = None) -> dict[str, Any]:
+    """The Messages body for a request: shared by live calls and Message Batches (``params``).
+    ``shape``: what the server has shown it accepts (by default everything)."""
+    shape = shape or Shape()
+    structured = request.output_schema is not None and shape.structured == "native"
+    prompt = request.prompt
+    if request.output_schema is not None and not structured:
+        prompt += schema_instructions(request.output_schema)
     params: dict[str, Any] = {
         "model": request.model,
-        "messages": [{"role": "user", "content": request.prompt}],
+        "messages": [{"role": "user", "content": prompt}],
         "max_tokens": request.max_tokens,
     }
     if request.system:
@@ -110,9 +140,10 @@ def message_params(request: CompletionRequest) -> dict[str, Any]:
             params["system"] = [block]
         else:
             params["system"] = request.system
-    if request.temperature is not None:
+    if request.temperature is not None and shape.temperature:
         params["temperature"] = request.temperature
-    if request.output_schema is not None:
+    if structured:
+        assert request.output_schema is not None
         params["tools"] = [
             {
                 "name": TOOL_NAME,

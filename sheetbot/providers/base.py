@@ -47,6 +47,9 @@ class Completion:
     estimated_usd: float | None = None
     #: The parsed structured answer when the request had an output_schema (not yet validated).
     data: Mapping[str, Any] | None = None
+    #: What the provider did differently from the request because the server refused a part of it
+    #: (e.g. JSON mode instead of json_schema): one line each, for the run report.
+    notes: tuple[str, ...] = ()
 
 
 class Provider(Protocol):

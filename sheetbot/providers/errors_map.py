@@ -16,7 +16,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sheetbot.errors import PermanentProviderError, ProviderError, RetryableProviderError
+from sheetbot.errors import (
+    AccountProviderError,
+    PermanentProviderError,
+    ProviderError,
+    RequestShapeError,
+    RetryableProviderError,
+)
 
 #: Statuses worth another try besides 5xx: request timeout, lock conflict, rate limit.
 RETRYABLE_STATUS = frozenset({408, 409, 429})
@@ -29,6 +35,37 @@ _TOO_LONG_HINTS = (
     "prompt is too long",
     "too long",
     "too many tokens",
+)
+
+#: Request parameters a server may refuse by their shape. The one named first in the server's message is
+#: the one refused ("Unsupported parameter: 'max_tokens' … use 'max_completion_tokens'").
+SHAPE_FIELDS = (
+    "max_completion_tokens",
+    "max_tokens",
+    "response_format",
+    "json_schema",
+    "json_object",
+    "tool_choice",
+    "tools",
+    "temperature",
+)
+#: Words of a refusal of the request's shape (OpenAI, pydantic/FastAPI servers, llama.cpp, vLLM, Ollama).
+_SHAPE_HINTS = (
+    "input should be",
+    "unsupported parameter",
+    "unsupported value",
+    "not supported",
+    "does not support",
+    "unrecognized request argument",
+    "extra inputs are not permitted",
+    "extra_forbidden",
+    "extra field",
+    "unknown parameter",
+    "unknown field",
+    "unexpected keyword",
+    "must be one of",
+    "literal_error",
+    "is not allowed",
 )
 
 
@@ -90,7 +127,19 @@ def parse_retry_after(headers: Mapping[str, str] | None, *, now: float | None = 
 
 
 def server_message(body: object, fallback: str = "") -> str:
-    """The human part of an error body, in either vendor's shape (or plain text from a proxy)."""
+    """The human part of an error body, in either vendor's shape, FastAPI's ``detail`` (a text, or a list
+    of validation errors, each ``loc: msg``), or plain text from a proxy."""
+    if isinstance(body, Mapping) and "detail" in body and "error" not in body:
+        detail = body["detail"]
+        if isinstance(detail, str):
+            return detail
+        if isinstance(detail, list):
+            parts = [
+                ".".join(str(p) for p in item.get("loc", ())) + ": " + str(item.get("msg", ""))
+                for item in detail
+                if isinstance(item, Mapping)
+            ]
+            return "; ".join(parts) or fallback
     if isinstance(body, Mapping):
         inner = body.get("error", body)
         if isinstance(inner, Mapping) and isinstance(inner.get("message"), str):
@@ -104,6 +153,22 @@ def server_message(body: object, fallback: str = "") -> str:
     return fallback
 
 
+def refused_field(status: int, body: object, fallback: str = "") -> str | None:
+    """The parameter a server refused by the request's shape, or None when the body says something else.
+
+    Read from the body, never the status: llama-cpp-python answers a ``response_format`` it does not know
+    with HTTP 500, which would otherwise pass for an outage. Auth and rate-limit statuses are never shape.
+    """
+    if status in (401, 402, 403, 408, 409, 429):
+        return None
+    text = (server_message(body, fallback) + " " + str(body)).lower()
+    validation = isinstance(body, Mapping) and isinstance(body.get("detail"), list)  # FastAPI's 422 shape
+    if not validation and not any(hint in text for hint in _SHAPE_HINTS):
+        return None
+    found = [(text.find(field), field) for field in SHAPE_FIELDS if field in text]
+    return min(found)[1] if found else None
+
+
 def status_error(
     status: int, body: object, headers: Mapping[str, str] | None, ctx: ErrorContext, fallback: str = ""
 ) -> ProviderError:
@@ -113,9 +178,17 @@ def status_error(
     raw = ctx.scrub(str(body)).lower() + " " + said.lower()
     name, model = ctx.label, ctx.model
 
+    field = refused_field(status, body, fallback)
+    if field is not None:
+        return RequestShapeError(
+            f"{name} at {ctx.where} refused the parameter {field} for model {model} (HTTP {status}): "
+            f"the server does not support it; retrying will not help{quoted}",
+            field=field,
+            status_code=status,
+        )
     if status in RETRYABLE_STATUS or status >= 500:
         if status == 429 and "insufficient_quota" in raw:
-            return PermanentProviderError(
+            return AccountProviderError(
                 f"{name} account is out of quota (HTTP 429): check billing and usage limits{quoted}",
                 status_code=status,
             )
@@ -130,11 +203,14 @@ def status_error(
         }.get(status, f"{name} had a server error (HTTP {status}), a problem on their side: {retry}")
         return RetryableProviderError(what + quoted, status_code=status, retry_after_s=wait_s)
 
-    if status == 401:
-        fix = f"{name} refused the API key (HTTP 401): {ctx.key_hint}"
-    elif status == 403:
-        fix = f"{name} gives no permission for model {model} (HTTP 403): {ctx.key_hint} and the key's access"
-    elif status == 413 or (status == 400 and any(hint in raw for hint in _TOO_LONG_HINTS)):
+    if status in (401, 402, 403):
+        fix = {
+            401: f"{name} refused the API key (HTTP 401): {ctx.key_hint}",
+            402: f"{name} wants payment (HTTP 402): check the account's billing",
+            403: f"{name} gives no permission for model {model} (HTTP 403): {ctx.key_hint} and the key's access",
+        }[status]
+        return AccountProviderError(fix + quoted, status_code=status)
+    if status == 413 or (status == 400 and any(hint in raw for hint in _TOO_LONG_HINTS)):
         fix = f"the prompt is too long for model {model} ({name}, HTTP {status}): shorten the input or the template"
     elif status == 400 and "temperature" in raw:
         fix = (
@@ -146,8 +222,6 @@ def status_error(
             f"{name} rejected the request for model {model} (HTTP 400): "
             "check the workflow's model, max_tokens and temperature"
         )
-    elif status == 402:
-        fix = f"{name} wants payment (HTTP 402): check the account's billing"
     elif status == 404:
         fix = f"model {model} not found at {ctx.where} (HTTP 404): check the model name"
     elif status == 422:

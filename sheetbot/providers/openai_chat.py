@@ -1,11 +1,13 @@
 """OpenAI Chat Completions, for OpenAI itself and any OpenAI-compatible server (Ollama, vLLM) via base_url.
 
 Chat Completions rather than the Responses API because it is the one endpoint every compatible
-server implements. ``max_tokens`` rather than ``max_completion_tokens`` for the same reason: local
-servers know the old name, and this SDK still accepts it.
+server implements. OpenAI's own API gets ``max_completion_tokens`` (``max_tokens`` is deprecated there
+and its reasoning models refuse it); compatible servers get ``max_tokens``, the name they all know.
+Whatever a server refuses by shape is left out or replaced and remembered per model (sheetbot.providers.shapes).
 
 Structured output goes through ``response_format`` json_schema in strict mode: the model is constrained
-to the schema, and the answer arrives as JSON text in ``message.content``.
+to the schema, and the answer arrives as JSON text in ``message.content``. A server without json_schema
+(llama.cpp) gets JSON mode with the schema in the prompt, then plain text with the schema in the prompt.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 import openai
@@ -29,9 +32,16 @@ from sheetbot.providers.errors_map import (
     status_error,
     timeout_error,
 )
+from sheetbot.providers.shapes import Shape, ShapeMemory, first_shape, schema_instructions
 
 #: The name of the response format; OpenAI allows [A-Za-z0-9_-]{1,64}.
 SCHEMA_NAME = "sheetbot_output"
+OPENAI_HOST = "api.openai.com"
+
+
+def is_openai_api(base_url: str | None) -> bool:
+    """True for OpenAI's own API (no base_url, or api.openai.com), False for a compatible server."""
+    return not base_url or (urlsplit(base_url).hostname or "").lower() == OPENAI_HOST
 
 
 class OpenAIProvider:
@@ -56,6 +66,14 @@ class OpenAIProvider:
         self._client = openai.AsyncOpenAI(
             api_key=api_key, base_url=base_url, max_retries=max_retries, http_client=http_client
         )
+        #: What each model has shown it accepts, for the rest of the run (one provider per run).
+        openai_api = is_openai_api(base_url)
+        self._shapes = ShapeMemory(
+            label=label,
+            where=base_url or label,
+            json_mode=True,
+            first=lambda model: first_shape(openai_api=openai_api, model=model),
+        )
 
     def _context(self, model: str) -> ErrorContext:
         return ErrorContext(
@@ -67,17 +85,18 @@ class OpenAIProvider:
         )
 
     async def complete(self, request: CompletionRequest) -> Completion:
-        options = chat_body(request)
+        return await self._shapes.call(request.model, lambda shape: self._create(request, shape))
+
+    async def _create(self, request: CompletionRequest, shape: Shape) -> Completion:
+        options = chat_body(request, shape=shape)
         messages = options.pop("messages")
-        for key in ("model", "max_tokens"):
-            options.pop(key)
+        model = options.pop("model")
         ctx = self._context(request.model)
         started = time.monotonic()
         try:
             response = await self._client.chat.completions.create(
-                model=request.model,
-                messages=messages,  # type: ignore[arg-type]
-                max_tokens=request.max_tokens,
+                model=model,
+                messages=messages,
                 timeout=request.timeout_s,
                 **options,
             )
@@ -99,49 +118,79 @@ class OpenAIProvider:
         except (AttributeError, IndexError, KeyError, TypeError, ValueError) as exc:
             raise malformed_error(ctx, f"{type(exc).__name__}: {exc}") from None
 
+    async def list_models(self, *, timeout_s: float) -> list[str]:
+        """The model ids the server offers: a free call that shows the server answers and takes the key."""
+        ctx = self._context("(any)")
+        try:
+            page = await self._client.models.list(timeout=timeout_s)
+            return [model.id for model in page.data]  # one page: enough to see the server and the key
+        except openai.APIStatusError as exc:
+            raise status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
+        except openai.APITimeoutError:
+            raise timeout_error(ctx, timeout_s) from None
+        except openai.APIConnectionError as exc:
+            raise connection_error(ctx, exc.__cause__) from None
+        except (openai.APIResponseValidationError, json.JSONDecodeError) as exc:
+            raise malformed_error(ctx, str(exc)) from None
+
+    async def has_batch_api(self, *, timeout_s: float) -> bool:
+        """False when the server answers 404 to listing batches (most compatible servers); free to ask."""
+        try:
+            await self._client.batches.list(limit=1, timeout=timeout_s)
+        except openai.NotFoundError:
+            return False
+        except openai.OpenAIError:
+            return True  # anything else is not "no such endpoint": the models list reports it
+        return True
+
     async def aclose(self) -> None:
         await self._client.close()
 
 
-def chat_body(request: CompletionRequest) -> dict[str, Any]:
-    """The chat-completions body for a request: shared by live calls and Batch API lines (``body``)."""
+def chat_body(request: CompletionRequest, *, base_url: str | None = None, shape: Shape | None = None) -> dict[str, Any]:
+    """The chat-completions body for a request: shared by live calls and Batch API lines (``body``).
+
+    ``shape`` is what the server has shown it accepts; by default what OpenAI's own API (no ``base_url``)
+    or a compatible server (``base_url``) is sent first.
+    """
+    shape = shape or first_shape(openai_api=is_openai_api(base_url), model=request.model)
+    prompt = request.prompt
+    if request.output_schema is not None and shape.structured != "native":
+        prompt += schema_instructions(request.output_schema)
     messages: list[dict[str, str]] = []
     if request.system:
         messages.append({"role": "system", "content": request.system})
-    messages.append({"role": "user", "content": request.prompt})
-    body: dict[str, Any] = {"model": request.model, "messages": messages, "max_tokens": request.max_tokens}
-    if request.temperature is not None:
+    messages.append({"role": "user", "content": prompt})
+    body: dict[str, Any] = {"model": request.model, "messages": messages, shape.token_param: request.max_tokens}
+    if request.temperature is not None and shape.temperature:
         body["temperature"] = request.temperature
     if request.output_schema is not None:
-        body["response_format"] = {
-            "type": "json_schema",
-            "json_schema": {"name": SCHEMA_NAME, "schema": dict(request.output_schema), "strict": True},
-        }
+        schema = dict(request.output_schema)
+        if shape.structured == "native":
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": SCHEMA_NAME, "schema": schema, "strict": True},
+            }
+        elif shape.structured == "json_object":  # llama.cpp and vLLM constrain the answer to `schema`
+            body["response_format"] = {"type": "json_object", "schema": schema}
     return body
 
 
 def _schema_refused(status: int, body: object, ctx: ErrorContext, fallback: str) -> ProviderError | None:
-    """A 400/422 about ``response_format``: a server (or model) without structured output, or a bad schema.
+    """A 400/422 saying the workflow's schema itself is invalid: the fix is in the workflow's ``outputs:``.
 
-    Some OpenAI-compatible servers reject the parameter outright; retrying cannot help, and the fix is in
-    the workflow, so the message says which.
+    A server that does not know ``response_format`` json_schema at all is a refusal of the request's
+    shape instead (status_error), and falls back to what the server supports.
     """
     said = ctx.scrub(shorten(server_message(body, fallback)))
     raw = (ctx.scrub(str(body)) + " " + said).lower()
-    if status not in (400, 422) or not any(word in raw for word in ("response_format", "json_schema")):
+    if status not in (400, 422) or "invalid schema" not in raw:
         return None
     quoted = f' — {ctx.label} said: "{said}"' if said else ""
-    if "invalid schema" in raw:
-        fix = (
-            f"{ctx.label} rejected the structured-output schema for model {ctx.model} (HTTP {status}): "
-            "check the workflow's `outputs:` (names, types, choices)"
-        )
-    else:
-        fix = (
-            f"{ctx.label} at {ctx.where} does not support structured output for model {ctx.model} "
-            f"(HTTP {status}): remove `outputs:` from the workflow, or use a model or server that supports "
-            "response_format json_schema"
-        )
+    fix = (
+        f"{ctx.label} rejected the structured-output schema for model {ctx.model} (HTTP {status}): "
+        "check the workflow's `outputs:` (names, types, choices)"
+    )
     return PermanentProviderError(fix + quoted, status_code=status)
 
 

@@ -6,11 +6,14 @@
 * **A slot is held for one HTTP try only**: between tries the call gives its slot back and queues again,
   or a burst of 429s would park the whole pool in backoff while the limit sits idle. Every try is charged
   to the rpm bucket, because the server counts it too.
-* **Circuit breaker**: consecutive failed tries (retryable errors but rate limits, and permanent ones every row
-  would hit alike: 401, 402, 403, out-of-quota 429) open it for ``breaker_cooldown_s``. While open, calls and
-  pending retries raise :class:`CircuitOpenError` without a request; after the cool-down one trial call
-  goes through (half-open): success closes it, failure re-opens it. A 400/404/422 is about one row and
-  neither counts nor resets. Any success closes it: the provider answered, so there is nothing to hold.
+* **Circuit breaker**: consecutive failed tries (retryable errors but rate limits) open it for
+  ``breaker_cooldown_s``. While open, calls and pending retries raise :class:`CircuitOpenError` without a
+  request; after the cool-down one trial call goes through (half-open) while the other calls wait for its
+  outcome: success closes it and they go on, failure re-opens it and they get CircuitOpenError again.
+  A refused account (:class:`AccountProviderError`: 401, 402, 403, out of quota) opens it at the first
+  refusal, and calls get that same error without a request: every row would hit it alike. A 400/404/422,
+  and a refusal of the request's shape (:class:`RequestShapeError`, whatever its status), are about the
+  request, not the provider's health: they neither count nor reset. Any success closes it.
 
 Time (``monotonic``, ``sleep``) and randomness (``rng``) are injected, so tests never really sleep.
 """
@@ -27,7 +30,12 @@ from typing import Any
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from sheetbot.config import ProviderConfig
-from sheetbot.errors import CircuitOpenError, PermanentProviderError, ProviderError, RetryableProviderError
+from sheetbot.errors import (
+    AccountProviderError,
+    CircuitOpenError,
+    ProviderError,
+    RetryableProviderError,
+)
 from sheetbot.providers.base import Completion, CompletionRequest, Provider
 from sheetbot.providers.errors_map import shorten
 from sheetbot.providers.ratelimit import RateLimiter
@@ -35,8 +43,6 @@ from sheetbot.providers.tokens import estimate_tokens as default_estimate
 
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 60.0
-#: Permanent errors that every row would hit alike (bad key, no permission, no money, out of quota).
-BREAKER_STATUSES = frozenset({401, 402, 403, 429})
 #: The longest one retry-after pauses the whole provider; the retrying call itself honours all of it.
 PAUSE_CAP_S = 60.0
 
@@ -75,6 +81,10 @@ class ResilientProvider:
         self.failures = 0
         self._open_until: float | None = None
         self._trial = False
+        #: Set while a trial call is under way; the calls that arrive meanwhile wait for its outcome.
+        self._trial_done: asyncio.Event | None = None
+        #: The refusal that opened the circuit when it was the account's (bad key, no money).
+        self._account: AccountProviderError | None = None
         self._last_error = ""
         #: (name, details) of every retry and breaker change, for the night's report and the alerts.
         self.events: list[tuple[str, dict[str, Any]]] = []
@@ -85,6 +95,8 @@ class ResilientProvider:
         return self._open_until is not None and (self._monotonic() < self._open_until or self._trial)
 
     async def complete(self, request: CompletionRequest) -> Completion:
+        while self._trial_done is not None:  # half-open: the trial call decides for everyone
+            await self._trial_done.wait()
         self._claim(dry_run=True)  # refuse at once, before queueing for a slot
         retrying = AsyncRetrying(
             retry=retry_if_exception_type(RetryableProviderError),
@@ -125,13 +137,15 @@ class ResilientProvider:
             if exc.status_code != 429:  # "slow down" is not "down": backoff handles it, the breaker does not
                 self._failed(exc, trial=trial)
             raise
-        except PermanentProviderError as exc:
-            if exc.status_code in BREAKER_STATUSES:
-                self._failed(exc, trial=trial)
+        except AccountProviderError as exc:
+            self._failed(exc, trial=trial, at_once=True)
             raise
         finally:
             if trial:
                 self._trial = False
+                if self._trial_done is not None:
+                    self._trial_done.set()
+                    self._trial_done = None
         self._succeeded()
         return completion
 
@@ -157,23 +171,29 @@ class ResilientProvider:
             return False
         remaining = self._open_until - self._monotonic()
         if remaining > 0 or self._trial:
+            if self._account is not None:
+                raise AccountProviderError(str(self._account), status_code=self._account.status_code)
             raise self._open_error(remaining)
         if not dry_run:
             self._trial = True
+            self._trial_done = asyncio.Event()
             self._event("circuit_half_open")
         return not dry_run
 
-    def _failed(self, error: ProviderError, *, trial: bool) -> None:
+    def _failed(self, error: ProviderError, *, trial: bool, at_once: bool = False) -> None:
         self.failures += 1
         self._last_error = str(error)
+        self._account = error if isinstance(error, AccountProviderError) else None
         reopen = trial and self._open_until is not None
-        if reopen or (self._open_until is None and self.failures >= self.config.breaker_failures):
+        enough = at_once or self.failures >= self.config.breaker_failures
+        if reopen or (self._open_until is None and enough):
             cooldown_s = self.config.breaker_cooldown_s
             self._open_until = self._monotonic() + cooldown_s
             self._event("circuit_open", failures=self.failures, cooldown_s=cooldown_s, error=self._last_error)
 
     def _succeeded(self) -> None:
         self.failures = 0
+        self._account = None
         if self._open_until is not None:
             self._open_until = None
             self._event("circuit_closed")

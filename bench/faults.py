@@ -3,8 +3,7 @@
 Scenarios (each trial in a folder of its own, with a workbook of --rows rows; see bench/README.md):
 
 * live-kill:  `sheetbot lock`, then `sheetbot run` in LIVE mode against the loopback OpenAI-compatible server
-              (bench/llm_server.py), `kill -9` at a random moment, then `sheetbot run` again until nothing is
-              left to run.
+              (bench/llm_server.py), `kill -9` at a random moment, then recovery (below).
 * batch-kill: the same in BATCH mode, against the same server's Batch API (files, batches, list; a batch
               completes --batch-delay seconds after it was created, polled or not, and is billed then).
 * stale:      lock, copy the workbook, run to the end, copy the old workbook back over the board (Excel open
@@ -16,7 +15,14 @@ the kill whose answers were not stored in the state when the process died: the m
 pay again. Aim: calls per row = 1.00 + in flight / rows, and 0 outputs lost (every row shows its own output
 on the board at the end). A measurement, not a test: it always exits 0.
 
-    python bench/faults.py                        # 10 + 10 kill trials and 3 stale ones, 30 rows: 1–3 min
+Recovery is what an admin, cron or `serve` does: `sheetbot lock` when rows of the trial are deferred, then
+`sheetbot run`, again every --pause seconds until every row shows its own output or --recover-within seconds
+have passed. A batch create whose answer was lost and that no listing shows defers its rows until the
+create's time limit (timeout_s × tries) plus SETTLE_S has passed (sheetbot/batch/send.py); the batch trials
+use timeout_s 3 s, so that is 69 s. "orphans" are the batches of a trial made at the server that the state
+did not know after the recovery: a completed one has billed its rows twice (calls/row > 1.00).
+
+    python bench/faults.py                        # 10 + 10 kill trials and 3 stale ones, 30 rows: 1–4 min
     python bench/faults.py --trials 20 --seed 3 --rows 60 --jobs 6 -v
 """
 

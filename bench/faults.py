@@ -3,8 +3,7 @@
 Scenarios (each trial in a folder of its own, with a workbook of --rows rows; see bench/README.md):
 
 * live-kill:  `sheetbot lock`, then `sheetbot run` in LIVE mode against the loopback OpenAI-compatible server
-              (bench/llm_server.py), `kill -9` at a random moment, then `sheetbot run` again until nothing is
-              left to run.
+              (bench/llm_server.py), `kill -9` at a random moment, then recovery (below).
 * batch-kill: the same in BATCH mode, against the same server's Batch API (files, batches, list; a batch
               completes --batch-delay seconds after it was created, polled or not, and is billed then).
 * stale:      lock, copy the workbook, run to the end, copy the old workbook back over the board (Excel open
@@ -16,7 +15,14 @@ the kill whose answers were not stored in the state when the process died: the m
 pay again. Aim: calls per row = 1.00 + in flight / rows, and 0 outputs lost (every row shows its own output
 on the board at the end). A measurement, not a test: it always exits 0.
 
-    python bench/faults.py                        # 10 + 10 kill trials and 3 stale ones, 30 rows: 1–3 min
+Recovery is what an admin, cron or `serve` does: `sheetbot lock` when rows of the trial are deferred, then
+`sheetbot run`, again every --pause seconds until every row shows its own output or --recover-within seconds
+have passed. A batch create whose answer was lost and that no listing shows defers its rows until the
+create's time limit (timeout_s × tries) plus SETTLE_S has passed (sheetbot/batch/send.py); the batch trials
+use timeout_s 3 s, so that is 69 s. "orphans" are the batches of a trial made at the server that the state
+did not know after the recovery: a completed one has billed its rows twice (calls/row > 1.00).
+
+    python bench/faults.py                        # 10 + 10 kill trials and 3 stale ones, 30 rows: 1–4 min
     python bench/faults.py --trials 20 --seed 3 --rows 60 --jobs 6 -v
 """
 
@@ -41,11 +47,34 @@ import yaml
 from openpyxl import Workbook, load_workbook
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from llm_server import LLMServerProcess, ServerStats
+from llm_server import BatchRecord, LLMServerProcess, ServerStats
+
+from sheetbot.batch.send import SETTLE_S
 
 TAG = r"\b[LBS]\d+R\d+\b"  # scenario letter, trial, row: "B07R031"
 MODEL = "bench-model"
 NEXT_PHASES = ("run", "harvest", "lock")
+BATCH_TIMEOUT_S = 3.0  # providers.openai.timeout_s of the batch trials; --create-latency must stay well below
+
+
+@dataclass(frozen=True)
+class Send:
+    """One batch create as the state recorded it (table batch_sends, sheetbot/batch/send.py)."""
+
+    key: str
+    went_out: bool  # sent_at was set: the create may have reached the provider
+    status: str  # created | found | absent | refused | sending (still open)
+
+    @property
+    def unclear(self) -> bool:
+        """The create went out and its answer never arrived: a lookup had to decide (found or absent)."""
+        return self.went_out and self.status in ("found", "absent", "sending")
+
+    @property
+    def settled(self) -> bool:
+        """Closed as absent after the create went out: sheetbot waited out the create's time limit plus
+        SETTLE_S before sending its rows again."""
+        return self.went_out and self.status == "absent"
 
 
 @dataclass
@@ -56,8 +85,13 @@ class Trial:
     tags: dict[str, str] = field(default_factory=dict)  # task id -> tag
     killed_at: float | None = None  # time.monotonic() of the kill; None: the run ended first
     stored_at_kill: set[str] = field(default_factory=set)  # tags with an output in the state after the kill
-    known_at_kill: set[str] = field(default_factory=set)  # batch ids the state held after the kill
+    known_at_kill: set[str] = field(default_factory=set)  # batch ids the state held right after the kill
+    known_at_end: set[str] = field(default_factory=set)  # batch ids the state held after the recovery
+    sends: list[Send] = field(default_factory=list)  # the state's batch sends after the recovery
     reruns: int = 0
+    relocks: int = 0
+    recovery_s: float = 0.0  # from the kill (or the run's end) until every row showed its output, or the bound
+    recovered: bool = False
     next_phase: str = ""
     lost: int = 0
     problems: list[str] = field(default_factory=list)
@@ -79,6 +113,9 @@ def setup(trial: Trial, *, rows: int, base_url: str, mode: str) -> None:
                 "concurrency": 4,
                 "max_retries": 2,
                 "batch_poll_s": 0.2,
+                # A batch call's time limit is timeout_s × its tries (at most 3): an unclear create is
+                # settled that long plus SETTLE_S (60 s) after it went out, so 9 + 60 s here, not 420 s.
+                **({"timeout_s": BATCH_TIMEOUT_S} if mode == "batch" else {}),
             }
         },
         "prices": {MODEL: {"input": 0.4, "output": 1.6}},
@@ -105,9 +142,13 @@ def environment() -> dict[str, str]:
 
 
 def phase(trial: Trial, name: str, *, timeout_s: float = 60.0) -> int:
-    done = subprocess.run(
-        command(trial, name), env=environment(), capture_output=True, text=True, timeout=timeout_s, cwd=trial.folder
-    )
+    try:
+        done = subprocess.run(
+            command(trial, name), env=environment(), capture_output=True, text=True, timeout=timeout_s, cwd=trial.folder
+        )
+    except subprocess.TimeoutExpired:  # subprocess.run has killed its own child
+        trial.problems.append(f"{name} still running after {timeout_s:g} s: killed")
+        return -1
     if done.returncode not in (0, 3):
         trial.problems.append(f"{name} exited {done.returncode}: {(done.stdout + done.stderr).strip()[-300:]}")
     return done.returncode
@@ -139,6 +180,21 @@ def stored_tags(trial: Trial) -> set[str]:
     return {trial.tags[i] for i in ids if i in trial.tags}
 
 
+def deferred(trial: Trial) -> int:
+    """The trial's rows the state holds as deferred (an unclear batch send among them): `lock` takes them again."""
+    with sqlite3.connect(f"file:{trial.folder / 'sheetbot.db'}?mode=ro", uri=True, timeout=30) as db:
+        return int(db.execute("SELECT COUNT(*) FROM tasks WHERE status = 'deferred'").fetchone()[0])
+
+
+def sends(trial: Trial) -> list[Send]:
+    try:
+        with sqlite3.connect(f"file:{trial.folder / 'sheetbot.db'}?mode=ro", uri=True, timeout=30) as db:
+            rows = db.execute("SELECT key, sent_at, status FROM batch_sends ORDER BY recorded_at, rowid").fetchall()
+    except sqlite3.Error:
+        return []
+    return [Send(key, sent_at is not None, status) for key, sent_at, status in rows]
+
+
 def known_batches(trial: Trial) -> set[str]:
     try:
         with sqlite3.connect(f"file:{trial.folder / 'sheetbot.db'}?mode=ro", uri=True, timeout=30) as db:
@@ -158,7 +214,9 @@ def count_lost(trial: Trial) -> int:
 
 
 # -- the scenarios -------------------------------------------------------------------------------------------------
-def kill_trial(trial: Trial, *, rows: int, server: LLMServerProcess, mode: str, kill_s: float) -> Trial:
+def kill_trial(
+    trial: Trial, *, rows: int, server: LLMServerProcess, mode: str, kill_s: float, recover_s: float, pause_s: float
+) -> Trial:
     started = time.perf_counter()
     setup(trial, rows=rows, base_url=server.base_url, mode=mode)
     phase(trial, "lock")
@@ -178,13 +236,30 @@ def kill_trial(trial: Trial, *, rows: int, server: LLMServerProcess, mode: str, 
         process.send_signal(signal.SIGKILL)  # the process this trial started, by its own handle
         process.wait()
     trial.stored_at_kill, trial.known_at_kill = stored_tags(trial), known_batches(trial)
-    # Then `sheetbot run` again (cron's next try, or the admin's), until nothing is left to run.
-    while trial.reruns == 0 or (left_to_run(trial) and trial.reruns < 3):
-        trial.reruns += 1
-        phase(trial, "run", timeout_s=120.0)
+    recover(trial, recover_s=recover_s, pause_s=pause_s)
     trial.lost = count_lost(trial)
     trial.seconds = time.perf_counter() - started
     return trial
+
+
+def recover(trial: Trial, *, recover_s: float, pause_s: float) -> None:
+    """What the admin, cron or `serve` does after the kill: `sheetbot lock` when rows are deferred (a batch
+    send whose outcome sheetbot cannot tell yet defers its rows until the create's time limit plus SETTLE_S
+    has passed), then `sheetbot run`; again every ``pause_s`` seconds of the real clock until every row
+    shows its own output, or ``recover_s`` seconds have passed."""
+    started = time.monotonic()
+    while True:
+        if deferred(trial):
+            trial.relocks += 1
+            phase(trial, "lock")
+        trial.reruns += 1
+        phase(trial, "run", timeout_s=120.0)
+        trial.recovered = count_lost(trial) == 0
+        if trial.recovered or time.monotonic() - started + pause_s > recover_s:
+            break
+        time.sleep(pause_s)
+    trial.recovery_s = time.monotonic() - started
+    trial.known_at_end, trial.sends = known_batches(trial), sends(trial)
 
 
 def stale_trial(trial: Trial, *, rows: int, server: LLMServerProcess) -> Trial:
@@ -202,6 +277,29 @@ def stale_trial(trial: Trial, *, rows: int, server: LLMServerProcess) -> Trial:
     return trial
 
 
+def trial_line(trial: Trial, stats: ServerStats) -> str:
+    """One trial for -v: the kill, what recovery took, and what the server billed."""
+    flying = sum(in_flight(trial, stats).values())
+    calls = sum(stats.calls_by_tag.get(t, 0) for t in trial.tags.values())
+    killed = "not killed" if trial.killed_at is None else f"stored {len(trial.stored_at_kill):>3} at the kill"
+    line = (
+        f"{trial.scenario:<10} #{trial.number:<3} {killed:<20} in flight {flying:>3}  calls {calls:>4}  "
+        f"lost {trial.lost:>3}"
+    )
+    if trial.scenario == "stale":
+        return f"{line}  then {trial.next_phase}"
+    line += f"  runs {trial.reruns} locks {trial.relocks} in {trial.recovery_s:>4.0f} s"
+    if trial.scenario != "batch-kill":
+        return line
+    made = trial_batches(trial, stats)
+    unclear = [s for s in trial.sends if s.unclear]
+    how = ", ".join(f"{s.key} {'settled absent' if s.settled else s.status}" for s in unclear) or "none"
+    return (
+        f"{line}  batches {len(made)} (unknown at the kill {orphans_at_kill(trial, stats)}, orphans "
+        f"{orphans(trial, stats)})  unclear sends: {how}"
+    )
+
+
 # -- the figures -------------------------------------------------------------------------------------------------
 @dataclass
 class Figures:
@@ -210,7 +308,8 @@ class Figures:
     rows: int = 0
     calls: int = 0
     in_flight: int = 0
-    orphans: int = 0  # batches created before a kill that the state did not know after it
+    orphans: int = 0  # batches of the trial made at the server that the state did not know after the recovery
+    settled: int = 0  # trials with a batch send closed as absent after its create went out (waited out)
     beyond: int = 0  # rows called more often than 1 + their in-flight calls: paid twice for no reason
     lost: int = 0
     seconds: float = 0.0
@@ -235,15 +334,26 @@ def in_flight(trial: Trial, stats: ServerStats) -> dict[str, int]:
     return counted
 
 
+def trial_batches(trial: Trial, stats: ServerStats) -> list[BatchRecord]:
+    """Every batch the server made with a row of this trial in it."""
+    mine = set(trial.tags.values())
+    return [b for b in stats.batches if mine & set(b.tags)]
+
+
 def orphans(trial: Trial, stats: ServerStats) -> int:
-    """Batches of this trial created before the kill whose id the state did not hold after it."""
+    """Batches of this trial made at the server whose id the state did not hold after the recovery: nobody
+    will collect them, and a completed one has billed its rows a second time (counted in calls)."""
+    return sum(1 for b in trial_batches(trial, stats) if b.batch_id not in trial.known_at_end)
+
+
+def orphans_at_kill(trial: Trial, stats: ServerStats) -> int:
+    """Batches of this trial made before the kill that the state did not hold right after it (a restart
+    must find them by their key)."""
     if trial.killed_at is None:
         return 0
-    mine = set(trial.tags.values())
+    killed_at = trial.killed_at
     return sum(
-        1
-        for b in stats.batches
-        if b.created_s < trial.killed_at and b.batch_id not in trial.known_at_kill and mine & set(b.tags)
+        1 for b in trial_batches(trial, stats) if b.created_s < killed_at and b.batch_id not in trial.known_at_kill
     )
 
 
@@ -261,6 +371,7 @@ def figures(trials: Iterable[Trial], stats: ServerStats) -> Figures:
             out.beyond += calls > 1 + flying.get(tag, 0)
         out.in_flight += sum(flying.values())
         out.orphans += orphans(trial, stats)
+        out.settled += any(s.settled for s in trial.sends)
         out.lost += trial.lost
         out.seconds += trial.seconds
         out.problems += [f"{trial.scenario} #{trial.number}: {p}" for p in trial.problems]
@@ -307,8 +418,17 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="seconds after rows are marked running (default: the run's span)",
     )
+    parser.add_argument(
+        "--recover-within",
+        type=float,
+        default=150.0,
+        help="seconds after a kill that lock + run may be repeated until every row shows its output",
+    )
+    parser.add_argument("--pause", type=float, default=5.0, help="seconds between two recovery rounds")
     parser.add_argument("-v", "--verbose", action="store_true", help="one line per trial")
     args = parser.parse_args(argv)
+    if args.create_latency >= BATCH_TIMEOUT_S / 2:
+        parser.error(f"--create-latency must stay well below the batch trials' timeout_s ({BATCH_TIMEOUT_S:g} s)")
     rng = random.Random(args.seed)
     started = time.perf_counter()
     options = {
@@ -329,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
             for n in range(args.trials):
                 trial = Trial(f"{mode}-kill", n, root / f"{mode}-{n}")
                 kill_s = rng.uniform(0.0, spans[mode])
-                jobs.append((kill_trial, trial, {"mode": mode, "kill_s": kill_s}))
+                recovery = {"recover_s": args.recover_within, "pause_s": args.pause}
+                jobs.append((kill_trial, trial, {"mode": mode, "kill_s": kill_s, **recovery}))
         for n in range(args.stale_trials):
             trial = Trial("stale", n, root / f"stale-{n}", next_phase=NEXT_PHASES[n % len(NEXT_PHASES)])
             jobs.append((stale_trial, trial, {}))
@@ -345,27 +466,35 @@ def main(argv: list[str] | None = None) -> int:
     results = {name: figures(trials, stats) for name, trials in groups.items()}
     if args.verbose:
         for trial in done:
-            flying = sum(in_flight(trial, stats).values())
-            lost_batches = orphans(trial, stats)
-            calls = sum(stats.calls_by_tag.get(t, 0) for t in trial.tags.values())
-            killed = "not killed" if trial.killed_at is None else f"stored {len(trial.stored_at_kill):>3} at the kill"
-            print(
-                f"{trial.scenario:<10} #{trial.number:<3} {killed:<20} in flight {flying:>3}  orphans {lost_batches}  "
-                f"calls {calls:>4}  "
-                f"reruns {trial.reruns}  lost {trial.lost:>3}  {trial.next_phase}"
-            )
+            print(trial_line(trial, stats))
         print()
     print(
         f"{args.rows} rows a trial, seed {args.seed}; kill -9 at a random moment within {spans['live']:g} s (live) "
         f"or {spans['batch']:g} s (batch) of its first request; live answers take {args.latency:g} s, "
         f"a batch's create answers after {args.create_latency:g} s and it completes {args.batch_delay:g} s after"
     )
+    print(
+        f"after a kill: lock (when rows are deferred) + run, every {args.pause:g} s until every row shows its output "
+        f"or {args.recover_within:g} s have passed; batch timeout_s {BATCH_TIMEOUT_S:g} s × 3 tries, so an unclear "
+        f"create settles {BATCH_TIMEOUT_S * 3 + SETTLE_S:g} s after it went out"
+    )
     print("\n".join(table(results)))
     print(
         "aim: calls/row = 1.00 + in-flight / rows (the aim column), 0 rows paid twice (called more than once "
         "beyond their in-flight calls), 0 lost.\nin-flight: live calls received before the kill whose answers "
-        "were not stored; orphans: batches created before the kill that the state did not know after it"
+        "were not stored; orphans: batches of the trial made at the server that the state did not know after "
+        "the recovery (billed twice once they complete)"
     )
+    batch = [t for t in done if t.scenario == "batch-kill"]
+    unclear = [t for t in batch if any(s.unclear for s in t.sends)]
+    settled = [t for t in batch if any(s.settled for s in t.sends)]
+    if batch:
+        slowest = max(t.recovery_s for t in batch)
+        print(
+            f"batch-kill: {len(unclear)} trial(s) with a create whose answer was lost, {len(settled)} of them "
+            f"waited out as absent; {sum(orphans_at_kill(t, stats) for t in batch)} batch(es) unknown right after "
+            f"the kill; recovery took at most {slowest:.0f} s"
+        )
     problems = [p for f in results.values() for p in f.problems]
     for problem in problems[:10]:
         print(f"problem: {problem}")

@@ -220,19 +220,7 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
                       (SELECT COALESCE(SUM(a.cost_usd), 0) FROM attempts a WHERE a.task_id = t.task_id) AS cost
                FROM tasks t WHERE t.dirty = 1 ORDER BY t.seq"""
         ).fetchall()
-        return [
-            BoardProjection(
-                task_id=r["task_id"],
-                workflow=r["workflow"],
-                status=Status(r["status"]),
-                night=r["night"],
-                output=r["output"],
-                error=r["error"],
-                cost_usd=float(r["cost"]),
-                clear_review=bool(r["clear_review"]),
-            )
-            for r in rows
-        ]
+        return [_projection(r, clear_review=bool(r["clear_review"])) for r in rows]
 
     def projections(self, *, with_output: Iterable[Status]) -> list[BoardProjection]:
         """What the board should show for every task that is not queued and not already due a write, the
@@ -248,19 +236,7 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
                 FROM tasks t WHERE t.dirty = 0 AND t.status != ?""",
             [*shown, str(Status.QUEUED)],
         ).fetchall()
-        return [
-            BoardProjection(
-                task_id=r["task_id"],
-                workflow=r["workflow"],
-                status=Status(r["status"]),
-                night=r["night"],
-                output=r["output"],
-                error=r["error"],
-                cost_usd=float(r["cost"]),
-                clear_review=False,
-            )
-            for r in rows
-        ]
+        return [_projection(r, clear_review=False) for r in rows]
 
     def adopt_task(
         self,
@@ -322,3 +298,16 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
         if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
             raise ValueError("State.query is for SELECT statements")
         return self._db.execute(sql, list(args)).fetchall()
+
+
+def _projection(r: sqlite3.Row, *, clear_review: bool) -> BoardProjection:
+    return BoardProjection(
+        task_id=r["task_id"],
+        workflow=r["workflow"],
+        status=Status(r["status"]),
+        night=r["night"],
+        output=r["output"],
+        error=r["error"],
+        cost_usd=float(r["cost"]),
+        clear_review=clear_review,
+    )

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -176,8 +176,9 @@ class FullDisk(Shop):
 class JournalDisk:
     """The file system under the journal, at the OS edge: once full, ``os.write``, ``os.fsync`` (where NFS and
     delayed allocation report it) or creating the file fail with ENOSPC (or EDQUOT, a quota), until the
-    reserve beside the state is unlinked: its blocks are then the only free space. A reserve that did not
-    exist when the disk filled frees nothing. The board's own saves are left alone (another item's fault)."""
+    reserve beside the state is unlinked: its blocks are then the only free space. A write first gets half
+    its bytes onto the disk (the last free blocks), as a real one does. A reserve that did not exist when
+    the disk filled frees nothing. The board's own saves are left alone (another item's fault)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, state_path: Path, *, where: str, code: int) -> None:
         self.journal = state_path.with_name(state_path.name + ".journal")
@@ -186,10 +187,14 @@ class JournalDisk:
         self.full = False
         self.held = False  # the reserve existed when the disk filled
         self.refused = 0
+        self.torn = False
         real_write, real_fsync, real_open = os.write, os.fsync, os.open
 
         def write(fd: int, data: bytes) -> int:
             if self.where == "write" and self._journal_fd(fd):
+                if self._refusing() and not self.torn and len(data) > 1:
+                    self.torn = True  # the last blocks go to half the line: a short write, then ENOSPC
+                    return real_write(fd, data[: len(data) // 2])
                 self._refuse()
             return real_write(fd, data)
 
@@ -199,13 +204,28 @@ class JournalDisk:
             real_fsync(fd)
 
         def open_(path: str | os.PathLike[str], flags: int, mode: int = 0o777, **kw: int) -> int:
-            if self.where == "create" and Path(path) == self.journal and flags & os.O_CREAT and not self.journal.exists():
+            if (
+                self.where == "create"
+                and Path(path) == self.journal
+                and flags & os.O_CREAT
+                and not self.journal.exists()
+            ):
                 self._refuse()
             return real_open(path, flags, mode, **kw)
 
+        def unlink(path: str | os.PathLike[str], **kw: int) -> None:
+            real_unlink(path, **kw)
+            if self.full and Path(path) == self.reserve:
+                for freed in self.on_free:
+                    freed()
+
+        real_unlink = os.unlink
+        #: What else on this disk gets the reserve's blocks once it is released (e.g. the state's SQLite).
+        self.on_free: list[Callable[[], None]] = []
         monkeypatch.setattr(os, "write", write)
         monkeypatch.setattr(os, "fsync", fsync)
         monkeypatch.setattr(os, "open", open_)
+        monkeypatch.setattr(os, "unlink", unlink)
 
     def fill(self) -> None:
         self.full = True
@@ -222,8 +242,11 @@ class JournalDisk:
         except OSError:
             return False
 
+    def _refusing(self) -> bool:
+        return self.full and not (self.held and not self.reserve.exists())
+
     def _refuse(self) -> None:
-        if self.full and not (self.held and not self.reserve.exists()):
+        if self._refusing():
             self.refused += 1
             raise OSError(self.code, os.strerror(self.code))
 
@@ -290,6 +313,35 @@ def test_a_truly_full_disk_keeps_the_paid_answer_in_the_space_the_reserve_held(
     assert_every_row_done_once(shop)  # the kept answer was stored, not paid again
     assert disk.reserve.stat().st_size >= 1 << 20  # the reserve is back for the next full disk
     assert disk.reserve.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_space_the_reserve_freed_lets_the_state_store_tonights_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop = full_disk_shop(tmp_path)
+    disk = shop.disk = JournalDisk(monkeypatch, shop.config.state_path, where="write", code=errno.ENOSPC)
+
+    def sqlite_gets_the_space() -> None:  # the reserve's blocks are free for SQLite's pages too
+        assert shop.night_state is not None
+        shop.night_state._db.execute("PRAGMA max_page_count = 1073741823")
+
+    disk.on_free.append(sqlite_gets_the_space)
+    with pytest.raises(StateUnavailableError) as failed:
+        shop.run()
+    assert str(failed.value) == (
+        f"the disk holding {shop.config.state_path} is full: free space, then run `sheetbot run` again; "
+        f"the reserve {disk.reserve} was used (sheetbot makes it again once space is free)"
+    )
+    assert len(shop.fake.requests) == 3  # the full disk still stopped new calls
+    assert paid_answers(shop) == 3  # ... and the answer kept in the journal was stored tonight
+    assert [r["status"] for r in shop.rows()][:3] == ["review"] * 3  # its output is on the board this morning
+    assert journal(shop).stat().st_size == 0
+
+    disk.free()
+    shop.clock.set(at("2026-11-24T01:30"))
+    shop.run()
+    assert_every_row_done_once(shop)
+    assert disk.reserve.is_file()
 
 
 def test_a_reserve_that_cannot_be_made_does_not_stop_the_night(tmp_path: Path) -> None:

@@ -344,14 +344,40 @@ def test_the_space_the_reserve_freed_lets_the_state_store_tonights_answers(
     assert disk.reserve.is_file()
 
 
-def test_a_reserve_that_cannot_be_made_does_not_stop_the_night(tmp_path: Path) -> None:
+def reply_plainly(shop: Shop) -> None:
+    shop.fake.reply_with(lambda body: "OUTPUT for: " + " ".join(split_prompt(body)[1].split())[:60])
+
+
+@pytest.mark.parametrize("why", ["no space", "in the way"])
+def test_a_reserve_that_cannot_be_made_is_noted_and_does_not_stop_the_night(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, why: str
+) -> None:
     shop = night_shop(tmp_path)
     reserve = shop.config.state_path.with_name(shop.config.state_path.name + ".reserve")
-    reserve.mkdir()  # something in the way (on a full disk: no space) -- the night runs anyway
-    shop.fake.reply_with(lambda body: "OUTPUT for: " + " ".join(split_prompt(body)[1].split())[:60])
+    if why == "no space":  # a disk still nearly full at the night's start
+
+        def fallocate(fd: int, offset: int, length: int) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(os, "posix_fallocate", fallocate)
+    else:
+        reserve.mkdir()  # something else by that name: left alone
+    reply_plainly(shop)
     shop.run()
     assert_every_row_done_once(shop)
-    assert reserve.is_dir()  # left as it was
+    assert "no reserve of space beside the state tonight: cannot" in caplog.text and str(reserve) in caplog.text
+    assert reserve.is_dir() if why == "in the way" else not reserve.exists()  # never half a reserve
+
+
+def test_without_fallocate_the_reserve_is_written_for_real(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shop = night_shop(tmp_path)
+    monkeypatch.delattr(os, "posix_fallocate")  # e.g. macOS
+    reply_plainly(shop)
+    shop.run()
+    reserve = shop.config.state_path.with_name(shop.config.state_path.name + ".reserve")
+    size = reserve.stat().st_size
+    assert size >= 1 << 20 and reserve.stat().st_blocks * 512 >= size  # blocks held, not a sparse file
+    assert reserve.stat().st_mode & 0o777 == 0o600
 
 
 def test_a_journal_that_cannot_be_written_either_starts_nothing_new_and_says_so(tmp_path: Path) -> None:

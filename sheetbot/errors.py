@@ -100,7 +100,8 @@ class StateUnavailableError(StateError):
     machine and runs the command again. ``kind`` is locked | full | io | readonly | unusable.
 
     The message is built from parts so the night can add what it kept (``kept``: paid answers written to the
-    journal beside the state, stored by the next run) and what it could not keep (``lost``).
+    journal beside the state, stored by the next run), what it could not keep (``lost``), and the reserve
+    beside the state whose space it used to keep them (``reserve``, sheetbot.state.reserve).
     """
 
     def __init__(
@@ -114,9 +115,11 @@ class StateUnavailableError(StateError):
         lost: int = 0,
         journal: str = "",
         journal_problem: str = "",
+        reserve: str = "",
     ) -> None:
         self.kind, self.problem, self.fix, self.again = kind, problem, fix, again
         self.kept, self.lost, self.journal, self.journal_problem = kept, lost, journal, journal_problem
+        self.reserve = reserve
         super().__init__(self._message())
 
     def _message(self) -> str:
@@ -129,10 +132,20 @@ class StateUnavailableError(StateError):
                 f"written ({self.journal_problem}), so {'that row is' if self.lost == 1 else 'those rows are'} "
                 "called again next time"
             )
+        if self.reserve:
+            them = " to keep it" if self.kept == 1 else " to keep them" if self.kept else ""
+            text += f"; the reserve {self.reserve} was used{them} (sheetbot makes it again once space is free)"
         return text
 
     def told(
-        self, *, again: str, kept: int = 0, lost: int = 0, journal: str = "", journal_problem: str = ""
+        self,
+        *,
+        again: str,
+        kept: int = 0,
+        lost: int = 0,
+        journal: str = "",
+        journal_problem: str = "",
+        reserve: str = "",
     ) -> StateUnavailableError:
         """The same fault, with what the caller kept and the command to run again."""
         return StateUnavailableError(
@@ -144,6 +157,7 @@ class StateUnavailableError(StateError):
             lost=lost,
             journal=journal,
             journal_problem=journal_problem,
+            reserve=reserve,
         )
 
 

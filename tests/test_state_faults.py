@@ -9,10 +9,12 @@ state and on the board.
 
 from __future__ import annotations
 
+import errno
+import os
 import sqlite3
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -153,6 +155,8 @@ class FullDisk(Shop):
     """The night's own connection gets SQLite's page limit: the next page it needs is "disk full"."""
 
     night_state: State | None = None
+    #: When set, the journal's disk fills at the same moment (sheetbot's own files at the OS edge).
+    disk: JournalDisk | None = None
 
     @contextmanager
     def context(self) -> Iterator[NightContext]:
@@ -165,6 +169,86 @@ class FullDisk(Shop):
         db = self.night_state._db  # the real SQLITE_FULL, from SQLite itself
         pages = db.execute("PRAGMA page_count").fetchone()[0]
         db.execute(f"PRAGMA max_page_count = {pages}")
+        if self.disk is not None:
+            self.disk.fill()
+
+
+class JournalDisk:
+    """The file system under the journal, at the OS edge: once full, ``os.write``, ``os.fsync`` (where NFS and
+    delayed allocation report it) or creating the file fail with ENOSPC (or EDQUOT, a quota), until the
+    reserve beside the state is unlinked: its blocks are then the only free space. A write first gets half
+    its bytes onto the disk (the last free blocks), as a real one does. A reserve that did not exist when
+    the disk filled frees nothing. The board's own saves are left alone (another item's fault)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, state_path: Path, *, where: str, code: int) -> None:
+        self.journal = state_path.with_name(state_path.name + ".journal")
+        self.reserve = state_path.with_name(state_path.name + ".reserve")
+        self.where, self.code = where, code
+        self.full = False
+        self.held = False  # the reserve existed when the disk filled
+        self.refused = 0
+        self.torn = False
+        real_write, real_fsync, real_open = os.write, os.fsync, os.open
+
+        def write(fd: int, data: bytes) -> int:
+            if self.where == "write" and self._journal_fd(fd):
+                if self._refusing() and not self.torn and len(data) > 1:
+                    self.torn = True  # the last blocks go to half the line: a short write, then ENOSPC
+                    return real_write(fd, data[: len(data) // 2])
+                self._refuse()
+            return real_write(fd, data)
+
+        def fsync(fd: int) -> None:
+            if self.where == "fsync" and self._journal_fd(fd):
+                self._refuse()
+            real_fsync(fd)
+
+        def open_(path: str | os.PathLike[str], flags: int, mode: int = 0o777, **kw: int) -> int:
+            if (
+                self.where == "create"
+                and Path(path) == self.journal
+                and flags & os.O_CREAT
+                and not self.journal.exists()
+            ):
+                self._refuse()
+            return real_open(path, flags, mode, **kw)
+
+        def unlink(path: str | os.PathLike[str], **kw: int) -> None:
+            real_unlink(path, **kw)
+            if self.full and Path(path) == self.reserve:
+                for freed in self.on_free:
+                    freed()
+
+        real_unlink = os.unlink
+        #: What else on this disk gets the reserve's blocks once it is released (e.g. the state's SQLite).
+        self.on_free: list[Callable[[], None]] = []
+        monkeypatch.setattr(os, "write", write)
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(os, "open", open_)
+        monkeypatch.setattr(os, "unlink", unlink)
+
+    def fill(self) -> None:
+        self.full = True
+        self.held = self.reserve.exists()
+        if self.where == "create" and self.journal.exists():
+            self.journal.unlink()  # the journal's name is a new directory entry: that needs space too
+
+    def free(self) -> None:
+        self.full = False
+
+    def _journal_fd(self, fd: int) -> bool:
+        try:
+            return self.journal.exists() and os.fstat(fd).st_ino == self.journal.stat().st_ino
+        except OSError:
+            return False
+
+    def _refusing(self) -> bool:
+        return self.full and not (self.held and not self.reserve.exists())
+
+    def _refuse(self) -> None:
+        if self._refusing():
+            self.refused += 1
+            raise OSError(self.code, os.strerror(self.code))
 
 
 def full_disk_shop(tmp_path: Path) -> FullDisk:
@@ -198,6 +282,102 @@ def test_a_full_disk_stops_new_calls_and_the_next_run_stores_the_paid_answers(tm
     shop.clock.set(at("2026-11-24T01:30"))
     shop.run()  # space is free again (a new connection has no page limit)
     assert_every_row_done_once(shop)
+
+
+@pytest.mark.parametrize(
+    ("where", "code"),
+    [("write", errno.ENOSPC), ("fsync", errno.ENOSPC), ("create", errno.ENOSPC), ("write", errno.EDQUOT)],
+)
+def test_a_truly_full_disk_keeps_the_paid_answer_in_the_space_the_reserve_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, code: int
+) -> None:
+    shop = full_disk_shop(tmp_path)
+    disk = shop.disk = JournalDisk(monkeypatch, shop.config.state_path, where=where, code=code)
+    with pytest.raises(StateUnavailableError) as failed:
+        shop.run()
+    message = str(failed.value)
+    state_file = shop.config.state_path
+    assert disk.refused >= 1  # the journal met the full disk ...
+    assert message.startswith(f"the disk holding {state_file} is full: free space, then run `sheetbot run` again")
+    assert f"1 paid answer is kept in {journal(shop)} and will be stored then" in message  # ... and kept it
+    assert "could not be kept" not in message
+    assert f"the reserve {disk.reserve} was used to keep it" in message
+    assert "\n" not in message
+    assert len(shop.fake.requests) == 3  # nothing new started
+    assert not disk.reserve.exists()  # its space went to the journal
+    assert journal(shop).stat().st_mode & 0o777 == 0o600
+
+    disk.free()  # the admin frees space
+    shop.clock.set(at("2026-11-24T01:30"))
+    shop.run()
+    assert_every_row_done_once(shop)  # the kept answer was stored, not paid again
+    assert disk.reserve.stat().st_size >= 1 << 20  # the reserve is back for the next full disk
+    assert disk.reserve.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_space_the_reserve_freed_lets_the_state_store_tonights_answers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop = full_disk_shop(tmp_path)
+    disk = shop.disk = JournalDisk(monkeypatch, shop.config.state_path, where="write", code=errno.ENOSPC)
+
+    def sqlite_gets_the_space() -> None:  # the reserve's blocks are free for SQLite's pages too
+        assert shop.night_state is not None
+        shop.night_state._db.execute("PRAGMA max_page_count = 1073741823")
+
+    disk.on_free.append(sqlite_gets_the_space)
+    with pytest.raises(StateUnavailableError) as failed:
+        shop.run()
+    assert str(failed.value) == (
+        f"the disk holding {shop.config.state_path} is full: free space, then run `sheetbot run` again; "
+        f"the reserve {disk.reserve} was used (sheetbot makes it again once space is free)"
+    )
+    assert len(shop.fake.requests) == 3  # the full disk still stopped new calls
+    assert paid_answers(shop) == 3  # ... and the answer kept in the journal was stored tonight
+    assert [r["status"] for r in shop.rows()][:3] == ["review"] * 3  # its output is on the board this morning
+    assert journal(shop).stat().st_size == 0
+
+    disk.free()
+    shop.clock.set(at("2026-11-24T01:30"))
+    shop.run()
+    assert_every_row_done_once(shop)
+    assert disk.reserve.is_file()
+
+
+def reply_plainly(shop: Shop) -> None:
+    shop.fake.reply_with(lambda body: "OUTPUT for: " + " ".join(split_prompt(body)[1].split())[:60])
+
+
+@pytest.mark.parametrize("why", ["no space", "in the way"])
+def test_a_reserve_that_cannot_be_made_is_noted_and_does_not_stop_the_night(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, why: str
+) -> None:
+    shop = night_shop(tmp_path)
+    reserve = shop.config.state_path.with_name(shop.config.state_path.name + ".reserve")
+    if why == "no space":  # a disk still nearly full at the night's start
+
+        def fallocate(fd: int, offset: int, length: int) -> None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(os, "posix_fallocate", fallocate)
+    else:
+        reserve.mkdir()  # something else by that name: left alone
+    reply_plainly(shop)
+    shop.run()
+    assert_every_row_done_once(shop)
+    assert "no reserve of space beside the state tonight: cannot" in caplog.text and str(reserve) in caplog.text
+    assert reserve.is_dir() if why == "in the way" else not reserve.exists()  # never half a reserve
+
+
+def test_without_fallocate_the_reserve_is_written_for_real(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shop = night_shop(tmp_path)
+    monkeypatch.delattr(os, "posix_fallocate")  # e.g. macOS
+    reply_plainly(shop)
+    shop.run()
+    reserve = shop.config.state_path.with_name(shop.config.state_path.name + ".reserve")
+    size = reserve.stat().st_size
+    assert size >= 1 << 20 and reserve.stat().st_blocks * 512 >= size  # blocks held, not a sparse file
+    assert reserve.stat().st_mode & 0o777 == 0o600
 
 
 def test_a_journal_that_cannot_be_written_either_starts_nothing_new_and_says_so(tmp_path: Path) -> None:

@@ -14,20 +14,34 @@ be written at all, the state is *broken* for the rest of the run: no new call st
 arriving goes to the journal, rows not finished stay `running` for the next run (as after a stop), and
 the run ends with the one-line error saying what was kept where. If even the journal cannot be written,
 nothing more can be done for those answers than to say so, and still start nothing new.
+
+A truly full disk refuses the journal's append too (the same disk). So while the calls run, a reserve of
+space is held beside the state (sheetbot.state.reserve), sized here for the answers a night can have in
+flight. An append refused for want of space (ENOSPC, EDQUOT) releases it and is tried once more; the disk
+is full, so nothing new starts either way, and the final message says the reserve was used. The freed
+space also lets the state take the journal at the end of the night (``recover``) when SQLite was stopped
+by the same full disk: the rows' outputs then reach the board tonight. A reserve still held at that point
+is kept, not spent on the state: the journal holds those answers safely, and the next night's calls need
+the reserve more than the state needs it now.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from sheetbot.audit import model_call_detail, store_call
+from sheetbot.config import Config
 from sheetbot.errors import StateUnavailableError
 from sheetbot.state import Attempt, State
-from sheetbot.state.faults import locked
+from sheetbot.state.faults import disk_full, locked
 from sheetbot.state.journal import TaskSettled, call_entry, paid_answers, settled_entry
+from sheetbot.state.reserve import Reserve, no_space, reserve_path
+
+log = logging.getLogger(__name__)
 
 #: One try's wait in SQLite's busy handler (blocking the event loop), and the longest blocking wait of
 #: the night's other writes.
@@ -35,6 +49,29 @@ TRY_S = 0.05
 BLOCK_S = 5.0
 #: Pauses between tries while the state is locked: short first (a checkpoint), then up to this.
 MAX_PAUSE_S = 5.0
+
+#: The reserve: room for the journal entries of every answer in flight when the disk fills, twice over. An
+#: entry repeats its call's system prompt and prompt (PROMPT_BYTES: a template and the row's inputs; one
+#: spreadsheet cell holds at most 32,767 characters, 4 bytes each in UTF-8 at worst, and a row rarely feeds
+#: more than two long ones) and its answer (max_tokens at BYTES_PER_TOKEN: about 4 in English, up to 8 for
+#: CJK, emoji and JSON escapes). With the defaults (4 calls in flight, 1,024 tokens) that is about 2 MiB.
+#: At least 1 MiB (the settled rows' entries, a margin); at most 64 MiB (1,024 calls in flight at 200,000
+#: tokens must not take gigabytes: past that, answers are still kept while the space lasts).
+PROMPT_BYTES = 256 * 1024
+BYTES_PER_TOKEN = 8
+MIN_RESERVE_BYTES = 1 << 20
+MAX_RESERVE_BYTES = 64 << 20
+
+
+def reserve_size(config: Config) -> int:
+    """Bytes to hold for tonight: calls in flight (each paying provider's concurrency) x the largest entry."""
+    paying = [wf for wf in config.workflows.values() if wf.mode != "preview"]
+    if not paying:
+        return 0  # preview answers cost nothing: nothing to keep
+    in_flight = sum(config.providers[p].concurrency for p in {wf.provider for wf in paying} if p in config.providers)
+    tokens = max(max([wf.max_tokens] + [s.max_tokens or 0 for s in wf.steps]) for wf in paying)
+    wanted = 2 * max(in_flight, 1) * (PROMPT_BYTES + tokens * BYTES_PER_TOKEN)
+    return min(max(wanted, MIN_RESERVE_BYTES), MAX_RESERVE_BYTES)
 
 
 class Keeper:
@@ -47,11 +84,16 @@ class Keeper:
         wait_s: float,
         sleep: Callable[[float], Awaitable[None]],
         now: Callable[[], datetime],
+        reserve_bytes: int = MIN_RESERVE_BYTES,
     ) -> None:
         self.state = state
         self.wait_s = wait_s
         self.sleep = sleep
         self.now = now
+        self.reserve = Reserve(reserve_path(state.path))
+        self.reserve_bytes = reserve_bytes
+        #: The reserve was released tonight to keep answers on a full disk: the final message says so.
+        self.reserve_used = False
         #: The fault that stopped the night's writes; from then on nothing new starts.
         self.broken: StateUnavailableError | None = None
         #: Entries journaled and not (yet) stored in the state; answers that could not be kept at all.
@@ -63,7 +105,12 @@ class Keeper:
 
     @contextmanager
     def night(self) -> Iterator[None]:
-        """While the night's calls run: no statement freezes the event loop for longer than BLOCK_S."""
+        """While the night's calls run: no statement freezes the event loop for longer than BLOCK_S, and the
+        reserve holds the space the journal needs if the disk fills."""
+        if self.reserve_bytes > 0:
+            problem = self.reserve.hold(self.reserve_bytes)
+            if problem:  # e.g. the disk is still full: the night runs, its answers kept while space lasts
+                log.warning("no reserve of space beside the state tonight: %s", problem)
         with self.state.waiting_at_most(min(BLOCK_S, self.wait_s)):
             yield
 
@@ -133,7 +180,7 @@ class Keeper:
     def _keep(self, entry: dict[str, Any], *, paid: bool = True) -> bool:
         """Append to the journal; False (and counted as lost) if even that fails."""
         try:
-            self.state.journal.append(entry)
+            self._append(entry)
         except OSError as exc:
             self.journal_problem = exc.strerror or str(exc)
             if entry["kind"] == "call" and paid:
@@ -142,6 +189,21 @@ class Keeper:
         self.kept.add(entry["id"])
         self.journaled = True
         return True
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        """The journal's append; on a full disk, once more in the space the reserve held. A full disk stops
+        new calls whatever the state said."""
+        try:
+            self.state.journal.append(entry)
+        except OSError as exc:
+            if not no_space(exc):
+                raise
+            self.fail(disk_full(self.state.path))
+            if not self.reserve.release():
+                raise
+            self.reserve_used = True
+            log.warning("the disk holding %s is full: released the reserve %s", self.state.path, self.reserve.path)
+            self.state.journal.append(entry)
 
     # -- the end of the night --------------------------------------------------------------------------
     def recover(self) -> None:
@@ -171,6 +233,7 @@ class Keeper:
             lost=self.lost,
             journal=str(self.state.journal.path),
             journal_problem=self.journal_problem,
+            reserve=str(self.reserve.path) if self.reserve_used else "",
         )
 
     def _paid_kept(self) -> int:

@@ -22,7 +22,7 @@ from sheetbot.errors import SheetbotError, StateError, StateUnavailableError
 from sheetbot.night.budget import Budget
 from sheetbot.night.context import NightContext
 from sheetbot.night.identify import Identified
-from sheetbot.night.keep import Keeper
+from sheetbot.night.keep import Keeper, reserve_size
 from sheetbot.night.outcomes import provider_of
 from sheetbot.night.repair import owned_columns, refuse_unknown, take_stock, unknown_rows_error
 from sheetbot.night.stopping import call_until_stopped
@@ -114,7 +114,13 @@ class _Night:
         self.stop = stop
         self.providers = _Providers(ctx)
         self.budget = Budget(ctx.config, ctx.state, report.night)
-        self.keep = Keeper(ctx.state, wait_s=ctx.config.limits.state_wait_s, sleep=ctx.sleep, now=ctx.now)
+        self.keep = Keeper(
+            ctx.state,
+            wait_s=ctx.config.limits.state_wait_s,
+            sleep=ctx.sleep,
+            now=ctx.now,
+            reserve_bytes=reserve_size(ctx.config),
+        )
         self.runner = TaskRunner(
             config=ctx.config,
             state=ctx.state,

@@ -15,11 +15,12 @@ Three rules keep money safe:
 * A fault of the machine (another program's lock, a full disk) never loses a paid
   answer: ``faults`` turns every SQLite fault into a one-line StateUnavailableError
   at the connection, and an answer the state cannot take is kept in
-  ``<state>.journal`` (``journal``) and stored, once, when the state is next opened.
+  ``<state>.journal`` (``journal``) and stored, once, when the state is next opened;
+  ``<state>.reserve`` (``reserve``) holds the space that append needs on a full disk.
 
 Modules: ``schema`` (the tables), ``records`` (Task, Attempt, BoardProjection), ``store`` (``State``: connection,
 transactions, tasks, the board mirror) and its mixins ``attempts``, ``history``, ``batches``, ``actions``,
-``governance`` and ``journal``; ``faults`` (the connection edge).
+``governance`` and ``journal``; ``faults`` (the connection edge); ``reserve`` (space held for the journal).
 """
 
 from sheetbot.state.records import Attempt, BoardProjection, Task

@@ -27,7 +27,7 @@ def state_fault(exc: sqlite3.Error, path: Path, *, wait_s: float | None = None) 
     if code in (_BUSY, _LOCKED):
         return locked(path, wait_s)
     if code == _FULL:
-        return StateUnavailableError("full", f"the disk holding {path} is full", "free space")
+        return disk_full(path)
     if code == _IOERR:
         return StateUnavailableError(
             "io", f"the state file {path} could not be written ({exc})", "check the disk and its free space"
@@ -47,6 +47,11 @@ def state_fault(exc: sqlite3.Error, path: Path, *, wait_s: float | None = None) 
             f"the state file {path} is damaged or not a sheetbot state file ({exc}): restore it from a backup"
         )
     return StateError(f"cannot use the state file {path}: {exc}")
+
+
+def disk_full(path: Path) -> StateUnavailableError:
+    """SQLite's "database or disk is full", or a write beside the state refused for want of space."""
+    return StateUnavailableError("full", f"the disk holding {path} is full", "free space")
 
 
 def locked(path: Path, wait_s: float | None) -> StateUnavailableError:

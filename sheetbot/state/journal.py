@@ -25,7 +25,7 @@ import os
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -97,13 +97,21 @@ class Journal:
             os.close(fd)  # closing releases the flock
 
     def append(self, entry: Mapping[str, Any]) -> None:
-        """Write one entry and fsync it; raises OSError when even this cannot be written."""
+        """Write one entry and fsync it; raises OSError when even this cannot be written. A failed append
+        leaves the file as it was: a half-written line (a full disk stops a write midway) would otherwise
+        swallow the next append, e.g. the same entry written again once space is freed."""
         line = (json.dumps(entry, ensure_ascii=False, default=str) + "\n").encode("utf-8")
         with self._locked(os.O_WRONLY | os.O_APPEND) as fd:
-            written = 0
-            while written < len(line):
-                written += os.write(fd, line[written:])
-            os.fsync(fd)
+            start = os.fstat(fd).st_size
+            try:
+                written = 0
+                while written < len(line):
+                    written += os.write(fd, line[written:])
+                os.fsync(fd)
+            except OSError:
+                with suppress(OSError):
+                    os.ftruncate(fd, start)
+                raise
 
     def replay(self, store: Callable[[dict[str, Any]], None]) -> int:
         """``store`` every entry (it must be idempotent), then empty the file. Returns how many entries."""

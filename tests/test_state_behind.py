@@ -107,7 +107,7 @@ def test_an_older_state_file_stops_every_phase_until_the_admin_decides(
     rows = {r["id"]: r for r in shop.rows()}
     assert rows[ids[0]]["status"] == "approved" and rows[ids[1]]["status"] == "approved"
     assert all(rows[i]["status"] == "review" for i in ids[2:])
-    assert all(r["output"] == f"OUTPUT for: Rewrite this listing:\nitem {n}" for n, r in enumerate(rows.values()))
+    assert all(r["output"] == f"OUTPUT for: Rewrite this listing: item {n}" for n, r in enumerate(rows.values()))
     assert all(isinstance(r["cost"], float) and r["cost"] > 0 for r in rows.values())
     shop.harvest()
     shop.clock.set(at("2026-11-24T17:00"))
@@ -181,15 +181,16 @@ def test_reviewers_deciding_before_the_harvest_are_not_a_rolled_back_state(shop:
 
 @pytest.mark.parametrize("kind", ["plain", "cut", "structured"])
 def test_a_rework_locked_again_under_a_stale_copy_is_not_a_rolled_back_state(tmp_path: Path, kind: str) -> None:
-    """State: locked, attempt 2. Board: an old copy showing `review`, attempt 1's output (cut to fit the
-    cell, or rendered from a structured answer) and the reviewer's `rework`."""
+    """State: locked, attempt 3. Board: an old copy from attempt 1's review, showing `review`, attempt 1's output
+    (cut to fit the cell, or rendered from a structured answer) and the reviewer's `rework`. The last lock saw
+    attempt 2's output, so only the stored answers can tell that sheetbot wrote what the board shows."""
     shop = Shop(tmp_path, workflows={"sentiment": SENTIMENT} if kind == "structured" else None)
     if kind == "structured":
-        shop.fake.answer_with(lambda body: {"sentiment": "negative", "summary": "zip broke"})
+        shop.fake.answer_with(lambda body: {"sentiment": "negative", "summary": f"zip broke {len(str(body))}"})
         shop.add(type="sentiment", input="Warm, but the zip broke")
     else:
-        if kind == "cut":
-            shop.fake.reply_with(lambda body: "🙂" * 20_000)  # 40,000 UTF-16 units: over Excel's 32,767
+        if kind == "cut":  # 40,000 UTF-16 units: over Excel's 32,767
+            shop.fake.reply_with(lambda body: "🙂" * 20_000 + str(len(str(body))))
         shop.add(type="listing", input="lamp")
     shop.lock()
     shop.clock.set(at("2026-11-23T17:30"))
@@ -199,19 +200,24 @@ def test_a_rework_locked_again_under_a_stale_copy_is_not_a_rolled_back_state(tmp
     if kind == "cut":
         assert "[cut:" in first
     if kind == "structured":
-        assert shop.row(id=task_id)["sentiment"] == "negative"
+        assert shop.row(id=task_id)["sentiment"] == "negative" and not first.startswith("{")
     shop.set(task_id, review="rework", notes="again")
     stale = tmp_path / "left-open.xlsx"
     save_board(shop, stale)  # review, attempt 1's output, rework chosen
-    shop.harvest()
-    shop.clock.set(at("2026-11-23T18:00"))
-    shop.lock()  # the rework locked again the same evening
+    for minute in ("18:00", "18:30"):  # two reworks the same evening: attempt 2 runs, attempt 3 is locked
+        shop.harvest()
+        shop.clock.set(at(f"2026-11-23T{minute}"))
+        shop.lock()
+        if minute == "18:00":
+            shop.run()
+            assert shop.row(id=task_id)["output"] != first
+            shop.set(task_id, review="rework", notes="once more")
     save_over(shop, stale)
     shop.harvest()  # no refusal: the board shows what attempt 1 wrote
     assert shop.row(id=task_id)["status"] == "locked"
     save_over(shop, stale)
     shop.run()
-    assert len(shop.fake.requests) == 2
+    assert len(shop.fake.requests) == 3
     assert shop.row(id=task_id)["status"] == "review"
 
 
@@ -221,12 +227,11 @@ def test_a_reviewer_typing_over_the_output_before_a_rework_is_not_a_rolled_back_
     shop.clock.set(at("2026-11-23T17:30"))
     shop.run()
     task_id = shop.row(input="lamp")["id"]
-    shop.set(task_id, output="my own words", review="rework")  # typed over the output cell itself
+    shop.set(task_id, review="rework")
     shop.harvest()
+    shop.set(task_id, output="my own words")  # typed over the output cell itself, after the harvest
     stale = shop.folder / "left-open.xlsx"
-    shop.set(task_id, status="review")
-    save_board(shop, stale)
-    shop.set(task_id, status="rework")
+    save_board(shop, stale)  # `rework`, the typed text
     shop.clock.set(at("2026-11-23T18:00"))
     shop.lock()  # the lock sees the typed text: the state is not behind it
     save_over(shop, stale)

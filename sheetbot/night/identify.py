@@ -40,6 +40,9 @@ class Identified:
     #: Rows with an id the state does not know in a status only sheetbot writes (locked, review, approved, …):
     #: the state file was emptied or replaced. Not in ``rows``; a phase refuses or adopts them.
     unknown: dict[str, BoardRow] = field(default_factory=dict)
+    #: Rows of tasks the state knows but is behind on (an older copy of the state file put back): the board
+    #: shows an answer the state never stored (sheetbot/night/repair.py). Not in ``rows``; refused or adopted.
+    behind: dict[str, BoardRow] = field(default_factory=dict)
     #: Rows whose sheetbot cells disagreed with the state and are rewritten by this phase's write.
     repaired: int = 0
 

@@ -381,7 +381,7 @@ async def run_async(
             wrote.written,
             ident.repaired,
             wrote.missing,
-            ident.unknown,
+            {**ident.unknown, **ident.behind},
         )
     if tasks:
         night.keep.check()  # the night stopped starting rows because of the state: exit non-zero, say why

@@ -73,6 +73,15 @@ def fit_cells(
     return fitted
 
 
+def shown_output(ctx: NightContext, task_id: str, workflow: str | None, output: str) -> str:
+    """The text sheetbot writes into the `output` cell for this answer: readable for a structured one, cut
+    to the board's cell (what a phase compares the board against, sheetbot/night/repair.py)."""
+    column = ctx.col["output"]
+    cells = fit_cells(_output_cells(ctx, workflow, output), ctx.board.max_cell_units, task_id=task_id, error_column="")
+    value = cells.get(column)
+    return value if isinstance(value, str) else ""
+
+
 def _output_cells(ctx: NightContext, workflow: str | None, output: str) -> dict[str, CellValue]:
     """A structured answer (stored as JSON) goes to its fields' columns and, readable, to `output`."""
     wf = ctx.config.workflows.get(workflow or "")

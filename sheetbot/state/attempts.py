@@ -6,7 +6,7 @@ A mixin of ``State``: a stored output is never paid for twice, so a failed board
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +50,22 @@ class AttemptsMixin:
             (task_id, attempt),
         ).fetchone()
         return None if row is None else _attempt(row)
+
+    def final_outputs(self, task_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+        """Every answer stored for these tasks, of any attempt: task id → [(workflow, output)], oldest first.
+        One query per 500 ids, for the few rows a phase has to check against everything sheetbot ever wrote."""
+        wanted = list(task_ids)
+        out: dict[str, list[tuple[str, str]]] = {}
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self._db.execute(
+                f"""SELECT task_id, workflow, output FROM attempts WHERE ok = 1 AND final = 1
+                    AND output IS NOT NULL AND task_id IN ({",".join("?" * len(chunk))}) ORDER BY id""",
+                chunk,
+            ).fetchall()
+            for r in rows:
+                out.setdefault(r["task_id"], []).append((r["workflow"] or "", r["output"]))
+        return out
 
     def latest_attempt(self, task_id: str) -> list[Attempt]:
         """The calls of the task's latest attempt that made any, oldest first (every step, failed calls too)."""

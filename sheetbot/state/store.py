@@ -60,9 +60,7 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
             migrate_night_tasks_by_attempt(self._db)
             version = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if version is not None and int(version["value"]) < SCHEMA_VERSION:  # read first: a write needs the lock
-                self._db.execute(
-                    "UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),)
-                )
+                self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
             self.replay_journal()
         except BaseException:
             self._db.close()
@@ -265,19 +263,52 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
                 f"INSERT INTO tasks({columns}) VALUES ({','.join('?' * len(values))})", list(values.values())
             )
             if output is not None:
-                self._db.execute(
-                    "INSERT INTO attempts(task_id, night, attempt, step, final, workflow, provider, model, mode, "
-                    "system, prompt, ok, output, cost_usd, created_at) "
-                    "VALUES (?, ?, 1, 'final', 1, ?, 'board', '', 'adopted', '', '', 1, ?, ?, ?)",
-                    (
-                        task_id,
-                        fields.get("night") or "",
-                        fields.get("workflow") or "",
-                        output,
-                        cost_usd,
-                        now.isoformat(),
-                    ),
-                )
+                self._adopted_attempt(task_id, 1, fields, output=output, cost_usd=cost_usd, now=now)
+
+    def take_over_task(
+        self,
+        task_id: str,
+        status: Status,
+        *,
+        now: datetime,
+        output: str,
+        output_attempt: int,
+        cost_usd: float = 0.0,
+        **fields: Any,
+    ) -> None:
+        """Take over a known task as the board shows it when the state file is behind the board (an older
+        copy put back, sheetbot/night/repair.py): the status is set outright (the lifecycle between the two
+        happened under the newer state file), and the board's output and the cost the state lacks are kept
+        as an ``adopted`` attempt numbered ``output_attempt``, so the board keeps showing them."""
+        allowed = {"workflow", "night", "error", "attempt", "rework_notes", "previous_output"}
+        unknown = set(fields) - allowed
+        if unknown:
+            raise ValueError(f"unknown task fields {sorted(unknown)}")
+        values: dict[str, Any] = dict(fields) | {"status": str(status), "failure": None, "updated_at": now.isoformat()}
+        values |= {"dirty": 1, "resend_output": 1, "clear_review": 0}
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        with self.transaction():
+            self._db.execute(f"UPDATE tasks SET {assignments} WHERE task_id = ?", [*values.values(), task_id])
+            self._adopted_attempt(task_id, output_attempt, fields, output=output, cost_usd=cost_usd, now=now)
+
+    def _adopted_attempt(
+        self, task_id: str, attempt: int, fields: dict[str, Any], *, output: str, cost_usd: float, now: datetime
+    ) -> None:
+        """An output taken from the board: nothing was called, so provider, model and prompt are blank."""
+        self._db.execute(
+            "INSERT INTO attempts(task_id, night, attempt, step, final, workflow, provider, model, mode, "
+            "system, prompt, ok, output, cost_usd, created_at) "
+            "VALUES (?, ?, ?, 'final', 1, ?, 'board', '', 'adopted', '', '', 1, ?, ?, ?)",
+            (
+                task_id,
+                fields.get("night") or "",
+                attempt,
+                fields.get("workflow") or "",
+                output,
+                cost_usd,
+                now.isoformat(),
+            ),
+        )
 
     def mark_dirty(self, task_ids: Iterable[str]) -> None:
         """The board lost what it should show for these tasks: rewrite all of it, outputs included."""

@@ -18,8 +18,9 @@ without long digit runs or an `@` costs a couple of regex scans.
 
 Phone rules, from strongest evidence to weakest: a `+`/`00` international number that `phonenumbers`
 finds possible; anything after a phone label (`tel:`, `Phone:`, `call`, `mobile`, ...) that is possible
-in one of `REGIONS`; a national number that is valid in one of `REGIONS` *and* grouped the way that
-country writes it (`Leniency.STRICT_GROUPING`, which keeps `2026-000123` and ZIP+4 codes readable);
+in one of `REGIONS` or Spain; a national number that starts with its trunk `0`, is valid in one of
+`REGIONS` *and* is grouped the way that country writes it (`Leniency.STRICT_GROUPING`, which keeps
+`2026-000123` and ZIP+4 codes readable);
 and North American numbers written 3-3-4 (`555.123.4567`) or as ten bare digits, which
 `phonenumbers` only calls "possible" because 555 numbers are fictional but are exactly what people
 type in examples. A number right after an id label (`#`, `order`, `invoice`, `id`, ...) is an id, not

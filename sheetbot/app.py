@@ -10,6 +10,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from sheetbot import secrets
 from sheetbot.boards.factory import open_board
 from sheetbot.clock import Clock, SystemClock
 from sheetbot.config import Config
@@ -38,6 +39,7 @@ def open_context(
 ) -> Iterator[NightContext]:
     config = config or load_config(config_path)
     env = dict(os.environ) if env is None else env
+    secrets.learn_config(config, env)  # from here on every exit masks the values the YAML names
     state = State(config.state_path, busy_timeout_s=config.limits.state_wait_s)
     try:
         yield NightContext(

@@ -20,6 +20,7 @@ from typing import Any
 
 from sheetbot.errors import SheetbotError
 from sheetbot.masking import mask, mask_text
+from sheetbot.secrets import scrub, scrub_any
 from sheetbot.state import Attempt, State
 
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
@@ -100,8 +101,8 @@ def audit_rows(state: State, *, since: datetime) -> list[dict[str, Any]]:
                 "id": r["id"],
                 "at": r["at"],
                 "event": r["event"],
-                "task_id": mask_text(r["task_id"] or ""),
-                "detail": mask(detail),
+                "task_id": mask_text(scrub(r["task_id"] or "")),
+                "detail": mask(scrub_any(detail)),
             }
         )
     return out

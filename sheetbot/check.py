@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sheetbot import secrets
 from sheetbot.boards.base import Board
 from sheetbot.boards.factory import open_board
 from sheetbot.config import Config
@@ -42,6 +43,7 @@ def run_check(
     problems = list(found.problems)
     if found.config is None:
         return [str(p) for p in problems]
+    secrets.learn_config(found.config, env)
     problems += _board_problems(found, path, env)
     problems += _credential_problems(found, env, http_client)
     problems += _notify_problems(found, env)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from sheetbot.configfile import DEFAULT_CONFIG
 from sheetbot.errors import SheetbotError
 from sheetbot.night.context import NightContext, no_progress
 from sheetbot.night.context import Progress as ProgressFn
+from sheetbot.secrets import describe_error, scrub
 
 if TYPE_CHECKING:
     from sheetbot.state import State
@@ -377,16 +379,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "serve":
-        import os
+    import os
 
-        from sheetbot.logs import setup_logging
+    from sheetbot.logs import setup_logging
 
-        setup_logging(fmt=args.log_format, env=os.environ)
+    # Every command logs through the masking filter; a terminal command shows warnings, serve and JSON all.
+    quiet = args.command != "serve" and args.log_format == "text"
+    logger = logging.getLogger("sheetbot")
+    level = logger.level
+    handler = setup_logging(fmt=args.log_format, env=os.environ, level=logging.WARNING if quiet else logging.INFO)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        logger.info("%s finished with exit code %d", args.command, code, extra={"exit_code": code})
+        return code
     except SheetbotError as exc:
-        err.print(f"sheetbot: error: {_one_line(str(exc))}", markup=False)
+        message = _one_line(scrub(str(exc)))
+        if args.log_format == "json":  # a log collector sees the failure too, not only the terminal
+            logger.error("%s failed: %s", args.command, message, extra={"exit_code": 1})
+        err.print(f"sheetbot: error: {message}", markup=False)
         return 1
     except OSError as exc:  # a folder that cannot be written, a full disk: the user's to fix, not a bug
         where = f": {exc.filename}" if exc.filename else ""
@@ -402,10 +412,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         err.print(
-            f"sheetbot: unexpected error: {type(exc).__name__}: {_one_line(str(exc))} (run with --debug for details)",
+            f"sheetbot: unexpected error: {describe_error(exc)} (run with --debug for details)",
             markup=False,
         )
         return 2
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from sheetbot.config import ColumnsConfig, Config
 from sheetbot.errors import ConfigError, Problem
+from sheetbot.secrets import url_with_login
 
 DEFAULT_CONFIG = Path("config/sheetbot.yaml")
 
@@ -167,6 +168,7 @@ def inspect(path: str | Path) -> Inspection:
     problems = list(lines.duplicates) + _included_workflows(path, data, lines)
     # One problem per key: these say it better than pydantic's generic message for the same key.
     specific = _secrets_in_yaml(data, (), lines) + _env_names(data, (), lines) + _times(data, lines)
+    specific += _logins_in_urls(data, (), lines)
     claimed = {p.where for p in specific} | {p.where for p in problems if p.where.startswith("include[")}
     problems += specific
     problems += _cross_checks(data, lines)
@@ -279,6 +281,23 @@ def _secrets_in_yaml(data: Any, path: Path_, lines: _Lines) -> list[Problem]:
     elif isinstance(data, list):
         for index, item in enumerate(data):
             problems += _secrets_in_yaml(item, (*path, index), lines)
+    return problems
+
+
+def _logins_in_urls(data: Any, path: Path_, lines: _Lines) -> list[Problem]:
+    """`https://user:password@host` in any value (base_url, webhooks): a credential written in the YAML."""
+    if isinstance(data, str):
+        if url_with_login(data):
+            message = (
+                "a URL with `user:password@` puts a credential in the YAML: remove it and give the login "
+                "through the key's environment variable (e.g. api_key_env)"
+            )
+            return [lines.problem(path, message)]
+        return []
+    problems: list[Problem] = []
+    items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        problems += _logins_in_urls(value, (*path, key if isinstance(key, int) else str(key)), lines)
     return problems
 
 

@@ -13,6 +13,8 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from sheetbot.secrets import scrub_any
+
 
 class Health:
     """What `serve` has done, shared between its loop and the HTTP thread."""
@@ -35,7 +37,7 @@ class Health:
         with self._guard:
             failed = self.last_night is not None and not self.last_night["ok"]
             body = {"status": "failing" if failed else "ok", "last_night": self.last_night, **self.phases}
-        return (503 if failed else 200), body
+        return (503 if failed else 200), scrub_any(body)  # outcomes quote errors: a health check is an exit
 
 
 def start_health_server(health: Health, *, host: str = "127.0.0.1", port: int = 8080) -> ThreadingHTTPServer:

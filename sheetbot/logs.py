@@ -1,24 +1,20 @@
 """Logging for `serve` and the CLI: readable text by default, one JSON object a line with --log-format json.
 
-A filter on the handler masks secrets before any formatter sees them: the values of environment
-variables whose names end in _KEY, _TOKEN, _SECRET or PASSWORD, anything shaped like an `sk-...`
-API key, and e-mail addresses and phone numbers (the design: logs mask personal data).
+A filter on the handler masks secrets before any formatter sees them, with the one scrubber
+(sheetbot.secrets: every variable the YAML names, URL credentials, key shapes), then e-mail addresses
+and phone numbers (the design: logs mask personal data).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from sheetbot import secrets
 from sheetbot.masking import mask_text
-
-_SECRET_NAME = re.compile(r"(_KEY|_TOKEN|_SECRET|PASSWORD)$", re.IGNORECASE)
-_API_KEY = re.compile(r"\bsk-[A-Za-z0-9_\-]{6,}")
-
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -27,15 +23,12 @@ class Masker:
     """Replaces secrets and personal data in text."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
-        secrets = {v for k, v in env.items() if _SECRET_NAME.search(k) and len(v) >= 4}
-        self.secrets = sorted(secrets, key=len, reverse=True)
+        secrets.learn_env(env)  # the YAML's own names are learned when the config is read
 
     def __call__(self, text: str) -> str:
-        """Secrets first (the environment's and anything shaped like a key), then personal data with the
-        same rules as audit exports (sheetbot.masking), so logs and exports never disagree."""
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return mask_text(_API_KEY.sub("sk-***", text))
+        """Secrets first (every one the process knows by now), then personal data with the same rules as
+        audit exports (sheetbot.masking), so logs and exports never disagree."""
+        return mask_text(secrets.scrub(text))
 
 
 class MaskFilter(logging.Filter):

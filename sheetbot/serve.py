@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
+from sheetbot import secrets
 from sheetbot.clock import Clock
 from sheetbot.config import Config
 from sheetbot.health import Health
@@ -274,6 +275,7 @@ def serve_forever(config_path: str, *, wait: bool = False, env: Mapping[str, str
 
     config = load_config(config_path)
     env = dict(os.environ) if env is None else env
+    secrets.learn_config(config, env)  # from here on every exit masks the values the YAML names
     stop = install_stop_handlers(threading.Event())
     notifier, _ = build_fanout(config.notify, env)
     health = Health()

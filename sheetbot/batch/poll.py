@@ -46,9 +46,7 @@ class Polling:
             what=f"poll batch {batch_id}",
         )
 
-    async def _wait(
-        self, batches: list[dict[str, Any]], *, providers: Iterable[str] = (), once: bool = False
-    ) -> None:
+    async def _wait(self, batches: list[dict[str, Any]], *, providers: Iterable[str] = (), once: bool = False) -> None:
         """Poll until every batch ended; at the window end, cancel what still runs (its results so far are kept).
         ``once``: one poll and one pause only (a send waits to be looked up again; ``providers`` are its)."""
         waiting = {b["batch_id"]: b for b in batches}

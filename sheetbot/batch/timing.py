@@ -50,9 +50,7 @@ class Bounds:
                 f"and raise providers.{label}.timeout_s if it keeps happening"
             ) from None
 
-    async def each(
-        self, items: AsyncIterator[T], *, limit_s: float, label: str, what: str
-    ) -> AsyncIterator[T]:
+    async def each(self, items: AsyncIterator[T], *, limit_s: float, label: str, what: str) -> AsyncIterator[T]:
         """The items of a stream, each within its time (a stream that stalls ends in RetryableProviderError)."""
         iterator = aiter(items)
         end = object()

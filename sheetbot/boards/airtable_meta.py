@@ -13,6 +13,7 @@ import requests
 from pyairtable import Api
 from pyairtable.api.table import Table
 
+from sheetbot import secrets
 from sheetbot.boards.airtable_http import Clock, _error_of, _Transport
 from sheetbot.errors import BoardError, BoardNotFound
 
@@ -44,7 +45,10 @@ class AirtableConnection:
     # -- connection, base, table ----------------------------------------------------------
     def _client(self) -> Api:
         if self._api is None:
-            token = (self.env.get(self.token_env) or "").strip()
+            token = self.env.get(self.token_env) or ""
+            bad = secrets.bad_secret(self.token_env, token) if token.strip() else None
+            if bad:
+                raise BoardError(bad)
             if not token:
                 raise BoardError(
                     f"{self.token_env} is not set: put an Airtable personal access token in it "

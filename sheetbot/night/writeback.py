@@ -11,6 +11,7 @@ from sheetbot.boards.base import CellValue, RowUpdate
 from sheetbot.boards.values import cut_marker, fit_cell
 from sheetbot.errors import BoardError
 from sheetbot.night.context import NightContext
+from sheetbot.secrets import scrub
 from sheetbot.state import BoardProjection
 from sheetbot.status import Status
 from sheetbot.structured import cells, readable
@@ -33,7 +34,7 @@ def projection_cells(ctx: NightContext, p: BoardProjection) -> dict[str, CellVal
     cells: dict[str, CellValue] = {
         col["status"]: str(p.status),
         col["night"]: p.night or "",
-        col["error"]: p.error,
+        col["error"]: scrub(p.error) if p.error else p.error,
         # 0 is a cost (a local model's): blank only for a row that has no answer and cost nothing.
         col["cost"]: round(p.cost_usd, 6) if p.cost_usd or p.status in WITH_OUTPUT else None,
     }
@@ -152,7 +153,7 @@ def _say_refused(ctx: NightContext, projections: Sequence[BoardProjection], refu
                 f"`sheetbot show {p.task_id}` prints it"
             )
             values: dict[str, CellValue] = {col["status"]: str(p.status), col["night"]: p.night or ""}
-            values[col["error"]] = error
+            values[col["error"]] = scrub(error)
             fitted = fit_cells(values, ctx.board.max_cell_units, task_id=p.task_id, error_column=col["error"])
             updates.append(RowUpdate(p.task_id, fitted))
     if updates:

@@ -8,8 +8,10 @@ names where it goes (e.g. ``on_call``); channels without a route take everything
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
+
+from sheetbot.secrets import scrub, scrub_any
 
 Severity = Literal["info", "warning", "critical"]
 
@@ -27,6 +29,17 @@ class Message:
     #: Sections for rich channels: (heading, lines).
     sections: Sequence[tuple[str, Sequence[str]]] = ()
     route: str | None = None
+
+
+def scrubbed(message: Message) -> Message:
+    """The message with every known secret masked: a notification leaves the process like a log line."""
+    return replace(
+        message,
+        title=scrub(message.title),
+        text=scrub(message.text),
+        facts=scrub_any(dict(message.facts)),
+        sections=[(scrub(h), [scrub(line) for line in lines]) for h, lines in message.sections],
+    )
 
 
 class Notifier(Protocol):
@@ -62,6 +75,7 @@ class Fanout:
         self.channels = list(channels)
 
     def send(self, message: Message) -> bool:
+        message = scrubbed(message)
         delivered = True
         for notifier, routes in self.channels:
             if routes is None or message.route is None or message.route in routes:

@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
+from sheetbot import secrets
 from sheetbot.config import NotifyConfig
 from sheetbot.notify.base import Fanout, Notifier
 from sheetbot.notify.email import EmailNotifier
@@ -27,8 +28,15 @@ def build_fanout(
 
     def secret(key: str, name: str | None) -> str | None:
         value = env.get(name or "") if name else None
+        value = value if value and value.strip() else None  # blank is "not set"
         if name and not value:
             problems.append(f"notify.{key}: the environment variable {name} is not set: export it, or remove the key")
+        if name and value:
+            secrets.learn([value])
+            bad = secrets.bad_secret(name, value)
+            if bad:  # a pasted line break would be sent, and echoed back in error texts
+                problems.append(f"notify.{key}: {bad}")
+                return None
         return value or None
 
     if cfg.slack_webhook_env:

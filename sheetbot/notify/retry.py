@@ -8,6 +8,8 @@ from collections.abc import Callable
 
 from tenacity import RetryError, Retrying, stop_after_attempt, wait_exponential
 
+from sheetbot.secrets import describe_error
+
 log = logging.getLogger("sheetbot.notify")
 
 
@@ -25,7 +27,8 @@ def deliver(
         retrying(attempt)
     except RetryError as exc:
         cause = exc.last_attempt.exception()
-        log.error("notification %s to %s failed after %d tries: %s", kind, channel, tries, cause)
+        why = describe_error(cause) if cause is not None else "no reason given"  # never the URL as it is
+        log.error("notification %s to %s failed after %d tries: %s", kind, channel, tries, why)
         return False
     log.info("notification %s sent to %s", kind, channel)
     return True

@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from sheetbot import secrets
 from sheetbot.errors import (
     AccountProviderError,
     PermanentProviderError,
@@ -86,10 +87,11 @@ class ErrorContext:
         return "check the API key"
 
     def scrub(self, text: str) -> str:
-        """Remove the API key from server text: some servers echo the key they refused."""
-        if len(self.secret) >= 4:
-            text = text.replace(self.secret, "***")
-        return text
+        """Remove the API key (in any escaped or cut form) and every other known secret from server text:
+        some servers echo the key they refused."""
+        if self.secret:
+            secrets.learn([self.secret])
+        return secrets.scrub(text)
 
 
 def shorten(text: str, limit: int = 200) -> str:
@@ -173,7 +175,7 @@ def status_error(
     status: int, body: object, headers: Mapping[str, str] | None, ctx: ErrorContext, fallback: str = ""
 ) -> ProviderError:
     """Map an HTTP error status to a retryable or permanent error with a message that says the fix."""
-    said = ctx.scrub(shorten(server_message(body, fallback)))
+    said = ctx.scrub(shorten(ctx.scrub(server_message(body, fallback))))  # whole and cut forms of a secret
     quoted = f' — {ctx.label} said: "{said}"' if said else ""
     raw = ctx.scrub(str(body)).lower() + " " + said.lower()
     name, model = ctx.label, ctx.model
@@ -239,7 +241,8 @@ def timeout_error(ctx: ErrorContext, timeout_s: float) -> RetryableProviderError
 
 
 def connection_error(ctx: ErrorContext, cause: BaseException | None) -> RetryableProviderError:
-    detail = f" ({type(cause).__name__}: {ctx.scrub(shorten(str(cause)))})" if cause is not None else ""
+    # An HTTP library names the whole URL it called: the host is said by `where`, the rest may be a credential.
+    detail = f" ({ctx.scrub(shorten(secrets.describe_error(cause)))})" if cause is not None else ""
     return RetryableProviderError(
         f"{ctx.label} could not be reached at {ctx.where}{detail}: retry later, "
         "and check the network or base_url if this persists"

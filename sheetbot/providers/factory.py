@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from sheetbot import secrets
 from sheetbot.config import ProviderConfig
 from sheetbot.errors import ConfigError, PermanentProviderError, Problem
 from sheetbot.providers.base import Provider
@@ -44,8 +45,12 @@ def api_key_for(name: str, config: ProviderConfig, *, env: Mapping[str, str]) ->
     any other provider without one is refused here, before a row is touched."""
     kind = config.kind or name
     var = config.api_key_env or DEFAULT_KEY_ENV.get(kind, "")
-    api_key = (env.get(var) or "").strip()
-    if api_key:
+    api_key = env.get(var) or ""
+    if api_key.strip():  # blank is "not set"; a key with a stray line break is refused below
+        secrets.learn([api_key])
+        bad = secrets.bad_secret(var, api_key)
+        if bad:  # a pasted line break reaches the server, and comes back in its error text
+            raise PermanentProviderError(f"provider {name}: {bad}")
         return var, api_key
     if kind == "openai" and is_local_url(config.base_url):
         return var, LOCAL_PLACEHOLDER_KEY

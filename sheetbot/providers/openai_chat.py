@@ -182,7 +182,7 @@ def _schema_refused(status: int, body: object, ctx: ErrorContext, fallback: str)
     A server that does not know ``response_format`` json_schema at all is a refusal of the request's
     shape instead (status_error), and falls back to what the server supports.
     """
-    said = ctx.scrub(shorten(server_message(body, fallback)))
+    said = ctx.scrub(shorten(ctx.scrub(server_message(body, fallback))))  # whole and cut forms of a secret
     raw = (ctx.scrub(str(body)) + " " + said).lower()
     if status not in (400, 422) or "invalid schema" not in raw:
         return None

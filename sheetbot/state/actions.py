@@ -12,6 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sheetbot.secrets import scrub
+
 
 class ActionsMixin:
     """The actions queue (pending, sending, delivered) and the meta key/value facts."""
@@ -54,7 +56,7 @@ class ActionsMixin:
             self._db.execute(
                 "UPDATE actions SET state = ?, tries = tries + ?, last_error = COALESCE(?, last_error), "
                 "updated_at = ? WHERE task_id = ? AND attempt = ?",
-                (new, tries, error, now.isoformat(), task_id, attempt),
+                (new, tries, None if error is None else scrub(error), now.isoformat(), task_id, attempt),
             )
 
     def meta_value(self, key: str) -> str | None:

@@ -11,6 +11,8 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
+from sheetbot.secrets import scrub
+
 
 class GovernanceMixin:
     """alerts_sent, paused and queue_samples."""
@@ -36,7 +38,7 @@ class GovernanceMixin:
         with self.transaction():
             cursor = self._db.execute(
                 "INSERT INTO paused(workflow, since, reason) VALUES (?, ?, ?) ON CONFLICT(workflow) DO NOTHING",
-                (workflow, now.isoformat(), reason),
+                (workflow, now.isoformat(), scrub(reason)),
             )
         return cursor.rowcount > 0
 

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from sheetbot.secrets import scrub
 from sheetbot.state.records import Task
 
 
@@ -46,7 +47,7 @@ class HistoryMixin:
         self._db.execute(
             "INSERT INTO night_tasks(night, task_id, workflow, attempt, outcome, reason) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(night, task_id, attempt) DO UPDATE SET outcome = excluded.outcome, reason = excluded.reason",
-            (night, task_id, workflow, attempt, outcome, reason),
+            (night, task_id, workflow, attempt, outcome, scrub(reason)),
         )
 
     def night_event(self, night: str, **values: Any) -> None:

@@ -26,12 +26,13 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sheetbot.errors import StateUnavailableError
+from sheetbot.secrets import scrub
 from sheetbot.state.records import Attempt, Task
 from sheetbot.status import Status
 
@@ -67,6 +68,7 @@ def call_entry(attempt: Attempt, audit_detail: Mapping[str, Any], *, now: dateti
 
 
 def settled_entry(change: TaskSettled, *, now: datetime) -> dict[str, Any]:
+    change = replace(change, error=scrub(change.error), reason=scrub(change.reason))  # the journal is state too
     return {"id": uuid.uuid4().hex, "kind": "settled", "at": now.isoformat(), "change": asdict(change)}
 
 

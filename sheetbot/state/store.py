@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sheetbot.errors import StateError, TransitionError
+from sheetbot.secrets import scrub
 from sheetbot.state.actions import ActionsMixin
 from sheetbot.state.attempts import AttemptsMixin
 from sheetbot.state.batches import BatchesMixin
@@ -192,7 +193,7 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
             raise ValueError(f"unknown task fields {sorted(unknown)}")
         values: dict[str, Any] = {"status": str(new), "updated_at": now.isoformat(), "failure": failure}
         if error is not None:
-            values["error"] = error
+            values["error"] = scrub(error)  # the state is an exit too: backups, `show`, the summary
         if board:
             values["dirty"] = 1
         for key, value in fields.items():

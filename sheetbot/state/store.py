@@ -91,7 +91,15 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
         row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             self._db.execute("INSERT INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row["value"]) > SCHEMA_VERSION:
+            return
+        try:
+            version = int(row["value"])
+        except (TypeError, ValueError):  # a hand edit or another program's file: say so instead of a traceback
+            raise StateError(
+                f"the state file {self.path} has schema version {row['value']!r}, which is not a number: "
+                "put back a backup of the state file, or move it away to start a new one"
+            ) from None
+        if version > SCHEMA_VERSION:
             raise StateError(
                 f"the state file {self.path} was written by a newer sheetbot (schema {row['value']}); upgrade sheetbot"
             )

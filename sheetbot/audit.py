@@ -9,7 +9,6 @@ into the log a second time.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import re
@@ -18,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sheetbot.csvsafe import SafeWriter
 from sheetbot.errors import SheetbotError
 from sheetbot.masking import mask, mask_text
 from sheetbot.state import Attempt, State
@@ -118,7 +118,7 @@ def export(rows: list[dict[str, Any]], out: Path) -> None:
             for row in rows:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             return
-        writer = csv.writer(handle)
+        writer = SafeWriter(handle)  # ids and texts were typed by people: no cell may run as a formula
         writer.writerow(["id", "at", "event", "task_id", "detail"])
         for row in rows:
             writer.writerow(

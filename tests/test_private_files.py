@@ -7,11 +7,15 @@ file never lets a second sheetbot work the board.
 
 from __future__ import annotations
 
+import csv
 import sqlite3
 from pathlib import Path
 
 import pytest
+from harness import Shop
 
+from sheetbot.cli import main
+from sheetbot.csvsafe import safe_cell
 from sheetbot.errors import StateError
 from sheetbot.state import State
 
@@ -28,3 +32,48 @@ def test_a_schema_version_that_is_not_a_number_is_one_line_naming_the_file(tmp_p
     message = str(caught.value)
     assert "\n" not in message and str(path) in message and "'seven'" in message
     assert "backup" in message
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def test_the_csv_export_hands_no_spreadsheet_a_formula(tmp_path: Path) -> None:
+    shop = Shop(tmp_path)
+    shop.add(id="+1", type="listing", input="Mug", brand="Acme")  # ids a person typed that read as formulas
+    shop.add(id="@SUM(A1)", type="listing", input="Tent", brand="Kestrel")
+    shop.add(id="-2+3", type="listing", input="Lamp", brand="Acme")
+    shop.harvest()  # the day's harvest gives the rows ids of sheetbot's, and says why in their error cell
+    ids = [r["id"] for r in shop.rows()]
+    assert not any(str(i).startswith(FORMULA_STARTS) for i in ids), ids  # each got an id of sheetbot's
+    notes = [r["error"] for r in shop.rows()]
+    assert all("looked like a spreadsheet formula" in n for n in notes), notes
+    assert "+1" in notes[0] and "@SUM(A1)" in notes[1]
+    shop.lock()
+    assert [r["id"] for r in shop.rows()] == ids and [r["status"] for r in shop.rows()] == ["locked"] * 3
+    with shop.state() as state:
+        state.audit(
+            "action",
+            now=shop.clock.now(),
+            task_id='=HYPERLINK("http://evil.test","click")',
+            detail={"note": "=1+1"},
+        )
+        state.audit("action", now=shop.clock.now(), task_id="\t=cmd|' /C calc'!A0", detail={})
+        state.audit("action", now=shop.clock.now(), task_id="\r+1", detail={})
+    out = tmp_path / "audit.csv"
+    assert main(["audit", "--config", str(shop.config_path), "--since", "3650d", "--out", str(out)]) == 0
+    cells = [cell for row in csv.reader(out.open(encoding="utf-8", newline="")) for cell in row]
+    assert not [c for c in cells if c.startswith(FORMULA_STARTS)]
+    assert "'=HYPERLINK(\"http://evil.test\",\"click\")" in cells  # kept readable, behind a quote
+    assert "'\t=cmd|' /C calc'!A0" in cells and "'\r+1" in cells
+
+
+def test_safe_cell_leaves_plain_values_alone() -> None:
+    assert [safe_cell(v) for v in (1, 2.5, "t3abc", "", "a=b", "'=x")] == [1, 2.5, "t3abc", "", "a=b", "'=x"]
+    assert [safe_cell(v) for v in ("=1", "+1", "-1", "@a", "\tx", "\rx")] == [
+        "'=1",
+        "'+1",
+        "'-1",
+        "'@a",
+        "'\tx",
+        "'\rx",
+    ]

@@ -20,6 +20,7 @@ from typing import Any
 from sheetbot.csvsafe import SafeWriter
 from sheetbot.errors import SheetbotError
 from sheetbot.masking import mask, mask_text
+from sheetbot.private import open_private
 from sheetbot.state import Attempt, State
 
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
@@ -113,7 +114,7 @@ def export(rows: list[dict[str, Any]], out: Path) -> None:
     if suffix not in (".csv", ".jsonl"):
         raise SheetbotError(f"--out {out} must end in .csv or .jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8", newline="") as handle:
+    with open_private(out, "w", encoding="utf-8", newline="") as handle:  # customer data: owner only
         if suffix == ".jsonl":
             for row in rows:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -54,7 +54,7 @@ def board_lock(
     """Hold the board's lock; without ``wait``, raise LockedError naming the holder if it is taken."""
     path = lock_path(Path(state_path))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         while True:
             try:

@@ -8,7 +8,9 @@ file never lets a second sheetbot work the board.
 from __future__ import annotations
 
 import csv
+import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,9 @@ from harness import Shop
 from sheetbot.cli import main
 from sheetbot.csvsafe import safe_cell
 from sheetbot.errors import StateError
+from sheetbot.procs import lock_path
 from sheetbot.state import State
+from sheetbot.trial import start_trial, trial_state_path
 
 
 def test_a_schema_version_that_is_not_a_number_is_one_line_naming_the_file(tmp_path: Path) -> None:
@@ -77,3 +81,43 @@ def test_safe_cell_leaves_plain_values_alone() -> None:
         "'\tx",
         "'\rx",
     ]
+
+
+@pytest.fixture
+def umask_022() -> Iterator[None]:
+    """The usual umask: files are 0644 unless sheetbot asks for less."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_every_file_with_customer_data_is_private(tmp_path: Path, umask_022: None) -> None:
+    shop = Shop(tmp_path / "shop")
+    shop.book.unlink()  # `sheetbot init` makes the workbook: through the board's own save
+    assert main(["init", "--config", str(shop.config_path)]) == 0
+    assert mode(shop.book) == 0o600
+    shop.add(type="listing", input="Mug", brand="Acme")
+    assert main(["lock", "--config", str(shop.config_path)]) == 0
+    state = shop.config.state_path
+    with shop.state() as open_state:  # an open connection keeps the WAL and SHM files there
+        open_state.audit("action", now=shop.clock.now(), task_id="t1", detail={})
+        files = [state, Path(f"{state}-wal"), Path(f"{state}-shm"), lock_path(state)]
+        assert {f.name: mode(f) for f in files} == {f.name: 0o600 for f in files}
+    for name in ("audit.csv", "audit.jsonl"):
+        out = tmp_path / "exports" / name
+        assert main(["audit", "--config", str(shop.config_path), "--since", "3650d", "--out", str(out)]) == 0
+        assert mode(out) == 0o600, name
+    with shop.context() as ctx:
+        start_trial(ctx, "listing", sample=1)
+    trial = trial_state_path(shop.config, "listing")
+    assert trial.exists() and mode(trial) == 0o600
+    demo = tmp_path / "demo"
+    assert main(["demo", "--dir", str(demo)]) == 0
+    made = [p for p in demo.rglob("*") if p.is_file() and p.suffix in (".xlsx", ".db", ".csv", ".jsonl")]
+    assert made and {p.name: mode(p) for p in made} == {p.name: 0o600 for p in made}

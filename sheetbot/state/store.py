@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sheetbot.errors import StateError, TransitionError
+from sheetbot.private import create_private
 from sheetbot.state.actions import ActionsMixin
 from sheetbot.state.attempts import AttemptsMixin
 from sheetbot.state.batches import BatchesMixin
@@ -43,6 +44,7 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
         self.busy_timeout_s = busy_timeout_s
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            create_private(self.path)  # before SQLite makes it 0644; its -wal and -shm take this file's mode
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, timeout=busy_timeout_s, factory=GuardedConnection
             )

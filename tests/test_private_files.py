@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,7 +69,7 @@ def test_the_csv_export_hands_no_spreadsheet_a_formula(tmp_path: Path) -> None:
     assert main(["audit", "--config", str(shop.config_path), "--since", "3650d", "--out", str(out)]) == 0
     cells = [cell for row in csv.reader(out.open(encoding="utf-8", newline="")) for cell in row]
     assert not [c for c in cells if c.startswith(FORMULA_STARTS)]
-    assert "'=HYPERLINK(\"http://evil.test\",\"click\")" in cells  # kept readable, behind a quote
+    assert '\'=HYPERLINK("http://evil.test","click")' in cells  # kept readable, behind a quote
     assert "'\t=cmd|' /C calc'!A0" in cells and "'\r+1" in cells
 
 
@@ -121,3 +123,43 @@ def test_every_file_with_customer_data_is_private(tmp_path: Path, umask_022: Non
     assert main(["demo", "--dir", str(demo)]) == 0
     made = [p for p in demo.rglob("*") if p.is_file() and p.suffix in (".xlsx", ".db", ".csv", ".jsonl")]
     assert made and {p.name: mode(p) for p in made} == {p.name: 0o600 for p in made}
+
+
+HOLD_THE_LOCK = """
+import sys, time
+from pathlib import Path
+from sheetbot.procs import board_lock
+with board_lock(Path(sys.argv[1]), "serve"):
+    print("ready", flush=True)
+    time.sleep(60)
+"""
+
+TRY_THE_LOCK = """
+import sys
+from pathlib import Path
+from sheetbot.errors import LockedError
+from sheetbot.procs import board_lock
+try:
+    with board_lock(Path(sys.argv[1]), "run"):
+        print("GOT THE LOCK")
+except LockedError as exc:
+    print(exc)
+"""
+
+
+def test_deleting_the_lock_file_lets_no_second_sheetbot_in(tmp_path: Path) -> None:
+    state = tmp_path / "sheetbot.db"
+    first = subprocess.Popen([sys.executable, "-c", HOLD_THE_LOCK, str(state)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout is not None and first.stdout.readline().strip() == "ready"
+        lock_path(state).unlink()  # "a stale lock": what a hurried admin does
+        second = subprocess.run(
+            [sys.executable, "-c", TRY_THE_LOCK, str(state)], capture_output=True, text=True, timeout=60
+        )
+        assert "GOT THE LOCK" not in second.stdout, second.stdout + second.stderr
+        assert f"another sheetbot (serve, pid {first.pid}, since" in second.stdout and "--wait" in second.stdout
+    finally:
+        first.kill()
+        first.wait()
+    again = subprocess.run([sys.executable, "-c", TRY_THE_LOCK, str(state)], capture_output=True, text=True, timeout=60)
+    assert again.stdout.strip() == "GOT THE LOCK", again.stdout + again.stderr  # a dead holder's record is ignored

@@ -44,7 +44,8 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
         self.busy_timeout_s = busy_timeout_s
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            create_private(self.path)  # before SQLite makes it 0644; its -wal and -shm take this file's mode
+            with suppress(OSError):  # cannot be made here: SQLite's own open says why, as a StateError
+                create_private(self.path)  # before SQLite makes it 0644; its -wal and -shm take this file's mode
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, timeout=busy_timeout_s, factory=GuardedConnection
             )

@@ -9,7 +9,6 @@ into the log a second time.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import re
@@ -18,8 +17,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from sheetbot.csvsafe import SafeWriter
 from sheetbot.errors import SheetbotError
 from sheetbot.masking import mask, mask_text
+from sheetbot.private import open_private
 from sheetbot.secrets import scrub, scrub_any
 from sheetbot.state import Attempt, State
 
@@ -114,12 +115,12 @@ def export(rows: list[dict[str, Any]], out: Path) -> None:
     if suffix not in (".csv", ".jsonl"):
         raise SheetbotError(f"--out {out} must end in .csv or .jsonl")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8", newline="") as handle:
+    with open_private(out, "w", encoding="utf-8", newline="") as handle:  # customer data: owner only
         if suffix == ".jsonl":
             for row in rows:
                 handle.write(json.dumps(row, ensure_ascii=False) + "\n")
             return
-        writer = csv.writer(handle)
+        writer = SafeWriter(handle)  # ids and texts were typed by people: no cell may run as a formula
         writer.writerow(["id", "at", "event", "task_id", "detail"])
         for row in rows:
             writer.writerow(

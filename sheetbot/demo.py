@@ -18,6 +18,7 @@ from sheetbot.metrics import night_metrics
 from sheetbot.night.harvest import harvest
 from sheetbot.night.lock import lock
 from sheetbot.night.run import run
+from sheetbot.private import open_private
 from sheetbot.summary import describe_lock, describe_run, morning_summary
 
 PRICES = {
@@ -145,4 +146,5 @@ def write_sample_workbook(path: Path, sheet: str, rows: list[dict[str, str]], co
         for cell in line:
             if isinstance(cell.value, str):
                 cell.data_type = "s"  # a sample input that starts with "=" stays text
-    book.save(path)
+    with open_private(path, "wb") as handle:  # the board: owner only, like every workbook sheetbot makes
+        book.save(handle)

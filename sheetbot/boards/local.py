@@ -36,6 +36,7 @@ from sheetbot.boards.values import EXCEL_CELL_UNITS, as_text, clean_text, looks_
 from sheetbot.boards.xlsx_parts import describe as describe_losses
 from sheetbot.boards.xlsx_parts import losses
 from sheetbot.errors import BoardError, BoardNotFound, BoardWriteError, WorkbookNotKept
+from sheetbot.private import open_private
 
 if TYPE_CHECKING:
     from sheetbot.dashboard import ChartSpec
@@ -240,7 +241,7 @@ class LocalBoard:
         temp, replaced = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp"), False
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            with open(temp, "xb") as handle:  # "x": a new file, with the user's umask
+            with open_private(temp, "xb") as handle:  # a new file, owner only: the queue holds customer data
                 workbook.save(handle)
                 handle.flush()
                 os.fsync(handle.fileno())

@@ -5,7 +5,9 @@ its `id` cell. A copy carries its original's id; the original keeps it (the row
 that matches what was locked best, else the first), and the copy becomes a new
 task with sheetbot's cells cleared. A row with an id the state does not know, in
 a status only sheetbot writes, is set apart: the state file was emptied or
-replaced, and a person has to decide (sheetbot/night/repair.py).
+replaced, and a person has to decide (sheetbot/night/repair.py). An id a person typed that a
+spreadsheet would read as a formula (``=HYPERLINK(...)``, ``+1``) is replaced by a new one with a note in
+the error cell: ids travel into CSV exports and other people's spreadsheets (sheetbot.csvsafe).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from sheetbot.boards.base import BoardRow, CellValue, Claim, RowUpdate, Sheet
+from sheetbot.csvsafe import looks_like_formula
 from sheetbot.state import Task
 from sheetbot.status import Status, parse_status
 
@@ -43,6 +46,8 @@ class Identified:
     #: Rows of tasks the state knows but is behind on (an older copy of the state file put back): the board
     #: shows an answer the state never stored (sheetbot/night/repair.py). Not in ``rows``; refused or adopted.
     behind: dict[str, BoardRow] = field(default_factory=dict)
+    #: New task id → the note for its error cell (a typed id that looked like a formula was replaced).
+    notes: dict[str, str] = field(default_factory=dict)
     #: Rows whose sheetbot cells disagreed with the state and are rewritten by this phase's write.
     repaired: int = 0
 
@@ -85,7 +90,21 @@ def identify(
         keepers[task_id] = _keeper(rows, snapshot, col, owned)
     for row in sheet.rows:
         task_id = row.get(col["id"]).strip()
-        if not task_id:
+        typed = row.get(col["id"])
+        if task_id not in tasks and looks_like_formula(typed.lstrip(" ") or task_id):
+            fresh = new_id(taken)
+            note = f"the id {typed!r} looked like a spreadsheet formula: sheetbot gave the row the id {fresh}"
+            out.claims.append(
+                RowUpdate(
+                    task_id=fresh,
+                    values={col["id"]: fresh, col["error"]: note},
+                    claim=Claim(ref=row.ref, old_id=task_id, fingerprint=dict(row.values)),
+                )
+            )
+            out.rows[fresh] = _cleared_view(row, {}, col["id"], fresh)
+            out.new.append(fresh)
+            out.notes[fresh] = note
+        elif not task_id:
             if _is_blank(row, col):
                 continue
             fresh = new_id(taken)

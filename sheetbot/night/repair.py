@@ -113,6 +113,8 @@ def take_stock(ctx: NightContext, sheet: Sheet, *, refuse: bool = True) -> tuple
             ident.behind = behind
         for task_id in ident.new:
             tasks[task_id] = state.add_task(task_id, now=now)
+            if task_id in ident.notes:  # the claim writes the note; the state keeps it until the row is locked
+                state.move(task_id, Status.QUEUED, now=now, error=ident.notes[task_id], board=False)
         ident.repaired = mark_stale(ctx, ident.rows, tasks)
     return ident, tasks
 

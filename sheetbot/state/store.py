@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sheetbot.errors import StateError, TransitionError
+from sheetbot.private import create_private
 from sheetbot.secrets import scrub
 from sheetbot.state.actions import ActionsMixin
 from sheetbot.state.attempts import AttemptsMixin
@@ -44,6 +45,8 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
         self.busy_timeout_s = busy_timeout_s
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            with suppress(OSError):  # cannot be made here: SQLite's own open says why, as a StateError
+                create_private(self.path)  # before SQLite makes it 0644; its -wal and -shm take this file's mode
             self._db = sqlite3.connect(
                 self.path, isolation_level=None, timeout=busy_timeout_s, factory=GuardedConnection
             )
@@ -92,7 +95,15 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
         row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
             self._db.execute("INSERT INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row["value"]) > SCHEMA_VERSION:
+            return
+        try:
+            version = int(row["value"])
+        except (TypeError, ValueError):  # a hand edit or another program's file: say so instead of a traceback
+            raise StateError(
+                f"the state file {self.path} has schema version {row['value']!r}, which is not a number: "
+                "put back a backup of the state file, or move it away to start a new one"
+            ) from None
+        if version > SCHEMA_VERSION:
             raise StateError(
                 f"the state file {self.path} was written by a newer sheetbot (schema {row['value']}); upgrade sheetbot"
             )

@@ -133,7 +133,10 @@ def _write_record(state_path: Path, record: dict[str, Any]) -> bool:
         finally:
             db.close()
     except (sqlite3.Error, OSError) as exc:
-        _log.warning(
+        # A state locked by another program fails the phase itself a moment later, in one line: no second one.
+        busy = isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+        _log.log(
+            logging.INFO if busy else logging.WARNING,
             "could not record this sheetbot as the board's holder in %s (%s): only the lock file %s guards it",
             state_path,
             exc,

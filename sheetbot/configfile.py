@@ -102,6 +102,8 @@ MAX_DEPTH = 50
 MAX_ALIASES = 100
 #: Nodes once every alias is expanded: aliases share one node in memory, but validating walks each copy.
 MAX_NODES = 100_000
+#: Files one `include:` glob may bring in.
+MAX_INCLUDES = 100
 
 
 class _Refused(Exception):
@@ -141,34 +143,53 @@ class _BoundedLoader(yaml.SafeLoader):
 
 
 def _expanded_size(root: yaml.Node) -> None:
-    """Count the nodes the document has once aliases are expanded, without expanding them; refuse cycles."""
-    sizes: dict[int, int] = {}
+    """Count the nodes and the nesting the document has once aliases are expanded, without expanding them.
+
+    Aliases share one node, so this is a walk of a graph: each node is measured once (its size and height
+    remembered) and judged again at every depth it is reached. A cycle (an anchor inside itself) is refused.
+    """
+    measured: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, height)
     open_: set[int] = set()
 
-    def size(node: yaml.Node) -> int:
+    def too_deep(node: yaml.Node) -> _Refused:
+        return _Refused(
+            f"nested more than {MAX_DEPTH} levels deep once its aliases are expanded: flatten it",
+            node.start_mark.line + 1,
+        )
+
+    def measure(node: yaml.Node, depth: int) -> tuple[int, int]:
         key = id(node)
-        if key in sizes:
-            return sizes[key]
+        if key in measured:
+            if depth + measured[key][1] - 1 > MAX_DEPTH:
+                raise too_deep(node)
+            return measured[key]
         if key in open_:
             raise _Refused(
                 "an anchor refers to itself (&name … *name inside it): remove the alias", node.start_mark.line + 1
             )
-        open_.add(key)
-        total = 1
+        if depth > MAX_DEPTH:
+            raise too_deep(node)
+        children: list[yaml.Node] = []
         if isinstance(node, yaml.MappingNode):
-            total += sum(size(k) + size(v) for k, v in node.value)
+            children = [part for pair in node.value for part in pair]
         elif isinstance(node, yaml.SequenceNode):
-            total += sum(size(item) for item in node.value)
+            children = list(node.value)
+        open_.add(key)
+        total, height = 1, 1
+        for child in children:
+            size, child_height = measure(child, depth + 1)
+            total += size
+            height = max(height, child_height + 1)
+            if total > MAX_NODES:
+                raise _Refused(
+                    f"its anchors and aliases expand to more than {MAX_NODES} values: write the values out instead",
+                    node.start_mark.line + 1,
+                )
         open_.discard(key)
-        sizes[key] = min(total, MAX_NODES + 1)
-        if total > MAX_NODES:
-            raise _Refused(
-                f"its anchors and aliases expand to more than {MAX_NODES} values: write the values out instead",
-                node.start_mark.line + 1,
-            )
-        return sizes[key]
+        measured[key] = (total, height)
+        return measured[key]
 
-    size(root)
+    measure(root, 1)
 
 
 def _read_text(path: Path) -> str:
@@ -315,6 +336,15 @@ def _included_workflows(path: Path, data: dict[str, Any], lines: _Lines) -> list
             problems.append(lines.problem(where, "must be a file name or a glob, e.g. workflows/*.yaml"))
             continue
         matches = sorted(glob.glob(str(path.parent / pattern)))
+        if len(matches) > MAX_INCLUDES:
+            problems.append(
+                lines.problem(
+                    where,
+                    f"{pattern!r} matches {len(matches)} files, more than {MAX_INCLUDES}: "
+                    "narrow the pattern to the workflow files",
+                )
+            )
+            continue
         if not matches:
             problems.append(
                 lines.problem(

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from test_config import BASE, write
 
-from sheetbot.configfile import MAX_ALIASES, MAX_BYTES, MAX_DEPTH, inspect_config
+from sheetbot.configfile import MAX_ALIASES, MAX_BYTES, MAX_DEPTH, MAX_INCLUDES, inspect_config
 from sheetbot.errors import ConfigError, Problem
 
 
@@ -181,3 +181,20 @@ def test_plain_times_still_work(tmp_path: Path, value: str) -> None:
     config, found = inspect_config(write(tmp_path, with_key("schedule.cutoff", value)))
     assert not found and config is not None
     assert config.schedule.cutoff.tzinfo is None
+
+
+def test_aliases_cannot_nest_deeper_than_the_cap_once_expanded(tmp_path: Path) -> None:
+    """Each anchor is shallow, but each holds the one before: expanded, the nesting is far past the cap."""
+    depth = MAX_DEPTH - 5
+    text = "c0: &c0 x\n" + "".join(
+        f"c{i}: &c{i} " + "[" * depth + f"*c{i - 1}" + "]" * depth + "\n" for i in range(1, 60)
+    )
+    (p,) = problems(write(tmp_path, BASE + text))
+    assert "nested" in p.message
+
+
+def test_a_glob_matching_too_many_files_is_one_problem(tmp_path: Path) -> None:
+    for i in range(MAX_INCLUDES + 1):
+        write(tmp_path, f"workflows: {{w{i}: {{}}}}\n", f"more/w{i}.yaml")
+    found = problems(write(tmp_path, BASE + "include: [more/*.yaml]\n"))
+    assert len(found) == 1 and "files" in found[0].message and found[0].where == "include[0]"

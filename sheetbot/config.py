@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Literal
@@ -22,11 +23,40 @@ BoardKind = Literal["local", "google_sheets", "airtable"]
 ProviderKind = Literal["anthropic", "openai"]
 Mode = Literal["live", "batch", "preview"]
 
+#: Upper bounds for every duration and count (issue 11): far above any real setting, far below what makes a
+#: later phase overflow a datetime, a sleep or a SQLite integer. A value `check` accepts must run.
+HOUR = 3600.0
+DAY = 24 * HOUR
+MAX_NIGHTS = 366
+MAX_ROWS = 1_000_000
+MAX_USD = 1_000_000.0
+#: Dollars per million tokens.
+MAX_PRICE = 10_000.0
+_HH_MM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def _clock_time(value: object) -> object:
+    """A time of day is "HH:MM" and nothing else: an offset ("17:00+05:00") or seconds would make an aware or
+    odd time that the scheduler cannot compare with the naive times of `timezone:`, which alone sets the zone."""
+    if isinstance(value, time) and value.tzinfo is None and not value.second and not value.microsecond:
+        return value
+    match = _HH_MM.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(
+            f'{value!r} is not a time: write it as "HH:MM" in quotes, e.g. "17:00" '
+            "(no seconds, no offset: `timezone:` sets the zone)"
+        )
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+#: A time of day in the YAML's `timezone`, written "HH:MM".
+ClockTime = Annotated[time, BeforeValidator(_clock_time)]
+
 
 class Strict(BaseModel):
     """Unknown keys are errors: a typo must not silently turn a setting off."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ColumnsConfig(Strict):
@@ -62,30 +92,30 @@ class BoardConfig(Strict):
     #: Airtable: requests a second to one base (Airtable allows 5; lower it when other apps share the base).
     requests_per_s: float = Field(default=5.0, gt=0, le=5)
     #: Seconds one request to the board's API may take.
-    timeout_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=60.0, gt=0, le=HOUR)
     #: google_sheets: warn people who edit a locked row's input cells, from the lock until the harvest.
     protect_locked: bool = False
     columns: ColumnsConfig = ColumnsConfig()
 
 
 class WindowConfig(Strict):
-    start: time = time(1, 0)
-    end: time = time(5, 0)
+    start: ClockTime = time(1, 0)
+    end: ClockTime = time(5, 0)
 
 
 class ScheduleConfig(Strict):
-    cutoff: time = time(17, 0)
+    cutoff: ClockTime = time(17, 0)
     window: WindowConfig = WindowConfig()
-    summary: time = time(9, 0)
-    harvest_every_min: int = Field(default=30, ge=0)
+    summary: ClockTime = time(9, 0)
+    harvest_every_min: int = Field(default=30, ge=0, le=24 * 60)
 
 
 class LimitsConfig(Strict):
-    nightly_rows: int = Field(default=200, ge=0)
-    nightly_usd: float = Field(default=25.0, ge=0)
+    nightly_rows: int = Field(default=200, ge=0, le=MAX_ROWS)
+    nightly_usd: float = Field(default=25.0, ge=0, le=MAX_USD)
     #: Seconds a state write waits for another program's lock on the state file (a backup tool) before the
     #: phase stops with a one-line error; the night waits without holding up calls in flight.
-    state_wait_s: float = Field(default=120.0, gt=0)
+    state_wait_s: float = Field(default=120.0, gt=0, le=HOUR)
 
 
 class ProviderConfig(Strict):
@@ -96,26 +126,26 @@ class ProviderConfig(Strict):
     #: Calls in flight at once.
     concurrency: int = Field(default=4, ge=1, le=1024)
     #: Requests and tokens per minute the account allows; sheetbot stays under them.
-    rpm: int | None = Field(default=None, ge=1)
-    tpm: int | None = Field(default=None, ge=1)
+    rpm: int | None = Field(default=None, ge=1, le=10_000_000)
+    tpm: int | None = Field(default=None, ge=1, le=10_000_000_000)
     #: Seconds one call may take.
-    timeout_s: float = Field(default=120.0, gt=0)
+    timeout_s: float = Field(default=120.0, gt=0, le=DAY)
     #: Retries of one call on 429, 5xx, timeouts and dropped connections (exponential backoff with jitter).
     max_retries: int = Field(default=4, ge=0, le=20)
     #: Consecutive failed calls that open the circuit breaker, and how long it stays open.
-    breaker_failures: int = Field(default=5, ge=1)
-    breaker_cooldown_s: float = Field(default=900.0, ge=0)
+    breaker_failures: int = Field(default=5, ge=1, le=10_000)
+    breaker_cooldown_s: float = Field(default=900.0, ge=0, le=DAY)
     #: mode: batch — seconds between polls of a running batch (backing off to 4× this while it runs).
-    batch_poll_s: float = Field(default=60.0, gt=0)
+    batch_poll_s: float = Field(default=60.0, gt=0, le=DAY)
 
 
 class PriceConfig(Strict):
     """Dollars per million tokens."""
 
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
-    cache_write: float | None = Field(default=None, ge=0)
-    cache_read: float | None = Field(default=None, ge=0)
+    input: float = Field(ge=0, le=MAX_PRICE)
+    output: float = Field(ge=0, le=MAX_PRICE)
+    cache_write: float | None = Field(default=None, ge=0, le=MAX_PRICE)
+    cache_read: float | None = Field(default=None, ge=0, le=MAX_PRICE)
     batch_discount: float = Field(default=0.5, ge=0, le=1)
 
 
@@ -154,7 +184,7 @@ class OnApproveConfig(Strict):
     webhook: str = Field(pattern=r"^https?://\S+$")
     #: The environment variable holding the HMAC-SHA256 secret the receiver checks signatures with.
     secret_env: str
-    timeout_s: float = Field(default=10.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0, le=HOUR)
     #: Tries within one harvest; what still fails is tried again at the next harvest.
     max_tries: int = Field(default=3, ge=1, le=10)
 
@@ -167,7 +197,7 @@ class TrialConfig(Strict):
     #: The trial sheet is named "<sheet> <workflow>" (one per workflow, so trials never mix).
     sheet: str = "Trial"
     #: How long a trial run may take before what is left is deferred.
-    max_hours: float = Field(default=4.0, gt=0)
+    max_hours: float = Field(default=4.0, gt=0, le=7 * 24)
 
 
 class WorkflowConfig(Strict):
@@ -175,15 +205,15 @@ class WorkflowConfig(Strict):
     model: str
     mode: Mode = "live"
     max_tokens: int = Field(default=1024, gt=0, le=200_000)
-    nightly_rows: int | None = Field(default=None, ge=0)
+    nightly_rows: int | None = Field(default=None, ge=0, le=MAX_ROWS)
     temperature: float | None = Field(default=None, ge=0, le=2)
     #: Seconds one call may take (default: the provider's timeout_s).
-    timeout_s: float | None = Field(default=None, gt=0)
+    timeout_s: float | None = Field(default=None, gt=0, le=DAY)
     #: Seconds a whole task (every step and retry) may take.
-    task_timeout_s: float | None = Field(default=None, gt=0)
+    task_timeout_s: float | None = Field(default=None, gt=0, le=DAY)
     #: Dollars one task may cost, and this workflow may spend in one night.
-    max_usd_per_task: float | None = Field(default=None, gt=0)
-    nightly_usd: float | None = Field(default=None, ge=0)
+    max_usd_per_task: float | None = Field(default=None, gt=0, le=MAX_USD)
+    nightly_usd: float | None = Field(default=None, ge=0, le=MAX_USD)
     #: Failed calls a row may have in one night before it is dead-lettered (`failed`).
     max_failed_calls: int = Field(default=3, ge=1, le=20)
     description: str = ""
@@ -274,7 +304,7 @@ def _seconds(value: object) -> object:
 
 
 #: A duration in seconds, written in the YAML as `4h`, `90m`, `7d` (a bare number means hours).
-Duration = Annotated[float, BeforeValidator(_seconds)]
+Duration = Annotated[float, BeforeValidator(_seconds), Field(gt=0, le=MAX_NIGHTS * DAY)]
 
 
 class AlertsConfig(Strict):
@@ -283,35 +313,35 @@ class AlertsConfig(Strict):
     enabled: bool = True
     #: Approval as-is under this rate for `approval_nights` nights running.
     approval_min: float = Field(default=0.70, ge=0, le=1)
-    approval_nights: int = Field(default=2, ge=1)
+    approval_nights: int = Field(default=2, ge=1, le=MAX_NIGHTS)
     edit_max: float = Field(default=0.25, ge=0, le=1)
     rework_max: float = Field(default=0.15, ge=0, le=1)
     completion_min: float = Field(default=1.0, ge=0, le=1)
     #: Cost per output higher than the night before, this many nights running.
-    cost_rising_nights: int = Field(default=3, ge=1)
+    cost_rising_nights: int = Field(default=3, ge=1, le=MAX_NIGHTS)
     #: The review backlog larger than the night before, this many nights running.
-    backlog_rising_nights: int = Field(default=3, ge=1)
+    backlog_rising_nights: int = Field(default=3, ge=1, le=MAX_NIGHTS)
     #: The channel route for drift alerts (None: every channel).
     route: str | None = None
 
 
 class QueueDepthTrigger(Strict):
-    over: int = Field(default=100, ge=0)
-    for_min: float = Field(default=60, ge=0)
+    over: int = Field(default=100, ge=0, le=MAX_ROWS)
+    for_min: float = Field(default=60, ge=0, le=MAX_NIGHTS * 24 * 60)
     route: str | None = "on_call"
 
 
 class WaitingTrigger(Strict):
     """An item waiting longer than `factor` × its priority's SLA."""
 
-    factor: float = Field(default=1.5, gt=0)
+    factor: float = Field(default=1.5, gt=0, le=1000)
     route: str | None = "on_call"
 
 
 class CostTrigger(Strict):
     """A night's cost per task over `over_usd` pauses every workflow not listed as critical."""
 
-    over_usd: float | None = Field(default=None, gt=0)
+    over_usd: float | None = Field(default=None, gt=0, le=MAX_USD)
     route: str | None = "on_call"
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,25 +96,149 @@ def _dotted(path: Path_) -> str:
     return out
 
 
-def _read_yaml(path: Path, lines: _Lines, prefix: Path_ = ()) -> Any:
+#: Caps on what one YAML file may ask of the process (issue 11): a config is a page of settings, so these are
+#: far above any real one and far below what a hostile file ("billion laughs", /dev/zero) would need.
+MAX_BYTES = 1_000_000
+MAX_DEPTH = 50
+MAX_ALIASES = 100
+#: Nodes once every alias is expanded: aliases share one node in memory, but validating walks each copy.
+MAX_NODES = 100_000
+#: Files one `include:` glob may bring in.
+MAX_INCLUDES = 100
+
+
+class _Refused(Exception):
+    """The document asks for more than the caps allow; the message says what and how to fix it."""
+
+    def __init__(self, message: str, line: int | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that counts aliases and nesting while composing, before anything is expanded."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                mark = self.peek_event().start_mark
+                raise _Refused(
+                    f"more than {MAX_ALIASES} aliases (*name): write the values out, or use fewer anchors",
+                    mark.line + 1,
+                )
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _Refused(f"nested more than {MAX_DEPTH} levels deep: flatten it", mark.line + 1)
+            return super().compose_node(parent, index)  # type: ignore[misc]
+        finally:
+            self._depth -= 1
+
+
+def _expanded_size(root: yaml.Node) -> None:
+    """Count the nodes and the nesting the document has once aliases are expanded, without expanding them.
+
+    Aliases share one node, so this is a walk of a graph: each node is measured once (its size and height
+    remembered) and judged again at every depth it is reached. A cycle (an anchor inside itself) is refused.
+    """
+    measured: dict[int, tuple[int, int]] = {}  # id(node) -> (expanded size, height)
+    open_: set[int] = set()
+
+    def too_deep(node: yaml.Node) -> _Refused:
+        return _Refused(
+            f"nested more than {MAX_DEPTH} levels deep once its aliases are expanded: flatten it",
+            node.start_mark.line + 1,
+        )
+
+    def measure(node: yaml.Node, depth: int) -> tuple[int, int]:
+        key = id(node)
+        if key in measured:
+            if depth + measured[key][1] - 1 > MAX_DEPTH:
+                raise too_deep(node)
+            return measured[key]
+        if key in open_:
+            raise _Refused(
+                "an anchor refers to itself (&name … *name inside it): remove the alias", node.start_mark.line + 1
+            )
+        if depth > MAX_DEPTH:
+            raise too_deep(node)
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        open_.add(key)
+        total, height = 1, 1
+        for child in children:
+            size, child_height = measure(child, depth + 1)
+            total += size
+            height = max(height, child_height + 1)
+            if total > MAX_NODES:
+                raise _Refused(
+                    f"its anchors and aliases expand to more than {MAX_NODES} values: write the values out instead",
+                    node.start_mark.line + 1,
+                )
+        open_.discard(key)
+        measured[key] = (total, height)
+        return measured[key]
+
+    measure(root, 1)
+
+
+def _read_text(path: Path) -> str:
+    """The file's text, if it is a regular file of reasonable size: a FIFO would block, /dev/zero never end."""
+    where = f"config file {path}"
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()  # follows symlinks: a link to /dev/zero is judged by /dev/zero
     except FileNotFoundError:
         message = "not found: pass --config PATH, or run `sheetbot demo` to see a working example"
-        raise ConfigError([Problem(f"config file {path}", message)]) from None
+        raise ConfigError([Problem(where, message)]) from None
+    except OSError as exc:
+        raise ConfigError([Problem(where, f"cannot be read ({exc.strerror or exc})")]) from None
+    if not stat.S_ISREG(info.st_mode):
+        message = "is not a regular file (a directory, FIFO or device): point it at a .yaml file"
+        raise ConfigError([Problem(where, message)])
+    too_big = f"is larger than {MAX_BYTES // 1_000_000} MB: a config is a page of settings, split or trim it"
+    if info.st_size > MAX_BYTES:
+        raise ConfigError([Problem(where, too_big)])
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_BYTES + 1)  # the file may have grown since stat
+        if len(raw) > MAX_BYTES:
+            raise ConfigError([Problem(where, too_big)])
+        return raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError([Problem(f"config file {path}", f"cannot be read ({reason})")]) from None
+        raise ConfigError([Problem(where, f"cannot be read ({reason})")]) from None
+
+
+def _read_yaml(path: Path, lines: _Lines, prefix: Path_ = ()) -> Any:
+    text = _read_text(path)
+    loader = _BoundedLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node)
+        data = loader.construct_document(node)
+    except _Refused as exc:
+        raise ConfigError([Problem("", exc.message, exc.line, str(path))]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError([Problem("", f"this is not valid YAML: {reason}", line, str(path))]) from None
-    if node is not None:
-        lines.walk(node, prefix, str(path))
+    finally:
+        loader.dispose()
+    lines.walk(node, prefix, str(path))
     return data
 
 
@@ -213,6 +338,15 @@ def _included_workflows(path: Path, data: dict[str, Any], lines: _Lines) -> list
             problems.append(lines.problem(where, "must be a file name or a glob, e.g. workflows/*.yaml"))
             continue
         matches = sorted(glob.glob(str(path.parent / pattern)))
+        if len(matches) > MAX_INCLUDES:
+            problems.append(
+                lines.problem(
+                    where,
+                    f"{pattern!r} matches {len(matches)} files, more than {MAX_INCLUDES}: "
+                    "narrow the pattern to the workflow files",
+                )
+            )
+            continue
         if not matches:
             problems.append(
                 lines.problem(

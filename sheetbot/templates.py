@@ -40,14 +40,19 @@ def render(template: str, lookup: Callable[[str], str | None]) -> str:
 
 
 def row_lookup(values: Mapping[str, str], aliases: Mapping[str, str]) -> Callable[[str], str | None]:
-    """Look a name up as a column header, then as a logical column renamed in the YAML (input → 'Brief')."""
+    """Look a name up as a logical column renamed in the YAML (input → 'Brief'), then as a column header.
+
+    The mapping comes first: a board whose `input` column was renamed `Brief` often keeps a leftover column
+    still headed `input`, and {{input}} must read what the YAML says is the input, not the leftover."""
 
     def lookup(name: str) -> str | None:
+        header = aliases.get(name)
+        if header is not None and header != name:
+            return values.get(header, "")
         if name in values:
             return values[name]
-        header = aliases.get(name)
         if header is not None:
-            return values.get(header, "")
+            return ""
         return None
 
     return lookup

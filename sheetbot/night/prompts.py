@@ -39,11 +39,13 @@ def template_names(workflow: WorkflowConfig) -> list[str]:
 def missing_columns(workflow: WorkflowConfig, columns: set[str], aliases: Mapping[str, str]) -> list[str]:
     """Names the templates use that are neither a board column nor a renamed logical column.
     ``{{steps.NAME}}`` is an earlier step's answer, not a column."""
-    return [
-        n
-        for n in template_names(workflow)
-        if not n.startswith("steps.") and n not in columns and aliases.get(n) not in columns
-    ]
+    return [n for n in template_names(workflow) if not n.startswith("steps.") and _column_of(n, aliases) not in columns]
+
+
+def _column_of(name: str, aliases: Mapping[str, str]) -> str:
+    """The header {{name}} reads: the one the YAML maps a logical column to, else the name itself
+    (see templates.row_lookup, which reads the same way)."""
+    return aliases.get(name, name)
 
 
 def rework_section(attempt: int, previous_output: str, notes: str | None) -> str:

@@ -29,10 +29,11 @@ from urllib.parse import urlsplit
 import requests
 import tenacity
 
-from sheetbot.errors import SheetbotError
+from sheetbot.errors import OutboundError, SheetbotError
 from sheetbot.night.context import NightContext
 from sheetbot.night.writeback import write_back
 from sheetbot.notify.webhook import sign
+from sheetbot.outbound import post
 from sheetbot.state import Task
 from sheetbot.status import Status
 
@@ -158,7 +159,7 @@ def _send(ctx: NightContext, http: requests.Session, task: Task, sleep: Callable
     where = urlsplit(action.webhook).netloc  # a URL may carry a token: messages name the host only
     body = json.dumps(_payload(task, *final), ensure_ascii=False, separators=(",", ":"))
 
-    def post() -> requests.Response:
+    def attempt() -> requests.Response:
         ctx.state.action_state(task.task_id, task.attempt, "sending", now=ctx.now())
         headers = {
             "Content-Type": "application/json",
@@ -166,7 +167,7 @@ def _send(ctx: NightContext, http: requests.Session, task: Task, sleep: Callable
             **signature_headers(secret, body, timestamp=int(ctx.now().timestamp())),
         }
         try:
-            response = http.post(action.webhook, data=body.encode(), headers=headers, timeout=action.timeout_s)
+            response = post(http, action.webhook, data=body.encode(), headers=headers, timeout_s=action.timeout_s)
         except requests.RequestException as exc:
             raise _Retryable(f"{type(exc).__name__} from {where}") from None
         if response.status_code == 429 or response.status_code >= 500:
@@ -181,8 +182,8 @@ def _send(ctx: NightContext, http: requests.Session, task: Task, sleep: Callable
         reraise=True,
     )
     try:
-        response = retrying(post)
-    except _Retryable as exc:
+        response = retrying(attempt)
+    except (_Retryable, OutboundError) as exc:  # a redirect or a refused URL is not retried: it would not change
         problem = str(exc)
     else:
         if 200 <= response.status_code < 300:

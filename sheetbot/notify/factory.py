@@ -16,6 +16,7 @@ from sheetbot.notify.base import Fanout, Notifier
 from sheetbot.notify.email import EmailNotifier
 from sheetbot.notify.slack import SlackNotifier
 from sheetbot.notify.webhook import WebhookNotifier
+from sheetbot.outbound import url_problem
 
 log = logging.getLogger("sheetbot.notify")
 
@@ -41,7 +42,10 @@ def build_fanout(
 
     if cfg.slack_webhook_env:
         url = secret("slack_webhook_env", cfg.slack_webhook_env)
-        if url:
+        refused = url_problem(url) if url else None  # the YAML's own URLs were checked at load
+        if refused:
+            problems.append(f"notify.slack_webhook_env: the URL in {cfg.slack_webhook_env} {refused}")
+        elif url:
             channels.append(SlackNotifier(url, tries=cfg.tries, sleep=sleep))
     if cfg.webhook_url:
         key = secret("webhook_secret_env", cfg.webhook_secret_env or "SHEETBOT_WEBHOOK_SECRET")

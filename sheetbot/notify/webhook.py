@@ -23,6 +23,7 @@ import requests
 
 from sheetbot.notify.base import Message
 from sheetbot.notify.retry import deliver
+from sheetbot.outbound import post
 
 
 def webhook_body(message: Message) -> dict[str, Any]:
@@ -86,7 +87,7 @@ class WebhookNotifier:
                 "X-Sheetbot-Timestamp": timestamp,
                 "X-Sheetbot-Signature": sign(self.secret, timestamp, body),
             }
-            response = self.session.post(self.url, data=body.encode(), headers=headers, timeout=self.timeout_s)
+            response = post(self.session, self.url, data=body.encode(), headers=headers, timeout_s=self.timeout_s)
             response.raise_for_status()
 
         return deliver(self.name, message.kind, attempt, tries=self.tries, sleep=self.sleep)

@@ -138,6 +138,17 @@ class ProviderConfig(Strict):
     #: mode: batch — seconds between polls of a running batch (backing off to 4× this while it runs).
     batch_poll_s: float = Field(default=60.0, gt=0, le=DAY)
 
+    @field_validator("base_url")
+    @classmethod
+    def _outbound(cls, url: str | None) -> str | None:
+        """The API key goes wherever base_url points: https (http only to loopback), never link-local."""
+        from sheetbot.outbound import url_problem
+
+        problem = None if url is None else url_problem(url)
+        if problem is not None:
+            raise ValueError(f"base_url {problem}")
+        return url
+
 
 class PriceConfig(Strict):
     """Dollars per million tokens."""

@@ -9,10 +9,11 @@ One rule, in one place, because an outbound call carries approved text, a signat
 * **No link-local or cloud-metadata address** (169.254.0.0/16, fe80::/10, metadata.google.internal, …):
   a URL there reaches the host's credentials service, never a receiver the admin meant.
 
-`url_problem` is what the YAML's validators and `sheetbot check` ask; `post` asks it again before every
-send (a Slack URL comes from the environment, not the YAML). Addresses are judged as written; a name is
-not resolved (no DNS at `check`), but the legacy IPv4 spellings (``2852039166``, ``0xa9.254.169.254``) that
-the resolver would expand are.
+The model providers' base_url obeys the same rule, and their SDK clients follow no redirect either
+(`sdk_http_client`). `url_problem` is what the YAML's validators and `sheetbot check` ask; `post` asks it
+again before every send (a Slack URL comes from the environment, not the YAML). Addresses are judged as
+written; a name is not resolved (no DNS at `check`), but the legacy IPv4 spellings (``2852039166``,
+``0xa9.254.169.254``) that the resolver would expand are.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -33,6 +35,8 @@ METADATA_HOSTS = frozenset(
 )
 #: Metadata services outside the link-local ranges (Alibaba Cloud, AWS over IPv6).
 METADATA_ADDRESSES = frozenset({ipaddress.ip_address("100.100.100.200"), ipaddress.ip_address("fd00:ec2::254")})
+
+_Client = TypeVar("_Client")
 
 _LEGACY_IPV4 = re.compile(r"^(0x[0-9a-f]+|[0-9]+)(\.(0x[0-9a-f]+|[0-9]+)){0,3}$")
 
@@ -68,9 +72,7 @@ def url_problem(url: str) -> str | None:
     if parts.scheme not in ("http", "https") or not host:
         return "is not an http(s) URL: write https://<host>/<path>"
     address = _address(host)
-    if host in METADATA_HOSTS or (
-        address is not None and (address.is_link_local or address in METADATA_ADDRESSES)
-    ):
+    if host in METADATA_HOSTS or (address is not None and (address.is_link_local or address in METADATA_ADDRESSES)):
         return (
             f"points at {host}, a link-local or cloud-metadata address: sheetbot sends nothing there; "
             "use the receiver's own address"
@@ -101,3 +103,10 @@ def post(session: requests.Session, url: str, *, timeout_s: float, **kwargs: Any
             "point the URL at the final address"
         )
     return response
+
+
+def sdk_http_client(default: Callable[..., _Client], given: _Client | None) -> _Client:
+    """The HTTP client for an anthropic/openai SDK: ``given`` (tests' transports), else the SDK's own default
+    client told to follow no redirect. The SDKs follow redirects by default, and httpx keeps a custom header
+    such as Anthropic's ``x-api-key`` when it follows one to another host: the key would go along."""
+    return given if given is not None else default(follow_redirects=False)

@@ -6,21 +6,28 @@ failed delivery that says where it pointed; plain http only to loopback; no link
 
 from __future__ import annotations
 
+import asyncio
+import http.server
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 import responses
 from harness import ENV, WORKFLOWS, Shop, at
 from test_config import BASE, check, write
 
-from sheetbot.config import NotifyConfig
-from sheetbot.errors import ConfigError
+from sheetbot.config import NotifyConfig, ProviderConfig
+from sheetbot.errors import ConfigError, ProviderError
 from sheetbot.notify.base import Message
 from sheetbot.notify.factory import build_fanout
 from sheetbot.notify.slack import SlackNotifier
 from sheetbot.notify.webhook import WebhookNotifier
 from sheetbot.outbound import url_problem
+from sheetbot.providers.base import CompletionRequest
+from sheetbot.providers.factory import make_provider
 
 HOOK = "https://hooks.shop.test/publish"
 ELSEWHERE = "https://attacker.test/collect"
@@ -150,3 +157,74 @@ def test_a_refused_url_is_never_called_even_if_it_reaches_a_sender() -> None:
     responses.post("http://hooks.slack.test/x", status=200)
     assert SlackNotifier("http://hooks.slack.test/x", tries=1, sleep=no_sleep).send(MESSAGE) is False
     assert not responses.calls
+
+
+# -- the model providers' SDK clients (they follow redirects by default) ---------------------------------
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A loopback server: ``redirect_to`` set → answers 307 there; else records the request and says 200."""
+
+    redirect_to: ClassVar[str] = ""
+    received: ClassVar[list[dict[str, str]]] = []
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.redirect_to:
+            self.send_response(307)
+            self.send_header("Location", self.redirect_to + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.received.append(dict(self.headers))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        return None
+
+
+@contextmanager
+def _serve(handler: type[_Recorder]) -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("kind", ["openai", "anthropic"])
+def test_a_model_provider_follows_no_redirect_with_the_key(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    target = type("Target", (_Recorder,), {"redirect_to": "", "received": []})
+    with _serve(target) as elsewhere:
+        source = type("Source", (_Recorder,), {"redirect_to": elsewhere, "received": []})
+        with _serve(source) as base:
+            config = ProviderConfig(kind=kind, base_url=f"{base}/v1", api_key_env="KEY")  # type: ignore[arg-type]
+            provider = make_provider(kind, config, env={"KEY": "sk-secret"}, resilient=False)
+            request = CompletionRequest(
+                custom_id="t1:1:0", model="m", system="", prompt="hi", max_tokens=8, timeout_s=5.0
+            )
+
+            async def go() -> None:
+                try:
+                    await provider.complete(request)
+                finally:
+                    await provider.aclose()
+
+            with pytest.raises(ProviderError):
+                asyncio.run(go())
+    assert target.received == [], "the SDK re-sent the call (and its key) where Location pointed"
+
+
+def test_a_provider_base_url_obeys_the_same_rule() -> None:
+    assert ProviderConfig(base_url="http://127.0.0.1:11434/v1").base_url
+    assert ProviderConfig(base_url="https://llm.internal/v1").base_url
+    for url in ("http://llm.internal/v1", "https://169.254.169.254/v1", "https://metadata.google.internal/v1"):
+        with pytest.raises(ValueError, match="base_url"):
+            ProviderConfig(base_url=url)

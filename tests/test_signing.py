@@ -134,3 +134,15 @@ def test_the_factory_names_the_variable_of_an_unreadable_secret() -> None:
     assert fanout.channels == []
     (problem,) = problems
     assert problem.startswith("notify.webhook_secret_env:") and "HOOK_SECRET" in problem and "%%%" not in problem
+
+
+@pytest.mark.parametrize(("value", "says"), [(None, "is not set"), ("  ", "is not set"), ("whsec_%%", "not base64")])
+def test_check_names_an_on_approve_secret_that_cannot_sign(tmp_path: Path, value: str | None, says: str) -> None:
+    from test_config import BASE, check, write
+
+    yaml_text = BASE + "    on_approve: {webhook: https://hooks.shop.test/p, secret_env: PUBLISH_SECRET}\n"
+    path = write(tmp_path, yaml_text)
+    env = {"ANTHROPIC_API_KEY": "sk-ant-test", **({"PUBLISH_SECRET": value} if value is not None else {})}
+    lines = [line for line in check(path, env=env) if line.startswith("workflows")]
+    assert len(lines) == 1 and lines[0].startswith("workflows.blog.on_approve.secret_env")
+    assert "PUBLISH_SECRET" in lines[0] and says in lines[0] and "%%" not in lines[0]

@@ -10,7 +10,8 @@ The order of steps is what keeps a delivery from being sent twice:
 
 A crash after 4 only leaves step 5 to do: a delivered action is never sent again. A crash between
 3 and 4 (the receiver got it, we never learned) means the next harvest sends it once more, with
-the same ``Idempotency-Key: <task>:<attempt>`` header and body field: receivers must use it to
+the same ``Idempotency-Key: <task>:<attempt>`` header and body field, which is also the Standard
+Webhooks ``webhook-id`` the POST is signed with (sheetbot/signing.py): receivers must use it to
 drop the duplicate. A POST that still fails after its tries stays ``pending`` for the next harvest,
 and the row's `error` cell says why.
 """
@@ -29,10 +30,11 @@ from urllib.parse import urlsplit
 import requests
 import tenacity
 
-from sheetbot.errors import SheetbotError
+from sheetbot.errors import ConfigError, OutboundError, SheetbotError
 from sheetbot.night.context import NightContext
 from sheetbot.night.writeback import write_back
-from sheetbot.notify.webhook import sign
+from sheetbot.outbound import post
+from sheetbot.signing import signature_headers, signing_key
 from sheetbot.state import Task
 from sheetbot.status import Status
 
@@ -56,13 +58,6 @@ def queue_action(ctx: NightContext, task: Task) -> bool:
     if wf is None or wf.on_approve is None:
         return False
     return ctx.state.add_action(task.task_id, task.attempt, workflow=task.workflow or "", now=ctx.now())
-
-
-def signature_headers(secret: str, body: str, *, timestamp: int) -> dict[str, str]:
-    """`X-Sheetbot-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`: the timestamp is
-    signed too, so a receiver can refuse replays of an old request. The same scheme as the notification
-    webhook, so one `verify_signature` serves both."""
-    return {"X-Sheetbot-Timestamp": str(timestamp), "X-Sheetbot-Signature": sign(secret, str(timestamp), body)}
 
 
 def _final_text(ctx: NightContext, task: Task) -> tuple[str, str] | None:
@@ -151,6 +146,10 @@ def _send(ctx: NightContext, http: requests.Session, task: Task, sleep: Callable
     secret = (ctx.env.get(action.secret_env) or "").strip()
     if not secret:
         return f"the environment variable {action.secret_env} (on_approve.secret_env) is not set"
+    try:
+        signing_key(secret, name=action.secret_env)
+    except ConfigError as exc:
+        return exc.problems[0].message
     final = _final_text(ctx, task)
     if final is None:
         return "no final text is stored for this attempt"
@@ -158,15 +157,15 @@ def _send(ctx: NightContext, http: requests.Session, task: Task, sleep: Callable
     where = urlsplit(action.webhook).netloc  # a URL may carry a token: messages name the host only
     body = json.dumps(_payload(task, *final), ensure_ascii=False, separators=(",", ":"))
 
-    def post() -> requests.Response:
+    def attempt() -> requests.Response:
         ctx.state.action_state(task.task_id, task.attempt, "sending", now=ctx.now())
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": key,
-            **signature_headers(secret, body, timestamp=int(ctx.now().timestamp())),
+            **signature_headers(secret, body, msg_id=key, timestamp=int(ctx.now().timestamp())),
         }
         try:
-            response = http.post(action.webhook, data=body.encode(), headers=headers, timeout=action.timeout_s)
+            response = post(http, action.webhook, data=body.encode(), headers=headers, timeout_s=action.timeout_s)
         except requests.RequestException as exc:
             raise _Retryable(f"{type(exc).__name__} from {where}") from None
         if response.status_code == 429 or response.status_code >= 500:
@@ -181,8 +180,8 @@ def _send(ctx: NightContext, http: requests.Session, task: Task, sleep: Callable
         reraise=True,
     )
     try:
-        response = retrying(post)
-    except _Retryable as exc:
+        response = retrying(attempt)
+    except (_Retryable, OutboundError) as exc:  # a redirect or a refused URL is not retried: it would not change
         problem = str(exc)
     else:
         if 200 <= response.status_code < 300:

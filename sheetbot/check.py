@@ -47,6 +47,7 @@ def run_check(
     problems += _board_problems(found, path, env)
     problems += _credential_problems(found, env, http_client)
     problems += _notify_problems(found, env)
+    problems += _action_secret_problems(found, env)
     return [str(p) for p in problems]
 
 
@@ -137,6 +138,27 @@ def _notify_problems(found: Inspection, env: Mapping[str, str]) -> list[Problem]
         key = tuple(where.split(".")) if where.startswith("notify.") and message else ("notify",)
         out.append(found.problem(key, message or line))
     return out
+
+
+def _action_secret_problems(found: Inspection, env: Mapping[str, str]) -> list[Problem]:
+    """An on_approve secret that cannot sign (unset, blank, a whsec_ that is not base64) would leave every
+    approved row pending at the harvest: say so now."""
+    from sheetbot.signing import signing_key
+
+    assert found.config is not None
+    problems = []
+    for name, wf in found.config.workflows.items():
+        if wf.on_approve is None:
+            continue
+        var = wf.on_approve.secret_env
+        value = (env.get(var) or "").strip()
+        try:
+            if not value:
+                raise ConfigError(f"the environment variable {var} is not set: export the webhook's secret")
+            signing_key(value, name=var)
+        except ConfigError as exc:
+            problems.append(found.problem(("workflows", name, "on_approve", "secret_env"), exc.problems[0].message))
+    return problems
 
 
 def _credential_problems(

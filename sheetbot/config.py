@@ -138,6 +138,17 @@ class ProviderConfig(Strict):
     #: mode: batch — seconds between polls of a running batch (backing off to 4× this while it runs).
     batch_poll_s: float = Field(default=60.0, gt=0, le=DAY)
 
+    @field_validator("base_url")
+    @classmethod
+    def _outbound(cls, url: str | None) -> str | None:
+        """The API key goes wherever base_url points: https (http only to loopback), never link-local."""
+        from sheetbot.outbound import url_problem
+
+        problem = None if url is None else url_problem(url)
+        if problem is not None:
+            raise ValueError(f"base_url {problem}")
+        return url
+
 
 class PriceConfig(Strict):
     """Dollars per million tokens."""
@@ -178,6 +189,16 @@ class StepConfig(Strict):
     max_tokens: int | None = Field(default=None, gt=0, le=200_000)
 
 
+def _webhook_url(url: str) -> str:
+    """https only (plain http to loopback), never link-local or cloud metadata: sheetbot/outbound.py's rule."""
+    from sheetbot.outbound import url_problem
+
+    problem = url_problem(url)
+    if problem is not None:
+        raise ValueError(f"the webhook URL {problem}")
+    return url
+
+
 class OnApproveConfig(Strict):
     """An approval-gated action: the final text is POSTed, signed, once a person approves or edits."""
 
@@ -187,6 +208,11 @@ class OnApproveConfig(Strict):
     timeout_s: float = Field(default=10.0, gt=0, le=HOUR)
     #: Tries within one harvest; what still fails is tried again at the next harvest.
     max_tries: int = Field(default=3, ge=1, le=10)
+
+    @field_validator("webhook")
+    @classmethod
+    def _outbound(cls, url: str) -> str:
+        return _webhook_url(url)
 
 
 class TrialConfig(Strict):
@@ -278,6 +304,11 @@ class NotifyConfig(Strict):
     smtp_password_env: str | None = None
     #: Tries per message before it is logged as lost (a failed notification never breaks the night).
     tries: int = Field(default=3, ge=1, le=10)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _outbound(cls, url: str | None) -> str | None:
+        return None if url is None else _webhook_url(url)
 
 
 class ServeConfig(Strict):

@@ -20,6 +20,7 @@ meant to reach the user as a traceback.
     │   └── UnknownRowsError   the board shows rows in sheetbot statuses the state file does not know
     ├── TemplateError          a prompt template names something that is not there
     ├── LockedError            another sheetbot process works this board right now
+    ├── OutboundError          a webhook URL sheetbot will not call, or an answer it will not follow (a 3xx)
     └── ProviderError          a model call failed
         ├── RetryableProviderError   429, 5xx, timeouts, connection errors: try again later
         ├── PermanentProviderError   400, 404, context too long: retrying will not help
@@ -189,6 +190,11 @@ class TemplateError(SheetbotError):
 
 class LockedError(SheetbotError):
     """Another sheetbot process holds the lock on this state file."""
+
+
+class OutboundError(SheetbotError):
+    """A webhook URL sheetbot refuses (plain http off loopback, link-local, cloud metadata) or a redirect
+    answer: sheetbot follows none, so a 3xx is a failed delivery (sheetbot/outbound.py)."""
 
 
 class ProviderError(SheetbotError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -56,10 +57,11 @@ def test_an_approval_is_posted_once_signed_and_the_row_becomes_published(shop: S
     payload = json.loads(body)
     assert payload["text"] == output and payload["decision"] == "approve"
     assert payload["idempotency_key"] == f"{tent}:1" == request.headers["Idempotency-Key"]
-    ts = request.headers["X-Sheetbot-Timestamp"]
-    assert ts == str(int(at("2026-11-24T09:00").timestamp()))
-    expected = hmac.new(SECRET.encode(), f"{ts}.{body}".encode(), hashlib.sha256).hexdigest()
-    assert request.headers["X-Sheetbot-Signature"] == f"sha256={expected}"
+    ts = request.headers["webhook-timestamp"]
+    assert ts == str(int(at("2026-11-24T09:00").timestamp())) and request.headers["webhook-id"] == f"{tent}:1"
+    key = f"{tent}:1.{ts}.{body}".encode()
+    expected = base64.b64encode(hmac.new(SECRET.encode(), key, hashlib.sha256).digest()).decode()
+    assert request.headers["webhook-signature"] == f"v1,{expected}"  # Standard Webhooks, key = the secret's bytes
 
     shop.harvest()
     shop.harvest()
@@ -185,12 +187,6 @@ def test_only_approved_and_edited_rows_can_be_published(shop: Shop) -> None:
     (tent,) = in_review(shop, "Trail tent")
     with shop.state() as state, pytest.raises(TransitionError):
         state.move(tent, Status.PUBLISHED, now=shop.clock.now())
-
-
-def test_signature_headers_sign_the_timestamp_and_body() -> None:
-    headers = actions.signature_headers("k", '{"a":1}', timestamp=1700000000)
-    digest = hmac.new(b"k", b'1700000000.{"a":1}', hashlib.sha256).hexdigest()
-    assert headers == {"X-Sheetbot-Timestamp": "1700000000", "X-Sheetbot-Signature": f"sha256={digest}"}
 
 
 def test_the_status_dropdown_offers_published(shop: Shop) -> None:

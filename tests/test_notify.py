@@ -68,13 +68,12 @@ def test_webhook_is_signed_and_the_receiver_can_verify_it() -> None:
     assert WebhookNotifier(url, "s3cret", wall=lambda: 1_764_000_000.5, sleep=no_sleep).send(SUMMARY)
     request = responses.calls[0].request
     body = request.body.decode()
-    timestamp = request.headers["X-Sheetbot-Timestamp"]
-    signature = request.headers["X-Sheetbot-Signature"]
-    assert timestamp == "1764000000" and signature.startswith("sha256=")
-    assert verify_signature("s3cret", timestamp, body, signature, now_s=1_764_000_030)
-    assert not verify_signature("wrong", timestamp, body, signature, now_s=1_764_000_030)
-    assert not verify_signature("s3cret", timestamp, body + " ", signature, now_s=1_764_000_030)
-    assert not verify_signature("s3cret", timestamp, body, signature, now_s=1_764_000_000 + 3600)  # replayed
+    headers = request.headers
+    assert headers["webhook-timestamp"] == "1764000000" and headers["webhook-signature"].startswith("v1,")
+    assert verify_signature("s3cret", body, headers, now_s=1_764_000_030)
+    assert not verify_signature("wrong", body, headers, now_s=1_764_000_030)
+    assert not verify_signature("s3cret", body + " ", headers, now_s=1_764_000_030)
+    assert not verify_signature("s3cret", body, headers, now_s=1_764_000_000 + 3600)  # replayed
     payload = json.loads(body)
     assert payload["kind"] == "morning_summary" and payload["facts"] == {"night": "2026-11-23"}
     assert payload["sections"][0] == {"heading": "Workflows", "lines": ["listing: 3 new, 3 done"]}

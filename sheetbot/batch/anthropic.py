@@ -34,6 +34,7 @@ from sheetbot.batch.base import (
     batch_status_error,
     json_bytes,
 )
+from sheetbot.outbound import sdk_http_client
 from sheetbot.providers.anthropic_messages import _to_completion, message_params
 from sheetbot.providers.base import CompletionRequest
 from sheetbot.providers.errors_map import ErrorContext, connection_error, malformed_error
@@ -62,7 +63,11 @@ class AnthropicBatches:
         )
         self.time_limit_s = timeout_s * (max_retries + 1)
         self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout_s, http_client=http_client
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=max_retries,
+            timeout=timeout_s,
+            http_client=sdk_http_client(anthropic.DefaultAsyncHttpxClient, http_client),
         )
 
     @staticmethod

@@ -32,6 +32,7 @@ from sheetbot.batch.base import (
     batch_status_error,
     json_bytes,
 )
+from sheetbot.outbound import sdk_http_client
 from sheetbot.providers.base import CompletionRequest
 from sheetbot.providers.errors_map import ErrorContext, connection_error, malformed_error
 from sheetbot.providers.openai_chat import _to_completion, chat_body
@@ -66,7 +67,11 @@ class OpenAIBatches:
         )
         self.time_limit_s = timeout_s * (max_retries + 1)
         self._client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url, max_retries=max_retries, timeout=timeout_s, http_client=http_client
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=max_retries,
+            timeout=timeout_s,
+            http_client=sdk_http_client(openai.DefaultAsyncHttpxClient, http_client),
         )
 
     def _line(self, wire: str, request: CompletionRequest) -> dict[str, Any]:

@@ -12,10 +12,13 @@ from collections.abc import Callable, Mapping
 
 from sheetbot import secrets
 from sheetbot.config import NotifyConfig
+from sheetbot.errors import ConfigError
 from sheetbot.notify.base import Fanout, Notifier
 from sheetbot.notify.email import EmailNotifier
 from sheetbot.notify.slack import SlackNotifier
 from sheetbot.notify.webhook import WebhookNotifier
+from sheetbot.outbound import url_problem
+from sheetbot.signing import signing_key
 
 log = logging.getLogger("sheetbot.notify")
 
@@ -41,10 +44,19 @@ def build_fanout(
 
     if cfg.slack_webhook_env:
         url = secret("slack_webhook_env", cfg.slack_webhook_env)
-        if url:
+        refused = url_problem(url) if url else None  # the YAML's own URLs were checked at load
+        if refused:
+            problems.append(f"notify.slack_webhook_env: the URL in {cfg.slack_webhook_env} {refused}")
+        elif url:
             channels.append(SlackNotifier(url, tries=cfg.tries, sleep=sleep))
     if cfg.webhook_url:
-        key = secret("webhook_secret_env", cfg.webhook_secret_env or "SHEETBOT_WEBHOOK_SECRET")
+        name = cfg.webhook_secret_env or "SHEETBOT_WEBHOOK_SECRET"
+        key = secret("webhook_secret_env", name)
+        try:
+            signing_key(key or "-", name=name)
+        except ConfigError as exc:  # a whsec_ secret that is not base64
+            problems.append(f"notify.webhook_secret_env: {exc.problems[0].message}")
+            key = None
         if key:
             channels.append(WebhookNotifier(cfg.webhook_url, key, tries=cfg.tries, sleep=sleep))
     if cfg.email_to:

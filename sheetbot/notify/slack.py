@@ -1,4 +1,6 @@
-"""Slack incoming webhook: the message as Block Kit (header, text, one section per Message section)."""
+"""Slack incoming webhook: the message as Block Kit (header, text, one section per Message section).
+
+Sent through sheetbot/outbound.py: no redirect followed, https only (the URL is a credential)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import requests
 
 from sheetbot.notify.base import Message
 from sheetbot.notify.retry import deliver
+from sheetbot.outbound import post
 
 _ICON = {"info": "", "warning": ":warning: ", "critical": ":rotating_light: "}
 _MAX_TEXT = 2900  # Slack refuses a section text over 3,000 characters
@@ -54,6 +57,6 @@ class SlackNotifier:
         payload = slack_payload(message)
 
         def attempt() -> None:
-            self.session.post(self.url, json=payload, timeout=self.timeout_s).raise_for_status()
+            post(self.session, self.url, json=payload, timeout_s=self.timeout_s).raise_for_status()
 
         return deliver(self.name, message.kind, attempt, tries=self.tries, sleep=self.sleep)

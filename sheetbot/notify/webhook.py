@@ -1,21 +1,17 @@
-"""A generic webhook, signed with HMAC-SHA256 so the receiver knows it came from this sheetbot.
+"""A generic webhook, signed by the Standard Webhooks specification so the receiver knows it came from
+this sheetbot and verifies it with an existing library (sheetbot/signing.py has the details).
 
-Each POST carries the JSON body and two headers:
-
-    X-Sheetbot-Timestamp: 1764032400            (Unix seconds)
-    X-Sheetbot-Signature: sha256=<hex HMAC-SHA256(secret, f"{timestamp}.{raw body}")>
-
-A receiver verifies it with ``verify_signature`` (or the same four lines in any language): recompute
-the HMAC over the timestamp, a dot and the raw body bytes as received; compare in constant time;
-refuse timestamps more than five minutes old (a replayed request).
+Each POST carries the JSON body and the headers ``webhook-id`` (one id per message, the same on every
+retry, also sent as ``Idempotency-Key`` so a receiver drops a duplicate), ``webhook-timestamp`` and
+``webhook-signature: v1,<base64>``. A receiver verifies with its Standard Webhooks library, given
+``whsec_`` + base64 of the secret (or the ``whsec_`` secret itself), or with `verify_signature`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +19,9 @@ import requests
 
 from sheetbot.notify.base import Message
 from sheetbot.notify.retry import deliver
+from sheetbot.outbound import post
+from sheetbot.signing import signature_headers, signing_key
+from sheetbot.signing import verify_signature as verify_signature
 
 
 def webhook_body(message: Message) -> dict[str, Any]:
@@ -35,23 +34,6 @@ def webhook_body(message: Message) -> dict[str, Any]:
         "sections": [{"heading": h, "lines": list(lines)} for h, lines in message.sections],
         "route": message.route,
     }
-
-
-def sign(secret: str, timestamp: str, body: str) -> str:
-    digest = hmac.new(secret.encode(), f"{timestamp}.{body}".encode(), hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
-
-
-def verify_signature(
-    secret: str, timestamp: str, body: str, signature: str, *, now_s: float | None = None, tolerance_s: float = 300
-) -> bool:
-    """What a receiver does: the signature matches and the timestamp is fresh."""
-    now_s = time.time() if now_s is None else now_s
-    try:
-        fresh = abs(now_s - int(timestamp)) <= tolerance_s
-    except ValueError:
-        return False
-    return fresh and hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
 class WebhookNotifier:
@@ -68,6 +50,7 @@ class WebhookNotifier:
         wall: Callable[[], float] = time.time,
         session: requests.Session | None = None,
     ) -> None:
+        signing_key(secret)  # an empty or unreadable secret is a config error now, not a bad signature later
         self.url = url
         self.secret = secret
         self.tries = tries
@@ -78,15 +61,16 @@ class WebhookNotifier:
 
     def send(self, message: Message) -> bool:
         body = json.dumps(webhook_body(message), default=str, ensure_ascii=False, sort_keys=True)
+        msg_id = f"msg_{uuid.uuid4().hex}"  # one per message: every retry carries it, so receivers dedupe
 
         def attempt() -> None:
-            timestamp = str(int(self.wall()))  # re-signed on every try: a retry is fresh
             headers = {
                 "Content-Type": "application/json",
-                "X-Sheetbot-Timestamp": timestamp,
-                "X-Sheetbot-Signature": sign(self.secret, timestamp, body),
+                "Idempotency-Key": msg_id,
+                # re-signed on every try: a retry is fresh
+                **signature_headers(self.secret, body, msg_id=msg_id, timestamp=int(self.wall())),
             }
-            response = self.session.post(self.url, data=body.encode(), headers=headers, timeout=self.timeout_s)
+            response = post(self.session, self.url, data=body.encode(), headers=headers, timeout_s=self.timeout_s)
             response.raise_for_status()
 
         return deliver(self.name, message.kind, attempt, tries=self.tries, sleep=self.sleep)

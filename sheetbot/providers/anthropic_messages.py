@@ -17,6 +17,7 @@ import anthropic
 import httpx2
 from anthropic.types import Message
 
+from sheetbot.outbound import sdk_http_client
 from sheetbot.providers.base import Completion, CompletionRequest, Usage
 from sheetbot.providers.errors_map import (
     ErrorContext,
@@ -51,7 +52,10 @@ class AnthropicProvider:
         self._api_key_env = api_key_env
         self._base_url = base_url
         self._client = anthropic.AsyncAnthropic(
-            api_key=api_key, base_url=base_url, max_retries=max_retries, http_client=http_client
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=max_retries,
+            http_client=sdk_http_client(anthropic.DefaultAsyncHttpxClient, http_client),
         )
         #: What each model has shown it accepts, for the rest of the run (one provider per run).
         self._shapes = ShapeMemory(label=label, where=base_url or label, json_mode=False, first=lambda model: Shape())

@@ -22,6 +22,7 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from sheetbot.errors import PermanentProviderError, ProviderError
+from sheetbot.outbound import sdk_http_client
 from sheetbot.providers.base import Completion, CompletionRequest, Usage
 from sheetbot.providers.errors_map import (
     ErrorContext,
@@ -64,7 +65,10 @@ class OpenAIProvider:
         self._api_key_env = api_key_env
         self._base_url = base_url
         self._client = openai.AsyncOpenAI(
-            api_key=api_key, base_url=base_url, max_retries=max_retries, http_client=http_client
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=max_retries,
+            http_client=sdk_http_client(openai.DefaultAsyncHttpxClient, http_client),
         )
         #: What each model has shown it accepts, for the rest of the run (one provider per run).
         openai_api = is_openai_api(base_url)

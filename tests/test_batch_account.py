@@ -48,3 +48,15 @@ def test_a_key_refused_while_polling_stops_and_defers_with_the_reason(
     shop.clock.set(at("2026-11-25T01:00"))  # a day later: the batch has ended
     again = shop.run()
     assert len(shop.batch.creates) == 1 and again.done.total() == 3
+
+
+@pytest.mark.parametrize(("workflow", "variable"), [("blog", "ANTHROPIC_API_KEY"), ("listing", "OPENAI_API_KEY")])
+def test_a_key_refused_while_reading_results_stops_and_defers_with_the_reason(
+    tmp_path: Path, workflow: str, variable: str
+) -> None:
+    shop = BatchShop(tmp_path, workflows={"blog": BLOG, "listing": LISTING})
+    shop.batch.fault("results", "401", times=10_000)
+    night(shop, *({"type": workflow, "input": f"row {n}", "brand": "B"} for n in range(3)))
+    report = shop.run()
+    assert shop.batch.calls.count("results") == 1
+    assert report.deferred.total() == 3 and all(variable in r["error"] for r in shop.rows())

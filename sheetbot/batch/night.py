@@ -262,6 +262,9 @@ class _Rounds(Polling, Sending):
                 seen.add(custom_id)
                 keys.add(key_of(wire))
                 self._store(custom_id, result, current)
+        except AccountProviderError as exc:  # refused alike on every try until the key is fixed: stop asking
+            self.refused[batch["provider"]] = exc
+            return
         except ProviderError:
             return  # read again on the next round or run
         expected = set(current["custom_ids"])

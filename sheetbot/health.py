@@ -3,17 +3,44 @@
 A platform's health check (or a person with curl) learns in one request whether last night
 finished and drained. Served by the stdlib in a daemon thread, on 127.0.0.1 unless the YAML
 says otherwise, so nothing extra is installed and nothing is exposed by default.
+
+The port may be reachable by anyone, so it is bounded: at most ``max_workers`` connections are served
+at once (the rest wait in the listen backlog), each read waits at most ``read_timeout_s`` and a whole
+request must arrive within ``request_deadline_s``, so a client that connects and sends nothing, or one
+byte at a time (slowloris), cannot hold a thread for long nor grow the thread count. Answers never carry
+exception text: a failure is a fixed message, its details go to the log.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+import socket
 import threading
+import time
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from sheetbot.secrets import scrub_any
+
+log = logging.getLogger("sheetbot.health")
+
+#: Connections served at once; a health check needs one, a few spare cover a burst of probes.
+MAX_WORKERS = 4
+#: Longest wait for the next bytes of a request.
+READ_TIMEOUT_S = 5.0
+#: Longest time a whole request may take to arrive, however it trickles in.
+REQUEST_DEADLINE_S = 10.0
+#: What a request that failed inside sheetbot gets back: never the exception's text.
+FAILED_BODY = {"status": "error", "error": "the health check failed inside sheetbot: see its log"}
+
+
+def failed_outcome(exc: BaseException) -> str:
+    """What /healthz shows for a phase that raised: the kind only; the message (which may name paths,
+    hosts or data) stays in the log, where the phase already wrote it."""
+    return f"failed ({type(exc).__name__}): see the sheetbot log"
 
 
 class Health:
@@ -40,16 +67,85 @@ class Health:
         return (503 if failed else 200), scrub_any(body)  # outcomes quote errors: a health check is an exit
 
 
-def start_health_server(health: Health, *, host: str = "127.0.0.1", port: int = 8080) -> ThreadingHTTPServer:
+class _DeadlineReader(io.RawIOBase):
+    """The connection's bytes, each read bounded by the per-read timeout and the request's deadline.
+
+    A socket timeout alone restarts on every byte, so a slowloris client would keep the thread forever;
+    the deadline counts from the connection's start. Past it a read raises TimeoutError, which
+    BaseHTTPRequestHandler answers by closing the connection.
+    """
+
+    def __init__(self, sock: socket.socket, *, read_timeout_s: float, deadline_s: float) -> None:
+        super().__init__()
+        self._sock = sock
+        self._read_timeout_s = read_timeout_s
+        self._deadline = time.monotonic() + deadline_s
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request did not arrive in time")
+        self._sock.settimeout(min(self._read_timeout_s, remaining))
+        return self._sock.recv_into(buffer)
+
+
+class BoundedHTTPServer(ThreadingHTTPServer):
+    """A thread per connection, but never more than ``max_workers`` at once: the accept loop waits for a
+    free worker, so a flood of connections queues in the kernel's backlog instead of spawning threads."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], *, max_workers: int) -> None:
+        self._workers = threading.BoundedSemaphore(max_workers)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._workers.acquire()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._workers.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._workers.release()
+
+
+def start_health_server(
+    health: Health,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    max_workers: int = MAX_WORKERS,
+    read_timeout_s: float = READ_TIMEOUT_S,
+    request_deadline_s: float = REQUEST_DEADLINE_S,
+) -> ThreadingHTTPServer:
     """Serve `/healthz` until ``server.shutdown()``; port 0 picks a free port (``server.server_address``)."""
 
     class Handler(BaseHTTPRequestHandler):
+        timeout = read_timeout_s  # the socket's timeout, also for writing to a client that does not read
+
+        def setup(self) -> None:
+            super().setup()
+            raw = _DeadlineReader(self.connection, read_timeout_s=read_timeout_s, deadline_s=request_deadline_s)
+            self.rfile = io.BufferedReader(raw)
+
         def do_GET(self) -> None:
             if self.path.split("?")[0] != "/healthz":
                 self.send_error(404, "only /healthz is served here")
                 return
-            code, body = health.snapshot()
-            data = json.dumps(body).encode()
+            try:
+                code, body = health.snapshot()
+                data = json.dumps(body).encode()
+            except Exception:  # details to the log; the client learns only that it failed
+                log.exception("/healthz failed")
+                code, data = 500, json.dumps(FAILED_BODY).encode()
             self.send_response(code)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -59,8 +155,7 @@ def start_health_server(health: Health, *, host: str = "127.0.0.1", port: int = 
         def log_message(self, format: str, *args: Any) -> None:
             return
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    server = BoundedHTTPServer((host, port), Handler, max_workers=max_workers)
     threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="sheetbot-healthz", daemon=True
     ).start()

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from sheetbot import secrets
 from sheetbot.clock import Clock
 from sheetbot.config import Config
-from sheetbot.health import Health
+from sheetbot.health import Health, failed_outcome
 from sheetbot.night.context import NightContext
 from sheetbot.night.expire import expire, left_over
 from sheetbot.notify.base import Fanout, Message, Notifier
@@ -135,7 +135,7 @@ class Server:
                 self.board_seen, self.last_repair = board_fingerprint(ctx.board), now
         except Exception as exc:  # like a phase: logged, on /healthz, tried again later; never ends the process
             log.exception("repair failed: %s", exc, extra={"phase": "repair"})
-            self.health.record("repair", at=now, ok=False, outcome=f"{type(exc).__name__}: {exc}")
+            self.health.record("repair", at=now, ok=False, outcome=failed_outcome(exc))
             self.blocked["repair"] = self.clock.now() + self.retry_after
             return
         self.blocked.pop("repair", None)
@@ -152,7 +152,7 @@ class Server:
                 self.board_seen = board_fingerprint(ctx.board)  # our own save is not someone else's
         except Exception as exc:  # a phase failing must not end the process: log, show on /healthz, retry later
             log.exception("%s failed: %s", action, exc, extra={"phase": action, "night": day.tonight.night})
-            self.health.record(action, at=started, ok=False, outcome=f"{type(exc).__name__}: {exc}")
+            self.health.record(action, at=started, ok=False, outcome=failed_outcome(exc))
             self.blocked[action] = self.clock.now() + self.retry_after
             if action == "run":
                 self._alert_run_failed(day, exc)

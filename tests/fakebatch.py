@@ -69,6 +69,10 @@ class FakeBatch:
     def fault(self, op: str, how: str, *, times: int = 1) -> None:
         self._faults[op].extend([how] * times)
 
+    def heal(self) -> None:
+        """Every fault still scripted is dropped: the key fixed, the network back."""
+        self._faults.clear()
+
     def refuse(self, op: str, message: str) -> None:
         self._faults[op].append(f"400:{message}")
 
@@ -90,6 +94,8 @@ class FakeBatch:
             await asyncio.Event().wait()
         if how.startswith("400:"):
             return _refusal(request, how.removeprefix("400:"))
+        if how in ("401", "403"):  # the key was revoked, or lost its permission, after the batch was sent
+            return _key_refused(request, int(how))
         response = self._serve(request)
         if how == "kill_after":
             raise Killed(op)
@@ -338,3 +344,13 @@ def _refusal(request: httpx2.Request, message: str) -> httpx2.Response:
     if request.url.path.startswith(ANTHROPIC):
         return httpx2.Response(400, json={"type": "error", "error": error})
     return httpx2.Response(400, json={"error": {**error, "param": None, "code": None}})
+
+
+def _key_refused(request: httpx2.Request, status: int) -> httpx2.Response:
+    """A refused key (401) or a key without permission (403), in the vendor's own error shape."""
+    if request.url.path.startswith(ANTHROPIC):
+        kind = "authentication_error" if status == 401 else "permission_error"
+        return httpx2.Response(status, json={"type": "error", "error": {"type": kind, "message": "invalid x-api-key"}})
+    message = "Incorrect API key provided" if status == 401 else "You are not allowed to use this model"
+    code = "invalid_api_key" if status == 401 else "insufficient_permissions"
+    return httpx2.Response(status, json={"error": {"message": message, "type": "invalid_request_error", "code": code}})

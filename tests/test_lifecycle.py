@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from harness import Shop, at
 from openpyxl import load_workbook
+from xlsx_cache import save_as_excel_would
 
 from sheetbot.status import Status
 
@@ -261,7 +262,8 @@ def test_a_workbook_saved_by_someone_mid_run_keeps_their_work(shop: Shop) -> Non
 
 
 def test_outputs_are_never_formulas(shop: Shop) -> None:
-    shop.add(type="listing", input="=1+1")
+    shop.add(type="listing", input='=UPPER("tent")')
+    save_as_excel_would(shop.book, {"D2": "A TENT"})  # as Excel saves it: the formula and its value
     shop.lock()
     shop.clock.set(at("2026-11-24T01:00"))
     shop.fake.reply_with(lambda body: '=HYPERLINK("http://evil.test","click")')
@@ -271,7 +273,7 @@ def test_outputs_are_never_formulas(shop: Shop) -> None:
     cell = ws.cell(row=2, column=header.index("output") + 1)
     assert cell.value == '=HYPERLINK("http://evil.test","click")'
     assert cell.data_type == "s"
-    assert "=1+1" in prompts(shop)[0]
+    assert "A TENT" in prompts(shop)[0] and "UPPER" not in prompts(shop)[0]  # the value, as Google sends
 
 
 def test_cells_are_data_never_templates(shop: Shop) -> None:

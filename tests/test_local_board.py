@@ -450,6 +450,7 @@ def test_behaves_like_the_memory_board(tmp_path: Path) -> None:
     header = ["id", "type", "input"]
     data: list[list[object]] = [["t1", "summary", "one"], [None, "summary", "two"], ["t3", "summary", "=not a formula"]]
     local = LocalBoard(make_workbook(tmp_path / "q.xlsx", header, data), "Queue")
+    person_edits(local.path, lambda ws: setattr(ws["C4"], "data_type", "s"))  # typed as text, not a formula
     memory = MemoryBoard(header, [dict(zip(header, row, strict=True)) for row in data])
     results = []
     for board in (local, memory):

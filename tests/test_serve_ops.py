@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import socket
+import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -121,3 +124,84 @@ def test_phone_numbers_are_masked_but_dates_and_counts_are_not(text: str, masked
     from sheetbot.logs import Masker
 
     assert ("[phone]" in Masker({})(text)) is masked
+
+
+def _closed_by_server(sock: socket.socket, *, within_s: float) -> bool:
+    """True when the server closed the connection (recv returns b"" or resets) within ``within_s``."""
+    sock.settimeout(within_s)
+    try:
+        while True:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return True
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        return True
+
+
+@pytest.fixture
+def bounded() -> Iterator[tuple[Health, int]]:
+    health = Health()
+    server = start_health_server(health, port=0, max_workers=2, read_timeout_s=0.2, request_deadline_s=0.6)
+    try:
+        yield health, server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_healthz_drops_a_client_that_sends_nothing(bounded: tuple[Health, int]) -> None:
+    _health, port = bounded
+    with socket.create_connection(("127.0.0.1", port)) as idle:
+        assert _closed_by_server(idle, within_s=3.0)
+
+
+def test_healthz_drops_a_slowloris_however_it_trickles(bounded: tuple[Health, int]) -> None:
+    _health, port = bounded
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-a: b\r\n" * 50
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port)) as slow:
+        closed = False
+        for i in range(len(request)):  # one byte every 0.05 s: each read is well within its timeout
+            try:
+                slow.sendall(request[i : i + 1])
+            except OSError:
+                closed = True
+                break
+            if _closed_by_server(slow, within_s=0.05):
+                closed = True
+                break
+        assert closed and time.monotonic() - started < 3.0
+
+
+def test_healthz_answers_while_idle_clients_wait_and_never_grows_past_its_workers(
+    bounded: tuple[Health, int],
+) -> None:
+    _health, port = bounded
+    before = threading.active_count()
+    idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(20)]
+    try:
+        time.sleep(0.05)
+        assert threading.active_count() <= before + 2
+        assert _get(port)[0] == 200  # served once the idle ones are cut, not stuck behind them
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_healthz_never_answers_with_exception_text(caplog: pytest.LogCaptureFixture) -> None:
+    health = Health()
+    health.record("lock", at=datetime(2026, 11, 24, 1, 0, tzinfo=UTC), ok=True, outcome="locked")
+    health.phases["lock"]["at"] = object()  # cannot be written as JSON: snapshot's encoding fails
+    server = start_health_server(health, port=0)
+    try:
+        with pytest.raises(urllib.error.HTTPError) as failed:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/healthz", timeout=5)
+        body = failed.value.read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert failed.value.code == 500 and "see its log" in body
+    assert "object" not in body and "serializable" not in body and "Traceback" not in body
+    assert "not JSON serializable" in caplog.text

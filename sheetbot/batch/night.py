@@ -77,6 +77,7 @@ class _Rounds(Polling, Sending):
         self.cancelled: set[str] = set()
         #: Budget held per request until its result is stored: (workflow, worst-case dollars).
         self.held: dict[str, tuple[str, float]] = {}
+        self.refused: dict[str, AccountProviderError] = {}
 
     def client(self, provider: str) -> BatchProvider:
         if provider not in self.clients:
@@ -99,12 +100,11 @@ class _Rounds(Polling, Sending):
             # A restart, or a create whose answer was lost: open batches are paid for (poll, never resubmit),
             # and so may be open sends (look them up first).
             await self._look_up_sends()
-            open_batches = self.state.open_batches()
-            sends = self.state.open_sends()
+            open_batches, sends = self._open()
             in_flight = {c for b in open_batches for c in b["custom_ids"]} | {c for x in sends for c in x["requests"]}
             if not self.night.out_of_time():
                 await self._submit(self._next_requests(in_flight))
-                open_batches, sends = self.state.open_batches(), self.state.open_sends()
+                open_batches, sends = self._open()
             if not open_batches and not sends:
                 break
             # With a send to look up, wait one poll only, then look again.
@@ -118,15 +118,25 @@ class _Rounds(Polling, Sending):
         for p in self.pending.values():
             if p.task.task_id in live_ids:
                 continue
+            refused = self.refused.get(p.wf.provider)
             outcome = p.outcome or (
                 Outcome("review", truncated=p.truncated, cost_usd=p.spent_usd)
                 if p.complete
+                else _account_deferral(refused)
+                if refused is not None
                 else Outcome("deferred", unclear(waiting[p.task.task_id]))
                 if p.task.task_id in waiting
                 else Outcome("deferred", WINDOW_ENDED)
             )
             self.night.settle(p.task, outcome)
         return self.live
+
+    def _open(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The open batches and sends to wait on: not those of a provider that refused the key tonight
+        (they stay open in the state; the next run, key fixed, collects them)."""
+        batches = [b for b in self.state.open_batches() if b["provider"] not in self.refused]
+        sends = [s for s in self.state.open_sends() if s["provider"] not in self.refused]
+        return batches, sends
 
     def _next_requests(self, in_flight: set[str]) -> dict[tuple[str, str], list[tuple[Pending, CompletionRequest]]]:
         """Each unfinished task's next step, grouped by provider and model; in-flight ones are skipped."""
@@ -160,6 +170,9 @@ class _Rounds(Polling, Sending):
         submitted: list[dict[str, Any]] = []
         budget = self.night.budget
         for (provider, model), items in groups.items():
+            if provider in self.refused:  # its key was refused tonight: sending would be refused alike
+                self._not_sent(self.refused[provider], [p for p, _ in items])
+                continue
             night_name = items[0][0].task.night or self.ctx.night().night
             price = self.ctx.config.prices[model]
             allowed: list[tuple[Pending, CompletionRequest]] = []
@@ -212,7 +225,7 @@ class _Rounds(Polling, Sending):
             if isinstance(exc, BatchUnsupportedError):
                 p.outcome = Outcome("deferred", "running live")
             elif isinstance(exc, AccountProviderError):  # the account's problem, not the rows': they wait
-                p.outcome = Outcome("deferred", f"deferred: {exc}. The row runs again once this is fixed")
+                p.outcome = _account_deferral(exc)
             elif isinstance(exc, PermanentProviderError):
                 p.outcome = Outcome("failed", f"{exc}. Fix it, then set status to queued to run it again")
             else:
@@ -249,6 +262,9 @@ class _Rounds(Polling, Sending):
                 seen.add(custom_id)
                 keys.add(key_of(wire))
                 self._store(custom_id, result, current)
+        except AccountProviderError as exc:  # refused alike on every try until the key is fixed: stop asking
+            self.refused[batch["provider"]] = exc
+            return
         except ProviderError:
             return  # read again on the next round or run
         expected = set(current["custom_ids"])
@@ -280,3 +296,8 @@ class _Rounds(Polling, Sending):
             budget=self.night.budget,
             now=self.ctx.now(),
         )
+
+
+def _account_deferral(exc: AccountProviderError) -> Outcome:
+    """A row waiting on a refused key: the account's problem, not the row's (no failed call is counted)."""
+    return Outcome("deferred", f"deferred: {exc}. The row runs again once this is fixed")

@@ -5,6 +5,11 @@ clock and every wait goes through its injected ``sleep``: tests run a four-hour 
 Every call is bounded (timing.py): a poll that never answers is cut at its time limit or the deadline,
 whichever comes first, and counts as a failed poll. A batch found only by listing (send.py) may be
 another program's: it is never cancelled, and finishes on its own.
+
+A refused key (401/403, no quota: :class:`AccountProviderError`) is not a failed poll: every later poll
+would be refused alike until a person fixes the key. The provider's batches are no longer polled (nor
+cancelled: they are paid for, and the next run collects them), and ``refused`` keeps the reason, which
+names the environment variable, for the rows and the run summary.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import functools
 from typing import TYPE_CHECKING, Any
 
 from sheetbot.batch.base import BatchStatus
-from sheetbot.errors import ProviderError
+from sheetbot.errors import AccountProviderError, ProviderError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -33,6 +38,8 @@ class Polling:
     night: Any
     cancelled: set[str]
     bounds: Bounds
+    #: Providers whose key was refused tonight, with the reason: their batches are not polled again.
+    refused: dict[str, AccountProviderError]
 
     def client(self, provider: str) -> BatchProvider:
         raise NotImplementedError
@@ -54,8 +61,15 @@ class Polling:
         pace = {b["provider"] for b in batches} | set(providers)
         while waiting or once:
             for batch_id, batch in list(waiting.items()):
+                if batch_id not in waiting:
+                    continue  # its provider refused the key on an earlier poll of this pass
                 try:
                     status = await self._poll(batch["provider"], batch_id)
+                except AccountProviderError as exc:
+                    self.refused[batch["provider"]] = exc
+                    for other in [b for b, x in waiting.items() if x["provider"] == batch["provider"]]:
+                        del waiting[other]
+                    continue
                 except ProviderError:
                     continue  # a poll that failed, or got no answer in time, is tried again on the next one
                 if status.ended:

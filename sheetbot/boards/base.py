@@ -23,6 +23,9 @@ class BoardRow:
 
     ref: str
     values: Mapping[str, str]
+    #: Column → why its cell has no usable value (a formula never calculated): a row whose prompt needs
+    #: that column fails with the reason instead of sending the model something else.
+    problems: Mapping[str, str] = field(default_factory=dict)
 
     def get(self, column: str) -> str:
         return self.values.get(column, "")

@@ -75,6 +75,8 @@ class LocalBoard:
         self.dashboard_problem: str | None = None
         #: The file version (signature) last found safe to save: a 10,000-row night inspects it once.
         self._kept: Signature | None = None
+        #: (row, column) → the value Excel stored for a formula cell of the sheet, as of the loaded workbook.
+        self._saved: dict[tuple[int, int], object] = {}
 
     def describe(self) -> str:
         return f"{self.path.name} [{self.sheet}]"
@@ -89,7 +91,10 @@ class LocalBoard:
             workbook = self._load()
         ws = self._worksheet(workbook)
         header = _header(ws)
-        rows = tuple(BoardRow(ref=ref, values=values) for ref, values in _data_rows(ws, header))
+        rows = tuple(
+            BoardRow(ref=ref, values=values, problems=problems)
+            for ref, values, problems in _data_rows(ws, header, self._saved)
+        )
         return Sheet(columns=tuple(header), rows=rows)
 
     def write(self, updates: Sequence[RowUpdate]) -> WriteResult:
@@ -137,7 +142,7 @@ class LocalBoard:
                 for column in values:
                     if column not in header:
                         _add_column(ws, header, column)
-            last = max([1, *(int(ref) for ref, _ in _data_rows(ws, header))])
+            last = max([1, *(int(ref) for ref, _, _ in _data_rows(ws, header, self._saved))])
             for offset, values in enumerate(rows, start=1):
                 for column, value in values.items():
                     _put(ws.cell(row=last + offset, column=header[column]), value)
@@ -202,6 +207,7 @@ class LocalBoard:
                 "or move it away and run `sheetbot init`"
             ) from None
         self._workbook, self._signature = workbook, signature
+        self._saved = _saved_values(data, workbook, self.sheet)
         return workbook
 
     def _refuse_what_openpyxl_drops(self, data: bytes) -> None:
@@ -268,9 +274,9 @@ class LocalBoard:
     # -- applying updates ----------------------------------------------------------------
     def _apply(self, ws: Worksheet, updates: Sequence[RowUpdate]) -> tuple[WriteResult, bool]:
         header = _header(ws)
-        found = _data_rows(ws, header)
-        refs = [ref for ref, _ in found]
-        placement = resolve(updates, [values for _, values in found], id_column=self.id_column, refs=refs)
+        found = _data_rows(ws, header, self._saved)  # the values read() showed: claims match them
+        refs = [ref for ref, _, _ in found]
+        placement = resolve(updates, [values for _, values, _ in found], id_column=self.id_column, refs=refs)
         result = WriteResult(missing=list(placement.missing))
         aligned: dict[int, Alignment | None] = {}
         for u_index, targets in placement.targets.items():
@@ -298,24 +304,75 @@ def _header(ws: Worksheet) -> dict[str, int]:
     return header
 
 
-def _data_rows(ws: Worksheet, header: dict[str, int]) -> list[tuple[str, dict[str, str]]]:
-    """Every row below the header with something in a named column, as (row number, texts).
+#: Why a formula cell is blank to sheetbot: the file holds no computed value for it.
+NO_SAVED_VALUE = (
+    "cell {column} of row {row} holds a formula with no saved value: open and save the workbook in Excel, "
+    "or type the value"
+)
+
+
+def _data_rows(
+    ws: Worksheet, header: dict[str, int], saved: Mapping[tuple[int, int], object]
+) -> list[tuple[str, dict[str, str], dict[str, str]]]:
+    """Every row below the header with something in a named column, as (row number, texts, problems).
+
+    A formula cell reads as the value Excel stored for it (``saved``), as Google Sheets answers; one with
+    no stored value reads blank, with the reason under its column in ``problems``. Never the formula's text.
 
     Reads the cells the sheet holds (``ws._cells``) instead of ``iter_rows``: on a normal worksheet
     ``iter_rows`` creates a cell object for every blank position, which on a sparse 10,000-row queue
     triples the cells in memory and slows every later save.
     """
     by_row: dict[int, dict[int, object]] = {}
+    unsaved: dict[int, set[int]] = {}
     for (row, column), cell in ws._cells.items():
-        if row >= 2 and cell.value is not None:
-            by_row.setdefault(row, {})[column] = cell.value
+        if row < 2 or cell.value is None:
+            continue
+        value = cell.value
+        if cell.data_type == "f":
+            value = saved.get((row, column))
+            if value is None:
+                unsaved.setdefault(row, set()).add(column)
+                continue
+        by_row.setdefault(row, {})[column] = value
     rows = []
-    for number in sorted(by_row):
-        cells = by_row[number]
+    for number in sorted(by_row.keys() | unsaved.keys()):
+        cells = by_row.get(number, {})
         values = {name: _text(cells.get(column)) for name, column in header.items()}
-        if any(text.strip() for text in values.values()):
-            rows.append((str(number), values))
+        blank = unsaved.get(number, set())
+        problems = {
+            name: NO_SAVED_VALUE.format(column=name, row=number) for name, column in header.items() if column in blank
+        }
+        if problems or any(text.strip() for text in values.values()):
+            rows.append((str(number), values, problems))
     return rows
+
+
+def _saved_values(data: bytes, workbook: Workbook, sheet: str) -> dict[tuple[int, int], object]:
+    """The values Excel stored with the sheet's formula cells, by (row, column); absent when none was stored.
+
+    openpyxl reads either formulas or stored values, not both: sheetbot keeps the formulas (a save must not
+    turn a person's formula into a constant) and reads the values a second time, streaming, only when the
+    sheet holds a formula, so a plain queue still costs one load.
+    """
+    ws = workbook[sheet] if sheet in workbook.sheetnames else None
+    if not isinstance(ws, Worksheet):
+        return {}
+    formulas = {position for position, cell in ws._cells.items() if cell.data_type == "f" and position[0] >= 2}
+    if not formulas:
+        return {}
+    first, last = min(row for row, _ in formulas), max(row for row, _ in formulas)
+    values = load_workbook(io.BytesIO(data), data_only=True, read_only=True)
+    try:
+        stored = values[sheet]
+        saved: dict[tuple[int, int], object] = {}
+        for number, line in enumerate(stored.iter_rows(min_row=first, max_row=last, values_only=True), start=first):
+            for column, value in enumerate(line, start=1):
+                if value is not None and (number, column) in formulas:
+                    saved[number, column] = value
+        return saved
+    finally:
+        values.close()
 
 
 def _add_column(ws: Worksheet, header: dict[str, int], name: str) -> int:

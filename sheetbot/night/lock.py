@@ -17,7 +17,7 @@ from sheetbot.audit import input_hash
 from sheetbot.boards.base import BoardRow, Sheet
 from sheetbot.errors import BoardSchemaError
 from sheetbot.night.context import NightContext
-from sheetbot.night.prompts import missing_columns
+from sheetbot.night.prompts import missing_columns, template_names
 from sheetbot.night.repair import take_stock
 from sheetbot.night.writeback import write_with_ids
 from sheetbot.state import Task
@@ -65,6 +65,9 @@ def validate(ctx: NightContext, row: BoardRow, columns: set[str]) -> tuple[str, 
     col = ctx.col
     workflows = ctx.config.workflows
     kind = row.get(col["type"]).strip()
+    unreadable = _unreadable(ctx, row, kind)
+    if unreadable:
+        return unreadable
     known = ", ".join(sorted(workflows))
     if not kind:
         return f"no type: set `{col['type']}` to one of: {known}"
@@ -82,6 +85,20 @@ def validate(ctx: NightContext, row: BoardRow, columns: set[str]) -> tuple[str, 
         names = ", ".join(f"{{{{{m}}}}}" for m in missing)
         return f"workflow {kind} uses {names}, but the board has no such column: add it, or fix the template"
     return kind, priority
+
+
+def _unreadable(ctx: NightContext, row: BoardRow, kind: str) -> str | None:
+    """Why a cell the row's prompts read has no usable value (a formula never calculated), if one has not.
+    The model gets a cell's value on every board; never the formula's text, never a silent blank."""
+    if not row.problems:
+        return None
+    col = ctx.col
+    used = {col["type"], col["input"], col["priority"]}
+    workflow = ctx.config.workflows.get(kind)
+    if workflow is not None:
+        names = [n for n in template_names(workflow) if not n.startswith("steps.")]
+        used |= set(names) | {col[n] for n in names if n in col}
+    return next((problem for column, problem in row.problems.items() if column in used), None)
 
 
 def lock(ctx: NightContext) -> LockReport:

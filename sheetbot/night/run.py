@@ -283,7 +283,11 @@ def _changed_after_lock(ctx: NightContext, report: RunReport, rows: Mapping[str,
         if row is None or not task.snapshot:
             continue
         watched = [col["type"], col["input"], *[c for c in task.snapshot if c not in owned]]
-        changed = [c for c in dict.fromkeys(watched) if row.get(c) != task.snapshot.get(c, "")]
+        changed = [
+            c
+            for c in dict.fromkeys(watched)
+            if c not in row.problems and row.get(c) != task.snapshot.get(c, "")  # a cell without a value: unknown
+        ]
         if changed:
             note = (
                 f"note: {', '.join(changed)} changed after the lock; this output answers the row as it "
@@ -296,11 +300,13 @@ def _changed_after_lock(ctx: NightContext, report: RunReport, rows: Mapping[str,
             report.changed_after_lock.append(task.task_id)
 
 
-def _read(ctx: NightContext) -> Sheet | None:
-    """The board now, or None when it cannot be read: the night runs anyway, its outputs wait in the state."""
+def _read(ctx: NightContext, report: RunReport, *, when: str, skipped: str) -> Sheet | None:
+    """The board now, or None when it cannot be read: the night runs anyway, its outputs wait in the state.
+    The report says so, naming the check that was ``skipped``: a check skipped in silence reads as passed."""
     try:
         return ctx.board.read()
-    except SheetbotError:
+    except SheetbotError as exc:
+        report.notes.append(f"{ctx.board.describe()} could not be read {when} ({exc}): {skipped}")
         return None
 
 
@@ -318,7 +324,7 @@ async def run_async(
     deadline = until or (window.end if window.contains(now) else None)
     report = RunReport(night=window.night, deadline=deadline)
     state = ctx.state
-    sheet = _read(ctx)
+    sheet = _read(ctx, report, when="before the run", skipped="rows the state does not know were not looked for")
     if sheet is not None:
         refuse_unknown(ctx, sheet)  # no call while the board holds rows this state file does not know
     tasks = state.tasks_with_status(Status.LOCKED, Status.RUNNING)
@@ -356,7 +362,12 @@ async def run_async(
         finally:
             await night.providers.aclose()
         night.keep.recover()  # a state write failed: store what the journal kept if it can be now, or stop here
-        sheet = _read(ctx)  # again: rows edited, copied or saved over during the night
+        sheet = _read(  # again: rows edited, copied or saved over during the night
+            ctx,
+            report,
+            when="after the run",
+            skipped="rows edited after the lock were not checked (their outputs may answer an older input)",
+        )
         with state.transaction():
             if not report.stopped:
                 state.night_event(window.night, run_finished_at=ctx.now().isoformat(), drained=int(report.drained))

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import anthropic
 import httpx2
@@ -27,6 +28,8 @@ from sheetbot.providers.errors_map import (
     timeout_error,
 )
 from sheetbot.providers.shapes import Shape, ShapeMemory, schema_instructions
+
+T = TypeVar("T")
 
 #: The one tool offered when a workflow has ``outputs:``; the model is made to call it.
 TOOL_NAME = "record_output"
@@ -83,23 +86,18 @@ class AnthropicProvider:
             options["extra_body"] = {"temperature": options.pop("temperature")}
         ctx = self._context(request.model)
         started = time.monotonic()
-        try:
-            # An explicit timeout also skips the SDK's "streaming is required" guard for large max_tokens.
-            response = await self._client.messages.create(
+        # An explicit timeout also skips the SDK's "streaming is required" guard for large max_tokens.
+        response = await _guard(
+            self._client.messages.create(
                 model=request.model,
                 messages=messages,
                 max_tokens=request.max_tokens,
                 timeout=request.timeout_s,
                 **options,
-            )
-        except anthropic.APIStatusError as exc:
-            raise status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
-        except anthropic.APITimeoutError:
-            raise timeout_error(ctx, request.timeout_s) from None
-        except anthropic.APIConnectionError as exc:
-            raise connection_error(ctx, exc.__cause__) from None
-        except (anthropic.APIResponseValidationError, json.JSONDecodeError) as exc:
-            raise malformed_error(ctx, str(exc)) from None
+            ),
+            ctx,
+            request.timeout_s,
+        )
         latency_s = time.monotonic() - started
         try:
             return _to_completion(response, request.model, latency_s)
@@ -108,21 +106,25 @@ class AnthropicProvider:
 
     async def list_models(self, *, timeout_s: float) -> list[str]:
         """The model ids the account may use: a free call that shows the server answers and takes the key."""
-        ctx = self._context("(any)")
-        try:
-            page = await self._client.models.list(limit=1000, timeout=timeout_s)
-            return [model.id for model in page.data]  # one page: enough to see the server and the key
-        except anthropic.APIStatusError as exc:
-            raise status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
-        except anthropic.APITimeoutError:
-            raise timeout_error(ctx, timeout_s) from None
-        except anthropic.APIConnectionError as exc:
-            raise connection_error(ctx, exc.__cause__) from None
-        except (anthropic.APIResponseValidationError, json.JSONDecodeError) as exc:
-            raise malformed_error(ctx, str(exc)) from None
+        page = await _guard(self._client.models.list(limit=1000, timeout=timeout_s), self._context("(any)"), timeout_s)
+        return [model.id for model in page.data]  # one page: enough to see the server and the key
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+async def _guard(call: Awaitable[T], ctx: ErrorContext, timeout_s: float) -> T:
+    """The SDK's errors as sheetbot's: one ladder for every call this provider makes."""
+    try:
+        return await call
+    except anthropic.APIStatusError as exc:
+        raise status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
+    except anthropic.APITimeoutError:
+        raise timeout_error(ctx, timeout_s) from None
+    except anthropic.APIConnectionError as exc:
+        raise connection_error(ctx, exc.__cause__) from None
+    except (anthropic.APIResponseValidationError, json.JSONDecodeError) as exc:
+        raise malformed_error(ctx, str(exc)) from None
 
 
 def message_params(request: CompletionRequest, *, shape: Shape | None = None) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx2
@@ -34,6 +35,8 @@ from sheetbot.providers.errors_map import (
     timeout_error,
 )
 from sheetbot.providers.shapes import Shape, ShapeMemory, first_shape, schema_instructions
+
+T = TypeVar("T")
 
 #: The name of the response format; OpenAI allows [A-Za-z0-9_-]{1,64}.
 SCHEMA_NAME = "sheetbot_output"
@@ -97,25 +100,12 @@ class OpenAIProvider:
         model = options.pop("model")
         ctx = self._context(request.model)
         started = time.monotonic()
-        try:
-            response = await self._client.chat.completions.create(
-                model=model,
-                messages=messages,
-                timeout=request.timeout_s,
-                **options,
-            )
-        except openai.APIStatusError as exc:
-            if request.output_schema is not None:
-                refused = _schema_refused(exc.status_code, exc.body, ctx, exc.message)
-                if refused is not None:
-                    raise refused from None
-            raise status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
-        except openai.APITimeoutError:
-            raise timeout_error(ctx, request.timeout_s) from None
-        except openai.APIConnectionError as exc:
-            raise connection_error(ctx, exc.__cause__) from None
-        except (openai.APIResponseValidationError, json.JSONDecodeError) as exc:
-            raise malformed_error(ctx, str(exc)) from None
+        response = await _guard(
+            self._client.chat.completions.create(model=model, messages=messages, timeout=request.timeout_s, **options),
+            ctx,
+            request.timeout_s,
+            structured=request.output_schema is not None,
+        )
         latency_s = time.monotonic() - started
         try:
             return _to_completion(response, request.model, latency_s, structured=request.output_schema is not None)
@@ -124,18 +114,8 @@ class OpenAIProvider:
 
     async def list_models(self, *, timeout_s: float) -> list[str]:
         """The model ids the server offers: a free call that shows the server answers and takes the key."""
-        ctx = self._context("(any)")
-        try:
-            page = await self._client.models.list(timeout=timeout_s)
-            return [model.id for model in page.data]  # one page: enough to see the server and the key
-        except openai.APIStatusError as exc:
-            raise status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
-        except openai.APITimeoutError:
-            raise timeout_error(ctx, timeout_s) from None
-        except openai.APIConnectionError as exc:
-            raise connection_error(ctx, exc.__cause__) from None
-        except (openai.APIResponseValidationError, json.JSONDecodeError) as exc:
-            raise malformed_error(ctx, str(exc)) from None
+        page = await _guard(self._client.models.list(timeout=timeout_s), self._context("(any)"), timeout_s)
+        return [model.id for model in page.data]  # one page: enough to see the server and the key
 
     async def has_batch_api(self, *, timeout_s: float) -> bool:
         """False when the server answers 404 to listing batches (most compatible servers); free to ask."""
@@ -149,6 +129,24 @@ class OpenAIProvider:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+async def _guard(call: Awaitable[T], ctx: ErrorContext, timeout_s: float, *, structured: bool = False) -> T:
+    """The SDK's errors as sheetbot's: one ladder for every call this provider makes. A structured request
+    refused for its shape (json_schema unsupported) is told apart from an outage first."""
+    try:
+        return await call
+    except openai.APIStatusError as exc:
+        refused = _schema_refused(exc.status_code, exc.body, ctx, exc.message) if structured else None
+        if refused is not None:
+            raise refused from None
+        raise status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
+    except openai.APITimeoutError:
+        raise timeout_error(ctx, timeout_s) from None
+    except openai.APIConnectionError as exc:
+        raise connection_error(ctx, exc.__cause__) from None
+    except (openai.APIResponseValidationError, json.JSONDecodeError) as exc:
+        raise malformed_error(ctx, str(exc)) from None
 
 
 def chat_body(request: CompletionRequest, *, base_url: str | None = None, shape: Shape | None = None) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """What a night costs live, in batch mode, and in batch mode with prompt caching.
 
-For 200 rows of each ready workflow (sheetbot.demo.recipes(), inputs of realistic length as in
+For 200 rows of each ready workflow (sheetbot.cli.demo.recipes(), inputs of realistic length as in
 bench/night.py), the estimate sheetbot's `check` and preview nights show (sheetbot.batch.estimate):
 four characters a token, every answer using all of max_tokens. No network, no model call.
 Caching counts only where the provider would cache (a shared system prompt over the model's minimum);
@@ -14,8 +14,8 @@ import argparse
 import random
 
 from sheetbot.batch.estimate import estimate
-from sheetbot.config import Config
-from sheetbot.demo import demo_config
+from sheetbot.cli.demo import demo_config
+from sheetbot.config.models import Config
 
 NAMED = ("brand", "keywords", "channel", "audience", "competitor", "url", "product", "context")
 SAMPLE = "merino 200 g/m² waterproof shell 28 L daypack torso 40-51 cm reorder weeks of cover stock 140 avg 35 per "

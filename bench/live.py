@@ -30,11 +30,11 @@ from openpyxl import load_workbook
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: bench/ is not a package
 from llm_server import LLMServer, LLMServerProcess, ServerStats
 
-from sheetbot.app import open_context
-from sheetbot.demo import write_sample_workbook
+from sheetbot.cli.demo import write_sample_workbook
 from sheetbot.night.context import Progress
 from sheetbot.night.lock import lock
 from sheetbot.night.run import RunReport, run
+from sheetbot.service.wiring import open_context
 
 AIM_RATIO = 0.9
 MODEL = "gpt-4.1-mini"

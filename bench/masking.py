@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from sheetbot.masking import mask_text
+from sheetbot.safety.masking import mask_text
 
 LOG_LINES = [
     "2026-11-29T21:39:01+00:00 INFO night: row 1234 done in 12.3s, 1834 tokens, cost=$0.004512",

@@ -25,12 +25,12 @@ from zoneinfo import ZoneInfo
 import yaml
 from openpyxl import load_workbook
 
-from sheetbot.app import open_context
+from sheetbot.cli.demo import demo_config, write_sample_workbook
 from sheetbot.clock import FakeClock
-from sheetbot.demo import demo_config, write_sample_workbook
 from sheetbot.night.harvest import harvest
 from sheetbot.night.lock import lock
 from sheetbot.night.run import run
+from sheetbot.service.wiring import open_context
 
 AIM_S, AIM_MB = 30.0, 300.0
 NAMED = ("brand", "keywords", "channel", "audience", "competitor", "url", "product", "context")  # {{…}} besides input

@@ -1,3 +1,3 @@
-from sheetbot.cli import main
+from sheetbot.cli.main import main
 
 raise SystemExit(main())

@@ -194,7 +194,7 @@ class LockedError(SheetbotError):
 
 class OutboundError(SheetbotError):
     """A webhook URL sheetbot refuses (plain http off loopback, link-local, cloud metadata) or a redirect
-    answer: sheetbot follows none, so a 3xx is a failed delivery (sheetbot/outbound.py)."""
+    answer: sheetbot follows none, so a 3xx is a failed delivery (sheetbot/safety/outbound.py)."""
 
 
 class ProviderError(SheetbotError):

@@ -45,7 +45,7 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     # A person sends a dead-lettered row back by setting its status to `queued`;
     # a row that failed validation is re-checked at every lock.
     S.FAILED: frozenset({S.QUEUED, S.LOCKED, S.DEFERRED, S.FAILED}),
-    # Only an approval-gated action (sheetbot/actions.py) moves a final row on, once it was delivered.
+    # Only an approval-gated action (sheetbot/morning/on_approve.py) moves a final row on, once it was delivered.
     S.APPROVED: frozenset({S.PUBLISHED}),
     S.EDITED: frozenset({S.PUBLISHED}),
     S.PUBLISHED: frozenset(),

@@ -30,7 +30,7 @@ from sheetbot.boards.base import Board
 from sheetbot.boards.local import LocalBoard
 from sheetbot.boards.memory import MemoryBoard
 from sheetbot.clock import FakeClock
-from sheetbot.configfile import load_config
+from sheetbot.config.load import load_config
 from sheetbot.night.context import NightContext
 from sheetbot.providers.factory import make_provider
 from sheetbot.state import State

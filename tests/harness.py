@@ -21,8 +21,8 @@ from openpyxl import Workbook, load_workbook
 
 from sheetbot.boards.factory import open_board
 from sheetbot.clock import FakeClock
-from sheetbot.config import Config
-from sheetbot.configfile import load_config
+from sheetbot.config.load import load_config
+from sheetbot.config.models import Config
 from sheetbot.night.context import NightContext
 from sheetbot.night.harvest import HarvestReport, harvest
 from sheetbot.night.lock import LockReport, lock

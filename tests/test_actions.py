@@ -13,8 +13,8 @@ import pytest
 import responses
 from harness import ENV, WORKFLOWS, Shop, at
 
-from sheetbot import actions
 from sheetbot.errors import TransitionError
+from sheetbot.morning import on_approve as actions
 from sheetbot.state import State
 from sheetbot.status import Status
 

@@ -18,7 +18,7 @@ from sheetbot.boards.airtable import AirtableBoard, missing_fields
 from sheetbot.boards.base import Claim, RowUpdate, SchemaSpec
 from sheetbot.boards.factory import open_board
 from sheetbot.clock import FakeClock
-from sheetbot.configfile import load_config
+from sheetbot.config.load import load_config
 from sheetbot.errors import BoardError, BoardNotFound, BoardSchemaError, BoardWriteError, ConfigError
 from sheetbot.night.context import NightContext
 from sheetbot.night.harvest import HarvestReport, harvest
@@ -455,7 +455,7 @@ def test_two_nights_on_airtable(tmp_path: Path, fake: FakeAirtable, time: FakeTi
 
 
 def test_check_lists_the_fields_to_add_by_hand_with_their_types(tmp_path: Path) -> None:
-    from sheetbot.check import run_check
+    from sheetbot.cli.check import run_check
 
     config = {
         "board": {"kind": "airtable", "base": BASE_ID, "sheet": "Queue", "endpoint_url": ENDPOINT},

@@ -10,11 +10,11 @@ import yaml
 from harness import Shop, at
 from nightly import night
 
-from sheetbot.alerts import after_harvest, backlog_by_night, evaluate, send_alerts
-from sheetbot.cli import main
-from sheetbot.configfile import load_config
+from sheetbot.cli.main import main
+from sheetbot.config.load import load_config
 from sheetbot.errors import SheetbotError
-from sheetbot.escalation import escalate
+from sheetbot.morning.alerts import after_harvest, backlog_by_night, evaluate, send_alerts
+from sheetbot.morning.escalation import escalate
 from sheetbot.notify.base import Fanout, MemoryNotifier
 
 

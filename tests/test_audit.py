@@ -14,10 +14,10 @@ from fakellm import split_prompt
 from harness import Shop, at
 from nightly import night
 
-from sheetbot.audit import input_hash, parse_since, prompt_hash
-from sheetbot.cli import main
+from sheetbot.cli.main import main
 from sheetbot.errors import SheetbotError
-from sheetbot.masking import mask, mask_text
+from sheetbot.morning.audit import input_hash, parse_since, prompt_hash
+from sheetbot.safety.masking import mask, mask_text
 
 
 @pytest.fixture

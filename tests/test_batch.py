@@ -14,8 +14,8 @@ from harness import WORKFLOWS, Shop, at
 from sheetbot.batch.base import WIRE_ID, key_of, split, wire_ids
 from sheetbot.batch.factory import make_batch_provider
 from sheetbot.night.context import NightContext
-from sheetbot.pricing import cost_usd
 from sheetbot.providers.base import CompletionRequest, Usage
+from sheetbot.providers.pricing import cost_usd
 
 BLOG = {**WORKFLOWS["blog"], "mode": "batch"}  # anthropic, shared system prompt
 LISTING = {**WORKFLOWS["listing"], "mode": "batch"}  # openai, per-row system prompt ({{brand}})

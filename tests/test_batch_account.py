@@ -9,7 +9,7 @@ import pytest
 from harness import at
 from test_batch import BLOG, LISTING, BatchShop, night
 
-from sheetbot.summary import describe_run
+from sheetbot.morning.summary import describe_run
 
 
 @pytest.mark.parametrize(("workflow", "variable"), [("blog", "ANTHROPIC_API_KEY"), ("listing", "OPENAI_API_KEY")])

@@ -9,8 +9,8 @@ from harness import WORKFLOWS, Shop, at
 from test_batch import BLOG, BatchShop, night
 
 from sheetbot.batch.estimate import estimate, tonight
-from sheetbot.metrics import night_metrics
-from sheetbot.summary import describe_run, morning_summary
+from sheetbot.morning.metrics import night_metrics
+from sheetbot.morning.summary import describe_run, morning_summary
 
 
 def test_report_shows_the_batch_cost_beside_what_live_would_have_cost(tmp_path: Path) -> None:

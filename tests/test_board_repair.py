@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from harness import Shop, at
 
-from sheetbot.cli import main
+from sheetbot.cli.main import main
 from sheetbot.errors import BoardWriteError, UnknownRowsError
-from sheetbot.metrics import night_metrics
+from sheetbot.morning.metrics import night_metrics
+from sheetbot.morning.summary import describe_run
 from sheetbot.notify.base import MemoryNotifier
-from sheetbot.serve import Server
-from sheetbot.summary import describe_run
+from sheetbot.service.serve import Server
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from fakellm import split_prompt
 from harness import Shop, at
 
 from sheetbot.boards.base import RowUpdate, SchemaSpec
-from sheetbot.cli import main
+from sheetbot.cli.main import main
 from sheetbot.status import Decision, Status
 
 LIMITS = {"local": 32_767, "memory": 32_767, "google_sheets": 50_000, "airtable": 100_000}

@@ -10,8 +10,8 @@ import yaml
 from fakellm import FakeLLM
 
 from sheetbot.boards.local import LocalBoard
-from sheetbot.check import run_check
-from sheetbot.configfile import load_config
+from sheetbot.cli.check import run_check
+from sheetbot.config.load import load_config
 from sheetbot.night.context import schema_for
 
 ENV = {"OPENAI_API_KEY": "sk-test", "LOCAL_KEY": "x"}

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from sheetbot.cli import main
+from sheetbot.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 GOOD = """\
@@ -261,7 +261,7 @@ def test_an_unexpected_error_is_one_line_without_traceback(
     def boom(path: object, **kwargs: object) -> list[str]:
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr("sheetbot.check.run_check", boom)
+    monkeypatch.setattr("sheetbot.cli.check.run_check", boom)
     assert main(["check", "--config", str(tmp_path / "x.yaml")]) == 2
     [line] = capsys.readouterr().err.splitlines()
     assert line == "sheetbot: unexpected error: RuntimeError: boom second line (run with --debug for details)"

@@ -10,12 +10,13 @@ from fakellm import FakeLLM
 
 from sheetbot.boards.base import SchemaSpec
 from sheetbot.boards.local import LocalBoard
-from sheetbot.check import run_check
-from sheetbot.config import Config
-from sheetbot.configfile import inspect_config, load_config
+from sheetbot.cli.check import run_check
+from sheetbot.config.load import inspect_config, load_config
+from sheetbot.config.models import Config
 from sheetbot.errors import ConfigError, Problem
 
 ROOT = Path(__file__).resolve().parents[1]
+
 
 # Line numbers below refer to this text; keep it in step with the cases.
 def check(path: Path, *, env: dict[str, str]) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from test_config import BASE, write
 
-from sheetbot.configfile import MAX_ALIASES, MAX_BYTES, MAX_DEPTH, MAX_INCLUDES, inspect_config
+from sheetbot.config.load import MAX_ALIASES, MAX_BYTES, MAX_DEPTH, MAX_INCLUDES, inspect_config
 from sheetbot.errors import ConfigError, Problem
 
 

@@ -19,9 +19,9 @@ from harness import Shop
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from sheetbot.configfile import inspect
+from sheetbot.config.load import inspect
 from sheetbot.errors import SheetbotError
-from sheetbot.scheduler import Facts, day_at, describe_jobs, due, next_wake, summary_time
+from sheetbot.service.scheduler import Facts, day_at, describe_jobs, due, next_wake, summary_time
 
 HOSTILE_NUMBERS = st.sampled_from(
     [-1, 0, 1e20, 10**20, 1e300, -1e300, float("inf"), float("-inf"), float("nan"), 2**63, 0.5]

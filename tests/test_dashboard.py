@@ -13,8 +13,8 @@ from openpyxl import load_workbook
 
 from sheetbot.boards import dashboard_local
 from sheetbot.boards.airtable import AirtableBoard
-from sheetbot.dashboard import HEADERS, approval_chart, dashboard_rows, refresh_dashboard
-from sheetbot.metrics import NightMetrics
+from sheetbot.morning.dashboard import HEADERS, approval_chart, dashboard_rows, refresh_dashboard
+from sheetbot.morning.metrics import NightMetrics
 
 
 @pytest.fixture
@@ -206,8 +206,8 @@ def test_an_unchanged_dashboard_is_not_redrawn(shop: Shop) -> None:
 
 
 def test_init_draws_the_dashboard(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
-    import sheetbot.app as app
-    from sheetbot.cli import main
+    import sheetbot.service.wiring as app
+    from sheetbot.cli.main import main
 
     monkeypatch.setattr(app, "open_context", lambda config_path, **kwargs: shop.context())
     assert main(["init", "--config", str(shop.config_path)]) == 0
@@ -216,8 +216,8 @@ def test_init_draws_the_dashboard(shop: Shop, monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_the_summary_lines() -> None:
-    from sheetbot.actions import ActionsReport, describe_actions
-    from sheetbot.dashboard import DashboardReport, describe_dashboard
+    from sheetbot.morning.dashboard import DashboardReport, describe_dashboard
+    from sheetbot.morning.on_approve import ActionsReport, describe_actions
 
     actions = ActionsReport(published=["t1", "t2"], pending=[("t3", "HTTP 503 from hooks.test")])
     assert describe_actions(actions) == [

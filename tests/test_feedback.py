@@ -11,8 +11,8 @@ from fakellm import split_prompt
 from harness import WORKFLOWS, Shop
 from nightly import night
 
-from sheetbot.cli import main
-from sheetbot.feedback import feedback, normalise, note_parts
+from sheetbot.cli.main import main
+from sheetbot.morning.feedback import feedback, normalise, note_parts
 from sheetbot.night.prompts import guidelines_section
 
 

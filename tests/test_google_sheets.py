@@ -19,7 +19,7 @@ from harness import at
 from sheetbot.boards.base import RowUpdate, SchemaSpec
 from sheetbot.boards.factory import open_board
 from sheetbot.boards.google_sheets import PROTECTION, GoogleSheetsBoard, value_bodies
-from sheetbot.configfile import load_config
+from sheetbot.config.load import load_config
 from sheetbot.errors import BoardError, BoardNotFound, BoardWriteError, ConfigError
 from sheetbot.status import Decision, Status
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from sheetbot.masking import mask, mask_text
+from sheetbot.safety.masking import mask, mask_text
 
 MUST_MASK: list[tuple[str, str]] = [
     # phones: national formats with dots, no separators, dashes, parentheses

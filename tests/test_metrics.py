@@ -10,8 +10,8 @@ import pytest
 from harness import Shop, at
 from nightly import night
 
-from sheetbot.cli import main
-from sheetbot.metrics import _percentile, night_metrics
+from sheetbot.cli.main import main
+from sheetbot.morning.metrics import _percentile, night_metrics
 from sheetbot.state import Attempt, State
 
 

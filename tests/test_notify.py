@@ -12,7 +12,7 @@ from typing import ClassVar
 import pytest
 import responses
 
-from sheetbot.config import NotifyConfig
+from sheetbot.config.models import NotifyConfig
 from sheetbot.notify.base import Message
 from sheetbot.notify.email import EmailNotifier
 from sheetbot.notify.factory import build_fanout

@@ -1,6 +1,6 @@
 """Outbound HTTP obeys no redirect and goes only where the admin meant (issue 11 item 3).
 
-Every sender (on_approve, the notification webhook, Slack) goes through sheetbot/outbound.py: a 3xx is a
+Every sender (on_approve, the notification webhook, Slack) goes through sheetbot/safety/outbound.py: a 3xx is a
 failed delivery that says where it pointed; plain http only to loopback; no link-local or metadata host.
 """
 
@@ -19,15 +19,15 @@ import responses
 from harness import ENV, WORKFLOWS, Shop, at
 from test_config import BASE, check, write
 
-from sheetbot.config import NotifyConfig, ProviderConfig
+from sheetbot.config.models import NotifyConfig, ProviderConfig
 from sheetbot.errors import ConfigError, ProviderError
 from sheetbot.notify.base import Message
 from sheetbot.notify.factory import build_fanout
 from sheetbot.notify.slack import SlackNotifier
 from sheetbot.notify.webhook import WebhookNotifier
-from sheetbot.outbound import url_problem
 from sheetbot.providers.base import CompletionRequest
 from sheetbot.providers.factory import make_provider
+from sheetbot.safety.outbound import url_problem
 
 HOOK = "https://hooks.shop.test/publish"
 ELSEWHERE = "https://attacker.test/collect"

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from sheetbot.batch.estimate import estimate
-from sheetbot.configfile import inspect_config
-from sheetbot.pricing import cache_minimum
+from sheetbot.config.load import inspect_config
+from sheetbot.providers.pricing import cache_minimum
 
 
 def config_with(

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from harness import Shop
 
-from sheetbot.cli import main
-from sheetbot.csvsafe import safe_cell
+from sheetbot.cli.main import main
+from sheetbot.cli.trial import start_trial, trial_state_path
 from sheetbot.errors import StateError
-from sheetbot.procs import lock_path
+from sheetbot.safety.csvsafe import safe_cell
+from sheetbot.service.process_lock import lock_path
 from sheetbot.state import State
-from sheetbot.trial import start_trial, trial_state_path
 
 
 def test_a_schema_version_that_is_not_a_number_is_one_line_naming_the_file(tmp_path: Path) -> None:
@@ -128,7 +128,7 @@ def test_every_file_with_customer_data_is_private(tmp_path: Path, umask_022: Non
 HOLD_THE_LOCK = """
 import sys, time
 from pathlib import Path
-from sheetbot.procs import board_lock
+from sheetbot.service.process_lock import board_lock
 with board_lock(Path(sys.argv[1]), "serve"):
     print("ready", flush=True)
     time.sleep(60)
@@ -138,7 +138,7 @@ TRY_THE_LOCK = """
 import sys
 from pathlib import Path
 from sheetbot.errors import LockedError
-from sheetbot.procs import board_lock
+from sheetbot.service.process_lock import board_lock
 try:
     with board_lock(Path(sys.argv[1]), "run"):
         print("GOT THE LOCK")

@@ -11,7 +11,7 @@ import httpx2
 import pytest
 from fakellm import FakeLLM
 
-from sheetbot.config import ProviderConfig
+from sheetbot.config.models import ProviderConfig
 from sheetbot.errors import ConfigError, PermanentProviderError, RetryableProviderError
 from sheetbot.providers.anthropic_messages import AnthropicProvider
 from sheetbot.providers.base import Completion, CompletionRequest, Usage

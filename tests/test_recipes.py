@@ -9,13 +9,13 @@ import pytest
 import yaml
 
 import sheetbot
-from sheetbot.config import Config, WorkflowConfig
-from sheetbot.configfile import load_config
+from sheetbot.config.load import load_config
+from sheetbot.config.models import Config, WorkflowConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE_CONFIG = ROOT / "config" / "sheetbot.yaml"
 RECIPES_DIR = ROOT / "config" / "workflows"
-DEMO_DATA = Path(sheetbot.__file__).resolve().parent / "demo_data.yaml"
+DEMO_DATA = Path(sheetbot.__file__).resolve().parent / "cli" / "demo_data.yaml"
 
 WORKFLOWS = {
     "blog_draft",

@@ -10,9 +10,9 @@ from fakellm import split_prompt
 from harness import Shop, at
 from openpyxl import load_workbook
 
-from sheetbot.configfile import load_config
+from sheetbot.config.load import load_config
 from sheetbot.night.prompts import missing_columns
-from sheetbot.templates import render, row_lookup
+from sheetbot.night.templates import render, row_lookup
 
 
 def test_a_renamed_logical_column_wins_over_a_leftover_column_of_that_name() -> None:

@@ -15,7 +15,7 @@ import httpx2
 import pytest
 from fakellm import FakeLLM
 
-from sheetbot.config import ProviderConfig
+from sheetbot.config.models import ProviderConfig
 from sheetbot.errors import CircuitOpenError, PermanentProviderError, RetryableProviderError
 from sheetbot.providers.base import Completion, CompletionRequest
 from sheetbot.providers.factory import make_provider

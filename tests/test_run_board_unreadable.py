@@ -8,7 +8,7 @@ from typing import Any
 from boards_under_test import TEAM_HEADER, Night
 from fake_google import FakeGoogleSheets
 
-from sheetbot.summary import describe_run
+from sheetbot.morning.summary import describe_run
 
 
 def test_a_board_unreadable_after_the_run_is_named_in_the_report(tmp_path: Path) -> None:

@@ -12,11 +12,11 @@ import yaml
 from harness import WORKFLOWS, Shop, at
 from openpyxl import load_workbook
 
-from sheetbot.cli import main
-from sheetbot.configfile import load_config
-from sheetbot.metrics import night_metrics
+from sheetbot.cli.main import main
+from sheetbot.config.load import load_config
+from sheetbot.morning.metrics import night_metrics
+from sheetbot.morning.summary import describe_run, metrics_table
 from sheetbot.night.outcomes import EXIT_PROVIDER_FAILED, exit_code, provider_failures
-from sheetbot.summary import describe_run, metrics_table
 
 LISTING = WORKFLOWS["listing"]
 

@@ -20,19 +20,19 @@ import responses
 import yaml
 from harness import ENV, Shop, at
 
-from sheetbot import secrets
-from sheetbot.app import open_context
-from sheetbot.audit import audit_rows, export
-from sheetbot.cli import main
-from sheetbot.config import NotifyConfig
-from sheetbot.configfile import load_config
+from sheetbot.cli.main import main
+from sheetbot.config.load import load_config
+from sheetbot.config.models import NotifyConfig
 from sheetbot.errors import ConfigError
-from sheetbot.health import Health
-from sheetbot.logs import setup_logging
+from sheetbot.morning.audit import audit_rows, export
+from sheetbot.morning.messages import morning_message
 from sheetbot.notify.base import Fanout, MemoryNotifier, Message
 from sheetbot.notify.factory import build_fanout
-from sheetbot.notify.messages import morning_message
 from sheetbot.notify.webhook import WebhookNotifier
+from sheetbot.safety import secrets
+from sheetbot.service.health import Health
+from sheetbot.service.logs import setup_logging
+from sheetbot.service.wiring import open_context
 
 #: A Slack incoming webhook: its path is the credential.
 HOOK = "https://hooks.slack.test/services/T0AAAAAAA/B0BBBBBBB/XyZw1234secretPart5678"

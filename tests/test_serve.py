@@ -9,7 +9,7 @@ import pytest
 from harness import Shop, at
 
 from sheetbot.notify.base import MemoryNotifier
-from sheetbot.serve import Server
+from sheetbot.service.serve import Server
 from sheetbot.status import Status
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from harness import Shop, at
 
-from sheetbot.cli import build_parser
-from sheetbot.health import Health, start_health_server
-from sheetbot.logs import setup_logging
-from sheetbot.notify.messages import morning_message
-from sheetbot.scheduler import describe_jobs
+from sheetbot.cli.main import build_parser
+from sheetbot.morning.messages import morning_message
+from sheetbot.service.health import Health, start_health_server
+from sheetbot.service.logs import setup_logging
+from sheetbot.service.scheduler import describe_jobs
 
 
 def _get(port: int, path: str = "/healthz") -> tuple[int, dict[str, object]]:
@@ -60,13 +60,13 @@ def logged() -> Iterator[io.StringIO]:
 
 
 def test_json_logs_one_object_a_line_with_secrets_and_personal_data_masked(logged: io.StringIO) -> None:
-    log = logging.getLogger("sheetbot.serve")
+    log = logging.getLogger("sheetbot.service.serve")
     log.info("key %s pw %s", "sk-live-abcdef123456", "hunter2hunter2", extra={"night": "2026-11-23"})
     log.warning("row for ana@example.com, call +49 170 1234567, other sk-proj-ZZZZZZZZZZ and /home/x")
     lines = [json.loads(line) for line in logged.getvalue().splitlines()]
     assert len(lines) == 2
     assert lines[0]["message"] == "key *** pw ***" and lines[0]["night"] == "2026-11-23"
-    assert lines[0]["level"] == "info" and lines[0]["logger"] == "sheetbot.serve"
+    assert lines[0]["level"] == "info" and lines[0]["logger"] == "sheetbot.service.serve"
     assert lines[1]["message"] == "row for a***@example.com, call [phone], other sk-*** and /home/x"
     assert "2026-11-23" in lines[0]["night"]  # dates are not phone numbers
 
@@ -75,10 +75,10 @@ def test_text_logs_are_readable() -> None:
     stream = io.StringIO()
     handler = setup_logging(fmt="text", env={}, stream=stream)
     try:
-        logging.getLogger("sheetbot.serve").info("lock: night %s", "2026-11-23")
+        logging.getLogger("sheetbot.service.serve").info("lock: night %s", "2026-11-23")
     finally:
         logging.getLogger("sheetbot").removeHandler(handler)
-    assert stream.getvalue().rstrip().endswith("INFO    sheetbot.serve: lock: night 2026-11-23")
+    assert stream.getvalue().rstrip().endswith("INFO    sheetbot.service.serve: lock: night 2026-11-23")
 
 
 def test_morning_summary_names_what_broke(tmp_path: Path) -> None:
@@ -99,7 +99,7 @@ def test_morning_summary_names_what_broke(tmp_path: Path) -> None:
 
 
 def test_schedule_library_sees_the_yaml_times() -> None:
-    from sheetbot.config import ScheduleConfig
+    from sheetbot.config.models import ScheduleConfig
 
     assert describe_jobs(ScheduleConfig(), "Europe/Berlin")[0] == "lock daily at 17:00:00 Europe/Berlin"
 
@@ -121,7 +121,7 @@ def test_cli_has_serve_with_wait_and_log_format() -> None:
     ],
 )
 def test_phone_numbers_are_masked_but_dates_and_counts_are_not(text: str, masked: bool) -> None:
-    from sheetbot.logs import Masker
+    from sheetbot.service.logs import Masker
 
     assert ("[phone]" in Masker({})(text)) is masked
 

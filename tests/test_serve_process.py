@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from harness import Shop, at
 
-from sheetbot.cli import main
+from sheetbot.cli.main import main
 from sheetbot.errors import LockedError
-from sheetbot.procs import board_lock, lock_path
+from sheetbot.service.process_lock import board_lock, lock_path
 
 TESTS = Path(__file__).parent
 
@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, {tests!r})
 from harness import Shop, at
 from sheetbot.notify.base import MemoryNotifier
-from sheetbot.procs import board_lock, install_stop_handlers
-from sheetbot.serve import Server
+from sheetbot.service.process_lock import board_lock, install_stop_handlers
+from sheetbot.service.serve import Server
 
 shop = Shop(Path({folder!r}), create=False)
 
@@ -89,7 +89,7 @@ def test_sigterm_mid_run_exits_0_and_loses_nothing(tmp_path: Path) -> None:
 HOLD_THE_LOCK = """
 import sys, time
 from pathlib import Path
-from sheetbot.procs import board_lock
+from sheetbot.service.process_lock import board_lock
 with board_lock(Path({state!r}), "serve"):
     print("ready", flush=True)
     time.sleep(30)

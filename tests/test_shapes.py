@@ -11,7 +11,7 @@ from fakebatch import FakeBatch
 from fakellm import FakeLLM
 
 from sheetbot.batch.openai import OpenAIBatches
-from sheetbot.config import ProviderConfig
+from sheetbot.config.models import ProviderConfig
 from sheetbot.errors import PermanentProviderError, RequestShapeError
 from sheetbot.providers.base import Completion, CompletionRequest
 from sheetbot.providers.factory import make_provider

@@ -15,12 +15,12 @@ import responses
 from harness import ENV, WORKFLOWS, Shop, at
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from sheetbot.config import NotifyConfig
+from sheetbot.config.models import NotifyConfig
 from sheetbot.errors import ConfigError
 from sheetbot.notify.base import Message
 from sheetbot.notify.factory import build_fanout
 from sheetbot.notify.webhook import WebhookNotifier, verify_signature
-from sheetbot.signing import receiver_secret, signature_headers
+from sheetbot.safety.signing import receiver_secret, signature_headers
 
 URL = "https://example.test/sheetbot"
 HOOK = "https://hooks.shop.test/publish"

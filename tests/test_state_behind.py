@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from harness import Shop, at
 
-from sheetbot.cli import main
+from sheetbot.cli.main import main
 from sheetbot.errors import UnknownRowsError
 
 SENTIMENT = {

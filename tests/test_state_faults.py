@@ -22,7 +22,7 @@ import pytest
 from fakellm import split_prompt
 from harness import Shop, at
 
-from sheetbot.cli import main
+from sheetbot.cli.main import main
 from sheetbot.errors import StateUnavailableError
 from sheetbot.night.context import NightContext
 from sheetbot.state import State

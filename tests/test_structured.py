@@ -10,12 +10,8 @@ import httpx2
 import pytest
 from fakellm import FakeLLM
 
-from sheetbot.config import OutputField
-from sheetbot.errors import PermanentProviderError, RequestShapeError, SheetbotError
-from sheetbot.providers.anthropic_messages import AnthropicProvider
-from sheetbot.providers.base import Completion, CompletionRequest
-from sheetbot.providers.openai_chat import OpenAIProvider
-from sheetbot.structured import (
+from sheetbot.config.models import OutputField
+from sheetbot.config.outputs import (
     InvalidAnswer,
     cells,
     json_schema,
@@ -25,6 +21,10 @@ from sheetbot.structured import (
     schema_keys,
     validate_answer,
 )
+from sheetbot.errors import PermanentProviderError, RequestShapeError, SheetbotError
+from sheetbot.providers.anthropic_messages import AnthropicProvider
+from sheetbot.providers.base import Completion, CompletionRequest
+from sheetbot.providers.openai_chat import OpenAIProvider
 
 FIELDS = [
     OutputField(name="sentiment", type="choice", choices=["positive", "neutral", "negative"], description="Overall"),

@@ -15,10 +15,10 @@ from openpyxl import load_workbook
 
 from sheetbot.boards.airtable import AirtableBoard
 from sheetbot.boards.base import Board
-from sheetbot.cli import main
+from sheetbot.cli.main import main
+from sheetbot.cli.trial import harvest_trial, start_trial, trial_lines, trial_state_path
 from sheetbot.errors import SheetbotError
-from sheetbot.metrics import night_metrics
-from sheetbot.trial import harvest_trial, start_trial, trial_lines, trial_state_path
+from sheetbot.morning.metrics import night_metrics
 
 
 @pytest.fixture
@@ -141,7 +141,7 @@ def test_a_board_that_cannot_add_rows_is_refused(shop: Shop) -> None:
 def test_the_cli_runs_harvests_and_reports_a_trial(
     shop: Shop, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import sheetbot.app as app
+    import sheetbot.service.wiring as app
 
     monkeypatch.setattr(app, "open_context", lambda config_path, **kwargs: shop.context())
     config = ["--config", str(shop.config_path)]

@@ -18,8 +18,8 @@ from openpyxl import load_workbook
 
 import sheetbot.boards.local as local
 from sheetbot.boards.local import LocalBoard
-from sheetbot.check import run_check
-from sheetbot.cli import main
+from sheetbot.cli.check import run_check
+from sheetbot.cli.main import main
 from sheetbot.errors import WorkbookNotKept
 
 Build = Callable[[Path], None]

@@ -34,10 +34,10 @@ from sheetbot.batch.base import (
     batch_status_error,
     json_bytes,
 )
-from sheetbot.outbound import sdk_http_client
 from sheetbot.providers.anthropic_messages import _to_completion, message_params
 from sheetbot.providers.base import CompletionRequest
 from sheetbot.providers.errors_map import ErrorContext, connection_error, malformed_error
+from sheetbot.safety.outbound import sdk_http_client
 
 T = TypeVar("T")
 

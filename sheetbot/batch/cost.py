@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sheetbot.config import PriceConfig
-from sheetbot.pricing import cost_usd
+from sheetbot.config.models import PriceConfig
 from sheetbot.providers.base import Usage
+from sheetbot.providers.pricing import cost_usd
 from sheetbot.state import State
 
 

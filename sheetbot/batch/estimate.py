@@ -4,7 +4,7 @@ Used by preview nights (the run report), `sheetbot check` and bench/cost.py. Tok
 usual four-characters estimate and every answer is assumed to use all of ``max_tokens``, so each figure
 is an upper bound, and the three columns are comparable. Caching counts only where the provider would
 cache: a system prompt that is the same for every row and at least the model's minimum
-(sheetbot.pricing.CACHE_MIN_TOKENS: 4,096 tokens for Claude Haiku 4.5, 1,024 for Sonnet). Anthropic's
+(sheetbot.providers.pricing.CACHE_MIN_TOKENS: 4,096 tokens for Claude Haiku 4.5, 1,024 for Sonnet). Anthropic's
 first row writes the cache (1.25× input), the rows after it read it (0.1×).
 """
 
@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
-from sheetbot.config import Config
+from sheetbot.config.models import Config
 from sheetbot.night.task import workflow_steps
-from sheetbot.pricing import cache_minimum, cost_usd
+from sheetbot.night.templates import placeholders, render, row_lookup
 from sheetbot.providers.base import Usage
+from sheetbot.providers.pricing import cache_minimum, cost_usd
 from sheetbot.providers.tokens import estimate_tokens
 from sheetbot.state import Task
-from sheetbot.templates import placeholders, render, row_lookup
 
 
 @dataclass(frozen=True)

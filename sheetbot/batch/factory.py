@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from sheetbot.batch.base import BatchProvider
-from sheetbot.config import ProviderConfig
+from sheetbot.config.models import ProviderConfig
 from sheetbot.providers.factory import api_key_for
 
 if TYPE_CHECKING:

@@ -32,10 +32,10 @@ from sheetbot.batch.base import (
     batch_status_error,
     json_bytes,
 )
-from sheetbot.outbound import sdk_http_client
 from sheetbot.providers.base import CompletionRequest
 from sheetbot.providers.errors_map import ErrorContext, connection_error, malformed_error
 from sheetbot.providers.openai_chat import _to_completion, chat_body
+from sheetbot.safety.outbound import sdk_http_client
 
 T = TypeVar("T")
 ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"

@@ -48,11 +48,11 @@ from sheetbot.boards.airtable_meta import SCOPES as SCOPES
 from sheetbot.boards.airtable_meta import AirtableConnection
 from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, Sheet, WriteResult
 from sheetbot.boards.values import AIRTABLE_CELL_UNITS
-from sheetbot.config import BoardConfig
+from sheetbot.config.models import BoardConfig
 from sheetbot.errors import BoardError, BoardNotFound, BoardSchemaError, BoardWriteError
 
 if TYPE_CHECKING:
-    from sheetbot.dashboard import ChartSpec
+    from sheetbot.morning.dashboard import ChartSpec
 
 DEFAULT_ENDPOINT = "https://api.airtable.com"
 PAGE_SIZE = 100  # records a list request returns at most

@@ -13,9 +13,9 @@ import requests
 from pyairtable import Api
 from pyairtable.api.table import Table
 
-from sheetbot import secrets
 from sheetbot.boards.airtable_http import Clock, _error_of, _Transport
 from sheetbot.errors import BoardError, BoardNotFound
+from sheetbot.safety import secrets
 
 FIELDS_TTL_S = 60.0  # how long write() trusts the field list it fetched last
 SCOPES = "data.records:read, data.records:write and schema.bases:read (schema.bases:write for `sheetbot init`)"

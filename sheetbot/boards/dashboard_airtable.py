@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from sheetbot.dashboard import HEADERS, Cell
+from sheetbot.morning.dashboard import HEADERS, Cell
 
 if TYPE_CHECKING:
     from sheetbot.boards.airtable import AirtableBoard

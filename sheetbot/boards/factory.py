@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from sheetbot.boards.base import Board
-from sheetbot.config import Config
+from sheetbot.config.models import Config
 from sheetbot.errors import BoardError, ConfigError, Problem
 
 

@@ -52,7 +52,7 @@ from sheetbot.boards.values import GOOGLE_CELL_UNITS, clean_text
 from sheetbot.errors import BoardError
 
 if TYPE_CHECKING:
-    from sheetbot.dashboard import ChartSpec
+    from sheetbot.morning.dashboard import ChartSpec
 
 #: Google's advice for one request's payload; a write is split to stay under it.
 MAX_REQUEST_BYTES = 2_000_000

@@ -36,10 +36,10 @@ from sheetbot.boards.values import EXCEL_CELL_UNITS, as_text, clean_text, looks_
 from sheetbot.boards.xlsx_parts import describe as describe_losses
 from sheetbot.boards.xlsx_parts import losses
 from sheetbot.errors import BoardError, BoardNotFound, BoardWriteError, WorkbookNotKept
-from sheetbot.private import open_private
+from sheetbot.safety.private import open_private
 
 if TYPE_CHECKING:
-    from sheetbot.dashboard import ChartSpec
+    from sheetbot.morning.dashboard import ChartSpec
 
 #: (st_mtime_ns, st_size) of the file as we last read or wrote it: how we notice a person's save.
 Signature = tuple[int, int]
@@ -105,7 +105,7 @@ class LocalBoard:
     def ensure_schema(self, spec: SchemaSpec) -> list[str]:
         return self._change(lambda workbook: _shape(workbook, self.sheet, spec), create=True)
 
-    # -- optional capabilities (sheetbot/dashboard.py, sheetbot/trial.py) ----------------
+    # -- optional capabilities (sheetbot/morning/dashboard.py, sheetbot/cli/trial.py) ----------------
     def write_dashboard(self, rows: Sequence[Mapping[str, object]], chart: ChartSpec) -> list[str]:
         """Rebuild the `Dashboard` worksheet (table and line chart) in one atomic save."""
         self.stage_dashboard(rows, chart)

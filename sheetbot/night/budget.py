@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sheetbot.config import Config
+from sheetbot.config.models import Config
 from sheetbot.state import State
 
 

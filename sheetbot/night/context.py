@@ -11,8 +11,8 @@ from typing import Any
 
 from sheetbot.boards.base import Board, SchemaSpec
 from sheetbot.clock import Clock
-from sheetbot.config import Config
-from sheetbot.nights import NightWindow, night_at
+from sheetbot.config.models import Config
+from sheetbot.night.windows import NightWindow, night_at
 from sheetbot.providers.base import Provider
 from sheetbot.state import State
 from sheetbot.status import Decision, Status

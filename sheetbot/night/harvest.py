@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sheetbot.actions import ActionsReport, deliver_actions, queue_action
-from sheetbot.dashboard import DashboardReport, refresh_dashboard, staged_outcome
+from sheetbot.morning.dashboard import DashboardReport, refresh_dashboard, staged_outcome
+from sheetbot.morning.on_approve import ActionsReport, deliver_actions, queue_action
 from sheetbot.night.context import NightContext
 from sheetbot.night.lock import read_board
 from sheetbot.night.repair import take_stock
@@ -29,7 +29,7 @@ class HarvestReport:
     problems: list[tuple[str, str]] = field(default_factory=list)
     waiting: int = 0
     missing: list[str] = field(default_factory=list)
-    #: Approval-gated actions (sheetbot/actions.py) and the Dashboard refresh (sheetbot/dashboard.py).
+    #: Approval-gated actions (morning/on_approve.py) and the Dashboard refresh (morning/dashboard.py).
     actions: ActionsReport | None = None
     dashboard: DashboardReport | None = None
 

@@ -7,7 +7,7 @@ task with sheetbot's cells cleared. A row with an id the state does not know, in
 a status only sheetbot writes, is set apart: the state file was emptied or
 replaced, and a person has to decide (sheetbot/night/repair.py). An id a person typed that a
 spreadsheet would read as a formula (``=HYPERLINK(...)``, ``+1``) is replaced by a new one with a note in
-the error cell: ids travel into CSV exports and other people's spreadsheets (sheetbot.csvsafe).
+the error cell: ids travel into CSV exports and other people's spreadsheets (sheetbot.safety.csvsafe).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from sheetbot.boards.base import BoardRow, CellValue, Claim, RowUpdate, Sheet
-from sheetbot.csvsafe import looks_like_formula
+from sheetbot.safety.csvsafe import looks_like_formula
 from sheetbot.state import Task
 from sheetbot.status import Status, parse_status
 

@@ -33,9 +33,9 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sheetbot.audit import model_call_detail, store_call
-from sheetbot.config import Config
+from sheetbot.config.models import Config
 from sheetbot.errors import StateUnavailableError
+from sheetbot.morning.audit import model_call_detail, store_call
 from sheetbot.state import Attempt, State
 from sheetbot.state.faults import disk_full, locked
 from sheetbot.state.journal import TaskSettled, call_entry, paid_answers, settled_entry

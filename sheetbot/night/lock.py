@@ -13,9 +13,9 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sheetbot.audit import input_hash
 from sheetbot.boards.base import BoardRow, Sheet
 from sheetbot.errors import BoardSchemaError
+from sheetbot.morning.audit import input_hash
 from sheetbot.night.context import NightContext
 from sheetbot.night.prompts import missing_columns, template_names
 from sheetbot.night.repair import take_stock

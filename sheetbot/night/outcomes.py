@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from sheetbot.config import Config
+from sheetbot.config.models import Config
 
 #: `sheetbot run` exit code: rows were deferred because a provider failed (README, "Exit codes").
 EXIT_PROVIDER_FAILED = 3

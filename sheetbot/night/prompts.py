@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sheetbot.config import WorkflowConfig
-from sheetbot.templates import placeholders
+from sheetbot.config.models import WorkflowConfig
+from sheetbot.night.templates import placeholders
 
 REWORK_SECTION = """
 

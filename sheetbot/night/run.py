@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sheetbot.boards.base import BoardRow, Sheet
-from sheetbot.config import WorkflowConfig
+from sheetbot.config.models import WorkflowConfig
 from sheetbot.errors import SheetbotError, StateError, StateUnavailableError
 from sheetbot.night.budget import Budget
 from sheetbot.night.context import NightContext
@@ -191,7 +191,7 @@ class _Night:
         return (self.stop is not None and self.stop()) or self.keep.broken is not None
 
     def settle(self, task: Task, outcome: Outcome) -> None:
-        """A batch row's outcome (sheetbot.batch.night), counted like a live one."""
+        """A batch row's outcome (sheetbot.batch.mode), counted like a live one."""
         if self._stopping() and outcome.status == "deferred":
             self.report.stopped = True  # its batch stays open in the state: a restart polls it
         else:
@@ -354,7 +354,7 @@ async def run_async(
             batch = [t for t in tasks if _mode(ctx, t) == "batch" or t.task_id in in_batch]
             jobs = [night.work(t) for t in tasks if t not in batch]
             if batch:
-                from sheetbot.batch.night import run_batch_tasks
+                from sheetbot.batch.mode import run_batch_tasks
 
                 jobs.append(night.guarded(run_batch_tasks(night, batch)))
             with night.keep.night():

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sheetbot.config import Config, StepConfig, WorkflowConfig
+from sheetbot.config.models import Config, StepConfig, WorkflowConfig
+from sheetbot.config.outputs import InvalidAnswer, json_schema, repair_prompt, validate_answer
 from sheetbot.errors import (
     AccountProviderError,
     CircuitOpenError,
@@ -33,12 +34,11 @@ from sheetbot.errors import (
 from sheetbot.night.budget import Budget
 from sheetbot.night.keep import Keeper
 from sheetbot.night.prompts import guidelines_section, rework_section
-from sheetbot.pricing import cost_usd
+from sheetbot.night.templates import placeholders, render, row_lookup
 from sheetbot.providers.base import Completion, CompletionRequest, Provider, Usage
+from sheetbot.providers.pricing import cost_usd
 from sheetbot.providers.tokens import estimate_tokens
 from sheetbot.state import Attempt, State, Task
-from sheetbot.structured import InvalidAnswer, json_schema, repair_prompt, validate_answer
-from sheetbot.templates import placeholders, render, row_lookup
 
 #: The step name of a single-prompt workflow.
 FINAL_STEP = "final"

@@ -9,12 +9,12 @@ from dataclasses import dataclass, field
 
 from sheetbot.boards.base import CellValue, RowUpdate
 from sheetbot.boards.values import cut_marker, fit_cell
+from sheetbot.config.outputs import cells, readable
 from sheetbot.errors import BoardError
 from sheetbot.night.context import NightContext
-from sheetbot.secrets import scrub
+from sheetbot.safety.secrets import scrub
 from sheetbot.state import BoardProjection
 from sheetbot.status import Status
-from sheetbot.structured import cells, readable
 
 #: Statuses whose row shows the task's output.
 WITH_OUTPUT = frozenset({Status.REVIEW, Status.APPROVED, Status.EDITED, Status.PUBLISHED, Status.REWORK})

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
-from sheetbot.secrets import scrub, scrub_any
+from sheetbot.safety.secrets import scrub, scrub_any
 
 Severity = Literal["info", "warning", "critical"]
 

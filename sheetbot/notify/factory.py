@@ -10,15 +10,15 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from sheetbot import secrets
-from sheetbot.config import NotifyConfig
+from sheetbot.config.models import NotifyConfig
 from sheetbot.errors import ConfigError
 from sheetbot.notify.base import Fanout, Notifier
 from sheetbot.notify.email import EmailNotifier
 from sheetbot.notify.slack import SlackNotifier
 from sheetbot.notify.webhook import WebhookNotifier
-from sheetbot.outbound import url_problem
-from sheetbot.signing import signing_key
+from sheetbot.safety import secrets
+from sheetbot.safety.outbound import url_problem
+from sheetbot.safety.signing import signing_key
 
 log = logging.getLogger("sheetbot.notify")
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from tenacity import RetryError, Retrying, stop_after_attempt, wait_exponential
 
-from sheetbot.secrets import describe_error
+from sheetbot.safety.secrets import describe_error
 
 log = logging.getLogger("sheetbot.notify")
 

@@ -1,6 +1,6 @@
 """Slack incoming webhook: the message as Block Kit (header, text, one section per Message section).
 
-Sent through sheetbot/outbound.py: no redirect followed, https only (the URL is a credential)."""
+Sent through sheetbot/safety/outbound.py: no redirect followed, https only (the URL is a credential)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import requests
 
 from sheetbot.notify.base import Message
 from sheetbot.notify.retry import deliver
-from sheetbot.outbound import post
+from sheetbot.safety.outbound import post
 
 _ICON = {"info": "", "warning": ":warning: ", "critical": ":rotating_light: "}
 _MAX_TEXT = 2900  # Slack refuses a section text over 3,000 characters

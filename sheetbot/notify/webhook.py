@@ -1,5 +1,5 @@
 """A generic webhook, signed by the Standard Webhooks specification so the receiver knows it came from
-this sheetbot and verifies it with an existing library (sheetbot/signing.py has the details).
+this sheetbot and verifies it with an existing library (sheetbot/safety/signing.py has the details).
 
 Each POST carries the JSON body and the headers ``webhook-id`` (one id per message, the same on every
 retry, also sent as ``Idempotency-Key`` so a receiver drops a duplicate), ``webhook-timestamp`` and
@@ -19,9 +19,9 @@ import requests
 
 from sheetbot.notify.base import Message
 from sheetbot.notify.retry import deliver
-from sheetbot.outbound import post
-from sheetbot.signing import signature_headers, signing_key
-from sheetbot.signing import verify_signature as verify_signature
+from sheetbot.safety.outbound import post
+from sheetbot.safety.signing import signature_headers, signing_key
+from sheetbot.safety.signing import verify_signature as verify_signature
 
 
 def webhook_body(message: Message) -> dict[str, Any]:

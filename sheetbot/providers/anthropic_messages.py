@@ -18,7 +18,6 @@ import anthropic
 import httpx2
 from anthropic.types import Message
 
-from sheetbot.outbound import sdk_http_client
 from sheetbot.providers.base import Completion, CompletionRequest, Usage
 from sheetbot.providers.errors_map import (
     ErrorContext,
@@ -28,6 +27,7 @@ from sheetbot.providers.errors_map import (
     timeout_error,
 )
 from sheetbot.providers.shapes import Shape, ShapeMemory, schema_instructions
+from sheetbot.safety.outbound import sdk_http_client
 
 T = TypeVar("T")
 

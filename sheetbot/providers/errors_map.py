@@ -16,7 +16,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from sheetbot import secrets
 from sheetbot.errors import (
     AccountProviderError,
     PermanentProviderError,
@@ -24,6 +23,7 @@ from sheetbot.errors import (
     RequestShapeError,
     RetryableProviderError,
 )
+from sheetbot.safety import secrets
 
 #: Statuses worth another try besides 5xx: request timeout, lock conflict, rate limit.
 RETRYABLE_STATUS = frozenset({408, 409, 429})

@@ -16,12 +16,12 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from sheetbot import secrets
-from sheetbot.config import ProviderConfig
+from sheetbot.config.models import ProviderConfig
 from sheetbot.errors import ConfigError, PermanentProviderError, Problem
 from sheetbot.providers.base import Provider
 from sheetbot.providers.ratelimit import RateLimiter
 from sheetbot.providers.resilient import EventHook, ResilientProvider
+from sheetbot.safety import secrets
 
 if TYPE_CHECKING:
     import httpx2

@@ -23,7 +23,6 @@ import openai
 from openai.types.chat import ChatCompletion
 
 from sheetbot.errors import PermanentProviderError, ProviderError
-from sheetbot.outbound import sdk_http_client
 from sheetbot.providers.base import Completion, CompletionRequest, Usage
 from sheetbot.providers.errors_map import (
     ErrorContext,
@@ -35,6 +34,7 @@ from sheetbot.providers.errors_map import (
     timeout_error,
 )
 from sheetbot.providers.shapes import Shape, ShapeMemory, first_shape, schema_instructions
+from sheetbot.safety.outbound import sdk_http_client
 
 T = TypeVar("T")
 

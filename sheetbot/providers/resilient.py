@@ -29,7 +29,7 @@ from typing import Any
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from sheetbot.config import ProviderConfig
+from sheetbot.config.models import ProviderConfig
 from sheetbot.errors import (
     AccountProviderError,
     CircuitOpenError,

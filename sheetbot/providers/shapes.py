@@ -9,7 +9,7 @@ the run, and says what it did in a note for the run report.
 
 The ladder for structured output: the native mechanism (OpenAI json_schema, Anthropic's forced tool),
 then JSON mode with the schema in the prompt (OpenAI-compatible servers), then plain text with the schema
-in the prompt. Every answer is validated by pydantic afterwards (sheetbot.structured), whatever the rung.
+in the prompt. Every answer is validated by pydantic afterwards (sheetbot.config.outputs), whatever the rung.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
-from sheetbot.secrets import scrub
+from sheetbot.safety.secrets import scrub
 
 
 class GovernanceMixin:

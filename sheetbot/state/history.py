@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sheetbot.secrets import scrub
+from sheetbot.safety.secrets import scrub
 from sheetbot.state.records import Task
 
 

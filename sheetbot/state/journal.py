@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from sheetbot.errors import StateUnavailableError
-from sheetbot.secrets import scrub
+from sheetbot.safety.secrets import scrub
 from sheetbot.state.records import Attempt, Task
 from sheetbot.status import Status
 

@@ -133,7 +133,7 @@ CREATE TABLE IF NOT EXISTS queue_samples (  -- queue depth over time, for "over 
     at_s REAL NOT NULL,                   -- unix seconds: comparable whatever the clock's timezone
     depth INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS actions (         -- approval-gated actions (sheetbot/actions.py): one per approval
+CREATE TABLE IF NOT EXISTS actions (         -- approval-gated actions (morning/on_approve.py): one per approval
     task_id TEXT NOT NULL,
     attempt INTEGER NOT NULL,
     workflow TEXT NOT NULL,

@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from sheetbot.errors import StateError, TransitionError
-from sheetbot.private import create_private
-from sheetbot.secrets import scrub
-from sheetbot.state.actions import ActionsMixin
+from sheetbot.safety.private import create_private
+from sheetbot.safety.secrets import scrub
 from sheetbot.state.attempts import AttemptsMixin
 from sheetbot.state.batches import BatchesMixin
 from sheetbot.state.claims import ClaimsMixin
@@ -25,6 +24,7 @@ from sheetbot.state.faults import GuardedConnection, state_fault
 from sheetbot.state.governance import GovernanceMixin
 from sheetbot.state.history import HistoryMixin
 from sheetbot.state.journal import JournalMixin
+from sheetbot.state.outbox import ActionsMixin
 from sheetbot.state.records import _TASK_COLUMNS, BoardProjection, Task, _task
 from sheetbot.state.schema import SCHEMA, SCHEMA_VERSION, migrate, migrate_night_tasks_by_attempt
 from sheetbot.status import Status, can_move

@@ -11,11 +11,11 @@ import json
 from collections import Counter
 from datetime import datetime
 
-from sheetbot.metrics import night_metrics
+from sheetbot.morning.metrics import night_metrics
+from sheetbot.morning.summary import morning_summary
 from sheetbot.night.run import RunReport
 from sheetbot.notify.base import Message, Severity
 from sheetbot.state import State
-from sheetbot.summary import morning_summary
 
 _KEY_WORDS = ("api key", "refused the", "http 401", "http 403", "not set")
 

@@ -10,10 +10,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from sheetbot.config import Config
+from sheetbot.config.models import Config
+from sheetbot.config.outputs import cells
 from sheetbot.errors import SheetbotError
 from sheetbot.state import Attempt, State
-from sheetbot.structured import cells
 
 
 @dataclass

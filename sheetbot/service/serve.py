@@ -17,19 +17,19 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
-from sheetbot import secrets
 from sheetbot.clock import Clock
-from sheetbot.config import Config
-from sheetbot.health import Health, failed_outcome
+from sheetbot.config.models import Config
+from sheetbot.morning.messages import alert, already_sent, morning_message, record_sent, run_alerts
 from sheetbot.night.context import NightContext
 from sheetbot.night.expire import expire, left_over
 from sheetbot.notify.base import Fanout, Message, Notifier
-from sheetbot.notify.messages import alert, already_sent, morning_message, record_sent, run_alerts
-from sheetbot.procs import install_stop_handlers
-from sheetbot.scheduler import Day, Facts, day_at, due, next_wake
+from sheetbot.safety import secrets
+from sheetbot.service.health import Health, failed_outcome
+from sheetbot.service.process_lock import install_stop_handlers
+from sheetbot.service.scheduler import Day, Facts, day_at, due, next_wake
 from sheetbot.status import Status
 
-log = logging.getLogger("sheetbot.serve")
+log = logging.getLogger("sheetbot.service.serve")
 
 OpenContext = Callable[[], AbstractContextManager[NightContext]]
 
@@ -207,7 +207,7 @@ class Server:
         )
 
     def _do_harvest(self, ctx: NightContext, day: Day) -> str:
-        from sheetbot.alerts import after_harvest
+        from sheetbot.morning.alerts import after_harvest
         from sheetbot.night.harvest import harvest
 
         report = harvest(ctx)
@@ -265,13 +265,13 @@ class Server:
 
 def serve_forever(config_path: str, *, wait: bool = False, env: Mapping[str, str] | None = None) -> int:
     """The production wiring: system clock, signals, notifications, /healthz, the board lock."""
-    from sheetbot.app import open_context
     from sheetbot.clock import SystemClock
-    from sheetbot.configfile import load_config
-    from sheetbot.health import start_health_server
+    from sheetbot.config.load import load_config
     from sheetbot.notify.factory import build_fanout
-    from sheetbot.procs import board_lock
-    from sheetbot.scheduler import describe_jobs
+    from sheetbot.service.health import start_health_server
+    from sheetbot.service.process_lock import board_lock
+    from sheetbot.service.scheduler import describe_jobs
+    from sheetbot.service.wiring import open_context
 
     config = load_config(config_path)
     env = dict(os.environ) if env is None else env

@@ -142,7 +142,7 @@ class ProviderConfig(Strict):
     @classmethod
     def _outbound(cls, url: str | None) -> str | None:
         """The API key goes wherever base_url points: https (http only to loopback), never link-local."""
-        from sheetbot.outbound import url_problem
+        from sheetbot.safety.outbound import url_problem
 
         problem = None if url is None else url_problem(url)
         if problem is not None:
@@ -190,8 +190,8 @@ class StepConfig(Strict):
 
 
 def _webhook_url(url: str) -> str:
-    """https only (plain http to loopback), never link-local or cloud metadata: sheetbot/outbound.py's rule."""
-    from sheetbot.outbound import url_problem
+    """https only (plain http to loopback), never link-local or cloud metadata: sheetbot/safety/outbound.py's rule."""
+    from sheetbot.safety.outbound import url_problem
 
     problem = url_problem(url)
     if problem is not None:
@@ -257,7 +257,7 @@ class WorkflowConfig(Strict):
     @classmethod
     def _distinct_outputs(cls, outputs: list[OutputField]) -> list[OutputField]:
         """Every field must keep its own key in the schema the model answers to (see structured.schema_key)."""
-        from sheetbot.structured import colliding_keys  # structured builds on these models
+        from sheetbot.config.outputs import colliding_keys  # structured builds on these models
 
         clashes = colliding_keys([f.name for f in outputs])
         if clashes:
@@ -339,7 +339,7 @@ Duration = Annotated[float, BeforeValidator(_seconds), Field(gt=0, le=MAX_NIGHTS
 
 
 class AlertsConfig(Strict):
-    """Drift thresholds, checked after each harvest (see sheetbot/alerts.py)."""
+    """Drift thresholds, checked after each harvest (see sheetbot/morning/alerts.py)."""
 
     enabled: bool = True
     #: Approval as-is under this rate for `approval_nights` nights running.

@@ -16,11 +16,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from sheetbot import __version__
-from sheetbot.configfile import DEFAULT_CONFIG
+from sheetbot.config.load import DEFAULT_CONFIG
 from sheetbot.errors import SheetbotError
 from sheetbot.night.context import NightContext, no_progress
 from sheetbot.night.context import Progress as ProgressFn
-from sheetbot.secrets import describe_error, scrub
+from sheetbot.safety.secrets import describe_error, scrub
 
 if TYPE_CHECKING:
     from sheetbot.state import State
@@ -65,7 +65,7 @@ def _until(text: str | None) -> datetime | None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from sheetbot.check import run_check
+    from sheetbot.cli.check import run_check
 
     problems = run_check(args.config)
     if problems:
@@ -75,7 +75,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     out.print(f"✓ {args.config} is valid; the board and credentials look right", markup=False)
     from sheetbot.batch.estimate import tonight
-    from sheetbot.configfile import load_config
+    from sheetbot.config.load import load_config
 
     for estimate in tonight(load_config(args.config)):  # tonight's locked rows: live vs batch vs caching
         out.print(f"  {estimate.line()}", markup=False)
@@ -86,11 +86,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _context(args: argparse.Namespace, progress: ProgressFn = no_progress) -> Iterator[NightContext]:
     """The night's context, with the YAML read before the night machinery and the provider SDKs are
     imported: a wrong path or a typo fails in a fraction of a second, not after a second of imports."""
-    from sheetbot.configfile import load_config
+    from sheetbot.config.load import load_config
 
     config = load_config(args.config)
-    from sheetbot.app import open_context
-    from sheetbot.procs import board_lock
+    from sheetbot.service.process_lock import board_lock
+    from sheetbot.service.wiring import open_context
 
     # One sheetbot at a time per board: a running `serve` or another command is named, or waited for.
     with (
@@ -107,7 +107,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         # fails every row of those workflows, and `check` says so.
         added = ctx.board.ensure_schema(ctx.schema(with_template_columns=True))
         where = ctx.board.describe()
-        from sheetbot.dashboard import refresh_dashboard
+        from sheetbot.morning.dashboard import refresh_dashboard
 
         dashboard = refresh_dashboard(ctx, force=True)  # the Dashboard, drawn from what the state holds
     if dashboard.problem:
@@ -124,8 +124,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     with _context(args) as ctx:
+        from sheetbot.morning.summary import describe_lock
         from sheetbot.night.lock import lock
-        from sheetbot.summary import describe_lock
 
         report = lock(ctx)
     out.print(describe_lock(report), markup=False)
@@ -137,10 +137,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     with progress_bar("running") as progress, _context(args, progress) as ctx:
         import threading
 
+        from sheetbot.morning.summary import describe_run
         from sheetbot.night.outcomes import exit_code
         from sheetbot.night.run import run
-        from sheetbot.procs import install_stop_handlers
-        from sheetbot.summary import describe_run
+        from sheetbot.service.process_lock import install_stop_handlers
 
         stop = install_stop_handlers(threading.Event())  # SIGTERM/Ctrl-C: store what arrived, write it, exit
         report = run(ctx, until=until, stop=stop.is_set)
@@ -150,18 +150,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_harvest(args: argparse.Namespace) -> int:
     with _context(args) as ctx:
+        from sheetbot.morning.summary import describe_harvest
         from sheetbot.night.harvest import harvest
-        from sheetbot.summary import describe_harvest
 
         report = harvest(ctx)
-        from sheetbot.alerts import after_harvest
+        from sheetbot.morning.alerts import after_harvest
         from sheetbot.notify.factory import build_fanout
 
         channels, _ = build_fanout(ctx.config.notify, ctx.env)
         alerts = after_harvest(ctx.state, ctx.config, channels, now=ctx.now())
     out.print(describe_harvest(report), markup=False)
-    from sheetbot.actions import describe_actions
-    from sheetbot.dashboard import describe_dashboard
+    from sheetbot.morning.dashboard import describe_dashboard
+    from sheetbot.morning.on_approve import describe_actions
 
     for line in describe_actions(report.actions) + describe_dashboard(report.dashboard):
         out.print(line, markup=False)
@@ -171,16 +171,16 @@ def cmd_harvest(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from sheetbot.serve import serve_forever
+    from sheetbot.service.serve import serve_forever
 
     return serve_forever(args.config, wait=args.wait)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from sheetbot.configfile import load_config
-    from sheetbot.metrics import night_metrics
+    from sheetbot.config.load import load_config
+    from sheetbot.morning.metrics import night_metrics
+    from sheetbot.morning.summary import metrics_table, trend_table
     from sheetbot.state import State
-    from sheetbot.summary import metrics_table, trend_table
 
     config = load_config(args.config)
     metrics = []
@@ -196,7 +196,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         if len({m.night for m in metrics}) > 1:
             out.print(trend_table(metrics))
     if not args.json:
-        from sheetbot.trial import trial_lines
+        from sheetbot.cli.trial import trial_lines
 
         for line in trial_lines(config):  # trials before launch, against trial.launch_bar
             out.print(line, markup=False)
@@ -205,8 +205,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_trial(args: argparse.Namespace) -> int:
     with progress_bar("trial") as progress, _context(args, progress) as ctx:
-        from sheetbot.summary import describe_harvest
-        from sheetbot.trial import harvest_trial, start_trial, trial_lines
+        from sheetbot.cli.trial import harvest_trial, start_trial, trial_lines
+        from sheetbot.morning.summary import describe_harvest
 
         if args.harvest:
             out.print(describe_harvest(harvest_trial(ctx, args.workflow)), markup=False)
@@ -228,7 +228,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
 @contextmanager
 def _state(args: argparse.Namespace) -> Iterator[State]:
     """The state file alone (no board, no providers): for commands that only read the record."""
-    from sheetbot.configfile import load_config
+    from sheetbot.config.load import load_config
     from sheetbot.state import State
 
     config = load_config(args.config)
@@ -239,8 +239,8 @@ def _state(args: argparse.Namespace) -> Iterator[State]:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from sheetbot.audit import audit_rows, export, parse_since
     from sheetbot.clock import SystemClock
+    from sheetbot.morning.audit import audit_rows, export, parse_since
 
     since = parse_since(args.since, now=SystemClock().now())
     with _state(args) as state:
@@ -255,7 +255,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
-    from sheetbot.feedback import describe, feedback
+    from sheetbot.morning.feedback import describe, feedback
 
     with _state(args) as state:
         report = feedback(state, args.workflow, nights=args.nights)
@@ -279,8 +279,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from sheetbot.configfile import load_config
-    from sheetbot.show import describe, show
+    from sheetbot.cli.show import describe, show
+    from sheetbot.config.load import load_config
 
     with _state(args) as state:
         shown = show(state, load_config(args.config), args.id)
@@ -292,7 +292,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from sheetbot.demo import run_demo
+    from sheetbot.cli.demo import run_demo
 
     return run_demo(Path(args.dir), console=out, force=args.force)
 
@@ -381,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import os
 
-    from sheetbot.logs import setup_logging
+    from sheetbot.service.logs import setup_logging
 
     # Every command logs through the masking filter; a terminal command shows warnings, serve and JSON all.
     quiet = args.command != "serve" and args.log_format == "text"

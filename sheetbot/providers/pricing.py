@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sheetbot.config import PriceConfig
+from sheetbot.config.models import PriceConfig
 from sheetbot.providers.base import Usage
 
 _MILLION = 1_000_000

@@ -43,14 +43,14 @@ import portalocker
 import psutil
 
 from sheetbot.errors import LockedError
-from sheetbot.private import create_private
+from sheetbot.safety.private import create_private
 
 #: The key of the holder's record in the state DB's ``meta`` table.
 RECORD_KEY = "board_lock"
 #: How long writing or clearing the record waits for another program's lock on the state DB.
 RECORD_WAIT_S = 1.0
 
-_log = logging.getLogger("sheetbot.procs")
+_log = logging.getLogger("sheetbot.service.process_lock")
 
 
 def lock_path(state_path: Path) -> Path:
@@ -150,9 +150,7 @@ def _clear_record(state_path: Path, token: str) -> None:
     with suppress(sqlite3.Error, OSError):
         db = sqlite3.connect(state_path, timeout=RECORD_WAIT_S, isolation_level=None)
         try:
-            db.execute(
-                "DELETE FROM meta WHERE key = ? AND json_extract(value, '$.token') = ?", (RECORD_KEY, token)
-            )
+            db.execute("DELETE FROM meta WHERE key = ? AND json_extract(value, '$.token') = ?", (RECORD_KEY, token))
         finally:
             db.close()
 
@@ -235,7 +233,7 @@ def install_stop_handlers(stop: threading.Event) -> threading.Event:
     """SIGTERM and SIGINT set ``stop`` instead of killing the process mid-write."""
 
     def handle(signum: int, frame: object) -> None:
-        logging.getLogger("sheetbot.serve").info(
+        logging.getLogger("sheetbot.service.serve").info(
             "received %s: finishing what is in flight, then stopping", signal.Signals(signum).name
         )
         stop.set()

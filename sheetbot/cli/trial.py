@@ -5,7 +5,7 @@ measures is exactly what the night will do:
 
 * the board is the workflow's own trial sheet (``"Trial <workflow>"`` in the same workbook, tab or
   base), holding copies of the sampled rows with new ids; the queue itself is never touched;
-* the state is the workflow's own SQLite file next to the main one (``sheetbot.trial-<workflow>.db``),
+* the state is the workflow's own SQLite file next to the main one (``sheetbot.cli.trial-<workflow>.db``),
   so trial tasks, costs and decisions never mix with the nightly metrics, budgets or the dashboard;
 * the "night" is named ``trial-<date>`` and its window opens now and lasts ``trial.max_hours``;
 * caps do not apply (the sample is the cap), and `on_approve` actions never fire for a trial.
@@ -25,15 +25,15 @@ from pathlib import Path
 
 from sheetbot.boards.base import Board, CellValue
 from sheetbot.boards.factory import open_board
-from sheetbot.config import Config
+from sheetbot.config.models import Config
 from sheetbot.errors import SheetbotError
-from sheetbot.metrics import night_metrics
+from sheetbot.morning.metrics import night_metrics
 from sheetbot.night.context import NightContext
 from sheetbot.night.harvest import HarvestReport, harvest
 from sheetbot.night.identify import new_id
 from sheetbot.night.lock import LockReport, lock
 from sheetbot.night.run import RunReport, run
-from sheetbot.nights import NightWindow
+from sheetbot.night.windows import NightWindow
 from sheetbot.state import State
 
 #: The column on the trial sheet that names the queue row a trial row was copied from.

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic import create_model as _create_model
 
-from sheetbot.config import OutputField
+from sheetbot.config.models import OutputField
 from sheetbot.errors import SheetbotError
 
 #: A validated field value: text and choices as str, integer, number, boolean, list of texts.

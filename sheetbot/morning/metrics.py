@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from sheetbot.batch.cost import live_usd
-from sheetbot.config import PriceConfig
+from sheetbot.config.models import PriceConfig
 from sheetbot.state import State
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from rich import box
 from rich.table import Table
 
-from sheetbot.metrics import NightMetrics
+from sheetbot.morning.metrics import NightMetrics
 from sheetbot.night.harvest import HarvestReport
 from sheetbot.night.lock import LockReport
 from sheetbot.night.outcomes import describe_failures

@@ -13,15 +13,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sheetbot import secrets
 from sheetbot.boards.base import Board
 from sheetbot.boards.factory import open_board
-from sheetbot.config import Config
-from sheetbot.configfile import Inspection, inspect
+from sheetbot.config.load import Inspection, inspect
+from sheetbot.config.models import Config
 from sheetbot.errors import BoardError, BoardNotFound, ConfigError, Problem, ProviderError, SheetbotError
 from sheetbot.night.context import schema_for
 from sheetbot.night.prompts import missing_columns
-from sheetbot.templates import placeholders
+from sheetbot.night.templates import placeholders
+from sheetbot.safety import secrets
 
 if TYPE_CHECKING:
     import httpx2
@@ -143,7 +143,7 @@ def _notify_problems(found: Inspection, env: Mapping[str, str]) -> list[Problem]
 def _action_secret_problems(found: Inspection, env: Mapping[str, str]) -> list[Problem]:
     """An on_approve secret that cannot sign (unset, blank, a whsec_ that is not base64) would leave every
     approved row pending at the harvest: say so now."""
-    from sheetbot.signing import signing_key
+    from sheetbot.safety.signing import signing_key
 
     assert found.config is not None
     problems = []

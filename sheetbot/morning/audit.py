@@ -17,11 +17,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sheetbot.csvsafe import SafeWriter
 from sheetbot.errors import SheetbotError
-from sheetbot.masking import mask, mask_text
-from sheetbot.private import open_private
-from sheetbot.secrets import scrub, scrub_any
+from sheetbot.safety.csvsafe import SafeWriter
+from sheetbot.safety.masking import mask, mask_text
+from sheetbot.safety.private import open_private
+from sheetbot.safety.secrets import scrub, scrub_any
 from sheetbot.state import Attempt, State
 
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")

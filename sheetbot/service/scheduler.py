@@ -25,8 +25,8 @@ from zoneinfo import ZoneInfo
 
 import schedule
 
-from sheetbot.config import ScheduleConfig
-from sheetbot.nights import NightWindow, night_at, window_for_night
+from sheetbot.config.models import ScheduleConfig
+from sheetbot.night.windows import NightWindow, night_at, window_for_night
 
 
 def summary_time(window: NightWindow, cfg: ScheduleConfig, tz: ZoneInfo) -> datetime:

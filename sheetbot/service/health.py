@@ -23,9 +23,9 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from sheetbot.secrets import scrub_any
+from sheetbot.safety.secrets import scrub_any
 
-log = logging.getLogger("sheetbot.health")
+log = logging.getLogger("sheetbot.service.health")
 
 #: Connections served at once; a health check needs one, a few spare cover a burst of probes.
 MAX_WORKERS = 4

@@ -28,8 +28,8 @@ from sheetbot.errors import AccountProviderError, PermanentProviderError, Provid
 from sheetbot.night.budget import Budget
 from sheetbot.night.context import NightContext
 from sheetbot.night.task import Outcome, TaskRunner, _worst_case, workflow_steps
-from sheetbot.pricing import cost_usd
 from sheetbot.providers.base import Completion, CompletionRequest
+from sheetbot.providers.pricing import cost_usd
 from sheetbot.state import Task
 
 #: Rounds at most (steps plus follow-ups): a guard against a loop that makes no progress.

@@ -17,9 +17,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from sheetbot.config import ColumnsConfig, Config
+from sheetbot.config.models import ColumnsConfig, Config
 from sheetbot.errors import ConfigError, Problem
-from sheetbot.secrets import url_with_login
+from sheetbot.safety.secrets import url_with_login
 
 DEFAULT_CONFIG = Path("config/sheetbot.yaml")
 

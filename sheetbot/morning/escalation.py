@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import cast
 
-from sheetbot.alerts import by_workflow, deliver
-from sheetbot.config import Config
+from sheetbot.config.models import Config
+from sheetbot.morning.alerts import by_workflow, deliver
 from sheetbot.notify.base import Fanout, Message, Notifier
 from sheetbot.state import State
 from sheetbot.status import DEFAULT_PRIORITY, FINAL, LOCKABLE

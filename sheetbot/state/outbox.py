@@ -1,4 +1,4 @@
-"""Approval-gated actions (sheetbot/actions.py) and small facts kept between runs (the Dashboard's last digest).
+"""The outbox of approval-gated actions (morning/on_approve.py), and small facts kept between runs (meta).
 
 A mixin of ``State``: each step commits on its own, so an action's progress survives a crash.
 """
@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sheetbot.secrets import scrub
+from sheetbot.safety.secrets import scrub
 
 
 class ActionsMixin:
@@ -22,7 +22,7 @@ class ActionsMixin:
     path: Path
     transaction: Callable[[], AbstractContextManager[None]]
 
-    # -- approval-gated actions (sheetbot/actions.py) and the dashboard's last digest ------
+    # -- approval-gated actions (sheetbot/morning/on_approve.py) and the dashboard's last digest ------
     def add_action(self, task_id: str, attempt: int, *, workflow: str, now: datetime) -> bool:
         """Queue the action for an approved attempt; False if it was queued before (never twice)."""
         cursor = self._db.execute(

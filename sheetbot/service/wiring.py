@@ -10,14 +10,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from sheetbot import secrets
 from sheetbot.boards.factory import open_board
 from sheetbot.clock import Clock, SystemClock
-from sheetbot.config import Config
-from sheetbot.configfile import load_config
+from sheetbot.config.load import load_config
+from sheetbot.config.models import Config
 from sheetbot.night.context import EventHook, NightContext, Progress, ProviderFactory, no_progress
 from sheetbot.providers.base import Provider
 from sheetbot.providers.factory import make_provider
+from sheetbot.safety import secrets
 from sheetbot.state import State
 
 

@@ -1,7 +1,7 @@
 """Logging for `serve` and the CLI: readable text by default, one JSON object a line with --log-format json.
 
 A filter on the handler masks secrets before any formatter sees them, with the one scrubber
-(sheetbot.secrets: every variable the YAML names, URL credentials, key shapes), then e-mail addresses
+(sheetbot.safety.secrets: every variable the YAML names, URL credentials, key shapes), then e-mail addresses
 and phone numbers (the design: logs mask personal data).
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from sheetbot import secrets
-from sheetbot.masking import mask_text
+from sheetbot.safety import secrets
+from sheetbot.safety.masking import mask_text
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
@@ -27,7 +27,7 @@ class Masker:
 
     def __call__(self, text: str) -> str:
         """Secrets first (every one the process knows by now), then personal data with the same rules as
-        audit exports (sheetbot.masking), so logs and exports never disagree."""
+        audit exports (sheetbot.safety.masking), so logs and exports never disagree."""
         return mask_text(secrets.scrub(text))
 
 

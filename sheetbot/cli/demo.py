@@ -11,15 +11,15 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from sheetbot.app import open_context
-from sheetbot.configfile import load_config
+from sheetbot.config.load import load_config
 from sheetbot.errors import SheetbotError
-from sheetbot.metrics import night_metrics
+from sheetbot.morning.metrics import night_metrics
+from sheetbot.morning.summary import describe_lock, describe_run, morning_summary
 from sheetbot.night.harvest import harvest
 from sheetbot.night.lock import lock
 from sheetbot.night.run import run
-from sheetbot.private import open_private
-from sheetbot.summary import describe_lock, describe_run, morning_summary
+from sheetbot.safety.private import open_private
+from sheetbot.service.wiring import open_context
 
 PRICES = {
     "claude-sonnet-4-6": {"input": 3.0, "output": 15.0, "cache_write": 3.75, "cache_read": 0.30},
@@ -38,7 +38,7 @@ def recipes() -> dict[str, dict[str, Any]]:
 
 
 def demo_rows() -> list[dict[str, str]]:
-    rows = yaml.safe_load(files("sheetbot").joinpath("demo_data.yaml").read_text(encoding="utf-8"))
+    rows = yaml.safe_load(files("sheetbot.cli").joinpath("demo_data.yaml").read_text(encoding="utf-8"))
     return [{k: "" if v is None else str(v) for k, v in row.items()} for row in rows]
 
 

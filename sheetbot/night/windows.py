@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sheetbot.config import ScheduleConfig
+from sheetbot.config.models import ScheduleConfig
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ The order of steps is what keeps a delivery from being sent twice:
 A crash after 4 only leaves step 5 to do: a delivered action is never sent again. A crash between
 3 and 4 (the receiver got it, we never learned) means the next harvest sends it once more, with
 the same ``Idempotency-Key: <task>:<attempt>`` header and body field, which is also the Standard
-Webhooks ``webhook-id`` the POST is signed with (sheetbot/signing.py): receivers must use it to
+Webhooks ``webhook-id`` the POST is signed with (sheetbot/safety/signing.py): receivers must use it to
 drop the duplicate. A POST that still fails after its tries stays ``pending`` for the next harvest,
 and the row's `error` cell says why.
 """
@@ -33,8 +33,8 @@ import tenacity
 from sheetbot.errors import ConfigError, OutboundError, SheetbotError
 from sheetbot.night.context import NightContext
 from sheetbot.night.writeback import write_back
-from sheetbot.outbound import post
-from sheetbot.signing import signature_headers, signing_key
+from sheetbot.safety.outbound import post
+from sheetbot.safety.signing import signature_headers, signing_key
 from sheetbot.state import Task
 from sheetbot.status import Status
 

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from sheetbot.metrics import NightMetrics, night_metrics
+from sheetbot.morning.metrics import NightMetrics, night_metrics
 from sheetbot.night.context import NightContext
 
 log = logging.getLogger(__name__)

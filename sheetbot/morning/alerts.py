@@ -13,8 +13,8 @@ import itertools
 from collections.abc import Sequence
 from datetime import datetime
 
-from sheetbot.config import AlertsConfig, Config
-from sheetbot.metrics import NightMetrics, night_metrics
+from sheetbot.config.models import AlertsConfig, Config
+from sheetbot.morning.metrics import NightMetrics, night_metrics
 from sheetbot.notify.base import Fanout, Message, Notifier
 from sheetbot.state import State
 
@@ -207,6 +207,6 @@ def send_alerts(state: State, config: Config, notifier: Notifier | Fanout, *, no
 
 def after_harvest(state: State, config: Config, notifier: Notifier | Fanout, *, now: datetime) -> list[Message]:
     """What runs after each harvest (CLI and serve): drift and capacity alerts, then the escalation policy."""
-    from sheetbot.escalation import escalate
+    from sheetbot.morning.escalation import escalate
 
     return send_alerts(state, config, notifier, now=now) + escalate(state, config, notifier, now=now)

@@ -1,0 +1,5 @@
+"""The morning and its governance.
+
+Metrics, alerts and escalation, the dashboard, the summary, feedback, approval-gated actions, the audit
+export.
+"""

@@ -27,8 +27,7 @@ def shop(tmp_path: Path) -> Shop:
 
 def entries(shop: Shop, event: str) -> list[dict[str, object]]:
     with shop.state() as state:
-        rows = state.query("SELECT task_id, detail FROM audit WHERE event = ? ORDER BY id", (event,))
-        return [{"task_id": r["task_id"], **json.loads(r["detail"])} for r in rows]
+        return [{"task_id": r.task_id, **json.loads(r.detail)} for r in state.audit_entries(event)]
 
 
 def test_a_night_leaves_a_trail_with_provenance(shop: Shop) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fakebatch import FakeBatch
 from harness import WORKFLOWS, Shop, at
+from stored import rows_in_state
 
 from sheetbot.batch.base import WIRE_ID, key_of, split, wire_ids
 from sheetbot.batch.factory import make_batch_provider
@@ -51,8 +52,7 @@ def custom_ids(shop: Shop, lines: list[dict[str, Any]]) -> set[str]:
 
 
 def attempts(shop: Shop) -> list[dict[str, Any]]:
-    with shop.state() as state:
-        return [dict(r) for r in state.query("SELECT * FROM attempts ORDER BY id")]
+    return [dict(r) for r in rows_in_state(shop, "SELECT * FROM attempts ORDER BY id")]
 
 
 def test_a_whole_batch_night_goes_out_as_one_batch_per_provider_and_model(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 from harness import Shop, at
+from stored import rows_in_state
 
 TESTS = Path(__file__).parent
 
@@ -41,8 +42,7 @@ def test_kill_9_mid_run_then_the_next_run_pays_only_for_what_is_missing(tmp_path
     )
     assert crashed.returncode == -9, crashed.stderr
     assert all(r["status"] == "locked" and r["output"] == "" for r in shop.rows())  # the board was not reached
-    with shop.state() as state:
-        stored = state.query("SELECT COUNT(*) AS n FROM attempts WHERE ok = 1")[0]["n"]
+    stored = rows_in_state(shop, "SELECT COUNT(*) AS n FROM attempts WHERE ok = 1")[0]["n"]
     assert 1 <= stored <= 3  # paid for before the crash, and kept
 
     shop.clock.set(at("2026-11-24T01:30"))
@@ -51,8 +51,7 @@ def test_kill_9_mid_run_then_the_next_run_pays_only_for_what_is_missing(tmp_path
     outputs = [r["output"] for r in shop.rows()]
     assert outputs.count("stored before the crash") == stored
     assert all(r["status"] == "review" and r["output"] for r in shop.rows())
-    with shop.state() as state:
-        assert state.query("SELECT COUNT(*) AS n FROM attempts WHERE ok = 1")[0]["n"] == 6
+    assert rows_in_state(shop, "SELECT COUNT(*) AS n FROM attempts WHERE ok = 1")[0]["n"] == 6
 
 
 CRASHING_LOCK = textwrap.dedent("""

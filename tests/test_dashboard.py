@@ -113,7 +113,7 @@ def test_a_dashboard_failure_never_breaks_the_harvest(shop: Shop, monkeypatch: p
     assert report.dashboard is not None and not report.dashboard.written
     assert "chart engine exploded" in (report.dashboard.problem or "")
     with shop.state() as state:
-        assert state.query("SELECT COUNT(*) AS n FROM audit WHERE event = 'dashboard_failed'")[0]["n"] == 1
+        assert len(state.audit_entries("dashboard_failed")) == 1
 
 
 def test_a_board_without_the_capability_is_skipped(shop: Shop) -> None:

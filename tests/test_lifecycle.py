@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from harness import Shop, at
 from openpyxl import load_workbook
+from stored import rows_in_state
 from xlsx_cache import save_as_excel_would
 
 from sheetbot.status import Status
@@ -93,8 +94,7 @@ def test_running_twice_pays_once(shop: Shop) -> None:
     second = shop.run()
     assert len(shop.fake.requests) == 5
     assert second.done.total() == 0
-    with shop.state() as state:
-        assert state.query("SELECT COUNT(*) AS n FROM attempts WHERE ok = 1")[0]["n"] == 5
+    assert rows_in_state(shop, "SELECT COUNT(*) AS n FROM attempts WHERE ok = 1")[0]["n"] == 5
 
 
 def test_a_failed_board_write_costs_no_second_call(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -368,8 +368,7 @@ def test_cost_is_priced_from_usage(shop: Shop) -> None:
     shop.clock.set(at("2026-11-24T01:00"))
     shop.run()
     body = shop.fake.requests[0]
-    with shop.state() as state:
-        attempt = state.query("SELECT input_tokens, output_tokens, cost_usd FROM attempts")[0]
+    attempt = rows_in_state(shop, "SELECT input_tokens, output_tokens, cost_usd FROM attempts")[0]
     expected = (attempt["input_tokens"] * 0.4 + attempt["output_tokens"] * 1.6) / 1_000_000
     assert attempt["cost_usd"] == pytest.approx(expected)
     assert shop.row(input="x" * 400)["cost"] == pytest.approx(round(expected, 6))

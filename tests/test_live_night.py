@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fakellm import split_prompt
 from harness import WORKFLOWS, Shop, at
+from stored import rows_in_state
 
 LISTING = WORKFLOWS["listing"]
 
@@ -187,7 +188,7 @@ def outage(tmp_path: Path, rows: int = 6, **workflow: Any) -> Shop:
 
 def breaker_events(shop: Shop) -> list[str]:
     with shop.state() as state:
-        return [r["event"] for r in state.query("SELECT event FROM audit WHERE event LIKE 'circuit%' ORDER BY rowid")]
+        return [e.event for e in state.audit_entries() if e.event.startswith("circuit")]
 
 
 def test_an_open_circuit_without_a_deadline_defers_the_rest_of_the_providers_rows(tmp_path: Path) -> None:
@@ -238,8 +239,8 @@ def test_a_refused_key_defers_every_row_and_they_run_once_the_key_works(tmp_path
     assert len(shop.fake.requests) <= 2  # the first refusals; the rest are held without a call
     for row in shop.rows():
         assert row["status"] == "deferred" and "OPENAI_API_KEY" in row["error"]
-    with shop.state() as state:  # no row is blamed: not one failed call counts against max_failed_calls
-        assert state.query("SELECT COUNT(*) AS n FROM attempts WHERE ok = 0")[0]["n"] == 0
+    # no row is blamed: not one failed call counts against max_failed_calls
+    assert rows_in_state(shop, "SELECT COUNT(*) AS n FROM attempts WHERE ok = 0")[0]["n"] == 0
     shop.fake = type(shop.fake)()  # the key is fixed
     shop.clock.set(at("2026-11-24T17:00"))
     shop.lock()
@@ -253,8 +254,7 @@ def test_cost_is_right_to_the_cent_for_both_providers(tmp_path: Path, workflow: 
     shop = Shop(tmp_path)
     night(shop, {"type": workflow, "input": "x" * 4000})
     shop.run()
-    with shop.state() as state:
-        a = state.query("SELECT input_tokens, output_tokens, cost_usd FROM attempts")[0]
+    a = rows_in_state(shop, "SELECT input_tokens, output_tokens, cost_usd FROM attempts")[0]
     price = {"listing": (0.4, 1.6), "blog": (3.0, 15.0)}[workflow]
     expected = (a["input_tokens"] * price[0] + a["output_tokens"] * price[1]) / 1e6
     assert a["input_tokens"] >= 1000
@@ -327,7 +327,7 @@ def test_a_llama_cpp_server_refusing_json_schema_never_defers_the_providers_rows
     assert len(shop.fake.requests) == 7  # one refusal, then JSON mode for every structured row: no retries
     assert any("refused response_format" in note and "JSON mode" in note for note in report.notes)
     with shop.state() as state:
-        assert state.query("SELECT COUNT(*) AS n FROM audit WHERE event = 'circuit_open'")[0]["n"] == 0
+        assert state.audit_entries("circuit_open") == []
 
 
 def structured_shop(tmp_path: Path, **workflow: Any) -> Shop:

@@ -19,6 +19,7 @@ import pytest
 import responses
 import yaml
 from harness import ENV, Shop, at
+from stored import rows_in_state
 
 from sheetbot.cli.main import main
 from sheetbot.config.load import load_config
@@ -181,8 +182,8 @@ def test_a_key_with_a_line_break_is_refused_naming_the_variable_and_never_reache
     assert shop.fake.requests == []  # the key was never sent
     row = shop.rows()[0]
     assert "OPENAI_API_KEY" in row["error"] and "line break" in row["error"]
+    stored = json.dumps([dict(r) for r in rows_in_state(shop, "SELECT * FROM tasks")])
     with shop.state() as state:
-        stored = json.dumps([dict(r) for r in state.query("SELECT * FROM tasks")])
         morning = morning_message(state, "2026-11-23", board="queue.xlsx")
     for text in (row["error"], stored, morning.text, json.dumps(morning.sections)):
         assert KEY[:8] not in text
@@ -198,8 +199,7 @@ def test_a_provider_401_echoing_a_cut_or_escaped_key_leaves_no_trace_in_the_cell
     shop.run()
     row = shop.rows()[0]
     assert "OPENAI_API_KEY" in row["error"]
-    with shop.state() as state:
-        stored = json.dumps([dict(r) for r in state.query("SELECT * FROM tasks")])
+    stored = json.dumps([dict(r) for r in rows_in_state(shop, "SELECT * FROM tasks")])
     for text in (row["error"], stored):
         assert KEY[:8] not in text and "zz77zz77" not in text
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from harness import Shop, at
+from stored import rows_in_state
 
 from sheetbot.notify.base import MemoryNotifier
 from sheetbot.service.serve import Server
@@ -105,8 +106,7 @@ def test_restart_mid_window_after_a_stopped_run_resumes_it(shop: Shop) -> None:
     shop.clock.set(at("2026-11-24T02:30"))
     assert make_server(shop).tick() == ["run"]
     assert set(statuses(shop).values()) == {"review"}
-    with shop.state() as state:
-        assert len(state.query("SELECT 1 FROM attempts WHERE ok = 1")) == 4  # nothing paid twice
+    assert len(rows_in_state(shop, "SELECT 1 FROM attempts WHERE ok = 1")) == 4  # nothing paid twice
 
 
 def test_restart_after_the_window_defers_and_alerts(shop: Shop) -> None:

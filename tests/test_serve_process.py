@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from harness import Shop, at
+from stored import rows_in_state
 
 from sheetbot.cli.main import main
 from sheetbot.errors import LockedError
@@ -75,8 +76,7 @@ def test_sigterm_mid_run_exits_0_and_loses_nothing(tmp_path: Path) -> None:
     assert time.monotonic() - sent < 10
     done, left = _count(shop, "review"), _count(shop, "running")
     assert done >= 3 and left > 0 and done + left == 30
-    with shop.state() as state:
-        stored = {r["task_id"] for r in state.query("SELECT task_id FROM attempts WHERE ok = 1")}
+    stored = {r["task_id"] for r in rows_in_state(shop, "SELECT task_id FROM attempts WHERE ok = 1")}
     in_review = {r["id"] for r in shop.rows() if r["status"] == "review"}
     assert stored == in_review  # every output that arrived was stored and written back
     assert all(r["output"] == "slow answer" for r in shop.rows() if r["id"] in in_review)

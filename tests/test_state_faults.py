@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from fakellm import split_prompt
 from harness import Shop, at
+from stored import rows_in_state
 
 from sheetbot.cli.main import main
 from sheetbot.errors import StateUnavailableError
@@ -47,8 +48,8 @@ def calls_per_row(shop: Shop) -> Counter[str]:
 
 
 def paid_answers(shop: Shop) -> int:
-    with shop.state() as state:
-        return int(state.query("SELECT COUNT(*) AS n FROM attempts WHERE ok = 1")[0]["n"])
+    with shop.state():  # opening the state stores what its journal keeps
+        return int(rows_in_state(shop, "SELECT COUNT(*) AS n FROM attempts WHERE ok = 1")[0]["n"])
 
 
 def assert_every_row_done_once(shop: Shop) -> None:
@@ -403,11 +404,12 @@ def test_replaying_the_journal_twice_stores_it_once(tmp_path: Path) -> None:
         shop.run()
     kept = journal(shop).read_bytes()
     assert kept
-    with shop.state() as state:  # opening the state stores what the journal keeps
-        counts = state.query("SELECT (SELECT COUNT(*) FROM attempts) AS a, (SELECT COUNT(*) FROM audit) AS b")[0]
+    both = "SELECT (SELECT COUNT(*) FROM attempts) AS a, (SELECT COUNT(*) FROM audit) AS b"
+    with shop.state():  # opening the state stores what the journal keeps
+        counts = rows_in_state(shop, both)[0]
     journal(shop).write_bytes(kept)  # e.g. a kill between storing and emptying the journal
-    with shop.state() as state:
-        again = state.query("SELECT (SELECT COUNT(*) FROM attempts) AS a, (SELECT COUNT(*) FROM audit) AS b")[0]
+    with shop.state():
+        again = rows_in_state(shop, both)[0]
     assert (again["a"], again["b"]) == (counts["a"], counts["b"])
     assert paid_answers(shop) == 3
 

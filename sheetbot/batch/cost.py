@@ -14,18 +14,13 @@ def live_usd(state: State, night: str, workflow: str, prices: Mapping[str, Price
     """The night's spend with every batch call priced live: from its tokens when the price table is given,
     else by undoing the usual 50% discount. Live and preview calls count as they are."""
     total = 0.0
-    rows = state.query(
-        "SELECT model, mode, cost_usd, input_tokens, output_tokens, cache_write_tokens, cache_read_tokens "
-        "FROM attempts WHERE night = ? AND workflow = ?",
-        (night, workflow),
-    )
-    for r in rows:
-        price = (prices or {}).get(r["model"])
-        if r["mode"] != "batch":
-            total += float(r["cost_usd"])
+    for call in state.calls_of_night(night, workflow):
+        price = (prices or {}).get(call.model)
+        if call.mode != "batch":
+            total += call.cost_usd
         elif price is not None:
-            usage = Usage(r["input_tokens"], r["output_tokens"], r["cache_write_tokens"], r["cache_read_tokens"])
+            usage = Usage(call.input_tokens, call.output_tokens, call.cache_write_tokens, call.cache_read_tokens)
             total += cost_usd(price, usage)
         else:
-            total += float(r["cost_usd"]) * 2
+            total += call.cost_usd * 2
     return total

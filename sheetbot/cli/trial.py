@@ -127,7 +127,7 @@ def _known(config: Config, workflow: str) -> None:
 def _label(state: State, now: datetime, config: Config) -> str:
     local = now.astimezone(config.tz)
     label = f"trial-{local:%Y-%m-%d}"
-    if state.query("SELECT 1 FROM night_tasks WHERE night = ? LIMIT 1", (label,)):
+    if state.night_has_tasks(label):
         label = f"{label}-{local:%H%M%S}"  # a second trial the same day is a round of its own
     return label
 

@@ -126,11 +126,8 @@ def backlog_by_night(state: State, *, nights: int = 14) -> list[tuple[str, int, 
         for n in state.nights(nights)
         if n.get("run_finished_at")
     )
-    outputs = [
-        (r["night"], r["task_id"], r["attempt"])
-        for r in state.query("SELECT night, task_id, attempt FROM night_tasks WHERE outcome = 'done'")
-    ]
-    reviews = [datetime.fromisoformat(r["at"]) for r in state.query("SELECT at FROM reviews")]
+    outputs = [(r.night, r.task_id, r.attempt) for r in state.outputs_produced()]
+    reviews = state.review_times()
     done_at = dict(finished)
     out: list[tuple[str, int, int, int]] = []
     previous: datetime | None = None

@@ -90,19 +90,19 @@ def parse_since(text: str, *, now: datetime) -> datetime:
 def audit_rows(state: State, *, since: datetime) -> list[dict[str, Any]]:
     """Audit entries at or after ``since``, oldest first, with e-mail addresses and phone numbers masked."""
     out = []
-    for r in state.query("SELECT id, at, event, task_id, detail FROM audit ORDER BY id"):
-        if datetime.fromisoformat(r["at"]) < since:  # parsed: the log may mix timezone offsets
+    for r in state.audit_entries():
+        if datetime.fromisoformat(r.at) < since:  # parsed: the log may mix timezone offsets
             continue
         try:
-            detail = json.loads(r["detail"])
+            detail = json.loads(r.detail)
         except ValueError:
-            detail = r["detail"]
+            detail = r.detail
         out.append(
             {
-                "id": r["id"],
-                "at": r["at"],
-                "event": r["event"],
-                "task_id": mask_text(scrub(r["task_id"] or "")),
+                "id": r.id,
+                "at": r.at,
+                "event": r.event,
+                "task_id": mask_text(scrub(r.task_id or "")),
                 "detail": mask(scrub_any(detail)),
             }
         )

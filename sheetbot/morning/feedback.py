@@ -62,24 +62,11 @@ def _changes(before: str, after: str) -> tuple[list[str], list[str]]:
 
 
 def feedback(state: State, workflow: str, *, nights: int = 14, top: int = 10) -> Feedback:
-    recent = [
-        r["night"]
-        for r in state.query(
-            "SELECT DISTINCT night FROM reviews WHERE workflow = ? AND night IS NOT NULL ORDER BY night DESC LIMIT ?",
-            (workflow, nights),
-        )
-    ]
+    recent = state.reviewed_nights(workflow, nights)
     report = Feedback(workflow=workflow, nights=recent)
     if not recent:
         return report
-    marks = ",".join("?" * len(recent))
-    reviews = state.query(
-        "SELECT r.decision, r.notes, r.edited_output, "
-        "(SELECT a.output FROM attempts a WHERE a.task_id = r.task_id AND a.attempt = r.attempt AND a.ok = 1 "
-        " AND a.final = 1 ORDER BY a.id DESC LIMIT 1) AS output "
-        f"FROM reviews r WHERE r.workflow = ? AND r.night IN ({marks})",
-        (workflow, *recent),
-    )
+    reviews = state.reviews_with_output(workflow, recent)
     notes: Counter[str] = Counter()
     removed: Counter[str] = Counter()
     added: Counter[str] = Counter()
@@ -87,13 +74,13 @@ def feedback(state: State, workflow: str, *, nights: int = 14, top: int = 10) ->
     ratios: list[float] = []
     for r in reviews:
         report.decided += 1
-        if r["decision"] == "rework":
+        if r.decision == "rework":
             report.reworked += 1
-        if r["notes"] and r["decision"] in ("rework", "edit"):
-            notes.update(set(note_parts(r["notes"])))
-        report.edited += r["decision"] == "edit"
-        if r["decision"] == "edit" and r["edited_output"] is not None and r["output"] is not None:
-            before, after = r["output"], r["edited_output"]
+        if r.notes and r.decision in ("rework", "edit"):
+            notes.update(set(note_parts(r.notes)))
+        report.edited += r.decision == "edit"
+        if r.decision == "edit" and r.edited_output is not None and r.output is not None:
+            before, after = r.output, r.edited_output
             deltas.append(len(after) - len(before))
             if before:
                 ratios.append((len(after) - len(before)) / len(before))

@@ -7,7 +7,7 @@ also where the morning summary finds "what broke".
 
 from __future__ import annotations
 
-import json
+import re
 from collections import Counter
 from datetime import datetime
 
@@ -18,6 +18,9 @@ from sheetbot.notify.base import Message, Severity
 from sheetbot.state import State
 
 _KEY_WORDS = ("api key", "refused the", "http 401", "http 403", "not set")
+#: A deferral the account caused, not the row: a refused key ("(HTTP 401)", "(HTTP 403)"), no quota left, an open
+#: circuit breaker. Letters match in any case (ASCII only), as SQL's LIKE does.
+_HELD_BY_ACCOUNT = re.compile(r"\(HTTP 40.\)|out of quota|circuit breaker", re.IGNORECASE | re.ASCII | re.DOTALL)
 
 
 def alert(kind: str, night: str, title: str, text: str, *, severity: Severity = "critical", **facts: object) -> Message:
@@ -32,12 +35,7 @@ def alert(kind: str, night: str, title: str, text: str, *, severity: Severity = 
 
 def already_sent(state: State, kind: str, night: str) -> bool:
     """Delivered already (a failed delivery is tried again at the next chance)."""
-    rows = state.query(
-        "SELECT 1 FROM audit WHERE event = 'notified' AND json_extract(detail, '$.kind') = ? "
-        "AND json_extract(detail, '$.night') = ? AND json_extract(detail, '$.ok') = 1 LIMIT 1",
-        (kind, night),
-    )
-    return bool(rows)
+    return state.notification_delivered(kind, night)
 
 
 def record_sent(state: State, message: Message, *, now: datetime, delivered: bool) -> None:
@@ -72,10 +70,7 @@ def run_alerts(report: RunReport, state: State, *, since: datetime) -> list[Mess
             )
         )
     refused = [r for r in report.reasons if any(w in r.lower() for w in _KEY_WORDS)]
-    circuits = [
-        json.loads(r["detail"]).get("provider", "?")
-        for r in state.query("SELECT detail FROM audit WHERE event = 'circuit_open' AND at >= ?", (since.isoformat(),))
-    ]
+    circuits = [detail.get("provider", "?") for detail in state.circuits_opened_since(since)]
     if refused or circuits:
         lines = [f"{report.reasons[r]} row(s): {r}" for r in refused]
         lines += [f"the circuit breaker opened for provider {p}" for p in dict.fromkeys(circuits)]
@@ -85,25 +80,16 @@ def run_alerts(report: RunReport, state: State, *, since: datetime) -> list[Mess
 
 def what_broke(state: State, night: str) -> list[str]:
     lines = [
-        str(json.loads(r["detail"]).get("title", r["event"]))
-        for r in state.query(
-            "SELECT event, detail FROM audit WHERE event = 'notified' AND json_extract(detail, '$.night') = ? "
-            "AND json_extract(detail, '$.kind') != 'morning_summary'",
-            (night,),
-        )
+        str(detail.get("title", "notified"))
+        for detail in state.notifications_of_night(night, except_kind="morning_summary")
     ]
-    reasons: Counter[str] = Counter()
-    for r in state.query("SELECT reason FROM night_tasks WHERE night = ? AND outcome = 'failed'", (night,)):
-        reasons[r["reason"]] += 1
+    reasons: Counter[str] = Counter(state.reasons_of_night(night, "failed"))
     lines += [f"{n} row(s) failed: {reason}" for reason, n in reasons.most_common(5)]
     # A refused key or an open breaker defers rows (the account's problem, not theirs): still something broke.
     held: Counter[str] = Counter()
-    for r in state.query(
-        "SELECT reason FROM night_tasks WHERE night = ? AND outcome = 'deferred' AND (reason LIKE '%(HTTP 40_)%' "
-        "OR reason LIKE '%out of quota%' OR reason LIKE '%circuit breaker%')",
-        (night,),
-    ):
-        held[r["reason"]] += 1
+    for reason in state.reasons_of_night(night, "deferred"):
+        if _HELD_BY_ACCOUNT.search(reason):
+            held[reason] += 1
     lines += [f"{n} row(s) deferred: {reason}" for reason, n in held.most_common(5)]
     return lines
 

@@ -67,44 +67,19 @@ def night_metrics(
     state: State, *, nights: int = 7, prices: Mapping[str, PriceConfig] | None = None
 ) -> list[NightMetrics]:
     """One entry per (night, workflow) for the last ``nights`` nights, newest first."""
-    recent = [
-        r["night"] for r in state.query("SELECT DISTINCT night FROM night_tasks ORDER BY night DESC LIMIT ?", (nights,))
-    ]
+    recent = state.recorded_nights(nights)
     out: list[NightMetrics] = []
     for night in recent:
-        outcomes = state.query(
-            "SELECT workflow, outcome, COUNT(*) AS n FROM night_tasks WHERE night = ? GROUP BY workflow, outcome",
-            (night,),
-        )
-        counts: dict[str, dict[str, int]] = {}
-        for r in outcomes:
-            counts.setdefault(r["workflow"], {})[r["outcome"]] = r["n"]
-        decisions: dict[str, dict[str, int]] = {}
-        for r in state.query(
-            "SELECT r.workflow, r.decision, COUNT(*) AS n FROM reviews r JOIN night_tasks t "
-            "ON t.task_id = r.task_id AND t.night = r.night AND t.attempt = r.attempt "
-            "WHERE r.night = ? GROUP BY r.workflow, r.decision",
-            (night,),
-        ):
-            decisions.setdefault(r["workflow"], {})[r["decision"]] = r["n"]
+        counts = state.outcome_counts(night)
+        decisions = state.decision_counts(night)
         for workflow in sorted(counts):
             c = counts[workflow]
             d = decisions.get(workflow, {})
             done = c.get("done", 0)
             locked = sum(n for k, n in c.items() if k != "over_cap")
-            money = state.query(
-                "SELECT COALESCE(SUM(cost_usd), 0) AS c, COALESCE(SUM(estimated_usd), 0) AS e "
-                "FROM attempts WHERE night = ? AND workflow = ?",
-                (night, workflow),
-            )[0]
-            cost, estimated = float(money["c"]), float(money["e"])
-            latencies = [
-                float(r["latency_s"])
-                for r in state.query(
-                    "SELECT latency_s FROM attempts WHERE night = ? AND workflow = ? AND ok = 1 AND mode != 'preview'",
-                    (night, workflow),
-                )
-            ]
+            money = state.spend_of_night(night, workflow)
+            cost, estimated = money.cost_usd, money.estimated_usd
+            latencies = state.call_latencies_s(night, workflow)
             approved, edited, rework = d.get("approve", 0), d.get("edit", 0), d.get("rework", 0)
             decided = approved + edited + rework
             out.append(

@@ -63,12 +63,8 @@ def queue_action(ctx: NightContext, task: Task) -> bool:
 def _final_text(ctx: NightContext, task: Task) -> tuple[str, str] | None:
     """(decision, text): the reviewer's text for an edit, else the stored output of the approved attempt."""
     if task.status == Status.EDITED:
-        rows = ctx.state.query(
-            "SELECT edited_output FROM reviews WHERE task_id = ? AND attempt = ? AND decision = 'edit' "
-            "ORDER BY id DESC LIMIT 1",
-            (task.task_id, task.attempt),
-        )
-        return ("edit", rows[0]["edited_output"]) if rows else None
+        edited = ctx.state.edited_text(task.task_id, task.attempt)
+        return ("edit", edited) if edited is not None else None
     output = ctx.state.final_output(task.task_id, task.attempt)
     return ("approve", output.output or "") if output is not None else None
 

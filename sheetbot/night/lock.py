@@ -206,8 +206,4 @@ def lock(ctx: NightContext) -> LockReport:
 
 def _already_tonight(ctx: NightContext, night: str) -> Counter[str]:
     """Rows locked for this night by an earlier lock (a second `sheetbot lock` must respect the caps)."""
-    rows = ctx.state.query(
-        "SELECT workflow, COUNT(*) AS n FROM night_tasks WHERE night = ? AND outcome != 'over_cap' GROUP BY workflow",
-        (night,),
-    )
-    return Counter({r["workflow"]: r["n"] for r in rows})
+    return Counter(ctx.state.tasks_locked_for(night))

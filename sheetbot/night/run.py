@@ -277,8 +277,8 @@ def _changed_after_lock(ctx: NightContext, report: RunReport, rows: Mapping[str,
     board's rows by task id, a copy made with its id already told apart from its original (night/identify.py)."""
     col = ctx.col
     owned = _sheetbot_columns(col) | owned_columns(ctx)
-    fresh = ctx.state.query("SELECT task_id FROM tasks WHERE dirty = 1 AND status = ?", (str(Status.REVIEW),))
-    for task in ctx.state.tasks(r["task_id"] for r in fresh).values():  # one query, not one per row
+    fresh = ctx.state.task_ids_to_write(Status.REVIEW)
+    for task in ctx.state.tasks(fresh).values():  # one query, not one per row
         row = rows.get(task.task_id)
         if row is None or not task.snapshot:
             continue

@@ -18,9 +18,11 @@ Three rules keep money safe:
   ``<state>.journal`` (``journal``) and stored, once, when the state is next opened;
   ``<state>.reserve`` (``reserve``) holds the space that append needs on a full disk.
 
-Modules: ``schema`` (the tables), ``records`` (Task, Attempt, BoardProjection), ``store`` (``State``: connection,
-transactions, tasks, the board mirror) and its mixins ``attempts``, ``history``, ``batches``, ``actions``,
-``governance`` and ``journal``; ``faults`` (the connection edge); ``reserve`` (space held for the journal).
+Modules: ``schema`` (the tables), ``records`` (Task, Attempt, BoardProjection and the other rows handed back),
+``store`` (``State``: connection, transactions, tasks, the board mirror) and its mixins ``attempts``, ``history``,
+``reports``, ``batches``, ``outbox``, ``governance``, ``journal`` and ``claims``; ``faults`` (the connection
+edge); ``reserve`` (space held for the journal). Nothing outside this package runs SQL on the state: each read
+is a ``State`` method named for what it asks.
 """
 
 from sheetbot.state.records import Attempt, BoardProjection, Task

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sheetbot.safety.secrets import scrub
-from sheetbot.state.records import Task
+from sheetbot.state.records import AuditEntry, Task
 
 
 class HistoryMixin:
@@ -41,6 +41,15 @@ class HistoryMixin:
             ),
         )
 
+    def edited_text(self, task_id: str, attempt: int) -> str | None:
+        """The reviewer's own text for an attempt decided ``edit`` (the latest, if edited twice); None if none."""
+        row = self._db.execute(
+            "SELECT edited_output FROM reviews WHERE task_id = ? AND attempt = ? AND decision = 'edit' "
+            "ORDER BY id DESC LIMIT 1",
+            (task_id, attempt),
+        ).fetchone()
+        return None if row is None else row["edited_output"]
+
     def night_task(
         self, night: str, task_id: str, *, workflow: str, attempt: int, outcome: str, reason: str = ""
     ) -> None:
@@ -49,6 +58,29 @@ class HistoryMixin:
             "ON CONFLICT(night, task_id, attempt) DO UPDATE SET outcome = excluded.outcome, reason = excluded.reason",
             (night, task_id, workflow, attempt, outcome, scrub(reason)),
         )
+
+    def tasks_locked_for(self, night: str) -> dict[str, int]:
+        """Workflow → rows an earlier lock took for ``night`` (whatever became of them since; rows deferred
+        because a cap was full were never taken): what a second lock the same night counts against the caps."""
+        rows = self._db.execute(
+            "SELECT workflow, COUNT(*) AS n FROM night_tasks WHERE night = ? AND outcome != 'over_cap' "
+            "GROUP BY workflow",
+            (night,),
+        ).fetchall()
+        return {r["workflow"]: int(r["n"]) for r in rows}
+
+    def night_has_tasks(self, night: str) -> bool:
+        """Whether any row was locked under ``night`` (a trial's label is taken once it has)."""
+        return self._db.execute("SELECT 1 FROM night_tasks WHERE night = ? LIMIT 1", (night,)).fetchone() is not None
+
+    def reasons_of_night(self, night: str, outcome: str) -> list[str]:
+        """Why each row of ``night`` ended with ``outcome`` (``failed``, ``deferred``, …), one entry per row and
+        attempt, in task order: what the morning counts under "what broke"."""
+        rows = self._db.execute(
+            "SELECT reason FROM night_tasks WHERE night = ? AND outcome = ? ORDER BY task_id, attempt",
+            (night, outcome),
+        ).fetchall()
+        return [r["reason"] for r in rows]
 
     def night_event(self, night: str, **values: Any) -> None:
         self._db.execute("INSERT INTO nights(night) VALUES (?) ON CONFLICT(night) DO NOTHING", (night,))
@@ -72,3 +104,37 @@ class HistoryMixin:
             "INSERT INTO audit(at, event, task_id, detail) VALUES (?, ?, ?, ?)",
             (now.isoformat(), event, task_id, json.dumps(dict(detail or {}), default=str)),
         )
+
+    def audit_entries(self, event: str | None = None) -> list[AuditEntry]:
+        """The audit log oldest first, or only its ``event`` entries: what `sheetbot audit` exports."""
+        where, args = ("WHERE event = ?", [event]) if event is not None else ("", [])
+        rows = self._db.execute(f"SELECT id, at, event, task_id, detail FROM audit {where} ORDER BY id", args)
+        return [AuditEntry(r["id"], r["at"], r["event"], r["task_id"], r["detail"]) for r in rows.fetchall()]
+
+    def notification_delivered(self, kind: str, night: str) -> bool:
+        """Whether a message of ``kind`` about ``night`` reached the notifier (a failed delivery does not count:
+        it is tried again at the next chance)."""
+        row = self._db.execute(
+            "SELECT 1 FROM audit WHERE event = 'notified' AND json_extract(detail, '$.kind') = ? "
+            "AND json_extract(detail, '$.night') = ? AND json_extract(detail, '$.ok') = 1 LIMIT 1",
+            (kind, night),
+        ).fetchone()
+        return row is not None
+
+    def notifications_of_night(self, night: str, *, except_kind: str) -> list[dict[str, Any]]:
+        """What was notified about ``night`` (sent or not), oldest first, but for messages of ``except_kind``:
+        each as the detail it was recorded with (kind, night, title, ok)."""
+        rows = self._db.execute(
+            "SELECT detail FROM audit WHERE event = 'notified' AND json_extract(detail, '$.night') = ? "
+            "AND json_extract(detail, '$.kind') != ? ORDER BY id",
+            (night, except_kind),
+        ).fetchall()
+        return [json.loads(r["detail"]) for r in rows]
+
+    def circuits_opened_since(self, since: datetime) -> list[dict[str, Any]]:
+        """Every opening of a provider's circuit breaker at or after ``since``, oldest first, as recorded (its
+        ``provider`` among the details). ``since`` is compared as stored text: pass the clock's own timezone."""
+        rows = self._db.execute(
+            "SELECT detail FROM audit WHERE event = 'circuit_open' AND at >= ? ORDER BY id", (since.isoformat(),)
+        ).fetchall()
+        return [json.loads(r["detail"]) for r in rows]

@@ -72,6 +72,57 @@ class BoardProjection:
     clear_review: bool
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the append-only audit log; ``detail`` is the JSON text as stored (the export parses it)."""
+
+    id: int
+    at: str
+    event: str
+    task_id: str | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class CallUsage:
+    """What one stored model call used and cost: enough to price it again (live instead of batch)."""
+
+    model: str
+    mode: str
+    cost_usd: float
+    input_tokens: int
+    output_tokens: int
+    cache_write_tokens: int
+    cache_read_tokens: int
+
+
+@dataclass(frozen=True)
+class Spend:
+    """A night's spend for one workflow: what was paid, and what its preview calls would have cost live."""
+
+    cost_usd: float
+    estimated_usd: float
+
+
+@dataclass(frozen=True)
+class ReviewedOutput:
+    """A reviewer's decision beside the output it judged (None when that output is no longer stored)."""
+
+    decision: str
+    notes: str
+    edited_output: str | None
+    output: str | None
+
+
+@dataclass(frozen=True)
+class OutputProduced:
+    """A task's output produced by a night: the row of ``night_tasks`` whose outcome is ``done``."""
+
+    night: str
+    task_id: str
+    attempt: int
+
+
 _TASK_COLUMNS = (
     "task_id, seq, first_seen, status, failure, workflow, priority, attempt, night, snapshot, "
     "rework_notes, previous_output, error, dirty, clear_review"

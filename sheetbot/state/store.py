@@ -1,7 +1,17 @@
 """The store itself: one connection, WAL, ``transaction()``, tasks and their moves, and the board mirror.
 
-``State`` stays one class (callers hold one object); the later concerns (attempts, batches, actions, history,
-governance) are mixins in their own modules, and every one of them keeps its SQL inside this package.
+``State`` stays one class (callers hold one object); the later concerns (attempts, history, reports, batches,
+the outbox, governance, the journal, claims) are mixins in their own modules, and every one of them keeps its
+SQL inside this package: callers outside it ask named questions (``tasks_locked_for``, ``calls_of_night``, …)
+and get dataclasses back, never SQL or sqlite3 rows.
+
+Moves: ``move`` refuses every change of status that ``TRANSITIONS`` (sheetbot/status.py) does not list. A move
+to the status a task already has (X→X) is not a change of status: the store does not look it up in the table
+and accepts it from every status, listed there or not (only deferred, failed and running list themselves). The
+lifecycle uses it to update a row's note or fields in place: the harvest's problem with a review it cannot read
+(review→review), the run's "changed after the lock" note (review→review), a failed publishing's error
+(approved→approved, edited→edited, sheetbot/morning/on_approve.py), a claim's note on a new row (queued→queued,
+sheetbot/night/repair.py), a lock re-deferring a row with a new reason (deferred→deferred).
 """
 
 from __future__ import annotations
@@ -26,11 +36,21 @@ from sheetbot.state.history import HistoryMixin
 from sheetbot.state.journal import JournalMixin
 from sheetbot.state.outbox import ActionsMixin
 from sheetbot.state.records import _TASK_COLUMNS, BoardProjection, Task, _task
+from sheetbot.state.reports import ReportsMixin
 from sheetbot.state.schema import SCHEMA, SCHEMA_VERSION, migrate, migrate_night_tasks_by_attempt
 from sheetbot.status import Status, can_move
 
 
-class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceMixin, JournalMixin, ClaimsMixin):
+class State(
+    AttemptsMixin,
+    HistoryMixin,
+    ReportsMixin,
+    BatchesMixin,
+    ActionsMixin,
+    GovernanceMixin,
+    JournalMixin,
+    ClaimsMixin,
+):
     """The store. One connection, used from one thread; WAL so readers (report) never block the night.
 
     ``busy_timeout_s`` bounds how long a statement waits for another program's lock (a backup tool) before
@@ -182,7 +202,8 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
         board: bool = True,
         **fields: Any,
     ) -> None:
-        """Change a task's status (refusing transitions the lifecycle forbids) and other fields."""
+        """Change a task's status and other fields, refusing a status change ``TRANSITIONS`` does not list;
+        ``new`` equal to the current status passes from any status (the module docstring says why)."""
         row = self._db.execute("SELECT status FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
         if row is None:
             raise StateError(f"task {task_id} is not in the state file {self.path}")
@@ -231,6 +252,11 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
                FROM tasks t WHERE t.dirty = 1 ORDER BY t.seq"""
         ).fetchall()
         return [_projection(r, clear_review=bool(r["clear_review"])) for r in rows]
+
+    def task_ids_to_write(self, status: Status) -> list[str]:
+        """The tasks in ``status`` whose board cells are behind the state (e.g. outputs just stored for review)."""
+        rows = self._db.execute("SELECT task_id FROM tasks WHERE dirty = 1 AND status = ?", (str(status),))
+        return [r["task_id"] for r in rows.fetchall()]
 
     def projections(self, *, with_output: Iterable[Status]) -> list[BoardProjection]:
         """What the board should show for every task that is not queued and not already due a write, the
@@ -335,12 +361,6 @@ class State(AttemptsMixin, HistoryMixin, BatchesMixin, ActionsMixin, GovernanceM
             self._db.executemany(
                 "UPDATE tasks SET dirty = 0, clear_review = 0, resend_output = 0 WHERE task_id = ?", [(i,) for i in ids]
             )
-
-    def query(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
-        """Read-only queries for reports (SELECT only)."""
-        if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
-            raise ValueError("State.query is for SELECT statements")
-        return self._db.execute(sql, list(args)).fetchall()
 
 
 def _projection(r: sqlite3.Row, *, clear_review: bool) -> BoardProjection:

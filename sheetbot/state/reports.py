@@ -1,0 +1,124 @@
+"""What the morning reads back: a night's outcomes, decisions, spend and latencies, and the reviews behind them.
+
+A mixin of ``State``. The metrics, the alerts, the feedback report and the live-price comparison compute
+their figures from these (sheetbot/morning/, sheetbot/batch/cost.py); none of them reads a table itself, so
+a second state backend needs to answer only these questions, each named for what it asks.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime
+
+from sheetbot.state.records import CallUsage, OutputProduced, ReviewedOutput, Spend
+
+
+class ReportsMixin:
+    """Read-only questions about past nights, over night_tasks, attempts and reviews."""
+
+    _db: sqlite3.Connection
+
+    # -- what each night did ---------------------------------------------------------
+    def recorded_nights(self, limit: int) -> list[str]:
+        """The latest ``limit`` nights that locked any row, newest first."""
+        rows = self._db.execute("SELECT DISTINCT night FROM night_tasks ORDER BY night DESC LIMIT ?", (limit,))
+        return [r["night"] for r in rows.fetchall()]
+
+    def outcome_counts(self, night: str) -> dict[str, dict[str, int]]:
+        """Workflow → outcome (locked, done, failed, deferred, over_cap) → rows of ``night`` with it; a rework
+        run again the same night counts once per attempt."""
+        out: dict[str, dict[str, int]] = {}
+        for r in self._db.execute(
+            "SELECT workflow, outcome, COUNT(*) AS n FROM night_tasks WHERE night = ? GROUP BY workflow, outcome",
+            (night,),
+        ).fetchall():
+            out.setdefault(r["workflow"], {})[r["outcome"]] = int(r["n"])
+        return out
+
+    def outputs_produced(self) -> list[OutputProduced]:
+        """Every output any night produced (outcome ``done``), one per task and attempt."""
+        rows = self._db.execute("SELECT night, task_id, attempt FROM night_tasks WHERE outcome = 'done'").fetchall()
+        return [OutputProduced(r["night"], r["task_id"], int(r["attempt"])) for r in rows]
+
+    # -- what the calls cost ----------------------------------------------------------
+    def spend_of_night(self, night: str, workflow: str) -> Spend:
+        """What ``workflow``'s calls of ``night`` cost, and what its preview calls would have cost live."""
+        r = self._db.execute(
+            "SELECT COALESCE(SUM(cost_usd), 0) AS c, COALESCE(SUM(estimated_usd), 0) AS e "
+            "FROM attempts WHERE night = ? AND workflow = ?",
+            (night, workflow),
+        ).fetchone()
+        return Spend(cost_usd=float(r["c"]), estimated_usd=float(r["e"]))
+
+    def calls_of_night(self, night: str, workflow: str) -> list[CallUsage]:
+        """Every call ``workflow`` made in ``night`` (answered or not, every mode), with its tokens and cost."""
+        rows = self._db.execute(
+            "SELECT model, mode, cost_usd, input_tokens, output_tokens, cache_write_tokens, cache_read_tokens "
+            "FROM attempts WHERE night = ? AND workflow = ? ORDER BY id",
+            (night, workflow),
+        ).fetchall()
+        return [
+            CallUsage(
+                model=r["model"],
+                mode=r["mode"],
+                cost_usd=float(r["cost_usd"]),
+                input_tokens=int(r["input_tokens"]),
+                output_tokens=int(r["output_tokens"]),
+                cache_write_tokens=int(r["cache_write_tokens"]),
+                cache_read_tokens=int(r["cache_read_tokens"]),
+            )
+            for r in rows
+        ]
+
+    def call_latencies_s(self, night: str, workflow: str) -> list[float]:
+        """Seconds each answered call of ``workflow`` took in ``night``; preview calls (nothing was called) and
+        failed calls are left out."""
+        rows = self._db.execute(
+            "SELECT latency_s FROM attempts WHERE night = ? AND workflow = ? AND ok = 1 AND mode != 'preview' "
+            "ORDER BY id",
+            (night, workflow),
+        ).fetchall()
+        return [float(r["latency_s"]) for r in rows]
+
+    # -- what reviewers decided -------------------------------------------------------
+    def decision_counts(self, night: str) -> dict[str, dict[str, int]]:
+        """Workflow → decision (approve, edit, rework) → reviews of the outputs ``night`` produced, each matched
+        to the attempt the night ran (a decision on a rework's earlier attempt is not this night's)."""
+        out: dict[str, dict[str, int]] = {}
+        for r in self._db.execute(
+            "SELECT r.workflow, r.decision, COUNT(*) AS n FROM reviews r JOIN night_tasks t "
+            "ON t.task_id = r.task_id AND t.night = r.night AND t.attempt = r.attempt "
+            "WHERE r.night = ? GROUP BY r.workflow, r.decision",
+            (night,),
+        ).fetchall():
+            if r["workflow"] is not None:  # a review of a row without a workflow belongs to no workflow's figures
+                out.setdefault(r["workflow"], {})[r["decision"]] = int(r["n"])
+        return out
+
+    def review_times(self) -> list[datetime]:
+        """When each review decision was recorded, in the order they were."""
+        return [datetime.fromisoformat(r["at"]) for r in self._db.execute("SELECT at FROM reviews ORDER BY id")]
+
+    def reviewed_nights(self, workflow: str, limit: int) -> list[str]:
+        """The latest ``limit`` nights whose outputs of ``workflow`` were reviewed, newest first."""
+        rows = self._db.execute(
+            "SELECT DISTINCT night FROM reviews WHERE workflow = ? AND night IS NOT NULL ORDER BY night DESC LIMIT ?",
+            (workflow, limit),
+        ).fetchall()
+        return [r["night"] for r in rows]
+
+    def reviews_with_output(self, workflow: str, nights: Sequence[str]) -> list[ReviewedOutput]:
+        """Every review of ``workflow``'s outputs from ``nights``, in the order decided, each beside the output
+        it judged (the attempt's final stored answer): what the feedback report learns from."""
+        if not nights:
+            return []
+        marks = ",".join("?" * len(nights))
+        rows = self._db.execute(
+            "SELECT r.decision, r.notes, r.edited_output, "
+            "(SELECT a.output FROM attempts a WHERE a.task_id = r.task_id AND a.attempt = r.attempt AND a.ok = 1 "
+            " AND a.final = 1 ORDER BY a.id DESC LIMIT 1) AS output "
+            f"FROM reviews r WHERE r.workflow = ? AND r.night IN ({marks}) ORDER BY r.id",
+            (workflow, *nights),
+        ).fetchall()
+        return [ReviewedOutput(r["decision"], r["notes"], r["edited_output"], r["output"]) for r in rows]

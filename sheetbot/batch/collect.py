@@ -14,12 +14,12 @@ from typing import Any
 from sheetbot.batch.base import ItemError
 from sheetbot.config.models import Config, WorkflowConfig
 from sheetbot.config.outputs import InvalidAnswer, repair_prompt, validate_answer
-from sheetbot.morning.audit import store_call
 from sheetbot.night.budget import Budget
 from sheetbot.night.task import Outcome, _attempt, _json, workflow_steps
 from sheetbot.providers.base import Completion, CompletionRequest
 from sheetbot.providers.pricing import cost_usd
 from sheetbot.state import Attempt, State, Task
+from sheetbot.state.audit import store_call
 
 WINDOW_ENDED = "deferred: the batch did not finish before the window ended"
 

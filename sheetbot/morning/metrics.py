@@ -11,8 +11,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from sheetbot.batch.cost import live_usd
 from sheetbot.config.models import PriceConfig
+from sheetbot.providers.base import Usage
+from sheetbot.providers.pricing import PaidCall, live_usd
 from sheetbot.state import State
 
 
@@ -128,7 +129,26 @@ def night_metrics(
                     edit_rate=_ratio(edited, decided),
                     rework_rate=_ratio(rework, decided),
                     p50_latency_s=_percentile(latencies, 0.5),
-                    live_usd=round(live_usd(state, night, workflow, prices), 6),
+                    live_usd=round(_live_usd(state, night, workflow, prices), 6),
                 )
             )
     return out
+
+
+def _live_usd(state: State, night: str, workflow: str, prices: Mapping[str, PriceConfig] | None) -> float:
+    """The night's spend for ``workflow`` had every call run live (sheetbot/providers/pricing.py)."""
+    rows = state.query(
+        "SELECT model, mode, cost_usd, input_tokens, output_tokens, cache_write_tokens, cache_read_tokens "
+        "FROM attempts WHERE night = ? AND workflow = ?",
+        (night, workflow),
+    )
+    calls = (
+        PaidCall(
+            r["model"],
+            r["mode"],
+            float(r["cost_usd"]),
+            Usage(r["input_tokens"], r["output_tokens"], r["cache_write_tokens"], r["cache_read_tokens"]),
+        )
+        for r in rows
+    )
+    return live_usd(calls, prices)

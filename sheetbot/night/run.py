@@ -35,6 +35,7 @@ from sheetbot.state.journal import TaskSettled
 from sheetbot.status import Status
 
 TRUNCATED = "the answer was cut off at max_tokens: raise max_tokens for this workflow, or choose rework"
+NO_BATCH_MODE = "deferred: this sheetbot was started without batch mode (NightContext.batch_mode)"
 
 
 @dataclass
@@ -186,13 +187,13 @@ class _Night:
         remaining = (self.deadline - self.ctx.now()).total_seconds()
         return await asyncio.wait_for(provider.complete(request), timeout=max(remaining, 0.001))
 
-    def _stopping(self) -> bool:
+    def stopping(self) -> bool:
         """A stop (SIGTERM) or a state that cannot be written: rows not finished stay for the next run."""
         return (self.stop is not None and self.stop()) or self.keep.broken is not None
 
     def settle(self, task: Task, outcome: Outcome) -> None:
         """A batch row's outcome (sheetbot.batch.mode), counted like a live one."""
-        if self._stopping() and outcome.status == "deferred":
+        if self.stopping() and outcome.status == "deferred":
             self.report.stopped = True  # its batch stays open in the state: a restart polls it
         else:
             self.keep.settle_now(self._settled(task, outcome))
@@ -202,7 +203,7 @@ class _Night:
     async def work(self, task: Task) -> None:
         try:
             outcome = await self._outcome(task)
-            if self._stopping() and outcome.status == "deferred":
+            if self.stopping() and outcome.status == "deferred":
                 self.report.stopped = True  # left running: a restart inside the window picks it up
             else:
                 await self.keep.settle(self._settled(task, outcome))
@@ -339,10 +340,8 @@ async def run_async(
         # `locked` until the row's output arrives.
         night = _Night(ctx, report, deadline, stop)
         night.total = len(tasks)
-        if any(_mode(ctx, t) == "preview" for t in tasks):
-            from sheetbot.batch.estimate import preview_notes
-
-            report.notes += preview_notes(ctx.config, tasks, ctx.col)  # live vs batch vs caching, before spending
+        if ctx.batch_mode is not None and any(_mode(ctx, t) == "preview" for t in tasks):
+            report.notes += ctx.batch_mode.preview_notes(ctx.config, tasks, ctx.col)  # live vs batch vs caching
         try:
             # Tasks start in priority order (P0 first, then oldest): when a cap or the window ends, the
             # lowest priorities are the ones that wait.
@@ -353,10 +352,12 @@ async def run_async(
             in_batch |= {c.rsplit(":", 2)[0] for s in state.open_sends() for c in s["requests"]}
             batch = [t for t in tasks if _mode(ctx, t) == "batch" or t.task_id in in_batch]
             jobs = [night.work(t) for t in tasks if t not in batch]
-            if batch:
-                from sheetbot.batch.mode import run_batch_tasks
-
-                jobs.append(night.guarded(run_batch_tasks(night, batch)))
+            batch_mode = ctx.batch_mode  # sheetbot.batch, handed over by the composition root
+            if batch and batch_mode is not None:
+                jobs.append(night.guarded(batch_mode.run(night, batch)))
+            elif batch:  # a context built without batch mode: nothing is sent, the rows wait
+                for task in batch:
+                    night.settle(task, Outcome("deferred", NO_BATCH_MODE))
             with night.keep.night():
                 await asyncio.gather(*jobs)
         finally:

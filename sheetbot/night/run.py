@@ -18,18 +18,18 @@ from datetime import datetime
 
 from sheetbot.boards.base import BoardRow, Sheet
 from sheetbot.config.models import WorkflowConfig
-from sheetbot.errors import SheetbotError, StateError, StateUnavailableError
+from sheetbot.errors import SheetbotError, StateUnavailableError
 from sheetbot.night.budget import Budget
 from sheetbot.night.context import NightContext
 from sheetbot.night.identify import Identified
 from sheetbot.night.keep import Keeper, reserve_size
 from sheetbot.night.outcomes import provider_of
+from sheetbot.night.provider_pool import ProviderPool
 from sheetbot.night.repair import owned_columns, refuse_unknown, take_stock, unknown_rows_error
 from sheetbot.night.stopping import call_until_stopped
 from sheetbot.night.task import Outcome, TaskRunner, with_timeout
 from sheetbot.night.writeback import write_with_ids
 from sheetbot.providers.base import Completion, CompletionRequest, Provider
-from sheetbot.providers.preview import PreviewProvider
 from sheetbot.state import Task
 from sheetbot.state.journal import TaskSettled
 from sheetbot.status import Status
@@ -61,50 +61,6 @@ class RunReport:
     repaired: int = 0
 
 
-class _Providers:
-    """The night's providers, made on first use; a provider that cannot be made (no key) is remembered."""
-
-    def __init__(self, ctx: NightContext) -> None:
-        self.ctx = ctx
-        self.made: dict[str, Provider] = {}
-        self.broken: dict[str, SheetbotError] = {}
-        self.events: list[tuple[str, str]] = []
-
-    def __call__(self, wf: WorkflowConfig) -> tuple[str, Provider]:
-        if wf.mode == "preview":
-            key = f"preview:{wf.model}"
-            if key not in self.made:
-                price = self.ctx.config.prices[wf.model]
-                self.made[key] = PreviewProvider(price_per_mtok_input=price.input, price_per_mtok_output=price.output)
-            return key, self.made[key]
-        # `batch` rows come here only when they run live (a server without a Batch API): sheetbot.batch.
-        if wf.provider in self.broken:
-            raise self.broken[wf.provider]
-        if wf.provider not in self.made:
-            try:
-                self.made[wf.provider] = self.ctx.providers(wf.provider, self._event_hook(wf.provider))
-            except SheetbotError as exc:
-                self.broken[wf.provider] = exc
-                raise
-        return wf.provider, self.made[wf.provider]
-
-    def _event_hook(self, provider: str):  # type: ignore[no-untyped-def]
-        def record(event: str, detail: dict[str, object]) -> None:
-            # Retries are routine; the breaker is what the morning's alerts are made of.
-            if event.startswith("circuit"):
-                self.events.append((event, provider))
-                # Called inside a provider's call, perhaps after a paid answer: a state fault here must not
-                # lose it (the answer's own write finds the fault and keeps the answer in the journal).
-                with contextlib.suppress(StateError):
-                    self.ctx.state.audit(event, now=self.ctx.now(), detail={"provider": provider, **detail})
-
-        return record
-
-    async def aclose(self) -> None:
-        for provider in self.made.values():
-            await provider.aclose()
-
-
 class _Night:
     def __init__(
         self, ctx: NightContext, report: RunReport, deadline: datetime | None, stop: Callable[[], bool] | None = None
@@ -113,7 +69,7 @@ class _Night:
         self.report = report
         self.deadline = deadline
         self.stop = stop
-        self.providers = _Providers(ctx)
+        self.providers = ProviderPool(ctx)
         self.budget = Budget(ctx.config, ctx.state, report.night)
         self.keep = Keeper(
             ctx.state,

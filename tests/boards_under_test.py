@@ -25,12 +25,14 @@ from fakellm import FakeLLM
 from harness import ENV, WORKFLOWS, Phases, at
 from openpyxl import Workbook, load_workbook
 
+from sheetbot.batch.mode import Batches
 from sheetbot.boards.airtable import AirtableBoard
 from sheetbot.boards.base import Board
 from sheetbot.boards.local import LocalBoard
 from sheetbot.boards.memory import MemoryBoard
 from sheetbot.clock import FakeClock
 from sheetbot.config.load import load_config
+from sheetbot.morning.steps import Morning
 from sheetbot.night.context import NightContext
 from sheetbot.providers.factory import make_provider
 from sheetbot.state import State
@@ -342,7 +344,14 @@ class Night(Phases):
 
         try:
             yield NightContext(
-                config=self.config, board=self.board, state=state, clock=self.clock, providers=providers, env=ENV
+                config=self.config,
+                board=self.board,
+                state=state,
+                clock=self.clock,
+                providers=providers,
+                env=ENV,
+                batch_mode=Batches(),
+                morning=Morning(),
             )
         finally:
             state.close()

@@ -19,10 +19,12 @@ import yaml
 from fakellm import FakeLLM
 from openpyxl import Workbook, load_workbook
 
+from sheetbot.batch.mode import Batches
 from sheetbot.boards.factory import open_board
 from sheetbot.clock import FakeClock
 from sheetbot.config.load import load_config
 from sheetbot.config.models import Config
+from sheetbot.morning.steps import Morning
 from sheetbot.night.context import NightContext
 from sheetbot.night.harvest import HarvestReport, harvest
 from sheetbot.night.lock import LockReport, lock
@@ -170,6 +172,8 @@ class Shop(Phases):
                 providers=providers,
                 env=self.env,
                 sleep=self.sleep,
+                batch_mode=Batches(),  # the layers above the night, as sheetbot/service/wiring.py hands them
+                morning=Morning(),
             )
         finally:
             state.close()

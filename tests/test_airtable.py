@@ -14,12 +14,14 @@ from fake_airtable import BASE_ID, ENDPOINT, TOKEN, FakeAirtable, FakeTime
 from fakellm import FakeLLM
 from harness import ENV, WORKFLOWS, at
 
+from sheetbot.batch.mode import Batches
 from sheetbot.boards.airtable import AirtableBoard, missing_fields
 from sheetbot.boards.base import Claim, RowUpdate, SchemaSpec
 from sheetbot.boards.factory import open_board
 from sheetbot.clock import FakeClock
 from sheetbot.config.load import load_config
 from sheetbot.errors import BoardError, BoardNotFound, BoardSchemaError, BoardWriteError, ConfigError
+from sheetbot.morning.steps import Morning
 from sheetbot.night.context import NightContext
 from sheetbot.night.harvest import HarvestReport, harvest
 from sheetbot.night.lock import LockReport, lock
@@ -385,7 +387,9 @@ class AirShop:
             )
 
         try:
-            yield NightContext(self.config, opened, state, self.clock, providers, env=AIR_ENV)
+            yield NightContext(
+                self.config, opened, state, self.clock, providers, env=AIR_ENV, batch_mode=Batches(), morning=Morning()
+            )
         finally:
             state.close()
 

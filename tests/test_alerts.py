@@ -13,8 +13,8 @@ from nightly import night
 from sheetbot.cli.main import main
 from sheetbot.config.load import load_config
 from sheetbot.errors import SheetbotError
-from sheetbot.morning.alerts import after_harvest, backlog_by_night, evaluate, send_alerts
-from sheetbot.morning.escalation import escalate
+from sheetbot.morning.alerts import backlog_by_night, evaluate, send_alerts
+from sheetbot.morning.escalation import after_harvest, escalate
 from sheetbot.notify.base import Fanout, MemoryNotifier
 
 

@@ -16,8 +16,9 @@ from nightly import night
 
 from sheetbot.cli.main import main
 from sheetbot.errors import SheetbotError
-from sheetbot.morning.audit import input_hash, parse_since, prompt_hash
+from sheetbot.morning.audit import parse_since
 from sheetbot.safety.masking import mask, mask_text
+from sheetbot.state.audit import input_hash, prompt_hash
 
 
 @pytest.fixture

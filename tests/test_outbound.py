@@ -27,7 +27,7 @@ from sheetbot.notify.slack import SlackNotifier
 from sheetbot.notify.webhook import WebhookNotifier
 from sheetbot.providers.base import CompletionRequest
 from sheetbot.providers.factory import make_provider
-from sheetbot.safety.outbound import url_problem
+from sheetbot.safety.urls import url_problem
 
 HOOK = "https://hooks.shop.test/publish"
 ELSEWHERE = "https://attacker.test/collect"

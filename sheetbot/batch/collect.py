@@ -14,12 +14,12 @@ from typing import Any
 from sheetbot.batch.base import ItemError
 from sheetbot.config.models import Config, WorkflowConfig
 from sheetbot.config.outputs import InvalidAnswer, repair_prompt, validate_answer
-from sheetbot.morning.audit import store_call
 from sheetbot.night.budget import Budget
-from sheetbot.night.task import Outcome, _attempt, _json, workflow_steps
+from sheetbot.night.task import Outcome, attempt_record, structured_text, workflow_steps
 from sheetbot.providers.base import Completion, CompletionRequest
 from sheetbot.providers.pricing import cost_usd
 from sheetbot.state import Attempt, State, Task
+from sheetbot.state.audit import store_call
 
 WINDOW_ENDED = "deferred: the batch did not finish before the window ended"
 
@@ -101,9 +101,9 @@ def store(
     text = result.text
     if info["structured"] and wf is not None:
         try:
-            text = _json(validate_answer(wf.outputs, result.data if result.data is not None else text))
+            text = structured_text(validate_answer(wf.outputs, result.data if result.data is not None else text))
         except InvalidAnswer as exc:
-            store_call(state, _attempt(base, result, cost, ok=False, error=str(exc)), snapshot, now=now)
+            store_call(state, attempt_record(base, result, cost, ok=False, error=str(exc)), snapshot, now=now)
             if pending is not None:
                 pending.spent_usd += cost
                 if pending.repair is not None or pending.retries >= 1:
@@ -112,7 +112,7 @@ def store(
                     pending.retries += 1
                     pending.repair = repair_prompt(info["prompt"], str(exc))
             return
-    store_call(state, _attempt(base, result, cost, ok=True, output=text), snapshot, now=now)
+    store_call(state, attempt_record(base, result, cost, ok=True, output=text), snapshot, now=now)
     if pending is not None:
         pending.spent_usd += cost
         pending.truncated = pending.truncated or result.truncated

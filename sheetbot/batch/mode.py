@@ -15,19 +15,20 @@ rows run live, with a note in the run report.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
-from typing import Any, Protocol
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from sheetbot.batch.base import BatchProvider, BatchUnsupportedError, ItemError, key_of, legacy_wire_id, split
 from sheetbot.batch.collect import WINDOW_ENDED, Pending, store
+from sheetbot.batch.estimate import preview_notes
 from sheetbot.batch.factory import make_batch_provider
 from sheetbot.batch.poll import Polling
 from sheetbot.batch.send import Sending, unclear
 from sheetbot.batch.timing import Bounds
+from sheetbot.config.models import Config
 from sheetbot.errors import AccountProviderError, PermanentProviderError, ProviderError, TemplateError
-from sheetbot.night.budget import Budget
-from sheetbot.night.context import NightContext
-from sheetbot.night.task import Outcome, TaskRunner, _worst_case, workflow_steps
+from sheetbot.night.context import BatchNight
+from sheetbot.night.task import Outcome, workflow_steps, worst_case
 from sheetbot.providers.base import Completion, CompletionRequest
 from sheetbot.providers.pricing import cost_usd
 from sheetbot.state import Task
@@ -36,23 +37,7 @@ from sheetbot.state import Task
 MAX_ROUNDS = 50
 
 
-class NightLike(Protocol):
-    """What run.py's night gives the batch rounds: its context, runner, budget and bookkeeping."""
-
-    ctx: NightContext
-    runner: TaskRunner
-    budget: Budget
-    notes: list[str]
-    deadline: datetime | None
-
-    def out_of_time(self) -> bool: ...
-
-    def settle(self, task: Task, outcome: Outcome) -> None: ...
-
-    async def work(self, task: Task) -> None: ...
-
-
-async def run_batch_tasks(night: NightLike, tasks: list[Task]) -> None:
+async def run_batch_tasks(night: BatchNight, tasks: list[Task]) -> None:
     """Every task here reaches an outcome (settled), or runs live when its server has no Batch API."""
     rounds = _Rounds(night)
     try:
@@ -64,13 +49,24 @@ async def run_batch_tasks(night: NightLike, tasks: list[Task]) -> None:
         await night.work(task)
 
 
+class Batches:
+    """Batch mode as the night's run asks for it (sheetbot.night.context.BatchMode): the composition root
+    (sheetbot/service/wiring.py) puts one in every NightContext, so the night never imports this package."""
+
+    def preview_notes(self, config: Config, tasks: Iterable[Task], aliases: Mapping[str, str]) -> list[str]:
+        return preview_notes(config, tasks, aliases)
+
+    async def run(self, night: BatchNight, tasks: list[Task]) -> None:
+        await run_batch_tasks(night, tasks)
+
+
 class _Rounds(Polling, Sending):
-    def __init__(self, night: NightLike) -> None:
+    def __init__(self, night: BatchNight) -> None:
         self.night = night
         self.ctx = night.ctx
         self.state = night.ctx.state
         self.notes = night.notes
-        self.bounds = Bounds(night.ctx.now, getattr(night, "deadline", None))
+        self.bounds = Bounds(night.ctx.now, night.deadline)
         self.clients: dict[str, BatchProvider] = {}
         self.pending: dict[str, Pending] = {}
         self.live: list[Task] = []
@@ -154,7 +150,7 @@ class _Rounds(Polling, Sending):
                     p.complete = last
                     continue
                 try:
-                    system, prompt = self.night.runner._render(p.wf, step, p.task, p.done, last=last)
+                    system, prompt = self.night.runner.render(p.wf, step, p.task, p.done, last=last)
                 except TemplateError as exc:
                     p.outcome = Outcome("failed", f"{exc}: fix the workflow's template, then set status to queued")
                     break
@@ -177,7 +173,7 @@ class _Rounds(Polling, Sending):
             price = self.ctx.config.prices[model]
             allowed: list[tuple[Pending, CompletionRequest]] = []
             for p, request in items:
-                worst = cost_usd(price, _worst_case(request), batch=True)
+                worst = cost_usd(price, worst_case(request), batch=True)
                 refused = budget.refuse(p.task.workflow or "", worst)
                 cap = p.wf.max_usd_per_task
                 if cap is not None and p.spent_usd + worst > cap:

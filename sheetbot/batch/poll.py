@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from sheetbot.batch.base import BatchProvider
     from sheetbot.batch.timing import Bounds
-    from sheetbot.night.context import NightContext
+    from sheetbot.night.context import BatchNight, NightContext
     from sheetbot.state import State
 
 #: Polls back off from ``batch_poll_s`` up to this many times it while a batch runs.
@@ -35,7 +35,7 @@ MAX_BACKOFF = 4.0
 class Polling:
     ctx: NightContext
     state: State
-    night: Any
+    night: BatchNight
     cancelled: set[str]
     bounds: Bounds
     #: Providers whose key was refused tonight, with the reason: their batches are not polled again.
@@ -77,14 +77,14 @@ class Polling:
                     del waiting[batch_id]
             if not waiting and not once:
                 return
-            if self._stopping():
+            if self.night.stopping():
                 return  # SIGTERM: the batches stay open in the state, and the restart polls them
             if self.night.out_of_time():
                 await self._cancel(list(waiting.values()))
                 return
             base = min(self.ctx.config.providers[p].batch_poll_s for p in pace)
             delay = min(base * 1.5**polls, base * MAX_BACKOFF)
-            deadline = getattr(self.night, "deadline", None)
+            deadline = self.night.deadline
             if deadline is not None:
                 delay = max(min(delay, (deadline - self.ctx.now()).total_seconds()), 0.001)
             polls += 1
@@ -115,7 +115,3 @@ class Polling:
                     await self.ctx.sleep(5.0)
             except ProviderError:
                 continue  # still open in the state: the next run polls it and keeps what it finished
-
-    def _stopping(self) -> bool:
-        stop = getattr(self.night, "stop", None)
-        return bool(stop is not None and stop())

@@ -154,7 +154,7 @@ def cmd_harvest(args: argparse.Namespace) -> int:
         from sheetbot.night.harvest import harvest
 
         report = harvest(ctx)
-        from sheetbot.morning.alerts import after_harvest
+        from sheetbot.morning.escalation import after_harvest
         from sheetbot.notify.factory import build_fanout
 
         channels, _ = build_fanout(ctx.config.notify, ctx.env)

@@ -110,6 +110,8 @@ def trial_context(
             progress=ctx.progress,
             env=ctx.env,
             sleep=ctx.sleep,
+            batch_mode=ctx.batch_mode,
+            morning=ctx.morning,
             label=label,
             started=ctx.now(),
             hours=ctx.config.trial.max_hours,

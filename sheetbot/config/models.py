@@ -19,6 +19,8 @@ from pydantic import (
     model_validator,
 )
 
+from sheetbot.config.field_keys import colliding_keys
+
 BoardKind = Literal["local", "google_sheets", "airtable"]
 ProviderKind = Literal["anthropic", "openai"]
 Mode = Literal["live", "batch", "preview"]
@@ -142,7 +144,7 @@ class ProviderConfig(Strict):
     @classmethod
     def _outbound(cls, url: str | None) -> str | None:
         """The API key goes wherever base_url points: https (http only to loopback), never link-local."""
-        from sheetbot.safety.outbound import url_problem
+        from sheetbot.safety.urls import url_problem
 
         problem = None if url is None else url_problem(url)
         if problem is not None:
@@ -191,7 +193,7 @@ class StepConfig(Strict):
 
 def _webhook_url(url: str) -> str:
     """https only (plain http to loopback), never link-local or cloud metadata: sheetbot/safety/outbound.py's rule."""
-    from sheetbot.safety.outbound import url_problem
+    from sheetbot.safety.urls import url_problem
 
     problem = url_problem(url)
     if problem is not None:
@@ -256,9 +258,7 @@ class WorkflowConfig(Strict):
     @field_validator("outputs")
     @classmethod
     def _distinct_outputs(cls, outputs: list[OutputField]) -> list[OutputField]:
-        """Every field must keep its own key in the schema the model answers to (see structured.schema_key)."""
-        from sheetbot.config.outputs import colliding_keys  # structured builds on these models
-
+        """Every field must keep its own key in the schema the model answers to (see config/field_keys.py)."""
         clashes = colliding_keys([f.name for f in outputs])
         if clashes:
             named = "; ".join(" and ".join(repr(n) for n in group) for group in clashes)

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic import create_model as _create_model
 
+from sheetbot.config.field_keys import schema_key
 from sheetbot.config.models import OutputField
 from sheetbot.errors import SheetbotError
 
@@ -38,24 +39,10 @@ class InvalidAnswer(SheetbotError):
         super().__init__("; ".join(self.problems))
 
 
-def schema_key(name: str) -> str:
-    """A field's property name in the schema: Anthropic allows only ``[A-Za-z0-9_.-]{1,64}`` as tool
-    property keys, and a field name is a column header, spaces and all. Answers may use either spelling."""
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:64]
-
-
 def schema_keys(fields: Sequence[OutputField]) -> list[str]:
     """Each field's property name. Two fields with one key (``a b`` and ``a_b``) are refused by the YAML's
     validation (``colliding_keys``): renaming one behind the admin's back would make answers ambiguous."""
     return [schema_key(field.name) for field in fields]
-
-
-def colliding_keys(names: Sequence[str]) -> list[list[str]]:
-    """Groups of field names that become the same schema key, in the YAML's order."""
-    groups: dict[str, list[str]] = {}
-    for name in names:
-        groups.setdefault(schema_key(name), []).append(name)
-    return [group for group in groups.values() if len(group) > 1]
 
 
 def _property(field: OutputField) -> dict[str, Any]:

@@ -200,10 +200,3 @@ def deliver(state: State, notifier: Notifier | Fanout, messages: Sequence[Messag
 
 def send_alerts(state: State, config: Config, notifier: Notifier | Fanout, *, now: datetime) -> list[Message]:
     return deliver(state, notifier, evaluate(state, config), now=now)
-
-
-def after_harvest(state: State, config: Config, notifier: Notifier | Fanout, *, now: datetime) -> list[Message]:
-    """What runs after each harvest (CLI and serve): drift and capacity alerts, then the escalation policy."""
-    from sheetbot.morning.escalation import escalate
-
-    return send_alerts(state, config, notifier, now=now) + escalate(state, config, notifier, now=now)

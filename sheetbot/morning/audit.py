@@ -1,18 +1,15 @@
-"""The audit trail: provenance for model calls, and the masked export behind `sheetbot audit`.
+"""The audit trail's masked export behind `sheetbot audit`.
 
 Every lock, model call, board write and review decision is appended to the state's `audit`
-table (the database refuses UPDATE and DELETE on it). A model call records hashes, not text:
-the prompt hash (sha256 of system + prompt) and the input hash (sha256 of the row as locked)
-prove which input and which instructions produced an output without copying customers' data
-into the log a second time.
+table (the database refuses UPDATE and DELETE on it); what a model call's entry holds, hashes and not
+text, is sheetbot/state/audit.py's. The export masks e-mail addresses and phone numbers, and no cell
+of it may run as a formula.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,57 +19,10 @@ from sheetbot.safety.csvsafe import SafeWriter
 from sheetbot.safety.masking import mask, mask_text
 from sheetbot.safety.private import open_private
 from sheetbot.safety.secrets import scrub, scrub_any
-from sheetbot.state import Attempt, State
+from sheetbot.state import State
 
 _SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([mhdw])\s*$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def sha256(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def prompt_hash(system: str, prompt: str) -> str:
-    """The hash of what the model was told; a zero byte keeps `a`+`bc` apart from `ab`+`c`."""
-    return sha256(f"{system}\0{prompt}")
-
-
-def input_hash(snapshot: Mapping[str, Any]) -> str:
-    """The hash of the row as locked, independent of column order."""
-    return sha256(json.dumps(dict(snapshot), sort_keys=True, ensure_ascii=False, default=str))
-
-
-def model_call_detail(attempt: Attempt, snapshot: Mapping[str, Any]) -> dict[str, Any]:
-    """What the audit keeps about one model call."""
-    return {
-        "night": attempt.night,
-        "attempt": attempt.attempt,
-        "step": attempt.step,
-        "workflow": attempt.workflow,
-        "provider": attempt.provider,
-        "model": attempt.model,
-        "mode": attempt.mode,
-        "ok": attempt.ok,
-        "error": attempt.error,
-        "prompt_hash": prompt_hash(attempt.system, attempt.prompt),
-        "input_hash": input_hash(snapshot),
-        "output_hash": sha256(attempt.output) if attempt.output is not None else None,
-        "input_tokens": attempt.input_tokens,
-        "output_tokens": attempt.output_tokens,
-        "cost_usd": round(attempt.cost_usd, 6),
-        "latency_s": round(attempt.latency_s, 3),
-    }
-
-
-def record_model_call(state: State, attempt: Attempt, snapshot: Mapping[str, Any], *, now: datetime) -> None:
-    state.audit("model_call", now=now, task_id=attempt.task_id, detail=model_call_detail(attempt, snapshot))
-
-
-def store_call(state: State, attempt: Attempt, snapshot: Mapping[str, Any], *, now: datetime) -> None:
-    """Store a model call's result and its audit entry together: every call, live or batch, good or not."""
-    with state.transaction():
-        state.record_attempt(attempt, now=now)
-        record_model_call(state, attempt, snapshot, now=now)
 
 
 def parse_since(text: str, *, now: datetime) -> datetime:

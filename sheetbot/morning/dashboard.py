@@ -13,10 +13,11 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 from sheetbot.morning.metrics import NightMetrics, night_metrics
 from sheetbot.night.context import NightContext
+from sheetbot.night.morning_reports import DashboardReport as DashboardReport
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +59,6 @@ class ChartSpec:
         for i, night in enumerate(self.nights):
             grid.append([night, *(self.series[n][i] for n in names)])
         return grid
-
-
-@dataclass
-class DashboardReport:
-    written: bool = False
-    rows: int = 0
-    #: Why the dashboard was not written (no capability, or the error), for the harvest's summary.
-    problem: str | None = None
-    skipped: bool = False
-    notes: list[str] = field(default_factory=list)
 
 
 def dashboard_rows(metrics: Sequence[NightMetrics]) -> list[dict[str, Cell]]:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import cast
 
 from sheetbot.config.models import Config
-from sheetbot.morning.alerts import by_workflow, deliver
+from sheetbot.morning.alerts import by_workflow, deliver, send_alerts
 from sheetbot.notify.base import Fanout, Message, Notifier
 from sheetbot.state import State
 from sheetbot.status import DEFAULT_PRIORITY, FINAL, LOCKABLE
@@ -130,3 +130,9 @@ def evaluate(state: State, config: Config, *, now: datetime) -> list[Message]:
 def escalate(state: State, config: Config, notifier: Notifier | Fanout, *, now: datetime) -> list[Message]:
     """Evaluate the policy (pausing what it says to) and deliver what is new."""
     return deliver(state, notifier, evaluate(state, config, now=now), now=now)
+
+
+def after_harvest(state: State, config: Config, notifier: Notifier | Fanout, *, now: datetime) -> list[Message]:
+    """What runs after each harvest (CLI and serve): drift and capacity alerts, then the escalation policy.
+    Here, above both, so that the alerts never import the policy that builds on them."""
+    return send_alerts(state, config, notifier, now=now) + escalate(state, config, notifier, now=now)

@@ -11,8 +11,9 @@ import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from sheetbot.batch.cost import live_usd
 from sheetbot.config.models import PriceConfig
+from sheetbot.providers.base import Usage
+from sheetbot.providers.pricing import PaidCall, live_usd
 from sheetbot.state import State
 
 
@@ -103,7 +104,21 @@ def night_metrics(
                     edit_rate=_ratio(edited, decided),
                     rework_rate=_ratio(rework, decided),
                     p50_latency_s=_percentile(latencies, 0.5),
-                    live_usd=round(live_usd(state, night, workflow, prices), 6),
+                    live_usd=round(_live_usd(state, night, workflow, prices), 6),
                 )
             )
     return out
+
+
+def _live_usd(state: State, night: str, workflow: str, prices: Mapping[str, PriceConfig] | None) -> float:
+    """The night's spend for ``workflow`` had every call run live (sheetbot/providers/pricing.py)."""
+    calls = (
+        PaidCall(
+            c.model,
+            c.mode,
+            c.cost_usd,
+            Usage(c.input_tokens, c.output_tokens, c.cache_write_tokens, c.cache_read_tokens),
+        )
+        for c in state.calls_of_night(night, workflow)
+    )
+    return live_usd(calls, prices)

@@ -23,7 +23,6 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -32,6 +31,7 @@ import tenacity
 
 from sheetbot.errors import ConfigError, OutboundError, SheetbotError
 from sheetbot.night.context import NightContext
+from sheetbot.night.morning_reports import ActionsReport as ActionsReport
 from sheetbot.night.writeback import write_back
 from sheetbot.safety.outbound import post
 from sheetbot.safety.signing import signature_headers, signing_key
@@ -39,13 +39,6 @@ from sheetbot.state import Task
 from sheetbot.status import Status
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ActionsReport:
-    published: list[str] = field(default_factory=list)
-    #: (task id, why) for actions left for the next harvest.
-    pending: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _Retryable(Exception):

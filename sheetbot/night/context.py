@@ -1,20 +1,28 @@
-"""What every phase of the night is given: the configuration and the seams, never a vendor."""
+"""What every phase of the night is given: the configuration and the seams, never a vendor.
+
+The seams to the layers above the night are declared here too (``BatchMode``, ``MorningSteps``, and
+``BatchNight``, what the run gives batch mode): the composition root (sheetbot/service/wiring.py) fills
+them with sheetbot.batch's and sheetbot.morning's implementations, so the night imports neither.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 from sheetbot.boards.base import Board, SchemaSpec
 from sheetbot.clock import Clock
 from sheetbot.config.models import Config
+from sheetbot.night.budget import Budget
+from sheetbot.night.morning_reports import ActionsReport, DashboardReport
+from sheetbot.night.task import Outcome, TaskRunner
 from sheetbot.night.windows import NightWindow, night_at
 from sheetbot.providers.base import Provider
-from sheetbot.state import State
+from sheetbot.state import State, Task
 from sheetbot.status import Decision, Status
 
 #: Reports progress on long work: (done, total, what).
@@ -32,6 +40,64 @@ EventHook = Callable[[str, dict[str, Any]], None]
 ProviderFactory = Callable[[str, EventHook], Provider]
 
 
+class BatchNight(Protocol):
+    """The night's run as batch mode sees it: a public, typed API, and all batch mode may use of the night.
+
+    run.py's night implements it. Batch mode builds each step's request with the ``runner`` (as live
+    mode does), holds its worst case (task.worst_case) against the ``budget``, stops at ``out_of_time``
+    (the ``deadline``, a stop, a broken state) and settles every row here, counted like a live one."""
+
+    ctx: NightContext
+    runner: TaskRunner
+    budget: Budget
+    #: The run report's notes: what the night did differently from the YAML.
+    notes: list[str]
+    #: The window end or --until; None when the run has no deadline (by hand, outside the window).
+    deadline: datetime | None
+
+    def out_of_time(self) -> bool:
+        """Nothing new may start: the deadline passed, a stop came, or the state cannot record a call."""
+        ...
+
+    def stopping(self) -> bool:
+        """A stop (SIGTERM) or a state that cannot be written: rows not finished stay for the next run."""
+        ...
+
+    def settle(self, task: Task, outcome: Outcome) -> None:
+        """A batch row's outcome, recorded and counted in the run report."""
+        ...
+
+    async def work(self, task: Task) -> None:
+        """Run the row live (its server has no Batch API): it resumes after its stored steps."""
+        ...
+
+
+class BatchMode(Protocol):
+    """Batch mode (sheetbot.batch), a layer above the night: the run hands it the rows of ``mode: batch``."""
+
+    def preview_notes(self, config: Config, tasks: Iterable[Task], aliases: Mapping[str, str]) -> list[str]:
+        """One line per preview workflow for the run report: what its rows would cost live, in batch, cached."""
+        ...
+
+    async def run(self, night: BatchNight, tasks: list[Task]) -> None:
+        """Every task reaches an outcome (``night.settle``), or runs live (``night.work``)."""
+        ...
+
+
+class MorningSteps(Protocol):
+    """What the harvest asks of the morning (sheetbot.morning), in the harvest's order: each approved or
+    edited row's action queued with its decision, the Dashboard staged in the harvest's own write and its
+    outcome read after it, then the actions delivered (sheetbot/morning/on_approve.py's steps)."""
+
+    def queue_action(self, ctx: NightContext, task: Task) -> bool: ...
+
+    def refresh_dashboard(self, ctx: NightContext, *, stage: bool) -> DashboardReport: ...
+
+    def staged_outcome(self, ctx: NightContext, report: DashboardReport) -> DashboardReport: ...
+
+    def deliver_actions(self, ctx: NightContext) -> ActionsReport: ...
+
+
 @dataclass
 class NightContext:
     config: Config
@@ -47,6 +113,10 @@ class NightContext:
     batch_providers: Callable[[str], Any] | None = None
     #: The admin's word (`--adopt-unknown`): take over rows the state does not know (sheetbot/night/repair.py).
     adopt_unknown: bool = False
+    #: Batch mode (sheetbot.batch); None: a context built without it, whose batch rows wait (deferred).
+    batch_mode: BatchMode | None = None
+    #: The harvest's morning steps (sheetbot.morning); None: the harvest records the decisions only.
+    morning: MorningSteps | None = None
 
     def now(self) -> datetime:
         return self.clock.now()

@@ -4,6 +4,9 @@ approve → approved (final); edit → edited, the reviewer's text kept (final);
 rework → back in the queue with the next attempt number, the previous output and
 the reviewer's notes, which go into tomorrow's prompt. A row a person set back to
 `queued` after it failed is queued again.
+
+What the morning adds (approval-gated actions, the Dashboard) comes through ``ctx.morning``
+(sheetbot.night.context.MorningSteps), filled by the composition root: the night does not import it.
 """
 
 from __future__ import annotations
@@ -11,12 +14,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sheetbot.morning.dashboard import DashboardReport, refresh_dashboard, staged_outcome
-from sheetbot.morning.on_approve import ActionsReport, deliver_actions, queue_action
-from sheetbot.night.context import NightContext
+from sheetbot.night.context import MorningSteps, NightContext
 from sheetbot.night.lock import read_board
+from sheetbot.night.morning_reports import ActionsReport, DashboardReport
 from sheetbot.night.repair import take_stock
 from sheetbot.night.writeback import write_with_ids
+from sheetbot.state import Task
 from sheetbot.status import Decision, Status, parse_status
 
 _CHOICES = ", ".join(str(d) for d in Decision)
@@ -34,7 +37,24 @@ class HarvestReport:
     dashboard: DashboardReport | None = None
 
 
+class _DecisionsOnly:
+    """The morning's steps of a context built without them: no action, no dashboard."""
+
+    def queue_action(self, ctx: NightContext, task: Task) -> bool:
+        return False
+
+    def refresh_dashboard(self, ctx: NightContext, *, stage: bool) -> DashboardReport:
+        return DashboardReport(skipped=True)
+
+    def staged_outcome(self, ctx: NightContext, report: DashboardReport) -> DashboardReport:
+        return report
+
+    def deliver_actions(self, ctx: NightContext) -> ActionsReport:
+        return ActionsReport()
+
+
 def harvest(ctx: NightContext) -> HarvestReport:
+    morning: MorningSteps = ctx.morning or _DecisionsOnly()
     now = ctx.now()
     sheet, _ = read_board(ctx)
     col = ctx.col
@@ -94,15 +114,15 @@ def harvest(ctx: NightContext) -> HarvestReport:
                 state.record_review(task, choice, notes=notes, edited_output=None, now=now)
             report.decisions[choice] += 1
             if choice != Decision.REWORK:
-                queue_action(ctx, task)
+                morning.queue_action(ctx, task)
             state.audit("decision", now=now, task_id=task_id, detail={"decision": choice, "attempt": task.attempt})
         # The decisions are in the state: the dashboard rides on the harvest's own write where it can.
-        report.dashboard = refresh_dashboard(ctx, stage=True)
+        report.dashboard = morning.refresh_dashboard(ctx, stage=True)
         report.missing = write_with_ids(ctx, ident.claims, ident.new).missing
         flush = getattr(ctx.board, "flush", None)  # the workbook: save a staged dashboard if nothing was written
         if flush is not None:
             flush()
-        report.dashboard = staged_outcome(ctx, report.dashboard)
+        report.dashboard = morning.staged_outcome(ctx, report.dashboard)
     unprotect = getattr(ctx.board, "unprotect_inputs", None)  # optional board hook (Google Sheets)
     if (
         ctx.config.board.protect_locked
@@ -110,5 +130,5 @@ def harvest(ctx: NightContext) -> HarvestReport:
         and not state.tasks_with_status(Status.LOCKED, Status.RUNNING)
     ):
         unprotect()  # nothing is locked or running any more: lift the lock's warnings
-    report.actions = deliver_actions(ctx)
+    report.actions = morning.deliver_actions(ctx)
     return report

@@ -35,8 +35,8 @@ from typing import Any
 
 from sheetbot.config.models import Config
 from sheetbot.errors import StateUnavailableError
-from sheetbot.morning.audit import model_call_detail, store_call
 from sheetbot.state import Attempt, State
+from sheetbot.state.audit import model_call_detail, store_call
 from sheetbot.state.faults import disk_full, locked
 from sheetbot.state.journal import TaskSettled, call_entry, paid_answers, settled_entry
 from sheetbot.state.reserve import Reserve, no_space, reserve_path

@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 
 from sheetbot.boards.base import BoardRow, Sheet
 from sheetbot.errors import BoardSchemaError
-from sheetbot.morning.audit import input_hash
 from sheetbot.night.context import NightContext
 from sheetbot.night.prompts import missing_columns, template_names
 from sheetbot.night.repair import take_stock
 from sheetbot.night.writeback import write_with_ids
 from sheetbot.state import Task
+from sheetbot.state.audit import input_hash
 from sheetbot.status import LOCKABLE, Status, parse_priority, parse_status
 
 

@@ -18,23 +18,24 @@ from datetime import datetime
 
 from sheetbot.boards.base import BoardRow, Sheet
 from sheetbot.config.models import WorkflowConfig
-from sheetbot.errors import SheetbotError, StateError, StateUnavailableError
+from sheetbot.errors import SheetbotError, StateUnavailableError
 from sheetbot.night.budget import Budget
 from sheetbot.night.context import NightContext
 from sheetbot.night.identify import Identified
 from sheetbot.night.keep import Keeper, reserve_size
 from sheetbot.night.outcomes import provider_of
+from sheetbot.night.provider_pool import ProviderPool
 from sheetbot.night.repair import owned_columns, refuse_unknown, take_stock, unknown_rows_error
 from sheetbot.night.stopping import call_until_stopped
 from sheetbot.night.task import Outcome, TaskRunner, with_timeout
 from sheetbot.night.writeback import write_with_ids
 from sheetbot.providers.base import Completion, CompletionRequest, Provider
-from sheetbot.providers.preview import PreviewProvider
 from sheetbot.state import Task
 from sheetbot.state.journal import TaskSettled
 from sheetbot.status import Status
 
 TRUNCATED = "the answer was cut off at max_tokens: raise max_tokens for this workflow, or choose rework"
+NO_BATCH_MODE = "deferred: this sheetbot was started without batch mode (NightContext.batch_mode)"
 
 
 @dataclass
@@ -60,50 +61,6 @@ class RunReport:
     repaired: int = 0
 
 
-class _Providers:
-    """The night's providers, made on first use; a provider that cannot be made (no key) is remembered."""
-
-    def __init__(self, ctx: NightContext) -> None:
-        self.ctx = ctx
-        self.made: dict[str, Provider] = {}
-        self.broken: dict[str, SheetbotError] = {}
-        self.events: list[tuple[str, str]] = []
-
-    def __call__(self, wf: WorkflowConfig) -> tuple[str, Provider]:
-        if wf.mode == "preview":
-            key = f"preview:{wf.model}"
-            if key not in self.made:
-                price = self.ctx.config.prices[wf.model]
-                self.made[key] = PreviewProvider(price_per_mtok_input=price.input, price_per_mtok_output=price.output)
-            return key, self.made[key]
-        # `batch` rows come here only when they run live (a server without a Batch API): sheetbot.batch.
-        if wf.provider in self.broken:
-            raise self.broken[wf.provider]
-        if wf.provider not in self.made:
-            try:
-                self.made[wf.provider] = self.ctx.providers(wf.provider, self._event_hook(wf.provider))
-            except SheetbotError as exc:
-                self.broken[wf.provider] = exc
-                raise
-        return wf.provider, self.made[wf.provider]
-
-    def _event_hook(self, provider: str):  # type: ignore[no-untyped-def]
-        def record(event: str, detail: dict[str, object]) -> None:
-            # Retries are routine; the breaker is what the morning's alerts are made of.
-            if event.startswith("circuit"):
-                self.events.append((event, provider))
-                # Called inside a provider's call, perhaps after a paid answer: a state fault here must not
-                # lose it (the answer's own write finds the fault and keeps the answer in the journal).
-                with contextlib.suppress(StateError):
-                    self.ctx.state.audit(event, now=self.ctx.now(), detail={"provider": provider, **detail})
-
-        return record
-
-    async def aclose(self) -> None:
-        for provider in self.made.values():
-            await provider.aclose()
-
-
 class _Night:
     def __init__(
         self, ctx: NightContext, report: RunReport, deadline: datetime | None, stop: Callable[[], bool] | None = None
@@ -112,7 +69,7 @@ class _Night:
         self.report = report
         self.deadline = deadline
         self.stop = stop
-        self.providers = _Providers(ctx)
+        self.providers = ProviderPool(ctx)
         self.budget = Budget(ctx.config, ctx.state, report.night)
         self.keep = Keeper(
             ctx.state,
@@ -186,13 +143,13 @@ class _Night:
         remaining = (self.deadline - self.ctx.now()).total_seconds()
         return await asyncio.wait_for(provider.complete(request), timeout=max(remaining, 0.001))
 
-    def _stopping(self) -> bool:
+    def stopping(self) -> bool:
         """A stop (SIGTERM) or a state that cannot be written: rows not finished stay for the next run."""
         return (self.stop is not None and self.stop()) or self.keep.broken is not None
 
     def settle(self, task: Task, outcome: Outcome) -> None:
         """A batch row's outcome (sheetbot.batch.mode), counted like a live one."""
-        if self._stopping() and outcome.status == "deferred":
+        if self.stopping() and outcome.status == "deferred":
             self.report.stopped = True  # its batch stays open in the state: a restart polls it
         else:
             self.keep.settle_now(self._settled(task, outcome))
@@ -202,7 +159,7 @@ class _Night:
     async def work(self, task: Task) -> None:
         try:
             outcome = await self._outcome(task)
-            if self._stopping() and outcome.status == "deferred":
+            if self.stopping() and outcome.status == "deferred":
                 self.report.stopped = True  # left running: a restart inside the window picks it up
             else:
                 await self.keep.settle(self._settled(task, outcome))
@@ -339,10 +296,8 @@ async def run_async(
         # `locked` until the row's output arrives.
         night = _Night(ctx, report, deadline, stop)
         night.total = len(tasks)
-        if any(_mode(ctx, t) == "preview" for t in tasks):
-            from sheetbot.batch.estimate import preview_notes
-
-            report.notes += preview_notes(ctx.config, tasks, ctx.col)  # live vs batch vs caching, before spending
+        if ctx.batch_mode is not None and any(_mode(ctx, t) == "preview" for t in tasks):
+            report.notes += ctx.batch_mode.preview_notes(ctx.config, tasks, ctx.col)  # live vs batch vs caching
         try:
             # Tasks start in priority order (P0 first, then oldest): when a cap or the window ends, the
             # lowest priorities are the ones that wait.
@@ -353,10 +308,12 @@ async def run_async(
             in_batch |= {c.rsplit(":", 2)[0] for s in state.open_sends() for c in s["requests"]}
             batch = [t for t in tasks if _mode(ctx, t) == "batch" or t.task_id in in_batch]
             jobs = [night.work(t) for t in tasks if t not in batch]
-            if batch:
-                from sheetbot.batch.mode import run_batch_tasks
-
-                jobs.append(night.guarded(run_batch_tasks(night, batch)))
+            batch_mode = ctx.batch_mode  # sheetbot.batch, handed over by the composition root
+            if batch and batch_mode is not None:
+                jobs.append(night.guarded(batch_mode.run(night, batch)))
+            elif batch:  # a context built without batch mode: nothing is sent, the rows wait
+                for task in batch:
+                    night.settle(task, Outcome("deferred", NO_BATCH_MODE))
             with night.keep.night():
                 await asyncio.gather(*jobs)
         finally:

@@ -108,7 +108,7 @@ class TaskRunner:
                 truncated = truncated or stored.truncated
                 continue
             try:
-                system, prompt = self._render(wf, step, task, done, last=last)
+                system, prompt = self.render(wf, step, task, done, last=last)
             except TemplateError as exc:
                 return Outcome("failed", f"{exc}: fix the workflow's template, then set status to queued")
             outcome = await self._step(task, wf, step, system, prompt, last=last, spent=spent)
@@ -120,9 +120,11 @@ class TaskRunner:
             truncated = truncated or attempt.truncated
         return Outcome("review", truncated=truncated, cost_usd=spent)
 
-    def _render(
+    def render(
         self, wf: WorkflowConfig, step: StepConfig, task: Task, done: Mapping[str, str], *, last: bool
     ) -> tuple[str, str]:
+        """A step's (system, prompt) for this row: earlier steps' answers, guidelines, a rework's notes.
+        Public: batch mode renders its requests the same way (sheetbot.night.context.BatchNight)."""
         base = row_lookup(task.snapshot, self.aliases)
 
         def lookup(name: str) -> str | None:
@@ -177,7 +179,7 @@ class TaskRunner:
             if self.out_of_time():
                 return Outcome("deferred", "deferred: the night window ended before this row finished")
             request = self.request_for(task, wf, step, system, prompt, last=last, max_tokens=room)
-            worst = cost_usd(price, _worst_case(request)) if wf.mode != "preview" else 0.0
+            worst = cost_usd(price, worst_case(request)) if wf.mode != "preview" else 0.0
             if wf.max_usd_per_task is not None and spent + worst > wf.max_usd_per_task:
                 if room is not None:
                     why = f"a retry with room for {room} tokens would exceed max_usd_per_task"
@@ -232,20 +234,20 @@ class TaskRunner:
                 except InvalidAnswer as exc:
                     if completion.truncated:  # not a wrong answer: an unfinished one
                         cut = _cut_off(request.max_tokens)
-                        await self._record(task, _attempt(base, completion, actual, ok=False, error=cut))
+                        await self._record(task, attempt_record(base, completion, actual, ok=False, error=cut))
                         if room is not None or request.max_tokens >= MAX_TOKENS_CAP:
                             return Outcome("failed", cut)
                         room = min(request.max_tokens * 2, MAX_TOKENS_CAP)
                         continue
-                    await self._record(task, _attempt(base, completion, actual, ok=False, error=str(exc)))
+                    await self._record(task, attempt_record(base, completion, actual, ok=False, error=str(exc)))
                     if repaired:
                         return Outcome("failed", f"the answer did not fit the workflow's outputs twice: {exc}")
                     repaired = True
                     prompt = repair_prompt(prompt, str(exc))
                     base["prompt"] = prompt
                     continue
-                text = _json(values)
-            attempt = _attempt(base, completion, actual, ok=True, output=text)
+                text = structured_text(values)
+            attempt = attempt_record(base, completion, actual, ok=True, output=text)
             await self._record(task, attempt)  # stored (or journaled) before anything reaches the board
             return attempt
 
@@ -289,11 +291,13 @@ def _cut_off(max_tokens: int, why: str = "") -> str:
     )
 
 
-def _worst_case(request: CompletionRequest) -> Usage:
+def worst_case(request: CompletionRequest) -> Usage:
+    """The most a call may use: its prompt's estimated tokens and every allowed output token (what the budget
+    holds while it runs, live or in batch)."""
     return Usage(input_tokens=estimate_tokens(request.system + request.prompt), output_tokens=request.max_tokens)
 
 
-def _attempt(
+def attempt_record(
     base: dict[str, Any],
     completion: Completion,
     cost: float,
@@ -302,6 +306,7 @@ def _attempt(
     output: str | None = None,
     error: str | None = None,
 ) -> Attempt:
+    """The attempt row of one answered call (``base``: who, what, which step): live and batch store the same."""
     usage = completion.usage
     return Attempt(
         **base,
@@ -319,7 +324,8 @@ def _attempt(
     )
 
 
-def _json(values: Mapping[str, object]) -> str:
+def structured_text(values: Mapping[str, object]) -> str:
+    """A validated structured answer as the stored output (JSON, non-ASCII kept), live or batch."""
     return json.dumps(values, ensure_ascii=False)
 
 

@@ -17,8 +17,8 @@ from sheetbot.notify.email import EmailNotifier
 from sheetbot.notify.slack import SlackNotifier
 from sheetbot.notify.webhook import WebhookNotifier
 from sheetbot.safety import secrets
-from sheetbot.safety.outbound import url_problem
 from sheetbot.safety.signing import signing_key
+from sheetbot.safety.urls import url_problem
 
 log = logging.getLogger("sheetbot.notify")
 

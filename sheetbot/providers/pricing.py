@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple
 
 from sheetbot.config.models import PriceConfig
 from sheetbot.providers.base import Usage
@@ -45,3 +47,28 @@ def cost_usd(price: PriceConfig, usage: Usage, *, batch: bool = False) -> float:
 
 def estimate_usd(price: PriceConfig, *, input_tokens: int, output_tokens: int) -> float:
     return cost_usd(price, Usage(input_tokens=input_tokens, output_tokens=output_tokens))
+
+
+class PaidCall(NamedTuple):
+    """One stored model call as the live price needs it: its model, mode (live, batch, preview), what it cost."""
+
+    model: str
+    mode: str
+    cost_usd: float
+    usage: Usage
+
+
+def live_usd(calls: Iterable[PaidCall], prices: Mapping[str, PriceConfig] | None = None) -> float:
+    """What these calls would have cost live, the figure `sheetbot report` sets beside what batch mode paid:
+    every batch call priced live, from its tokens when the price table is given, else by undoing the usual
+    50% discount. Live and preview calls count as they are."""
+    total = 0.0
+    for call in calls:
+        price = (prices or {}).get(call.model)
+        if call.mode != "batch":
+            total += call.cost_usd
+        elif price is not None:
+            total += cost_usd(price, call.usage)
+        else:
+            total += call.cost_usd * 2
+    return total

@@ -207,7 +207,7 @@ class Server:
         )
 
     def _do_harvest(self, ctx: NightContext, day: Day) -> str:
-        from sheetbot.morning.alerts import after_harvest
+        from sheetbot.morning.escalation import after_harvest
         from sheetbot.night.harvest import harvest
 
         report = harvest(ctx)

@@ -1,6 +1,8 @@
 """Wire a NightContext from a config file: the real board, state, clock and providers.
 
-The CLI and `serve` use this; tests build NightContext themselves with fakes at the edges.
+The CLI and `serve` use this; tests build NightContext themselves with fakes at the edges. Here the layers
+above the night are handed to it: batch mode (sheetbot.batch) and the harvest's morning steps
+(sheetbot.morning), which the night declares (sheetbot/night/context.py) and never imports.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from sheetbot.batch.mode import Batches
 from sheetbot.boards.factory import open_board
 from sheetbot.clock import Clock, SystemClock
 from sheetbot.config.load import load_config
 from sheetbot.config.models import Config
+from sheetbot.morning.steps import Morning
 from sheetbot.night.context import EventHook, NightContext, Progress, ProviderFactory, no_progress
 from sheetbot.providers.base import Provider
 from sheetbot.providers.factory import make_provider
@@ -50,6 +54,8 @@ def open_context(
             providers=provider_factory(config, env),
             progress=progress,
             env=env,
+            batch_mode=Batches(),
+            morning=Morning(),
         )
     finally:
         state.close()

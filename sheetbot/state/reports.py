@@ -1,7 +1,7 @@
 """What the morning reads back: a night's outcomes, decisions, spend and latencies, and the reviews behind them.
 
 A mixin of ``State``. The metrics, the alerts, the feedback report and the live-price comparison compute
-their figures from these (sheetbot/morning/, sheetbot/batch/cost.py); none of them reads a table itself, so
+their figures from these (sheetbot/morning/); none of them reads a table itself, so
 a second state backend needs to answer only these questions, each named for what it asks.
 """
 

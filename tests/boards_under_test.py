@@ -110,7 +110,7 @@ class WorkbookPerson:
             self._fill(ws, ws.max_row + 1, values)
 
     def rows(self) -> list[dict[str, str]]:
-        from sheetbot.boards.local import _text
+        from sheetbot.boards.values import as_text as _text
 
         ws = load_workbook(self.path)[self.sheet]
         header = self._header(ws)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from sheetbot.boards.capabilities import Flushes, ProtectsInputs
 from sheetbot.morning.dashboard import DashboardReport, refresh_dashboard, staged_outcome
 from sheetbot.morning.on_approve import ActionsReport, deliver_actions, queue_action
 from sheetbot.night.context import NightContext
@@ -99,16 +100,14 @@ def harvest(ctx: NightContext) -> HarvestReport:
         # The decisions are in the state: the dashboard rides on the harvest's own write where it can.
         report.dashboard = refresh_dashboard(ctx, stage=True)
         report.missing = write_with_ids(ctx, ident.claims, ident.new).missing
-        flush = getattr(ctx.board, "flush", None)  # the workbook: save a staged dashboard if nothing was written
-        if flush is not None:
-            flush()
+        if isinstance(ctx.board, Flushes):  # the workbook: save a staged dashboard if nothing was written
+            ctx.board.flush()
         report.dashboard = staged_outcome(ctx, report.dashboard)
-    unprotect = getattr(ctx.board, "unprotect_inputs", None)  # optional board hook (Google Sheets)
     if (
         ctx.config.board.protect_locked
-        and unprotect is not None
+        and isinstance(ctx.board, ProtectsInputs)  # Google Sheets
         and not state.tasks_with_status(Status.LOCKED, Status.RUNNING)
     ):
-        unprotect()  # nothing is locked or running any more: lift the lock's warnings
+        ctx.board.unprotect_inputs()  # nothing is locked or running any more: lift the lock's warnings
     report.actions = deliver_actions(ctx)
     return report

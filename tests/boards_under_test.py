@@ -356,6 +356,11 @@ class Metered:
         self.phase = ""
         #: (phase, board method, API requests it made)
         self.calls: list[tuple[str, str, int]] = []
+        # The board's methods are bound here, not only found through __getattr__: from Python 3.12,
+        # isinstance(metered, DrawsDashboard) looks attributes up statically (sheetbot/boards/capabilities.py).
+        for name in dir(board):
+            if not name.startswith("_") and callable(getattr(board, name)):
+                setattr(self, name, self.__getattr__(name))
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from pyairtable import Api
@@ -302,3 +302,11 @@ def place(updates: Sequence[RowUpdate], ids: Mapping[str, str]) -> tuple[dict[in
         else:
             missing.append(update.task_id)
     return targets, missing
+
+
+if TYPE_CHECKING:  # mypy holds AirtableBoard to the Board protocol and to each capability it offers
+    from sheetbot.boards.base import Board
+    from sheetbot.boards.capabilities import AppendsRows, DrawsDashboard
+
+    def _offers(board: AirtableBoard) -> tuple[Board, DrawsDashboard, AppendsRows]:
+        return board, board, board

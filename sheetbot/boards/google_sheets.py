@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gspread
 import requests
@@ -320,3 +320,11 @@ def _rows_of(a1: str) -> range:
     """The row numbers a ValueRange's A1 range covers (``'Queue'!A5:C9`` → 5…9)."""
     span = a1_range_to_grid_range(a1.rpartition("!")[2])
     return range(span.get("startRowIndex", 0) + 1, span.get("endRowIndex", 0) + 1)
+
+
+if TYPE_CHECKING:  # mypy holds GoogleSheetsBoard to the Board protocol and to each capability it offers
+    from sheetbot.boards.base import Board
+    from sheetbot.boards.capabilities import AppendsRows, DrawsDashboard, ProtectsInputs
+
+    def _offers(board: GoogleSheetsBoard) -> tuple[Board, DrawsDashboard, ProtectsInputs, AppendsRows]:
+        return board, board, board, board

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from copy import copy
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.styles import Alignment
@@ -277,3 +277,11 @@ class LocalBoard:
                     put_value(cell, value)
             result.written += 1
         return result, bool(placement.targets)
+
+
+if TYPE_CHECKING:  # mypy holds LocalBoard to the Board protocol and to each capability it offers
+    from sheetbot.boards.base import Board
+    from sheetbot.boards.capabilities import AppendsRows, DrawsDashboard, Fingerprinted, StagesDashboard
+
+    def _offers(board: LocalBoard) -> tuple[Board, DrawsDashboard, StagesDashboard, AppendsRows, Fingerprinted]:
+        return board, board, board, board, board

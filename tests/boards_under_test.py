@@ -112,7 +112,7 @@ class WorkbookPerson:
             self._fill(ws, ws.max_row + 1, values)
 
     def rows(self) -> list[dict[str, str]]:
-        from sheetbot.boards.local import _text
+        from sheetbot.boards.values import as_text as _text
 
         ws = load_workbook(self.path)[self.sheet]
         header = self._header(ws)
@@ -365,6 +365,11 @@ class Metered:
         self.phase = ""
         #: (phase, board method, API requests it made)
         self.calls: list[tuple[str, str, int]] = []
+        # The board's methods are bound here, not only found through __getattr__: from Python 3.12,
+        # isinstance(metered, DrawsDashboard) looks attributes up statically (sheetbot/boards/capabilities.py).
+        for name in dir(board):
+            if not name.startswith("_") and callable(getattr(board, name)):
+                setattr(self, name, self.__getattr__(name))
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.inner, name)

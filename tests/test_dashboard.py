@@ -13,7 +13,8 @@ from openpyxl import load_workbook
 
 from sheetbot.boards import dashboard_local
 from sheetbot.boards.airtable import AirtableBoard
-from sheetbot.morning.dashboard import HEADERS, approval_chart, dashboard_rows, refresh_dashboard
+from sheetbot.boards.dashboard_cells import HEADERS
+from sheetbot.morning.dashboard import approval_chart, dashboard_rows, refresh_dashboard
 from sheetbot.morning.metrics import NightMetrics
 
 

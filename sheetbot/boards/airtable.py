@@ -47,12 +47,11 @@ from sheetbot.boards.airtable_meta import FIELDS_TTL_S as FIELDS_TTL_S
 from sheetbot.boards.airtable_meta import SCOPES as SCOPES
 from sheetbot.boards.airtable_meta import AirtableConnection
 from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, Sheet, WriteResult
+from sheetbot.boards.dashboard_airtable import write_metrics
+from sheetbot.boards.dashboard_cells import Cell, ChartSpec
 from sheetbot.boards.values import AIRTABLE_CELL_UNITS
 from sheetbot.config.models import BoardConfig
 from sheetbot.errors import BoardError, BoardNotFound, BoardSchemaError, BoardWriteError
-
-if TYPE_CHECKING:
-    from sheetbot.morning.dashboard import ChartSpec
 
 DEFAULT_ENDPOINT = "https://api.airtable.com"
 PAGE_SIZE = 100  # records a list request returns at most
@@ -156,10 +155,9 @@ class AirtableBoard(AirtableConnection):
         self._fields = None
         return added
 
-    def write_dashboard(self, rows: Sequence[Mapping[str, Any]], chart: ChartSpec) -> list[str]:
+    # -- optional capabilities (sheetbot/boards/capabilities.py) --------------------------
+    def write_dashboard(self, rows: Sequence[Mapping[str, Cell]], chart: ChartSpec) -> list[str]:
         """Upsert the metrics into the base's `Metrics` table (sheetbot/boards/dashboard_airtable.py)."""
-        from sheetbot.boards.dashboard_airtable import write_metrics
-
         return write_metrics(self, rows)
 
     def append_rows(self, rows: Sequence[Mapping[str, CellValue]]) -> int:
@@ -304,3 +302,11 @@ def place(updates: Sequence[RowUpdate], ids: Mapping[str, str]) -> tuple[dict[in
         else:
             missing.append(update.task_id)
     return targets, missing
+
+
+if TYPE_CHECKING:  # mypy holds AirtableBoard to the Board protocol and to each capability it offers
+    from sheetbot.boards.base import Board
+    from sheetbot.boards.capabilities import AppendsRows, DrawsDashboard
+
+    def _offers(board: AirtableBoard) -> tuple[Board, DrawsDashboard, AppendsRows]:
+        return board, board, board

@@ -85,7 +85,10 @@ class SchemaSpec:
 
 
 class Board(Protocol):
-    """One interface, one module per backend, and an in-memory one for tests."""
+    """One interface, one module per backend, and an in-memory one for tests.
+
+    What some boards offer beyond it (a dashboard, protected rows, appended rows, a cheap fingerprint)
+    is declared in sheetbot/boards/capabilities.py, one protocol each."""
 
     #: How much text one cell holds, in UTF-16 code units (sheetbot/boards/values.py): the night cuts
     #: longer outputs to this, with a marker and a note in the row's `error`.

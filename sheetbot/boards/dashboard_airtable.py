@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import requests
 
-from sheetbot.morning.dashboard import HEADERS, Cell
-
-if TYPE_CHECKING:
-    from sheetbot.boards.airtable import AirtableBoard
+from sheetbot.boards.airtable_meta import AirtableConnection
+from sheetbot.boards.dashboard_cells import HEADERS, Cell
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +41,7 @@ def record_fields(row: Mapping[str, Cell]) -> dict[str, Any]:
     return {KEY_FIELD: f"{row.get('night')} {row.get('workflow')}", **{h: row.get(h) for h in HEADERS}}
 
 
-def write_metrics(board: AirtableBoard, rows: Sequence[Mapping[str, Cell]]) -> list[str]:
+def write_metrics(board: AirtableConnection, rows: Sequence[Mapping[str, Cell]]) -> list[str]:
     """Upsert the rows into the Metrics table; returns notes for the harvest (e.g. why it was skipped)."""
     api, base = board._client(), board._base()
     tables_url = api.build_url("meta/bases", base, "tables")

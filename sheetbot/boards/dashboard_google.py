@@ -15,7 +15,7 @@ from typing import Any
 
 from gspread.utils import absolute_range_name, rowcol_to_a1
 
-from sheetbot.morning.dashboard import HEADERS, Cell, ChartSpec
+from sheetbot.boards.dashboard_cells import HEADERS, Cell, ChartSpec
 
 DASHBOARD_SHEET = "Dashboard"
 #: Rows and columns the tab is created with (and grown to): 30 nights of several workflows fit.

@@ -15,7 +15,7 @@ from openpyxl.styles import Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from sheetbot.morning.dashboard import HEADERS, Cell, ChartSpec
+from sheetbot.boards.dashboard_cells import HEADERS, Cell, ChartSpec
 
 DASHBOARD_SHEET = "Dashboard"
 _PERCENT = {"approval rate", "completion"}

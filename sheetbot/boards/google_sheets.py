@@ -29,7 +29,9 @@ import requests
 from gspread.exceptions import APIError
 from gspread.utils import a1_range_to_grid_range, absolute_range_name
 
+from sheetbot.boards import dashboard_google as dg
 from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, Sheet, WriteResult
+from sheetbot.boards.dashboard_cells import Cell, ChartSpec
 from sheetbot.boards.google_calls import SCOPES as SCOPES
 from sheetbot.boards.google_calls import SheetsCalls
 from sheetbot.boards.google_calls import load_credentials as load_credentials
@@ -50,9 +52,6 @@ from sheetbot.boards.google_requests import value_bodies as value_bodies
 from sheetbot.boards.locate import resolve
 from sheetbot.boards.values import GOOGLE_CELL_UNITS, clean_text
 from sheetbot.errors import BoardError
-
-if TYPE_CHECKING:
-    from sheetbot.morning.dashboard import ChartSpec
 
 #: Google's advice for one request's payload; a write is split to stay under it.
 MAX_REQUEST_BYTES = 2_000_000
@@ -172,7 +171,8 @@ class GoogleSheetsBoard(SheetsCalls):
             self._call(lambda: self._http.batch_update(self.key, {"requests": requests_}))
         return added
 
-    # -- optional: warning-only protection of locked rows ------------------------------------
+    # -- optional capabilities (sheetbot/boards/capabilities.py) --------------------------------
+    # Warning-only protection of locked rows (ProtectsInputs).
     def protect_inputs(self, task_ids: Sequence[str], columns: Sequence[str] = ()) -> int:
         """Make sheetbot's warning-only protected ranges cover exactly these tasks' rows (``columns``, default
         every column but the id), replacing the earlier ones. A person editing a locked input is warned that
@@ -207,10 +207,8 @@ class GoogleSheetsBoard(SheetsCalls):
         """Remove sheetbot's protected ranges (the night is over)."""
         self.protect_inputs([])
 
-    def write_dashboard(self, rows: Sequence[Mapping[str, Any]], chart: ChartSpec) -> list[str]:
+    def write_dashboard(self, rows: Sequence[Mapping[str, Cell]], chart: ChartSpec) -> list[str]:
         """The `Dashboard` tab, table and line chart, in three requests (sheetbot/boards/dashboard_google.py)."""
-        from sheetbot.boards import dashboard_google as dg
-
         if self.sheet == dg.DASHBOARD_SHEET:
             raise BoardError(f"board.sheet is {dg.DASHBOARD_SHEET!r}, the tab sheetbot keeps its dashboard on")
         params: dict[str, Any] = {"fields": dg.META_FIELDS}
@@ -322,3 +320,11 @@ def _rows_of(a1: str) -> range:
     """The row numbers a ValueRange's A1 range covers (``'Queue'!A5:C9`` → 5…9)."""
     span = a1_range_to_grid_range(a1.rpartition("!")[2])
     return range(span.get("startRowIndex", 0) + 1, span.get("endRowIndex", 0) + 1)
+
+
+if TYPE_CHECKING:  # mypy holds GoogleSheetsBoard to the Board protocol and to each capability it offers
+    from sheetbot.boards.base import Board
+    from sheetbot.boards.capabilities import AppendsRows, DrawsDashboard, ProtectsInputs
+
+    def _offers(board: GoogleSheetsBoard) -> tuple[Board, DrawsDashboard, ProtectsInputs, AppendsRows]:
+        return board, board, board, board

@@ -8,6 +8,7 @@ and copy rows between phases. It records every call so tests can count them.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from sheetbot.boards.base import BoardRow, RowUpdate, SchemaSpec, Sheet, WriteResult
 from sheetbot.boards.locate import resolve
@@ -92,3 +93,10 @@ class MemoryBoard:
 
 def _text(value: object) -> str:
     return "" if value is None else str(value)
+
+
+if TYPE_CHECKING:  # mypy holds MemoryBoard to the Board protocol (it offers no capability)
+    from sheetbot.boards.base import Board
+
+    def _offers(board: MemoryBoard) -> Board:
+        return board

@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sheetbot.boards.base import Board, CellValue
+from sheetbot.boards.capabilities import AppendsRows
 from sheetbot.boards.factory import open_board
 from sheetbot.config.models import Config
 from sheetbot.errors import SheetbotError
@@ -160,10 +161,10 @@ def start_trial(
     picked = [rows[i] for i in chosen[:sample]]
     with trial_context(ctx, workflow, board=board) as tctx:
         tctx.label = _label(tctx.state, ctx.now(), ctx.config)
-        append = getattr(tctx.board, "append_rows", None)
-        if append is None:
+        sheet = tctx.board
+        if not isinstance(sheet, AppendsRows):
             raise SheetbotError(
-                f"{tctx.board.describe()} cannot take a trial's rows: "
+                f"{sheet.describe()} cannot take a trial's rows: "
                 "copy the sample there by hand, then run `sheetbot trial WORKFLOW --harvest` after review"
             )
         spec = tctx.schema(with_template_columns=True)
@@ -174,7 +175,7 @@ def start_trial(
         for row in picked:
             values: dict[str, CellValue] = {k: v for k, v in row.values.items() if k not in owned and v.strip()}
             copies.append({col["id"]: new_id(taken), **values, SOURCE_COLUMN: row.get(col["id"]) or None})
-        append(copies)
+        sheet.append_rows(copies)
         report = TrialReport(workflow, tctx.label, trial_sheet(ctx.config, workflow), len(copies), len(rows))
         report.locked = lock(tctx)
         report.ran = run(tctx)

@@ -2,9 +2,10 @@
 
 The lifecycle stays vendor-free: :func:`refresh_dashboard` computes plain rows and a
 :class:`ChartSpec`, and hands them to the board's optional ``write_dashboard(rows, chart)``
-capability (a workbook sheet with an openpyxl chart, a Sheets tab with an API chart, an Airtable
-`Metrics` table). A board without it simply has no dashboard. The dashboard is a convenience: a
-failure to draw it is logged, audited and reported, and never breaks the harvest that called it.
+capability (sheetbot/boards/capabilities.py: a workbook sheet with an openpyxl chart, a Sheets tab
+with an API chart, an Airtable `Metrics` table). A board without it simply has no dashboard. The
+dashboard is a convenience: a failure to draw it is logged, audited and reported, and never breaks
+the harvest that called it.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 
+from sheetbot.boards.capabilities import DrawsDashboard, StagesDashboard
+from sheetbot.boards.dashboard_cells import HEADERS, Cell, ChartSpec
 from sheetbot.morning.metrics import NightMetrics, night_metrics
 from sheetbot.night.context import NightContext
 from sheetbot.night.morning_reports import DashboardReport as DashboardReport
@@ -24,41 +27,26 @@ log = logging.getLogger(__name__)
 #: How many recent nights the dashboard shows.
 DASHBOARD_NIGHTS = 30
 
-#: The table's columns, in order: (header, NightMetrics attribute).
-COLUMNS: tuple[tuple[str, str], ...] = (
-    ("night", "night"),
-    ("workflow", "workflow"),
-    ("locked", "locked"),
-    ("done", "done"),
-    ("approved", "approved"),
-    ("edited", "edited"),
-    ("rework", "rework"),
-    ("approval rate", "approval_rate"),
-    ("completion", "completion_rate"),
-    ("cost per output", "cost_per_output_usd"),
+#: The table's columns, in order: (header, NightMetrics attribute). The headers are the boards' own
+#: (sheetbot/boards/dashboard_cells.py): they draw and format the table by these names.
+COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    zip(
+        HEADERS,
+        (
+            "night",
+            "workflow",
+            "locked",
+            "done",
+            "approved",
+            "edited",
+            "rework",
+            "approval_rate",
+            "completion_rate",
+            "cost_per_output_usd",
+        ),
+        strict=True,
+    )
 )
-HEADERS: tuple[str, ...] = tuple(h for h, _ in COLUMNS)
-
-#: A table cell: text, a number, or None for "no value" (a rate with nothing decided yet).
-Cell = str | int | float | None
-
-
-@dataclass(frozen=True)
-class ChartSpec:
-    """A line chart: one series per workflow, one point per night (oldest first); None is a gap."""
-
-    title: str
-    nights: tuple[str, ...]
-    series: dict[str, tuple[float | None, ...]]
-    y_title: str = "approval rate"
-
-    def table(self) -> list[list[Cell]]:
-        """The chart's data as a grid (header row, then one row per night): what backends chart from."""
-        names = sorted(self.series)
-        grid: list[list[Cell]] = [["night", *names]]
-        for i, night in enumerate(self.nights):
-            grid.append([night, *(self.series[n][i] for n in names)])
-        return grid
 
 
 def dashboard_rows(metrics: Sequence[NightMetrics]) -> list[dict[str, Cell]]:
@@ -83,9 +71,10 @@ def refresh_dashboard(
     already shows, nothing is sent (Google allows a service account 60 writes a minute). ``force``
     redraws anyway (`sheetbot init`, or a person deleted the tab).
     """
-    write = getattr(ctx.board, "write_dashboard", None)
-    if stage:  # a board that can carry the dashboard in the phase's own write (the workbook: one save)
-        write = getattr(ctx.board, "stage_dashboard", write)
+    board = ctx.board
+    write = board.write_dashboard if isinstance(board, DrawsDashboard) else None
+    if stage and isinstance(board, StagesDashboard):  # it carries the dashboard in the phase's own write
+        write = board.stage_dashboard  # (the workbook: one save)
     if write is None or getattr(ctx, "trial", False):  # a trial's sheet has no dashboard of its own
         return DashboardReport(skipped=True, problem=None)
     try:
@@ -105,10 +94,9 @@ def refresh_dashboard(
 
 def staged_outcome(ctx: NightContext, report: DashboardReport) -> DashboardReport:
     """After the write that carried a staged dashboard: the report, or the drawing problem if it failed."""
-    problem = getattr(ctx.board, "dashboard_problem", None)
+    problem = ctx.board.take_dashboard_problem() if isinstance(ctx.board, StagesDashboard) else None
     if not problem:
         return report
-    ctx.board.dashboard_problem = None  # type: ignore[attr-defined]
     ctx.state.set_meta_value(f"dashboard:{ctx.board.describe()}", "")  # draw it again next time
     return _failed(ctx, problem)
 

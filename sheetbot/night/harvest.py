@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from sheetbot.boards.capabilities import Flushes, ProtectsInputs
 from sheetbot.night.context import MorningSteps, NightContext
 from sheetbot.night.lock import read_board
 from sheetbot.night.morning_reports import ActionsReport, DashboardReport
@@ -119,16 +120,14 @@ def harvest(ctx: NightContext) -> HarvestReport:
         # The decisions are in the state: the dashboard rides on the harvest's own write where it can.
         report.dashboard = morning.refresh_dashboard(ctx, stage=True)
         report.missing = write_with_ids(ctx, ident.claims, ident.new).missing
-        flush = getattr(ctx.board, "flush", None)  # the workbook: save a staged dashboard if nothing was written
-        if flush is not None:
-            flush()
+        if isinstance(ctx.board, Flushes):  # the workbook: save a staged dashboard if nothing was written
+            ctx.board.flush()
         report.dashboard = morning.staged_outcome(ctx, report.dashboard)
-    unprotect = getattr(ctx.board, "unprotect_inputs", None)  # optional board hook (Google Sheets)
     if (
         ctx.config.board.protect_locked
-        and unprotect is not None
+        and isinstance(ctx.board, ProtectsInputs)  # Google Sheets
         and not state.tasks_with_status(Status.LOCKED, Status.RUNNING)
     ):
-        unprotect()  # nothing is locked or running any more: lift the lock's warnings
+        ctx.board.unprotect_inputs()  # nothing is locked or running any more: lift the lock's warnings
     report.actions = morning.deliver_actions(ctx)
     return report

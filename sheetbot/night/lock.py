@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from sheetbot.boards.base import BoardRow, Sheet
+from sheetbot.boards.capabilities import ProtectsInputs
 from sheetbot.errors import BoardSchemaError
 from sheetbot.night.context import NightContext
 from sheetbot.night.prompts import missing_columns, template_names
@@ -192,13 +193,12 @@ def lock(ctx: NightContext) -> LockReport:
             },
         )
         report.missing = write_with_ids(ctx, ident.claims, ident.new).missing
-    protect = getattr(ctx.board, "protect_inputs", None)  # optional board hook (Google Sheets)
-    if ctx.config.board.protect_locked and protect is not None:
+    if ctx.config.board.protect_locked and isinstance(ctx.board, ProtectsInputs):  # Google Sheets
         # Warning-only: a person editing a locked row's input learns that tonight runs what it said at the cutoff.
         owned = {
             col[c] for c in ("id", "status", "night", "output", "review", "notes", "edited_output", "error", "cost")
         }
-        protect(
+        ctx.board.protect_inputs(
             [t.task_id for t in state.tasks_with_status(Status.LOCKED)], [c for c in sheet.columns if c not in owned]
         )
     return report

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 
+from sheetbot.boards.capabilities import Fingerprinted
 from sheetbot.clock import Clock
 from sheetbot.config.models import Config
 from sheetbot.morning.messages import alert, already_sent, morning_message, record_sent, run_alerts
@@ -40,8 +41,7 @@ REMOTE_REPAIR_EVERY_S = 15 * 60
 
 def board_fingerprint(board: object) -> object | None:
     """What changes whenever someone saves the board (a workbook's mtime and size); None: no cheap way to tell."""
-    fingerprint = getattr(board, "fingerprint", None)  # optional board capability (LocalBoard)
-    return fingerprint() if fingerprint is not None else None
+    return board.fingerprint() if isinstance(board, Fingerprinted) else None
 
 
 class Server:

@@ -27,8 +27,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
-
 from sheetbot.config.models import ProviderConfig
 from sheetbot.errors import (
     AccountProviderError,
@@ -40,6 +38,7 @@ from sheetbot.providers.base import Completion, CompletionRequest, Provider
 from sheetbot.providers.errors_map import shorten
 from sheetbot.providers.ratelimit import RateLimiter
 from sheetbot.providers.tokens import estimate_tokens as default_estimate
+from sheetbot.safety.retry import RetryCallState, async_retrying
 
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 60.0
@@ -98,13 +97,12 @@ class ResilientProvider:
         while self._trial_done is not None:  # half-open: the trial call decides for everyone
             await self._trial_done.wait()
         self._claim(dry_run=True)  # refuse at once, before queueing for a slot
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(RetryableProviderError),
-            stop=stop_after_attempt(self.config.max_retries + 1),
+        retrying = async_retrying(
+            tries=self.config.max_retries + 1,
             wait=self._wait_s,
             sleep=self._sleep,
+            retry_on=RetryableProviderError,
             before_sleep=self._before_sleep,
-            reraise=True,
         )
         try:
             return await retrying(self._try, request)

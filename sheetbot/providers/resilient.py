@@ -1,8 +1,8 @@
 """Retries, rate limits and a circuit breaker around any Provider, so a night survives a real vendor.
 
-* **Retries** (tenacity) live here, not in the SDK (built with ``max_retries=0``): the SDK's waits ignore
-  our limiter, its tries are invisible to the breaker, and it sleeps while holding its slot. Backoff is
-  exponential with full jitter (base 1 s, cap 60 s), never shorter than the server's ``retry-after``.
+* **Retries** (sheetbot.safety.retry's policy) live here, not in the SDK (built with ``max_retries=0``): the
+  SDK's waits ignore our limiter, its tries are invisible to the breaker, and it sleeps while holding its slot.
+  Backoff is exponential with full jitter (base 1 s, cap 60 s), never shorter than the server's ``retry-after``.
 * **A slot is held for one HTTP try only**: between tries the call gives its slot back and queues again,
   or a burst of 429s would park the whole pool in backoff while the limit sits idle. Every try is charged
   to the rpm bucket, because the server counts it too.

@@ -221,7 +221,7 @@ def _serve(handler: type[_Redirect]) -> Iterator[str]:
 def test_a_batch_client_follows_no_redirect_with_the_key(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
-    target = type("Target", (_Redirect,), {"location": "", "received": []})
+    target: type[_Redirect] = type("Target", (_Redirect,), {"location": "", "received": []})
     with _serve(target) as elsewhere:
         source = type("Source", (_Redirect,), {"location": elsewhere, "received": []})
         with _serve(source) as base:

@@ -15,14 +15,11 @@ are never stored as ours.
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Awaitable, Mapping
-from dataclasses import replace
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import anthropic
-import httpx2
 
 from sheetbot.batch.base import (
     CLOCK_MARGIN,
@@ -30,45 +27,21 @@ from sheetbot.batch.base import (
     BatchResult,
     BatchStatus,
     ItemError,
+    SdkBatches,
     Sighting,
-    batch_status_error,
     json_bytes,
 )
-from sheetbot.providers.anthropic_messages import _to_completion, message_params
+from sheetbot.providers.anthropic_messages import ANTHROPIC, _to_completion, message_params
 from sheetbot.providers.base import CompletionRequest
-from sheetbot.providers.errors_map import ErrorContext, connection_error, malformed_error
-from sheetbot.safety.outbound import sdk_http_client
-
-T = TypeVar("T")
 
 
-class AnthropicBatches:
+class AnthropicBatches(SdkBatches[anthropic.AsyncAnthropic]):
+    """Message Batches on the anthropic SDK, with the live provider's client and error ladder."""
+
+    vendor = ANTHROPIC
     name = "anthropic"
     max_requests = 100_000
     max_bytes = 256 * 1024 * 1024
-
-    def __init__(
-        self,
-        *,
-        api_key: str,
-        base_url: str | None,
-        http_client: httpx2.AsyncClient | None = None,
-        label: str = "anthropic",
-        api_key_env: str | None = None,
-        max_retries: int = 2,
-        timeout_s: float = 120.0,
-    ) -> None:
-        self._ctx = ErrorContext(
-            label=label, model="(batch)", where=base_url or label, api_key_env=api_key_env, secret=api_key
-        )
-        self.time_limit_s = timeout_s * (max_retries + 1)
-        self._client = anthropic.AsyncAnthropic(
-            api_key=api_key,
-            base_url=base_url,
-            max_retries=max_retries,
-            timeout=timeout_s,
-            http_client=sdk_http_client(anthropic.DefaultAsyncHttpxClient, http_client),
-        )
 
     @staticmethod
     def _line(wire: str, request: CompletionRequest) -> dict[str, Any]:
@@ -77,18 +50,6 @@ class AnthropicBatches:
     def request_bytes(self, request: CompletionRequest) -> int:
         return json_bytes(self._line("x" * 24, request))
 
-    async def _guard(self, call: Awaitable[T], model: str = "(batch)") -> T:
-        """SDK errors become Retryable/PermanentProviderError with the usual one-line messages."""
-        ctx = replace(self._ctx, model=model)
-        try:
-            return await call
-        except anthropic.APIStatusError as exc:
-            raise batch_status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
-        except anthropic.APIConnectionError as exc:
-            raise connection_error(ctx, exc.__cause__) from None
-        except (anthropic.APIResponseValidationError, json.JSONDecodeError) as exc:
-            raise malformed_error(ctx, str(exc)) from None
-
     async def upload(self, requests: Mapping[str, CompletionRequest]) -> str:
         return ""  # the create carries the requests
 
@@ -96,13 +57,13 @@ class AnthropicBatches:
         lines = [self._line(wire, r) for wire, r in requests.items()]
         model = next(iter(requests.values())).model if requests else "(batch)"
         once = self._client.with_options(max_retries=0)  # a retried create is a second batch, paid twice
-        batch = await self._guard(once.messages.batches.create(requests=lines), model)  # type: ignore[arg-type]
+        batch = await self._call(once.messages.batches.create(requests=lines), model)  # type: ignore[arg-type]
         return batch.id
 
     async def find(self, *, key: str, file_id: str, count: int, since: datetime) -> Sighting:
         oldest = since - CLOCK_MARGIN
         found: list[str] = []
-        page = await self._guard(self._client.messages.batches.list(limit=100))
+        page = await self._call(self._client.messages.batches.list(limit=100))
         for _ in range(MAX_PAGES):
             for batch in page.data:
                 if batch.created_at < oldest:
@@ -111,16 +72,16 @@ class AnthropicBatches:
                     found.append(batch.id)
             if not page.has_next_page():
                 return Sighting(found, complete=True, tagged=False)
-            page = await self._guard(page.get_next_page())
+            page = await self._call(page.get_next_page())
         return Sighting(found, complete=False, tagged=False)
 
     async def poll(self, batch_id: str) -> BatchStatus:
-        batch = await self._guard(self._client.messages.batches.retrieve(batch_id))
+        batch = await self._call(self._client.messages.batches.retrieve(batch_id))
         counts = batch.request_counts.model_dump()
         return BatchStatus(ended=batch.processing_status == "ended", counts={k: int(v) for k, v in counts.items()})
 
     async def results(self, batch_id: str) -> AsyncIterator[BatchResult]:
-        decoder = await self._guard(self._client.messages.batches.results(batch_id))
+        decoder = await self._call(self._client.messages.batches.results(batch_id))
         async for item in decoder:
             result = item.result
             if result.type == "succeeded":
@@ -134,7 +95,4 @@ class AnthropicBatches:
                 yield item.custom_id, ItemError(result.type, f"the request was {result.type} before it ran")
 
     async def cancel(self, batch_id: str) -> None:
-        await self._guard(self._client.messages.batches.cancel(batch_id))
-
-    async def aclose(self) -> None:
-        await self._client.close()
+        await self._call(self._client.messages.batches.cancel(batch_id))

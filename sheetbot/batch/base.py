@@ -15,14 +15,20 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from sheetbot.errors import PermanentProviderError, ProviderError
 from sheetbot.providers.base import Completion, CompletionRequest
 from sheetbot.providers.errors_map import ErrorContext, server_message, shorten, status_error
+from sheetbot.providers.sdk import ClientT, SdkClient
+
+if TYPE_CHECKING:
+    import httpx2
+
+T = TypeVar("T")
 
 
 class BatchUnsupportedError(PermanentProviderError):
@@ -109,6 +115,46 @@ def batch_status_error(
             f'{ctx.label} refused the whole batch for model {ctx.model} (HTTP {status}): "{said}"', status_code=status
         )
     return status_error(status, body, headers, ctx, fallback)
+
+
+class SdkBatches(SdkClient[ClientT]):
+    """A batch client on a vendor SDK: the live provider's client construction, context and error ladder
+    (sheetbot.providers.sdk), with what differs for batches. Each call is bounded by a client-wide timeout
+    and at most ``max_retries`` SDK retries (creates get none); a timeout reads as a server that could not
+    be reached; an HTTP error is worded by ``_status_error`` (a batch refused whole, by default)."""
+
+    name: str
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str | None,
+        http_client: httpx2.AsyncClient | None = None,
+        label: str | None = None,
+        api_key_env: str | None = None,
+        max_retries: int = 2,
+        timeout_s: float = 120.0,
+    ) -> None:
+        super().__init__(
+            api_key=api_key,
+            base_url=base_url,
+            max_retries=max_retries,
+            http_client=http_client,
+            label=self.name if label is None else label,
+            api_key_env=api_key_env,
+            timeout_s=timeout_s,
+        )
+        self.time_limit_s = timeout_s * (max_retries + 1)
+
+    def _status_error(
+        self, status: int, body: object, headers: Mapping[str, str] | None, ctx: ErrorContext, fallback: str = ""
+    ) -> ProviderError:
+        return batch_status_error(status, body, headers, ctx, fallback)
+
+    async def _call(self, call: Awaitable[T], model: str = "(batch)") -> T:
+        """Await one SDK call; its errors come out as sheetbot's, naming ``model`` when the call has one."""
+        return await self._guard(call, self._context(model), status=self._status_error)
 
 
 def split(

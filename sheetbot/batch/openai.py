@@ -12,12 +12,10 @@ uploaded for it; the list of batches (newest first) shows both, so a batch found
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Mapping
-from dataclasses import replace
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-import httpx2
 import openai
 from openai.types.chat import ChatCompletion
 
@@ -28,51 +26,27 @@ from sheetbot.batch.base import (
     BatchStatus,
     BatchUnsupportedError,
     ItemError,
+    SdkBatches,
     Sighting,
-    batch_status_error,
     json_bytes,
 )
+from sheetbot.errors import ProviderError
 from sheetbot.providers.base import CompletionRequest
-from sheetbot.providers.errors_map import ErrorContext, connection_error, malformed_error
-from sheetbot.providers.openai_chat import _to_completion, chat_body
-from sheetbot.safety.outbound import sdk_http_client
+from sheetbot.providers.errors_map import ErrorContext
+from sheetbot.providers.openai_chat import OPENAI, _to_completion, chat_body
 
-T = TypeVar("T")
 ENDPOINT: Literal["/v1/chat/completions"] = "/v1/chat/completions"
 _ENDED = {"completed", "failed", "expired", "cancelled"}
 _ITEM_KINDS = {"batch_expired": "expired", "batch_cancelled": "canceled"}
 
 
-class OpenAIBatches:
+class OpenAIBatches(SdkBatches[openai.AsyncOpenAI]):
+    """The Batch and Files APIs on the openai SDK, with the live provider's client and error ladder."""
+
+    vendor = OPENAI
     name = "openai"
     max_requests = 50_000
     max_bytes = 200 * 1024 * 1024
-
-    def __init__(
-        self,
-        *,
-        api_key: str,
-        base_url: str | None,
-        http_client: httpx2.AsyncClient | None = None,
-        label: str = "openai",
-        api_key_env: str | None = None,
-        max_retries: int = 2,
-        timeout_s: float = 120.0,
-    ) -> None:
-        self._label = label
-        self._where = base_url or label
-        self._base_url = base_url
-        self._ctx = ErrorContext(
-            label=label, model="(batch)", where=self._where, api_key_env=api_key_env, secret=api_key
-        )
-        self.time_limit_s = timeout_s * (max_retries + 1)
-        self._client = openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=base_url,
-            max_retries=max_retries,
-            timeout=timeout_s,
-            http_client=sdk_http_client(openai.DefaultAsyncHttpxClient, http_client),
-        )
 
     def _line(self, wire: str, request: CompletionRequest) -> dict[str, Any]:
         body = chat_body(request, base_url=self._base_url)  # the same body as a live call's
@@ -81,26 +55,20 @@ class OpenAIBatches:
     def request_bytes(self, request: CompletionRequest) -> int:
         return json_bytes(self._line("x" * 24, request))
 
-    async def _guard(self, call: Awaitable[T], model: str = "(batch)") -> T:
-        ctx = replace(self._ctx, model=model)
-        try:
-            return await call
-        except openai.NotFoundError:
-            raise BatchUnsupportedError(
-                f"{self._label} at {self._where} has no Batch API (HTTP 404 on /v1/files or /v1/batches): "
+    def _status_error(
+        self, status: int, body: object, headers: Mapping[str, str] | None, ctx: ErrorContext, fallback: str = ""
+    ) -> ProviderError:
+        if status == 404:  # the SDK's NotFoundError
+            return BatchUnsupportedError(
+                f"{self.label} at {self._where} has no Batch API (HTTP 404 on /v1/files or /v1/batches): "
                 "set the workflow's mode to live"
-            ) from None
-        except openai.APIStatusError as exc:
-            raise batch_status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
-        except openai.APIConnectionError as exc:
-            raise connection_error(ctx, exc.__cause__) from None
-        except (openai.APIResponseValidationError, json.JSONDecodeError) as exc:
-            raise malformed_error(ctx, str(exc)) from None
+            )
+        return super()._status_error(status, body, headers, ctx, fallback)
 
     async def upload(self, requests: Mapping[str, CompletionRequest]) -> str:
         data = "".join(json.dumps(self._line(w, r), ensure_ascii=False) + "\n" for w, r in requests.items())
         model = next(iter(requests.values())).model if requests else "(batch)"
-        upload = await self._guard(
+        upload = await self._call(
             self._client.files.create(file=("batch.jsonl", data.encode("utf-8")), purpose="batch"), model
         )
         return upload.id
@@ -108,7 +76,7 @@ class OpenAIBatches:
     async def create(self, *, key: str, requests: Mapping[str, CompletionRequest], file_id: str) -> str:
         model = next(iter(requests.values())).model if requests else "(batch)"
         once = self._client.with_options(max_retries=0)  # a retried create is a second batch, paid twice
-        batch = await self._guard(
+        batch = await self._call(
             once.batches.create(
                 input_file_id=file_id, endpoint=ENDPOINT, completion_window="24h", metadata={"sheetbot_key": key}
             ),
@@ -119,7 +87,7 @@ class OpenAIBatches:
     async def find(self, *, key: str, file_id: str, count: int, since: datetime) -> Sighting:
         oldest = (since - CLOCK_MARGIN).timestamp()
         found: list[str] = []
-        page = await self._guard(self._client.batches.list(limit=100))
+        page = await self._call(self._client.batches.list(limit=100))
         for _ in range(MAX_PAGES):
             for batch in page.data:
                 if batch.created_at < oldest:
@@ -128,33 +96,30 @@ class OpenAIBatches:
                     found.append(batch.id)
             if not page.has_next_page():
                 return Sighting(found, complete=True, tagged=True)
-            page = await self._guard(page.get_next_page())
+            page = await self._call(page.get_next_page())
         return Sighting(found, complete=False, tagged=True)
 
     async def poll(self, batch_id: str) -> BatchStatus:
-        batch = await self._guard(self._client.batches.retrieve(batch_id))
+        batch = await self._call(self._client.batches.retrieve(batch_id))
         counts = batch.request_counts.model_dump() if batch.request_counts is not None else {}
         failed = ""
         if batch.status == "failed":
             errors = [e.message or e.code or "" for e in (batch.errors.data or [])] if batch.errors else []
-            failed = f"{self._label} failed batch {batch_id}: {'; '.join(e for e in errors if e) or 'no reason given'}"
+            failed = f"{self.label} failed batch {batch_id}: {'; '.join(e for e in errors if e) or 'no reason given'}"
         return BatchStatus(ended=batch.status in _ENDED, counts={k: int(v) for k, v in counts.items()}, failed=failed)
 
     async def results(self, batch_id: str) -> AsyncIterator[BatchResult]:
-        batch = await self._guard(self._client.batches.retrieve(batch_id))
+        batch = await self._call(self._client.batches.retrieve(batch_id))
         for file_id in (batch.output_file_id, batch.error_file_id):
             if not file_id:
                 continue
-            content = await self._guard(self._client.files.content(file_id))
+            content = await self._call(self._client.files.content(file_id))
             for line in content.text.splitlines():
                 if line.strip():
                     yield _item(json.loads(line))
 
     async def cancel(self, batch_id: str) -> None:
-        await self._guard(self._client.batches.cancel(batch_id))
-
-    async def aclose(self) -> None:
-        await self._client.close()
+        await self._call(self._client.batches.cancel(batch_id))
 
 
 def _item(line: dict[str, Any]) -> BatchResult:

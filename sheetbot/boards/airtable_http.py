@@ -9,8 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
-import tenacity
 from requests.adapters import HTTPAdapter
+
+from sheetbot.safety.retry import RetryCallState, exponential, retrying
 
 RATE_LIMIT_WAIT_S = 30.0  # Airtable: "wait 30 seconds before subsequent requests will succeed"
 #: Added to the pacing window. Airtable counts requests when they *arrive*; a pacer that sends 5 a second
@@ -55,27 +56,24 @@ class _Transport(HTTPAdapter):
     def __init__(self, pacer: Pacer, *, sleep: Sleep, attempts: int) -> None:
         super().__init__()
         self.pacer, self.pause, self.attempts = pacer, sleep, attempts
-        self.backoff = tenacity.wait_exponential_jitter(initial=1, max=RATE_LIMIT_WAIT_S, jitter=1)
+        self.backoff = exponential(first_s=1, cap_s=RATE_LIMIT_WAIT_S, jitter_s=1)
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         method = (request.method or "GET").upper()
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.attempts),
+        policy = retrying(
+            tries=self.attempts,
             wait=self._wait,
-            retry=tenacity.retry_if_result(
-                lambda r: r.status_code == 429 or (r.status_code >= 500 and method != "POST")
-            )
-            | tenacity.retry_if_exception_type((requests.ConnectionError, requests.Timeout)),
             sleep=self.pause,
-            retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+            retry_on=(requests.ConnectionError, requests.Timeout),
+            retry_result=lambda r: r.status_code == 429 or (r.status_code >= 500 and method != "POST"),
         )
-        return retrying(self._send_once, request, *args, **kwargs)
+        return policy(self._send_once, request, *args, **kwargs)
 
     def _send_once(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         self.pacer.wait()
         return super().send(request, *args, **kwargs)
 
-    def _wait(self, state: tenacity.RetryCallState) -> float:
+    def _wait(self, state: RetryCallState) -> float:
         outcome = state.outcome
         if outcome is not None and not outcome.failed and outcome.result().status_code == 429:
             retry_after = outcome.result().headers.get("Retry-After", "")

@@ -17,9 +17,9 @@ from google.oauth2 import service_account
 from gspread.exceptions import APIError, NoValidUrlKeyFound
 from gspread.http_client import HTTPClient
 from gspread.utils import absolute_range_name, extract_id_from_url
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from sheetbot.errors import BoardError, BoardNotFound, BoardWriteError
+from sheetbot.safety.retry import RetryCallState, exponential, retrying
 
 T = TypeVar("T")
 SCOPES = ("https://www.googleapis.com/auth/spreadsheets",)
@@ -85,15 +85,8 @@ class SheetsCalls:
 
     def _call(self, fn: Callable[[], T], *, writing: bool = False, missing_sheet_ok: bool = False) -> T:
         """Run ``fn`` (its requests) with backoff on 429, 5xx and network errors; map what is left to our errors."""
-        retrying = Retrying(
-            retry=retry_if_exception(_transient),
-            wait=_backoff,
-            stop=stop_after_attempt(self.attempts),
-            sleep=self._sleep,
-            reraise=True,
-        )
         try:
-            return retrying(fn)
+            return retrying(tries=self.attempts, wait=_backoff, sleep=self._sleep, retry_on=_transient)(fn)
         except APIError as err:
             if missing_sheet_ok and _bad_range(err):
                 return None  # type: ignore[return-value]
@@ -157,7 +150,7 @@ def _transient(err: BaseException) -> bool:
     return isinstance(err, requests.ConnectionError | requests.Timeout | TransportError)
 
 
-_exponential = wait_exponential_jitter(initial=1, max=64, jitter=1)
+_exponential = exponential(first_s=1, cap_s=64, jitter_s=1)
 
 
 def _backoff(state: RetryCallState) -> float:

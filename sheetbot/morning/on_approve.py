@@ -27,13 +27,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-import tenacity
 
 from sheetbot.errors import ConfigError, OutboundError, SheetbotError
 from sheetbot.night.context import NightContext
 from sheetbot.night.morning_reports import ActionsReport as ActionsReport
 from sheetbot.night.writeback import write_back
 from sheetbot.safety.outbound import post
+from sheetbot.safety.retry import exponential, retrying
 from sheetbot.safety.signing import signature_headers, signing_key
 from sheetbot.state import Task
 from sheetbot.status import Status
@@ -161,15 +161,9 @@ def _send(ctx: NightContext, http: requests.Session, task: Task, sleep: Callable
             raise _Retryable(f"HTTP {response.status_code} from {where}")
         return response
 
-    retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(action.max_tries),
-        wait=tenacity.wait_exponential(multiplier=1, max=30),
-        retry=tenacity.retry_if_exception_type(_Retryable),
-        sleep=sleep,
-        reraise=True,
-    )
+    policy = retrying(tries=action.max_tries, wait=exponential(first_s=1, cap_s=30), sleep=sleep, retry_on=_Retryable)
     try:
-        response = retrying(attempt)
+        response = policy(attempt)
     except (_Retryable, OutboundError) as exc:  # a redirect or a refused URL is not retried: it would not change
         problem = str(exc)
     else:

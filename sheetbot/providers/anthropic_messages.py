@@ -11,33 +11,35 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from typing import Any
 
 import anthropic
 import httpx2
 from anthropic.types import Message
 
 from sheetbot.providers.base import Completion, CompletionRequest, Usage
-from sheetbot.providers.errors_map import (
-    ErrorContext,
-    connection_error,
-    malformed_error,
-    status_error,
-    timeout_error,
-)
+from sheetbot.providers.errors_map import malformed_error
+from sheetbot.providers.sdk import SdkClient, Vendor
 from sheetbot.providers.shapes import Shape, ShapeMemory, schema_instructions
-from sheetbot.safety.outbound import sdk_http_client
-
-T = TypeVar("T")
 
 #: The one tool offered when a workflow has ``outputs:``; the model is made to call it.
 TOOL_NAME = "record_output"
 
+#: The anthropic SDK: its client, and the errors the ladder (sheetbot.providers.sdk) translates, live and batch.
+ANTHROPIC = Vendor(
+    client=anthropic.AsyncAnthropic,
+    default_http_client=anthropic.DefaultAsyncHttpxClient,
+    http_status=anthropic.APIStatusError,
+    timeout=anthropic.APITimeoutError,
+    connection=anthropic.APIConnectionError,
+    malformed=(anthropic.APIResponseValidationError, json.JSONDecodeError),
+)
 
-class AnthropicProvider:
+
+class AnthropicProvider(SdkClient[anthropic.AsyncAnthropic]):
     """One Messages call per request; SDK errors become Retryable/PermanentProviderError."""
 
+    vendor = ANTHROPIC
     name = "anthropic"
 
     def __init__(
@@ -50,27 +52,16 @@ class AnthropicProvider:
         label: str = "anthropic",
         api_key_env: str | None = None,
     ) -> None:
-        self.label = label
-        self._api_key = api_key
-        self._api_key_env = api_key_env
-        self._base_url = base_url
-        self._client = anthropic.AsyncAnthropic(
+        super().__init__(
             api_key=api_key,
             base_url=base_url,
             max_retries=max_retries,
-            http_client=sdk_http_client(anthropic.DefaultAsyncHttpxClient, http_client),
+            http_client=http_client,
+            label=label,
+            api_key_env=api_key_env,
         )
         #: What each model has shown it accepts, for the rest of the run (one provider per run).
-        self._shapes = ShapeMemory(label=label, where=base_url or label, json_mode=False, first=lambda model: Shape())
-
-    def _context(self, model: str) -> ErrorContext:
-        return ErrorContext(
-            label=self.label,
-            model=model,
-            where=self._base_url or self.label,
-            api_key_env=self._api_key_env,
-            secret=self._api_key,
-        )
+        self._shapes = ShapeMemory(label=label, where=self._where, json_mode=False, first=lambda model: Shape())
 
     async def complete(self, request: CompletionRequest) -> Completion:
         return await self._shapes.call(request.model, lambda shape: self._create(request, shape))
@@ -87,7 +78,7 @@ class AnthropicProvider:
         ctx = self._context(request.model)
         started = time.monotonic()
         # An explicit timeout also skips the SDK's "streaming is required" guard for large max_tokens.
-        response = await _guard(
+        response = await self._guard(
             self._client.messages.create(
                 model=request.model,
                 messages=messages,
@@ -96,7 +87,7 @@ class AnthropicProvider:
                 **options,
             ),
             ctx,
-            request.timeout_s,
+            timeout_s=request.timeout_s,
         )
         latency_s = time.monotonic() - started
         try:
@@ -106,25 +97,9 @@ class AnthropicProvider:
 
     async def list_models(self, *, timeout_s: float) -> list[str]:
         """The model ids the account may use: a free call that shows the server answers and takes the key."""
-        page = await _guard(self._client.models.list(limit=1000, timeout=timeout_s), self._context("(any)"), timeout_s)
+        call = self._client.models.list(limit=1000, timeout=timeout_s)
+        page = await self._guard(call, self._context("(any)"), timeout_s=timeout_s)
         return [model.id for model in page.data]  # one page: enough to see the server and the key
-
-    async def aclose(self) -> None:
-        await self._client.close()
-
-
-async def _guard(call: Awaitable[T], ctx: ErrorContext, timeout_s: float) -> T:
-    """The SDK's errors as sheetbot's: one ladder for every call this provider makes."""
-    try:
-        return await call
-    except anthropic.APIStatusError as exc:
-        raise status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
-    except anthropic.APITimeoutError:
-        raise timeout_error(ctx, timeout_s) from None
-    except anthropic.APIConnectionError as exc:
-        raise connection_error(ctx, exc.__cause__) from None
-    except (anthropic.APIResponseValidationError, json.JSONDecodeError) as exc:
-        raise malformed_error(ctx, str(exc)) from None
 
 
 def message_params(request: CompletionRequest, *, shape: Shape | None = None) -> dict[str, Any]:

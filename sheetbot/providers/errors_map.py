@@ -2,8 +2,9 @@
 
 The anthropic and openai SDKs raise the same family of exceptions (a status error carrying the HTTP
 response, a timeout, a connection error, a response that did not parse) under different classes.
-Each provider module catches its own classes and hands the facts to the functions here, so the
-retry policy and the wording live in one place and both vendors read alike.
+The one ladder in sheetbot.providers.sdk catches each vendor's classes, for its live and its batch
+client alike, and hands the facts to the functions here, so the retry policy and the wording live in
+one place and both vendors read alike.
 
 Every message is one line, names the provider entry, says what to do, and quotes the server's own
 words (shortened). The API key is scrubbed from anything the server sends back.

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
@@ -26,21 +26,27 @@ from sheetbot.errors import PermanentProviderError, ProviderError
 from sheetbot.providers.base import Completion, CompletionRequest, Usage
 from sheetbot.providers.errors_map import (
     ErrorContext,
-    connection_error,
     malformed_error,
     server_message,
     shorten,
     status_error,
-    timeout_error,
 )
+from sheetbot.providers.sdk import SdkClient, Vendor
 from sheetbot.providers.shapes import Shape, ShapeMemory, first_shape, schema_instructions
-from sheetbot.safety.outbound import sdk_http_client
-
-T = TypeVar("T")
 
 #: The name of the response format; OpenAI allows [A-Za-z0-9_-]{1,64}.
 SCHEMA_NAME = "sheetbot_output"
 OPENAI_HOST = "api.openai.com"
+
+#: The openai SDK: its client, and the errors the ladder (sheetbot.providers.sdk) translates, live and batch.
+OPENAI = Vendor(
+    client=openai.AsyncOpenAI,
+    default_http_client=openai.DefaultAsyncHttpxClient,
+    http_status=openai.APIStatusError,
+    timeout=openai.APITimeoutError,
+    connection=openai.APIConnectionError,
+    malformed=(openai.APIResponseValidationError, json.JSONDecodeError),
+)
 
 
 def is_openai_api(base_url: str | None) -> bool:
@@ -48,9 +54,10 @@ def is_openai_api(base_url: str | None) -> bool:
     return not base_url or (urlsplit(base_url).hostname or "").lower() == OPENAI_HOST
 
 
-class OpenAIProvider:
+class OpenAIProvider(SdkClient[openai.AsyncOpenAI]):
     """One chat completion per call; SDK errors become Retryable/PermanentProviderError."""
 
+    vendor = OPENAI
     name = "openai"
 
     def __init__(
@@ -63,32 +70,21 @@ class OpenAIProvider:
         label: str = "openai",
         api_key_env: str | None = None,
     ) -> None:
-        self.label = label
-        self._api_key = api_key
-        self._api_key_env = api_key_env
-        self._base_url = base_url
-        self._client = openai.AsyncOpenAI(
+        super().__init__(
             api_key=api_key,
             base_url=base_url,
             max_retries=max_retries,
-            http_client=sdk_http_client(openai.DefaultAsyncHttpxClient, http_client),
+            http_client=http_client,
+            label=label,
+            api_key_env=api_key_env,
         )
         #: What each model has shown it accepts, for the rest of the run (one provider per run).
         openai_api = is_openai_api(base_url)
         self._shapes = ShapeMemory(
             label=label,
-            where=base_url or label,
+            where=self._where,
             json_mode=True,
             first=lambda model: first_shape(openai_api=openai_api, model=model),
-        )
-
-    def _context(self, model: str) -> ErrorContext:
-        return ErrorContext(
-            label=self.label,
-            model=model,
-            where=self._base_url or self.label,
-            api_key_env=self._api_key_env,
-            secret=self._api_key,
         )
 
     async def complete(self, request: CompletionRequest) -> Completion:
@@ -100,11 +96,11 @@ class OpenAIProvider:
         model = options.pop("model")
         ctx = self._context(request.model)
         started = time.monotonic()
-        response = await _guard(
+        response = await self._guard(
             self._client.chat.completions.create(model=model, messages=messages, timeout=request.timeout_s, **options),
             ctx,
-            request.timeout_s,
-            structured=request.output_schema is not None,
+            timeout_s=request.timeout_s,
+            status=status_error if request.output_schema is None else _structured_status_error,
         )
         latency_s = time.monotonic() - started
         try:
@@ -114,7 +110,9 @@ class OpenAIProvider:
 
     async def list_models(self, *, timeout_s: float) -> list[str]:
         """The model ids the server offers: a free call that shows the server answers and takes the key."""
-        page = await _guard(self._client.models.list(timeout=timeout_s), self._context("(any)"), timeout_s)
+        page = await self._guard(
+            self._client.models.list(timeout=timeout_s), self._context("(any)"), timeout_s=timeout_s
+        )
         return [model.id for model in page.data]  # one page: enough to see the server and the key
 
     async def has_batch_api(self, *, timeout_s: float) -> bool:
@@ -127,26 +125,12 @@ class OpenAIProvider:
             return True  # anything else is not "no such endpoint": the models list reports it
         return True
 
-    async def aclose(self) -> None:
-        await self._client.close()
 
-
-async def _guard(call: Awaitable[T], ctx: ErrorContext, timeout_s: float, *, structured: bool = False) -> T:
-    """The SDK's errors as sheetbot's: one ladder for every call this provider makes. A structured request
-    refused for its shape (json_schema unsupported) is told apart from an outage first."""
-    try:
-        return await call
-    except openai.APIStatusError as exc:
-        refused = _schema_refused(exc.status_code, exc.body, ctx, exc.message) if structured else None
-        if refused is not None:
-            raise refused from None
-        raise status_error(exc.status_code, exc.body, exc.response.headers, ctx, exc.message) from None
-    except openai.APITimeoutError:
-        raise timeout_error(ctx, timeout_s) from None
-    except openai.APIConnectionError as exc:
-        raise connection_error(ctx, exc.__cause__) from None
-    except (openai.APIResponseValidationError, json.JSONDecodeError) as exc:
-        raise malformed_error(ctx, str(exc)) from None
+def _structured_status_error(
+    status: int, body: object, headers: Mapping[str, str] | None, ctx: ErrorContext, fallback: str = ""
+) -> ProviderError:
+    """An HTTP error on a structured request: a schema the server found invalid is told apart first."""
+    return _schema_refused(status, body, ctx, fallback) or status_error(status, body, headers, ctx, fallback)
 
 
 def chat_body(request: CompletionRequest, *, base_url: str | None = None, shape: Shape | None = None) -> dict[str, Any]:

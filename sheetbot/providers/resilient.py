@@ -1,8 +1,8 @@
 """Retries, rate limits and a circuit breaker around any Provider, so a night survives a real vendor.
 
-* **Retries** (tenacity) live here, not in the SDK (built with ``max_retries=0``): the SDK's waits ignore
-  our limiter, its tries are invisible to the breaker, and it sleeps while holding its slot. Backoff is
-  exponential with full jitter (base 1 s, cap 60 s), never shorter than the server's ``retry-after``.
+* **Retries** (sheetbot.safety.retry's policy) live here, not in the SDK (built with ``max_retries=0``): the
+  SDK's waits ignore our limiter, its tries are invisible to the breaker, and it sleeps while holding its slot.
+  Backoff is exponential with full jitter (base 1 s, cap 60 s), never shorter than the server's ``retry-after``.
 * **A slot is held for one HTTP try only**: between tries the call gives its slot back and queues again,
   or a burst of 429s would park the whole pool in backoff while the limit sits idle. Every try is charged
   to the rpm bucket, because the server counts it too.
@@ -27,8 +27,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
-
 from sheetbot.config.models import ProviderConfig
 from sheetbot.errors import (
     AccountProviderError,
@@ -40,6 +38,7 @@ from sheetbot.providers.base import Completion, CompletionRequest, Provider
 from sheetbot.providers.errors_map import shorten
 from sheetbot.providers.ratelimit import RateLimiter
 from sheetbot.providers.tokens import estimate_tokens as default_estimate
+from sheetbot.safety.retry import RetryCallState, async_retrying
 
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 60.0
@@ -98,13 +97,12 @@ class ResilientProvider:
         while self._trial_done is not None:  # half-open: the trial call decides for everyone
             await self._trial_done.wait()
         self._claim(dry_run=True)  # refuse at once, before queueing for a slot
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(RetryableProviderError),
-            stop=stop_after_attempt(self.config.max_retries + 1),
+        retrying = async_retrying(
+            tries=self.config.max_retries + 1,
             wait=self._wait_s,
             sleep=self._sleep,
+            retry_on=RetryableProviderError,
             before_sleep=self._before_sleep,
-            reraise=True,
         )
         try:
             return await retrying(self._try, request)

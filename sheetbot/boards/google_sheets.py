@@ -13,7 +13,7 @@ the same few requests whatever the number of rows:
 Values go in with ``valueInputOption=RAW``, which Google stores "as-is, not parsed": text that
 starts with ``=``, ``+``, ``-`` or ``@`` stays text, never a formula. gspread's low-level HTTP
 client is used directly (its Spreadsheet and Worksheet objects fetch metadata when built, a
-request each), and retries are ours (tenacity, with an injectable sleep), not gspread's
+request each), and retries are ours (safety/retry.py: tenacity, with an injectable sleep), not gspread's
 ``BackOffHTTPClient``.
 """
 

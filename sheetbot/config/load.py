@@ -128,19 +128,24 @@ class _BoundedLoader(yaml.SafeLoader):
         if self.check_event(yaml.AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
-                mark = self.peek_event().start_mark
                 raise _Refused(
                     f"more than {MAX_ALIASES} aliases (*name): write the values out, or use fewer anchors",
-                    mark.line + 1,
+                    self._next_line(),
                 )
         self._depth += 1
         try:
             if self._depth > MAX_DEPTH:
-                mark = self.peek_event().start_mark
-                raise _Refused(f"nested more than {MAX_DEPTH} levels deep: flatten it", mark.line + 1)
-            return super().compose_node(parent, index)  # type: ignore[misc]
+                raise _Refused(f"nested more than {MAX_DEPTH} levels deep: flatten it", self._next_line())
+            # types-PyYAML says `index: int`; PyYAML passes the key node (in a mapping) or None (at the root).
+            return super().compose_node(parent, index)  # type: ignore[arg-type]
         finally:
             self._depth -= 1
+
+    def _next_line(self) -> int | None:
+        """The 1-based line of the event about to be composed, for the message."""
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]  # unannotated in types-PyYAML
+        mark = event.start_mark
+        return None if mark is None else mark.line + 1
 
 
 def _expanded_size(root: yaml.Node) -> None:

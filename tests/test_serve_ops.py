@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from harness import Shop, at
@@ -24,7 +25,7 @@ from sheetbot.service.logs import setup_logging
 from sheetbot.service.scheduler import describe_jobs
 
 
-def _get(port: int, path: str = "/healthz") -> tuple[int, dict[str, object]]:
+def _get(port: int, path: str = "/healthz") -> tuple[int, dict[str, Any]]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
             return response.status, json.loads(response.read())

@@ -194,7 +194,8 @@ def test_healthz_answers_while_idle_clients_wait_and_never_grows_past_its_worker
 def test_healthz_never_answers_with_exception_text(caplog: pytest.LogCaptureFixture) -> None:
     health = Health()
     health.record("lock", at=datetime(2026, 11, 24, 1, 0, tzinfo=UTC), ok=True, outcome="locked")
-    health.phases["lock"]["at"] = object()  # cannot be written as JSON: snapshot's encoding fails
+    # Deliberately not a str: it cannot be written as JSON, so snapshot's encoding fails.
+    health.phases["lock"]["at"] = object()  # type: ignore[typeddict-item]
     server = start_health_server(health, port=0)
     try:
         with pytest.raises(urllib.error.HTTPError) as failed:

@@ -24,7 +24,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 import requests
@@ -46,6 +46,18 @@ class ActionsReport:
     published: list[str] = field(default_factory=list)
     #: (task id, why) for actions left for the next harvest.
     pending: list[tuple[str, str]] = field(default_factory=list)
+
+
+class ActionPayload(TypedDict):
+    """The JSON body an on_approve webhook receives: the approved (or edited) text and the row it belongs to."""
+
+    idempotency_key: str
+    task_id: str
+    attempt: int
+    workflow: str | None
+    night: str | None
+    decision: str
+    text: str
 
 
 class _Retryable(Exception):
@@ -73,7 +85,7 @@ def _final_text(ctx: NightContext, task: Task) -> tuple[str, str] | None:
     return ("approve", output.output or "") if output is not None else None
 
 
-def _payload(task: Task, decision: str, text: str) -> dict[str, Any]:
+def _payload(task: Task, decision: str, text: str) -> ActionPayload:
     return {
         "idempotency_key": f"{task.task_id}:{task.attempt}",
         "task_id": task.task_id,

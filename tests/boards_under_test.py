@@ -152,7 +152,7 @@ class WorkbookPerson:
     def is_formula(self, task_id: str, column: str) -> bool:
         ws = load_workbook(self.path)[self.sheet]
         cell = ws.cell(row=self._line(ws, task_id), column=self._header(ws).index(column) + 1)
-        return cell.data_type == "f"
+        return bool(cell.data_type == "f")
 
 
 def local_board(folder: Path, stack: ExitStack, header: Sequence[str] | None) -> BoardUnderTest:
@@ -252,7 +252,7 @@ def google_board(folder: Path, stack: ExitStack, header: Sequence[str] | None) -
         google.fail_next(503, times=board.attempts, kind="values.batchUpdate", skip=skip)
 
     person = google.person("Queue") if header is not None else _LazyPerson(lambda: google.person("Queue"))
-    return BoardUnderTest("google_sheets", board, person, break_write, api_calls=google.api_calls)  # type: ignore[arg-type]
+    return BoardUnderTest("google_sheets", board, person, break_write, api_calls=google.api_calls)
 
 
 class _LazyPerson:
@@ -413,7 +413,7 @@ def measure_phases(factory: Factory, folder: Path, rows: int) -> dict[str, int]:
         for n in range(rows):
             under.person.add(type="listing", input=f"item {n}", brand="Kestrel")
         metered = Metered(under.board, under.api_calls)
-        night = Night(folder, metered, workflows=PREVIEW)  # type: ignore[arg-type]
+        night = Night(folder, metered, workflows=PREVIEW)
         with night.context() as ctx:
             spec = ctx.schema()
         metered.phase = "init"

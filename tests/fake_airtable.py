@@ -213,7 +213,13 @@ class FakeAirtable:
         return status, {"Content-Type": "application/json", **headers}, json.dumps(payload)
 
     def _answer(
-        self, request: requests.PreparedRequest, method: str, kind: str, parts: list[str], query: dict, body: Any
+        self,
+        request: requests.PreparedRequest,
+        method: str,
+        kind: str,
+        parts: list[str],
+        query: dict[str, list[str]],
+        body: Any,
     ) -> tuple[int, Any, dict[str, str]]:
         now = self.time.monotonic()
         if request.headers.get("Authorization") != f"Bearer {self.token}":

@@ -106,7 +106,8 @@ class Grid:
     def validation_at(self, row: int, col: int) -> dict[str, Any] | None:
         for entry in reversed(self.validations):
             if _inside(entry["range"], row, col):
-                return entry["rule"]
+                rule: dict[str, Any] = entry["rule"]
+                return rule
         return None
 
 
@@ -236,7 +237,8 @@ class FakeGoogleSheets:
         form = parse_qs(request.body if isinstance(request.body, str) else request.body.decode())
         assertion = form.get("assertion", [""])[0]
         try:
-            claims = jwt.decode(assertion, certs=self._public, audience=TOKEN_URI)
+            # google-auth leaves jwt.decode unannotated.
+            claims = jwt.decode(assertion, certs=self._public, audience=TOKEN_URI)  # type: ignore[no-untyped-call]
         except ValueError as err:
             return 400, {}, json.dumps({"error": "invalid_grant", "error_description": f"Invalid JWT Signature. {err}"})
         if claims.get("iss") != ACCOUNT or "spreadsheets" not in claims.get("scope", ""):
@@ -333,7 +335,7 @@ class FakeGoogleSheets:
         if params.get("majorDimension", ["ROWS"])[0] == "COLUMNS":
             width = max((len(r) for r in rows), default=0)
             rows = [[r[c] if c < len(r) else "" for r in rows] for c in range(width)]
-        answer = {
+        answer: dict[str, Any] = {
             "range": f"{quote_title(grid.title)}!{letters(c0)}{r0 + 1}:{letters(c1 - 1)}{r1}",
             "majorDimension": "ROWS",
         }
@@ -634,7 +636,7 @@ def _col(text: str) -> int:
 
 
 def _inside(span: dict[str, Any], row: int, col: int) -> bool:
-    return (span.get("startRowIndex", 0) <= row < span.get("endRowIndex", 10**9)
+    return bool(span.get("startRowIndex", 0) <= row < span.get("endRowIndex", 10**9)
             and span.get("startColumnIndex", 0) <= col < span.get("endColumnIndex", 10**9))  # fmt: skip
 
 
@@ -655,7 +657,8 @@ def _entered(value: Any) -> Any:
 
 
 def _cell_json(grid: Grid, row: int, col: int) -> dict[str, Any]:
-    value, out = grid.get(row, col), {}
+    value = grid.get(row, col)
+    out: dict[str, Any] = {}
     if value not in (None, ""):
         if isinstance(value, Formula):
             out["userEnteredValue"] = {"formulaValue": str(value)}
@@ -705,7 +708,8 @@ def _sheet_json(grid: Grid, index: int, spans: list[tuple[int, int, int, int]]) 
 
 
 def _row_end(span: dict[str, Any], limit: int) -> int:
-    return min(span.get("endRowIndex", limit), limit)
+    end: int = span.get("endRowIndex", limit)
+    return min(end, limit)
 
 
 def parse_fields(mask: str) -> dict[str, Any]:

@@ -121,8 +121,8 @@ class FakeBatch:
             return httpx2.Response(200, content=self.files[path.split("/")[-2]].encode())
         if path.endswith("/batches") and method == "POST":
             body = json.loads(request.content)
-            lines = [json.loads(ln) for ln in self.files[body["input_file_id"]].splitlines()]
-            batch = self._create(lines, kind="openai")
+            submitted = [json.loads(ln) for ln in self.files[body["input_file_id"]].splitlines()]
+            batch = self._create(submitted, kind="openai")
             batch["input_file_id"] = body["input_file_id"]
             batch["metadata"] = body.get("metadata")
             return httpx2.Response(200, json=self._openai_view(batch))
@@ -204,7 +204,7 @@ class FakeBatch:
             batch["fates"] = [f if i < self.finish_before_cancel else "canceled" for i, f in enumerate(batch["fates"])]
 
     def _ended(self, batch: dict[str, Any]) -> bool:
-        return batch["cancelled"] or self.now() >= batch["created"] + self.duration_s
+        return bool(batch["cancelled"]) or self.now() >= batch["created"] + self.duration_s
 
     def _results(self, batch: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         out = []

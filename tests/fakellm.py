@@ -92,7 +92,8 @@ def default_answer(schema: dict[str, Any]) -> Any:
         return schema["enum"][0]
     if schema.get("type") == "object":
         return {key: default_answer(prop) for key, prop in (schema.get("properties") or {}).items()}
-    return {"integer": 3, "number": 2.5, "boolean": True, "array": ["a", "b"]}.get(schema.get("type"), "text")
+    samples: dict[str, object] = {"integer": 3, "number": 2.5, "boolean": True, "array": ["a", "b"]}
+    return samples.get(str(schema.get("type")), "text")
 
 
 def default_reply(body: dict[str, Any]) -> str:
@@ -236,7 +237,7 @@ class FakeLLM:
 
     def _models(self, *, anthropic: bool) -> httpx2.Response:
         if anthropic:
-            data = [
+            data: list[dict[str, object]] = [
                 {"id": m, "type": "model", "display_name": m, "created_at": "2025-01-01T00:00:00Z"} for m in self.models
             ]
             return httpx2.Response(200, json={"data": data, "has_more": False, "first_id": None, "last_id": None})

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import requests
 import yaml
 from fakellm import FakeLLM
 from openpyxl import Workbook, load_workbook
@@ -29,7 +30,9 @@ from sheetbot.night.context import NightContext
 from sheetbot.night.harvest import HarvestReport, harvest
 from sheetbot.night.lock import LockReport, lock
 from sheetbot.night.run import RunReport, run
+from sheetbot.providers.base import Provider
 from sheetbot.providers.factory import make_provider
+from sheetbot.providers.resilient import EventHook
 from sheetbot.state import State
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -57,6 +60,15 @@ WORKFLOWS: dict[str, dict[str, Any]] = {
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=BERLIN)
+
+
+def sent(request: requests.PreparedRequest) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a request `responses` caught, as a receiver gets them (bytes, text headers)."""
+    body, headers = request.body, dict(request.headers)
+    assert isinstance(body, bytes), f"the body was sent as {type(body).__name__}, not bytes"
+    text = {name: value for name, value in headers.items() if isinstance(value, str)}
+    assert text == headers, "a header was sent as bytes"
+    return body, text
 
 
 class Phases:
@@ -102,7 +114,7 @@ class Shop(Phases):
         self.env = dict(ENV if env is None else env)
         self.fake = FakeLLM()
         self.clock = FakeClock(at("2026-11-23T17:00"))
-        config = {
+        config: dict[str, Any] = {
             "timezone": "Europe/Berlin",
             "board": {"kind": "local", "path": "queue.xlsx", "sheet": "Queue"},
             "state": "sheetbot.db",
@@ -152,7 +164,7 @@ class Shop(Phases):
     def context(self) -> Iterator[NightContext]:
         state = State(self.config.state_path, busy_timeout_s=self.config.limits.state_wait_s)
 
-        def providers(name: str, on_event):  # type: ignore[no-untyped-def]
+        def providers(name: str, on_event: EventHook | None) -> Provider:
             return make_provider(
                 name,
                 self.config.providers[name],

@@ -26,7 +26,9 @@ from sheetbot.night.context import NightContext
 from sheetbot.night.harvest import HarvestReport, harvest
 from sheetbot.night.lock import LockReport, lock
 from sheetbot.night.run import RunReport, run
+from sheetbot.providers.base import Provider
 from sheetbot.providers.factory import make_provider
+from sheetbot.providers.resilient import EventHook
 from sheetbot.state import State
 
 AIR_ENV = {**ENV, "AIRTABLE_TOKEN": TOKEN}
@@ -381,7 +383,7 @@ class AirShop:
             self.config.board, env=AIR_ENV, monotonic=self.time.monotonic, sleep=self.time.sleep
         )
 
-        def providers(name: str, on_event):  # type: ignore[no-untyped-def]
+        def providers(name: str, on_event: EventHook | None) -> Provider:
             return make_provider(
                 name, self.config.providers[name], env=AIR_ENV, http_client=llm.async_client(), on_event=on_event
             )

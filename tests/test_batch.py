@@ -197,7 +197,7 @@ def test_structured_answers_are_validated_and_repaired_in_a_follow_up(tmp_path: 
     wf = {**BLOG, "outputs": [{"name": "score", "type": "integer"}]}
     shop = BatchShop(tmp_path, workflows={"blog": wf})
     night(shop, {"type": "blog", "input": "a"})
-    answers = iter([{"score": "not a number"}, {"score": 4}])
+    answers: Iterator[dict[str, Any]] = iter([{"score": "not a number"}, {"score": 4}])
     shop.batch.llm.answer_with(lambda body: next(answers))
     report = shop.run()
     assert report.done.total() == 1 and len(shop.batch.creates) == 2

@@ -78,7 +78,8 @@ def run_within(shop: BatchShop, seconds: float, **kwargs: Any) -> RunReport:
     assert not worker.is_alive(), f"the run was still going after {seconds}s of real time"
     if "error" in out:
         raise out["error"]
-    return out["report"]
+    report: RunReport = out["report"]
+    return report
 
 
 # -- items 1 and 2: nothing paid twice ------------------------------------------------------------------

@@ -202,9 +202,9 @@ def test_two_nights_from_queue_to_approved_edited_and_rework(make: Make, tmp_pat
     person.set(jacket["id"], review="edit", edited_output="My own jacket copy")
     person.set(blog["id"], review="rework", notes="Shorter, and mention the footprint")
     assert night.harvest().decisions == {"approve": 1, "edit": 1, "rework": 1}
-    rows = by_id(under)
-    assert rows[tent["id"]]["status"] == "approved" and rows[jacket["id"]]["status"] == "edited"
-    assert rows[jacket["id"]]["edited_output"] == "My own jacket copy" and rows[blog["id"]]["status"] == "rework"
+    decided = by_id(under)
+    assert decided[tent["id"]]["status"] == "approved" and decided[jacket["id"]]["status"] == "edited"
+    assert decided[jacket["id"]]["edited_output"] == "My own jacket copy" and decided[blog["id"]]["status"] == "rework"
 
     night.clock.set(at("2026-11-24T17:00"))
     assert night.lock().locked.total() == 1
@@ -239,7 +239,7 @@ def test_a_row_deleted_mid_night_is_reported_and_its_output_kept(make: Make, tmp
         )
     with night.state() as state:
         kept = state.stored_output(ids["charlie"], 1, "final")
-        assert kept is not None and "charlie" in kept.output
+        assert kept is not None and kept.output is not None and "charlie" in kept.output
 
     night.clock.set(at("2026-11-24T09:00"))
     night.harvest()  # the next phase gives the copy its own id and clears what sheetbot wrote on it

@@ -10,7 +10,8 @@ import pytest
 import yaml
 from test_config import BASE, write
 
-from sheetbot.config.load import MAX_ALIASES, MAX_BYTES, MAX_DEPTH, MAX_INCLUDES, inspect_config
+from sheetbot.config.load import inspect_config
+from sheetbot.config.yaml_file import MAX_ALIASES, MAX_BYTES, MAX_DEPTH, MAX_INCLUDES
 from sheetbot.errors import ConfigError, Problem
 
 

@@ -40,7 +40,7 @@ def sane(upper: float, *, integer: bool = False, low: float = 0) -> st.SearchStr
 
 
 #: Every numeric key path the generator varies, with its sane range.
-NUMBERS: dict[tuple[str | int, ...], st.SearchStrategy[Any]] = {
+NUMBERS: dict[tuple[str, ...], st.SearchStrategy[Any]] = {
     ("schedule", "harvest_every_min"): sane(1440, integer=True),
     ("limits", "nightly_rows"): sane(1000, integer=True),
     ("limits", "nightly_usd"): sane(1000),
@@ -75,7 +75,7 @@ TIME_KEYS = [
 ]
 
 
-def put(data: dict[str, Any], path: tuple[str | int, ...], value: Any) -> None:
+def put(data: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node = data
     for key in path[:-1]:
         node = node.setdefault(key, {})

@@ -234,7 +234,7 @@ def test_the_summary_lines() -> None:
 def test_a_harvest_saves_the_workbook_once_with_the_dashboard_in_it(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from openpyxl import load_workbook
+    from openpyxl import Workbook, load_workbook
 
     from sheetbot.boards.local import LocalBoard
 
@@ -247,9 +247,9 @@ def test_a_harvest_saves_the_workbook_once_with_the_dashboard_in_it(
     saves: list[int] = []
     real_save = LocalBoard._save
 
-    def counting(self: LocalBoard, workbook: object) -> bool:
+    def counting(self: LocalBoard, workbook: Workbook) -> bool:
         saves.append(1)
-        return real_save(self, workbook)  # type: ignore[arg-type]
+        return real_save(self, workbook)
 
     monkeypatch.setattr(LocalBoard, "_save", counting)
     report = shop.harvest()

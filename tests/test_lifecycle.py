@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from harness import Shop, at
@@ -10,6 +12,7 @@ from openpyxl import load_workbook
 from stored import rows_in_state
 from xlsx_cache import save_as_excel_would
 
+from sheetbot.boards.base import RowUpdate, WriteResult
 from sheetbot.status import Status
 
 
@@ -107,7 +110,7 @@ def test_a_failed_board_write_costs_no_second_call(shop: Shop, monkeypatch: pyte
     real_write = LocalBoard.write
     calls = {"n": 0}
 
-    def flaky(self: LocalBoard, updates):  # type: ignore[no-untyped-def]
+    def flaky(self: LocalBoard, updates: Sequence[RowUpdate]) -> WriteResult:
         calls["n"] += 1
         if calls["n"] == 1:  # the run's one write, the one that carries the outputs
             raise BoardWriteError("queue.xlsx is open in Excel")
@@ -221,7 +224,7 @@ def test_people_sort_insert_delete_and_copy_rows_during_the_night(shop: Shop) ->
         assert shop.row(id=ids[name])["output"] == f"OUTPUT for: Rewrite this listing: {name}"
     with shop.state() as state:
         kept = state.stored_output(ids["charlie"], 1, "final")
-        assert kept is not None and "charlie" in kept.output
+        assert kept is not None and kept.output is not None and "charlie" in kept.output
 
     # the run's own write already gives the copy its own id and clears what sheetbot wrote on it; so does
     # every later phase
@@ -246,7 +249,7 @@ def test_a_workbook_saved_by_someone_mid_run_keeps_their_work(shop: Shop) -> Non
     before = {r["input"]: r["id"] for r in shop.rows()}
     shop.clock.set(at("2026-11-24T01:00"))
 
-    def person_saves_during_the_call(body):  # type: ignore[no-untyped-def]
+    def person_saves_during_the_call(body: dict[str, Any]) -> str:
         if len(shop.fake.requests) == 1:
             shop.add(type="blog", input="added at 1am")
             shop.set(before["typed before the night"], brand="Typed by Ana at 1am")
@@ -423,7 +426,7 @@ def test_a_harvest_writes_decisions_without_sending_the_outputs_again(
     sent: list[dict[str, object]] = []
     real_write = LocalBoard.write
 
-    def spy(self: LocalBoard, updates):  # type: ignore[no-untyped-def]
+    def spy(self: LocalBoard, updates: Sequence[RowUpdate]) -> WriteResult:
         sent.extend(dict(u.values) for u in updates)
         return real_write(self, updates)
 

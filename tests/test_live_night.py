@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -346,7 +347,7 @@ def structured_shop(tmp_path: Path, **workflow: Any) -> Shop:
 
 def test_a_structured_answer_cut_off_is_retried_once_with_twice_the_room(tmp_path: Path) -> None:
     shop = structured_shop(tmp_path)
-    answers = iter(['{"summary": "a very long ans', {"summary": "done"}])
+    answers: Iterator[dict[str, Any] | str] = iter(['{"summary": "a very long ans', {"summary": "done"}])
     shop.fake.answer_with(lambda body: next(answers))
     shop.fake.truncate_next()
     shop.run()

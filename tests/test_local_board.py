@@ -326,7 +326,12 @@ def test_missing_sheet_names_the_sheets_there_are(queue: Path) -> None:
 def test_a_file_that_is_not_a_workbook(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "queue.xlsx"
     path.write_bytes(content)
-    for call in (lambda b: b.read(), lambda b: b.write([RowUpdate("t1", {"x": 1})]), lambda b: b.ensure_schema(SPEC)):
+    calls: list[Callable[[LocalBoard], object]] = [
+        lambda b: b.read(),
+        lambda b: b.write([RowUpdate("t1", {"x": 1})]),
+        lambda b: b.ensure_schema(SPEC),
+    ]
+    for call in calls:
         with pytest.raises(BoardError) as info:
             call(LocalBoard(path, "Queue"))
         assert not isinstance(info.value, BoardNotFound)

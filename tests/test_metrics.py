@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from harness import Shop, at
@@ -60,7 +61,7 @@ def test_latency_percentiles_are_observed_values(tmp_path: Path) -> None:
         for i, latency in enumerate(values):
             state.add_task(f"t{i}", now=now)
             state.night_task("2026-11-23", f"t{i}", workflow="w", attempt=1, outcome="done")
-            base = dict(task_id=f"t{i}", night="2026-11-23", attempt=1, step="final", workflow="w")
+            base: dict[str, Any] = dict(task_id=f"t{i}", night="2026-11-23", attempt=1, step="final", workflow="w")
             attempt = Attempt(**base, provider="p", model="m", mode="live", system="", prompt="", ok=True,
                               output="x", latency_s=latency)  # fmt: skip
             state.record_attempt(attempt, now=now)

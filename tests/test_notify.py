@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import pytest
 import responses
+from harness import sent
 
 from sheetbot.config.models import NotifyConfig
 from sheetbot.notify.base import Message
@@ -37,7 +38,7 @@ def no_sleep(seconds: float) -> None:
 def test_slack_gets_blocks_from_the_sections() -> None:
     responses.post(HOOK, status=200)
     assert SlackNotifier(HOOK, sleep=no_sleep).send(SUMMARY)
-    body = json.loads(responses.calls[0].request.body)
+    body = json.loads(sent(responses.calls[0].request)[0])
     assert body["text"] == SUMMARY.title
     assert body["blocks"][0] == {"type": "header", "text": {"type": "plain_text", "text": SUMMARY.title}}
     assert body["blocks"][1]["text"]["text"] == "*Workflows*\nlisting: 3 new, 3 done"
@@ -66,9 +67,8 @@ def test_webhook_is_signed_and_the_receiver_can_verify_it() -> None:
     url = "https://example.test/sheetbot"
     responses.post(url, status=204)
     assert WebhookNotifier(url, "s3cret", wall=lambda: 1_764_000_000.5, sleep=no_sleep).send(SUMMARY)
-    request = responses.calls[0].request
-    body = request.body.decode()
-    headers = request.headers
+    raw, headers = sent(responses.calls[0].request)
+    body = raw.decode()
     assert headers["webhook-timestamp"] == "1764000000" and headers["webhook-signature"].startswith("v1,")
     assert verify_signature("s3cret", body, headers, now_s=1_764_000_030)
     assert not verify_signature("wrong", body, headers, now_s=1_764_000_030)
@@ -89,7 +89,9 @@ class _SMTP(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         self.reply("220 test ESMTP")
-        mail: dict[str, object] = {"to": []}
+        mail: dict[str, object] = {}
+        recipients: list[str] = []
+        mail["to"] = recipients
         while line := self.rfile.readline():
             verb = line.decode().strip()
             upper = verb.upper()
@@ -102,7 +104,7 @@ class _SMTP(socketserver.StreamRequestHandler):
                 mail["from"] = verb
                 self.reply("250 ok")
             elif upper.startswith("RCPT TO"):
-                mail["to"].append(verb)  # type: ignore[union-attr]
+                recipients.append(verb)
                 self.reply("250 ok")
             elif upper == "DATA":
                 self.reply("354 go on")
@@ -145,9 +147,13 @@ def test_email_goes_through_smtp_as_plain_text(smtp: tuple[int, list[dict[str, o
     assert fanout.send(SUMMARY)
     (mail,) = received
     assert mail["auth"] and "team@example.test" in str(mail["to"])
-    parsed = message_from_bytes(mail["data"])  # type: ignore[arg-type]
+    data = mail["data"]
+    assert isinstance(data, bytes)
+    parsed = message_from_bytes(data)
     assert parsed["Subject"] == SUMMARY.title
-    body = parsed.get_payload(decode=True).decode().replace("\r\n", "\n")
+    payload = parsed.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    body = payload.decode().replace("\r\n", "\n")
     assert "listing: 3/3 done" in body and "Workflows\n  listing: 3 new, 3 done" in body
 
 

@@ -201,9 +201,9 @@ def _serve(handler: type[_Recorder]) -> Iterator[str]:
 def test_a_model_provider_follows_no_redirect_with_the_key(kind: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
-    target = type("Target", (_Recorder,), {"redirect_to": "", "received": []})
+    target: type[_Recorder] = type("Target", (_Recorder,), {"redirect_to": "", "received": []})
     with _serve(target) as elsewhere:
-        source = type("Source", (_Recorder,), {"redirect_to": elsewhere, "received": []})
+        source: type[_Recorder] = type("Source", (_Recorder,), {"redirect_to": elsewhere, "received": []})
         with _serve(source) as base:
             config = ProviderConfig(kind=kind, base_url=f"{base}/v1", api_key_env="KEY")  # type: ignore[arg-type]
             provider = make_provider(kind, config, env={"KEY": "sk-secret"}, resilient=False)

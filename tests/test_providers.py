@@ -26,7 +26,7 @@ SECRET = "sk-test-SECRET-0123456789"
 KINDS = ["openai", "anthropic"]
 
 
-def make(kind: str, client: httpx2.AsyncClient, *, base_url: str | None = None) -> Any:
+def make(kind: str, client: httpx2.AsyncClient, *, base_url: str | None = None) -> OpenAIProvider | AnthropicProvider:
     cls = OpenAIProvider if kind == "openai" else AnthropicProvider
     env = "OPENAI_API_KEY" if kind == "openai" else "ANTHROPIC_API_KEY"
     return cls(api_key=SECRET, base_url=base_url, max_retries=0, http_client=client, api_key_env=env, label=kind)

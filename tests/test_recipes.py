@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -40,7 +41,7 @@ def config() -> Config:
 
 
 @pytest.fixture(scope="module")
-def demo_rows() -> list[dict]:
+def demo_rows() -> list[dict[str, Any]]:
     rows = yaml.safe_load(DEMO_DATA.read_text(encoding="utf-8"))
     assert isinstance(rows, list)
     return rows
@@ -111,7 +112,7 @@ def test_checklist_caps_and_description(config: Config, name: str) -> None:
 # -- the demo rows ------------------------------------------------------------------------------------
 
 
-def test_demo_has_thirty_rows_over_at_least_six_workflows(demo_rows: list[dict]) -> None:
+def test_demo_has_thirty_rows_over_at_least_six_workflows(demo_rows: list[dict[str, Any]]) -> None:
     assert len(demo_rows) == 30
     used = {row.get("type") for row in demo_rows} & WORKFLOWS
     assert len(used) >= 6
@@ -122,7 +123,7 @@ def test_demo_has_thirty_rows_over_at_least_six_workflows(demo_rows: list[dict])
         assert len(str(row["input"])) < 600, row["input"][:60]
 
 
-def test_demo_rows_carry_the_columns_their_workflow_uses(config: Config, demo_rows: list[dict]) -> None:
+def test_demo_rows_carry_the_columns_their_workflow_uses(config: Config, demo_rows: list[dict[str, Any]]) -> None:
     for row in demo_rows:
         workflow = config.workflows.get(row["type"])
         if workflow is None:
@@ -131,7 +132,7 @@ def test_demo_rows_carry_the_columns_their_workflow_uses(config: Config, demo_ro
         assert not missing, f"{row['type']} row {str(row['input'])[:40]!r} lacks columns {sorted(missing)}"
 
 
-def test_demo_has_the_deliberate_bad_rows(demo_rows: list[dict]) -> None:
+def test_demo_has_the_deliberate_bad_rows(demo_rows: list[dict[str, Any]]) -> None:
     unknown = [row for row in demo_rows if row["type"] not in WORKFLOWS]
     assert len(unknown) == 1 and unknown[0]["type"] == "blog_drafts"
     inputs = [str(row["input"] or "") for row in demo_rows]

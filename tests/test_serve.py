@@ -149,7 +149,8 @@ def test_a_failing_phase_is_retried_later_and_shown(shop: Shop, monkeypatch: pyt
     monkeypatch.setattr(server, "_do_lock", broken)
     assert server.tick() == []
     _code, body = server.health.snapshot()
-    assert body["lock"]["ok"] is False and "OSError" in body["lock"]["outcome"]
+    lock = body["lock"]
+    assert isinstance(lock, dict) and lock["ok"] is False and "OSError" in lock["outcome"]
     assert "disk full" not in json.dumps(body)  # the exception text stays in the log
     monkeypatch.undo()
     assert server.tick() == []  # blocked for retry_after_s

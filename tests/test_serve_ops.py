@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from harness import Shop, at
@@ -24,7 +25,7 @@ from sheetbot.service.logs import setup_logging
 from sheetbot.service.scheduler import describe_jobs
 
 
-def _get(port: int, path: str = "/healthz") -> tuple[int, dict[str, object]]:
+def _get(port: int, path: str = "/healthz") -> tuple[int, dict[str, Any]]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
             return response.status, json.loads(response.read())
@@ -193,7 +194,8 @@ def test_healthz_answers_while_idle_clients_wait_and_never_grows_past_its_worker
 def test_healthz_never_answers_with_exception_text(caplog: pytest.LogCaptureFixture) -> None:
     health = Health()
     health.record("lock", at=datetime(2026, 11, 24, 1, 0, tzinfo=UTC), ok=True, outcome="locked")
-    health.phases["lock"]["at"] = object()  # cannot be written as JSON: snapshot's encoding fails
+    # Deliberately not a str: it cannot be written as JSON, so snapshot's encoding fails.
+    health.phases["lock"]["at"] = object()  # type: ignore[typeddict-item]
     server = start_health_server(health, port=0)
     try:
         with pytest.raises(urllib.error.HTTPError) as failed:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import responses
-from harness import ENV, WORKFLOWS, Shop, at
+from harness import ENV, WORKFLOWS, Shop, at, sent
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from sheetbot.config.models import NotifyConfig
@@ -38,16 +38,15 @@ def no_sleep(seconds: float) -> None:
 def test_a_notification_verifies_with_the_standardwebhooks_library(secret: str) -> None:
     responses.post(URL, status=204)
     assert WebhookNotifier(URL, secret, wall=time.time, sleep=no_sleep).send(MESSAGE)
-    request = responses.calls[0].request
-    headers = dict(request.headers)
+    body, headers = sent(responses.calls[0].request)
     assert headers["webhook-signature"].startswith("v1,")
-    payload = Webhook(receiver_secret(secret)).verify(request.body, headers)  # the receiver's library, as is
+    payload = Webhook(receiver_secret(secret)).verify(body, headers)  # the receiver's library, as is
     assert payload["title"] == "Provider down"
     assert headers["Idempotency-Key"] == headers["webhook-id"]
     with pytest.raises(WebhookVerificationError):
-        Webhook(receiver_secret("another secret")).verify(request.body, headers)
+        Webhook(receiver_secret("another secret")).verify(body, headers)
     if secret == WHSEC:
-        Webhook(WHSEC).verify(request.body, headers)  # a whsec_ secret is handed to receivers unchanged
+        Webhook(WHSEC).verify(body, headers)  # a whsec_ secret is handed to receivers unchanged
 
 
 @responses.activate
@@ -64,17 +63,16 @@ def test_an_on_approve_delivery_is_signed_with_its_idempotency_key_as_webhook_id
     shop.set(tent, review="approve")
     shop.harvest()
 
-    request = responses.calls[0].request
-    headers = dict(request.headers)
+    body, headers = sent(responses.calls[0].request)
     sent_at = int(at("2026-11-24T09:00").timestamp())
     assert headers["webhook-id"] == headers["Idempotency-Key"] == f"{tent}:1"
-    assert json.loads(request.body)["idempotency_key"] == f"{tent}:1"
+    assert json.loads(body)["idempotency_key"] == f"{tent}:1"
     assert headers["webhook-timestamp"] == str(sent_at)
     receiver = Webhook(receiver_secret(PLAIN))
     moment = datetime.fromtimestamp(sent_at, UTC)  # the library replaces any tzinfo with UTC: give it UTC
-    assert headers["webhook-signature"] == receiver.sign(f"{tent}:1", moment, request.body.decode())
-    assert verify_signature(PLAIN, request.body, headers, now_s=sent_at + 30)
-    assert not verify_signature(PLAIN, request.body, headers, now_s=sent_at + 3600)  # replayed later
+    assert headers["webhook-signature"] == receiver.sign(f"{tent}:1", moment, body.decode())
+    assert verify_signature(PLAIN, body, headers, now_s=sent_at + 30)
+    assert not verify_signature(PLAIN, body, headers, now_s=sent_at + 3600)  # replayed later
 
 
 def test_signature_headers_follow_the_standard() -> None:

@@ -8,7 +8,7 @@ and every phase refuse such a workbook with one line naming the sheet and the ob
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from harness import ENV, Shop, at
 from openpyxl import load_workbook
 
 import sheetbot.boards.local as local
+from sheetbot.boards import xlsx_parts
 from sheetbot.boards.local import LocalBoard
 from sheetbot.cli.check import run_check
 from sheetbot.cli.main import main
@@ -152,11 +153,11 @@ def test_an_object_added_during_the_night_stops_the_next_save_and_the_state_keep
 
 def test_the_inspection_runs_once_per_version_of_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    real = local.losses
+    real = xlsx_parts.losses
 
-    def counted(data: bytes, **kwargs: object) -> list[object]:
+    def counted(data: bytes, *, own_sheets: Collection[str] = ()) -> list[xlsx_parts.Loss]:
         calls.append(len(data))
-        return real(data, **kwargs)  # type: ignore[arg-type]
+        return real(data, own_sheets=own_sheets)
 
     monkeypatch.setattr(local, "losses", counted)
     path = X.workbook(tmp_path / "queue.xlsx")

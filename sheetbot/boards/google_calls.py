@@ -43,7 +43,11 @@ def spreadsheet_key(spreadsheet: str) -> str:
 def load_credentials(path: Path) -> service_account.Credentials:
     """Service-account credentials from their JSON key file (no network: the token comes at the first call)."""
     try:
-        return service_account.Credentials.from_service_account_file(str(path), scopes=SCOPES)  # type: ignore[no-untyped-call]
+        # google-auth leaves this classmethod unannotated.
+        credentials: service_account.Credentials = service_account.Credentials.from_service_account_file(  # type: ignore[no-untyped-call]
+            str(path), scopes=SCOPES
+        )
+        return credentials
     except FileNotFoundError:
         raise BoardError(
             f"service-account file {path} not found: fix board.credentials in the YAML (relative to the YAML "

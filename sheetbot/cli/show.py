@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
 
 from sheetbot.config.models import Config
 from sheetbot.config.outputs import cells
@@ -29,9 +28,9 @@ class Shown:
     #: (step, text): each step's answer, or its error if the step has no answer.
     steps: list[tuple[str, str]] = field(default_factory=list)
     #: A structured answer's fields, as they go to their columns.
-    fields: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, str | int | float] = field(default_factory=dict)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, object]:
         return {
             "id": self.task_id,
             "status": self.status,

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic import create_model as _create_model
+from pydantic_core import ErrorDetails
 
 from sheetbot.config.field_keys import schema_key
 from sheetbot.config.models import OutputField
@@ -116,7 +117,7 @@ def model_for(fields: Sequence[OutputField]) -> type[BaseModel]:
     return _create_model("StructuredAnswer", __config__=config, **definitions)
 
 
-def _problem(error: Mapping[str, Any], names: Mapping[str, str], expected: str) -> str:
+def _problem(error: ErrorDetails, names: Mapping[str, str], expected: str) -> str:
     """One pydantic error in reviewer's words: ``score: 'four' is not a whole number``."""
     loc = [str(part) for part in error.get("loc", ())]
     where = names.get(loc[0], loc[0]) if loc else "answer"
@@ -148,7 +149,7 @@ def parse_json(text: str) -> object:
     raise InvalidAnswer([f"the answer is not JSON: it begins {_show(text.strip())}"])
 
 
-def validate_answer(fields: Sequence[OutputField], answer: Mapping[str, Any] | str | None) -> dict[str, Value]:
+def validate_answer(fields: Sequence[OutputField], answer: Mapping[str, object] | str | None) -> dict[str, Value]:
     """Check an answer (an object, or text holding JSON) against ``fields``; values keyed by field name.
     InvalidAnswer lists every problem at once, so the single retry can fix them all."""
     expected = ", ".join(f.name for f in fields)
@@ -173,12 +174,12 @@ def _cell(value: object) -> str | int | float:
     return value if isinstance(value, int | float) else "" if value is None else str(value)
 
 
-def cells(fields: Sequence[OutputField], values: Mapping[str, Any]) -> dict[str, str | int | float]:
+def cells(fields: Sequence[OutputField], values: Mapping[str, object]) -> dict[str, str | int | float]:
     """What goes in each field's column: lists joined with ", ", booleans yes/no, numbers as numbers."""
     return {field.name: _cell(values.get(field.name)) for field in fields}
 
 
-def readable(fields: Sequence[OutputField], values: Mapping[str, Any]) -> str:
+def readable(fields: Sequence[OutputField], values: Mapping[str, object]) -> str:
     """The answer for the ``output`` column, one ``name: value`` line per field."""
     shown = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in cells(fields, values).items()}
     return "\n".join(f"{name}: {value}" for name, value in shown.items())

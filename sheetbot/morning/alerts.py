@@ -185,7 +185,8 @@ def deliver(state: State, notifier: Notifier | Fanout, messages: Sequence[Messag
     """Send each message whose keys were not all sent before; record them once delivered. Returns what was sent."""
     sent: list[Message] = []
     for message in messages:
-        keys = [str(k) for k in message.facts.get("keys", [message.title])]
+        listed = message.facts.get("keys", [message.title])  # every alert lists its keys
+        keys = [str(k) for k in listed] if isinstance(listed, list) else [str(listed)]
         if all(state.alert_sent(message.kind, k) for k in keys):
             continue
         if not notifier.send(message):

@@ -23,7 +23,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 import requests
@@ -39,6 +39,18 @@ from sheetbot.state import Task
 from sheetbot.status import Status
 
 log = logging.getLogger(__name__)
+
+
+class ActionPayload(TypedDict):
+    """The JSON body an on_approve webhook receives: the approved (or edited) text and the row it belongs to."""
+
+    idempotency_key: str
+    task_id: str
+    attempt: int
+    workflow: str | None
+    night: str | None
+    decision: str
+    text: str
 
 
 class _Retryable(Exception):
@@ -62,7 +74,7 @@ def _final_text(ctx: NightContext, task: Task) -> tuple[str, str] | None:
     return ("approve", output.output or "") if output is not None else None
 
 
-def _payload(task: Task, decision: str, text: str) -> dict[str, Any]:
+def _payload(task: Task, decision: str, text: str) -> ActionPayload:
     return {
         "idempotency_key": f"{task.task_id}:{task.attempt}",
         "task_id": task.task_id,

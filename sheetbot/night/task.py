@@ -311,7 +311,7 @@ def attempt_record(
     return Attempt(
         **base,
         ok=ok,
-        output=output if output is not None else (completion.text if ok else None),  # type: ignore[arg-type]
+        output=output if output is not None else (completion.text if ok else None),
         error=error,
         truncated=completion.truncated,
         input_tokens=usage.input_tokens,

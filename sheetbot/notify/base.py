@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
 from sheetbot.safety.secrets import scrub, scrub_any
 
@@ -25,7 +25,7 @@ class Message:
     text: str
     severity: Severity = "info"
     #: Structured facts for webhooks and Slack fields (night, workflow, figures).
-    facts: Mapping[str, Any] = field(default_factory=dict)
+    facts: Mapping[str, object] = field(default_factory=dict)
     #: Sections for rich channels: (heading, lines).
     sections: Sequence[tuple[str, Sequence[str]]] = ()
     route: str | None = None

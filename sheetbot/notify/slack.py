@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
 import requests
 
@@ -22,8 +21,8 @@ def _cut(text: str) -> str:
     return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 1] + "…"
 
 
-def slack_payload(message: Message) -> dict[str, Any]:
-    blocks: list[dict[str, Any]] = [
+def slack_payload(message: Message) -> dict[str, object]:
+    blocks: list[dict[str, object]] = [
         {"type": "header", "text": {"type": "plain_text", "text": (_ICON[message.severity] + message.title)[:150]}}
     ]
     if message.sections:

@@ -13,18 +13,35 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TypedDict
 
 import requests
 
-from sheetbot.notify.base import Message
+from sheetbot.notify.base import Message, Severity
 from sheetbot.notify.retry import deliver
 from sheetbot.safety.outbound import post
 from sheetbot.safety.signing import signature_headers, signing_key
 from sheetbot.safety.signing import verify_signature as verify_signature
 
 
-def webhook_body(message: Message) -> dict[str, Any]:
+class Section(TypedDict):
+    heading: str
+    lines: list[str]
+
+
+class WebhookBody(TypedDict):
+    """The JSON a notification webhook receives: the message, its facts and sections as data."""
+
+    kind: str
+    title: str
+    text: str
+    severity: Severity
+    facts: dict[str, object]
+    sections: list[Section]
+    route: str | None
+
+
+def webhook_body(message: Message) -> WebhookBody:
     return {
         "kind": message.kind,
         "title": message.title,

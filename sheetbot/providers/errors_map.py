@@ -145,12 +145,14 @@ def server_message(body: object, fallback: str = "") -> str:
             return "; ".join(parts) or fallback
     if isinstance(body, Mapping):
         inner = body.get("error", body)
-        if isinstance(inner, Mapping) and isinstance(inner.get("message"), str):
-            return inner["message"]
+        message = inner.get("message") if isinstance(inner, Mapping) else None
+        if isinstance(message, str):
+            return message
         if isinstance(inner, str):
             return inner
-        if isinstance(body.get("message"), str):
-            return body["message"]
+        message = body.get("message")
+        if isinstance(message, str):
+            return message
     if isinstance(body, str) and body.strip():
         return body
     return fallback

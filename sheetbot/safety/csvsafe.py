@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO
 
 #: The first characters that make a spreadsheet read a cell as a formula (OWASP).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -21,7 +21,7 @@ def looks_like_formula(text: str) -> bool:
     return text.startswith(FORMULA_STARTS)
 
 
-def safe_cell(value: Any) -> Any:
+def safe_cell(value: object) -> object:
     """``value`` as a cell no spreadsheet runs: text that would start a formula gets a leading quote."""
     if isinstance(value, str) and looks_like_formula(value):
         return "'" + value
@@ -34,5 +34,5 @@ class SafeWriter:
     def __init__(self, handle: IO[str]) -> None:
         self._writer = csv.writer(handle)
 
-    def writerow(self, row: Iterable[Any]) -> None:
+    def writerow(self, row: Iterable[object]) -> None:
         self._writer.writerow([safe_cell(value) for value in row])

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import overload
 
 import phonenumbers
 from phonenumbers import Leniency, PhoneNumberMatcher
@@ -208,7 +208,13 @@ def mask_text(text: str) -> str:
     return _RUN.sub(_mask_run, text)
 
 
-def mask(value: Any) -> Any:
+@overload
+def mask(value: str) -> str: ...
+@overload
+def mask(value: dict[str, object]) -> dict[str, object]: ...
+@overload
+def mask(value: object) -> object: ...
+def mask(value: object) -> object:
     """Mask every string inside a JSON-like value (dicts, lists), keys included."""
     if isinstance(value, str):
         return mask_text(value)

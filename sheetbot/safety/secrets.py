@@ -26,8 +26,10 @@ import json
 import re
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import overload
 from urllib.parse import quote, quote_plus, urlsplit
+
+from pydantic import BaseModel
 
 #: Shorter values are not masked as a whole: "1", "true" or "prod" would blank out ordinary words.
 MIN_SECRET = 6
@@ -105,12 +107,14 @@ def learn(values: Iterable[str | None]) -> None:
         )
 
 
-def env_names(config: Any) -> set[str]:
-    """Every environment variable the validated config names: the value of every `*_env` key, at any depth."""
-    data = config.model_dump() if hasattr(config, "model_dump") else config
+def env_names(config: BaseModel | Mapping[str, object]) -> set[str]:
+    """Every environment variable the validated config names: the value of every `*_env` key, at any depth.
+
+    Any pydantic model (or its dump): this layer sits below sheetbot.config and does not know its Config."""
+    data = config.model_dump() if isinstance(config, BaseModel) else config
     names: set[str] = set()
 
-    def walk(node: Any) -> None:
+    def walk(node: object) -> None:
         if isinstance(node, Mapping):
             for key, value in node.items():
                 if str(key).endswith("_env") and isinstance(value, str) and value:
@@ -125,7 +129,7 @@ def env_names(config: Any) -> set[str]:
     return names
 
 
-def learn_config(config: Any, env: Mapping[str, str]) -> None:
+def learn_config(config: BaseModel | Mapping[str, object], env: Mapping[str, str]) -> None:
     """Learn the values of the variables the config names, and of any variable named like a secret."""
     names = env_names(config) | {"SHEETBOT_WEBHOOK_SECRET"}  # notify's default signing-secret variable
     learn(env.get(name) for name in names)
@@ -191,7 +195,13 @@ def scrub(text: str) -> str:
     return _API_KEY.sub("sk-***", text)
 
 
-def scrub_any(value: Any) -> Any:
+@overload
+def scrub_any(value: str) -> str: ...
+@overload
+def scrub_any(value: Mapping[str, object]) -> dict[str, object]: ...
+@overload
+def scrub_any(value: object) -> object: ...
+def scrub_any(value: object) -> object:
     """``scrub`` every text inside a JSON-like value (dicts, lists), keys and values alike."""
     if isinstance(value, str):
         return scrub(value)

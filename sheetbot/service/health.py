@@ -21,9 +21,12 @@ import threading
 import time
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict
 
 from sheetbot.safety.secrets import scrub_any
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
 
 log = logging.getLogger("sheetbot.service.health")
 
@@ -43,13 +46,29 @@ def failed_outcome(exc: BaseException) -> str:
     return f"failed ({type(exc).__name__}): see the sheetbot log"
 
 
+class PhaseRecord(TypedDict):
+    """A phase's last outing, as /healthz shows it under the phase's name."""
+
+    at: str
+    ok: bool
+    outcome: str
+
+
+class NightRecord(TypedDict):
+    """The last night's verdict, as /healthz shows it under ``last_night``."""
+
+    night: str
+    ok: bool
+    outcome: str
+
+
 class Health:
     """What `serve` has done, shared between its loop and the HTTP thread."""
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
-        self.phases: dict[str, dict[str, Any]] = {}
-        self.last_night: dict[str, Any] | None = None
+        self.phases: dict[str, PhaseRecord] = {}
+        self.last_night: NightRecord | None = None
 
     def record(self, phase: str, *, at: datetime, ok: bool, outcome: str) -> None:
         with self._guard:
@@ -60,7 +79,7 @@ class Health:
         with self._guard:
             self.last_night = {"night": night, "ok": ok, "outcome": outcome}
 
-    def snapshot(self) -> tuple[int, dict[str, Any]]:
+    def snapshot(self) -> tuple[int, dict[str, object]]:
         with self._guard:
             failed = self.last_night is not None and not self.last_night["ok"]
             body = {"status": "failing" if failed else "ok", "last_night": self.last_night, **self.phases}
@@ -84,7 +103,7 @@ class _DeadlineReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: Any) -> int:
+    def readinto(self, buffer: WriteableBuffer) -> int:
         remaining = self._deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("the request did not arrive in time")
@@ -102,7 +121,7 @@ class BoundedHTTPServer(ThreadingHTTPServer):
         self._workers = threading.BoundedSemaphore(max_workers)
         super().__init__(address, handler)
 
-    def process_request(self, request: Any, client_address: Any) -> None:
+    def process_request(self, request: socket.socket | tuple[bytes, socket.socket], client_address: object) -> None:
         self._workers.acquire()
         try:
             super().process_request(request, client_address)
@@ -110,7 +129,9 @@ class BoundedHTTPServer(ThreadingHTTPServer):
             self._workers.release()
             raise
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    def process_request_thread(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: object
+    ) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
@@ -152,7 +173,7 @@ def start_health_server(
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:
+        def log_message(self, format: str, *args: object) -> None:
             return
 
     server = BoundedHTTPServer((host, port), Handler, max_workers=max_workers)

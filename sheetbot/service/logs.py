@@ -11,7 +11,7 @@ import json
 import logging
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TextIO
 
 from sheetbot.safety import secrets
 from sheetbot.safety.masking import mask_text
@@ -55,7 +55,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, and any `extra=` fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
+        out: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,

@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import portalocker
 import psutil
@@ -57,7 +57,7 @@ def lock_path(state_path: Path) -> Path:
     return state_path.with_name(state_path.name + ".lock")
 
 
-def _describe(info: dict[str, Any]) -> str:
+def _describe(info: dict[str, object]) -> str:
     since = str(info.get("since", ""))
     with suppress(ValueError):
         since = datetime.fromisoformat(since).strftime("%H:%M")
@@ -97,7 +97,7 @@ def _connect(state_path: Path) -> sqlite3.Connection:
     return db
 
 
-def _read_record(state_path: Path) -> dict[str, Any] | None:
+def _read_record(state_path: Path) -> dict[str, object] | None:
     if not state_path.exists():
         return None
     try:
@@ -112,7 +112,7 @@ def _read_record(state_path: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def _live_holder(record: dict[str, Any] | None, locked: os.stat_result) -> dict[str, Any] | None:
+def _live_holder(record: dict[str, object] | None, locked: os.stat_result) -> dict[str, object] | None:
     """The record's holder if it is a running process on this machine that locked another inode."""
     if not record or record.get("host") != socket.gethostname():
         return None  # no record, or another machine's: the file lock is all there is
@@ -125,7 +125,7 @@ def _live_holder(record: dict[str, Any] | None, locked: os.stat_result) -> dict[
     return record
 
 
-def _write_record(state_path: Path, record: dict[str, Any]) -> bool:
+def _write_record(state_path: Path, record: dict[str, object]) -> bool:
     try:
         db = _connect(state_path)
         try:

@@ -118,10 +118,10 @@ class GuardedConnection(sqlite3.Connection):
         self.busy_timeout_s = seconds
         self.execute(f"PRAGMA busy_timeout = {max(int(seconds * 1000), 0)}")
 
-    def cursor(self, factory: Any = None) -> Any:  # type: ignore[override]
+    def cursor(self, factory: Any = None) -> Any:
         return super().cursor(factory or GuardedCursor)
 
-    def execute(self, sql: str, parameters: Any = (), /) -> Any:  # type: ignore[override]
+    def execute(self, sql: str, parameters: Any = (), /) -> Any:
         try:
             return self.cursor().execute(sql, parameters)
         except sqlite3.Error as exc:
@@ -130,7 +130,7 @@ class GuardedConnection(sqlite3.Connection):
                 raise
             raise fault from None
 
-    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Any:  # type: ignore[override]
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Any:
         try:
             return self.cursor().executemany(sql, parameters)
         except sqlite3.Error as exc:
@@ -139,7 +139,7 @@ class GuardedConnection(sqlite3.Connection):
                 raise
             raise fault from None
 
-    def executescript(self, sql_script: str, /) -> Any:  # type: ignore[override]
+    def executescript(self, sql_script: str, /) -> Any:
         try:
             return self.cursor().executescript(sql_script)
         except sqlite3.Error as exc:

@@ -13,7 +13,7 @@ import pytest
 import responses
 from harness import sent
 
-from sheetbot.config.models import NotifyConfig
+from sheetbot.config.watching import NotifyConfig
 from sheetbot.notify.base import Message
 from sheetbot.notify.email import EmailNotifier
 from sheetbot.notify.factory import build_fanout

@@ -19,7 +19,8 @@ import responses
 from harness import ENV, WORKFLOWS, Shop, at
 from test_config import BASE, check, write
 
-from sheetbot.config.models import NotifyConfig, ProviderConfig
+from sheetbot.config.models import ProviderConfig
+from sheetbot.config.watching import NotifyConfig
 from sheetbot.errors import ConfigError, ProviderError
 from sheetbot.notify.base import Message
 from sheetbot.notify.factory import build_fanout

@@ -23,7 +23,7 @@ from stored import rows_in_state
 
 from sheetbot.cli.main import main
 from sheetbot.config.load import load_config
-from sheetbot.config.models import NotifyConfig
+from sheetbot.config.watching import NotifyConfig
 from sheetbot.errors import ConfigError
 from sheetbot.morning.audit import audit_rows, export
 from sheetbot.morning.messages import morning_message

@@ -15,7 +15,7 @@ import responses
 from harness import ENV, WORKFLOWS, Shop, at, sent
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from sheetbot.config.models import NotifyConfig
+from sheetbot.config.watching import NotifyConfig
 from sheetbot.errors import ConfigError
 from sheetbot.notify.base import Message
 from sheetbot.notify.factory import build_fanout

@@ -13,7 +13,8 @@ import itertools
 from collections.abc import Sequence
 from datetime import datetime
 
-from sheetbot.config.models import AlertsConfig, Config
+from sheetbot.config.models import Config
+from sheetbot.config.watching import AlertsConfig
 from sheetbot.morning.metrics import NightMetrics, night_metrics
 from sheetbot.notify.base import Fanout, Message, Notifier
 from sheetbot.state import State

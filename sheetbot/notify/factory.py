@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from sheetbot.config.models import NotifyConfig
+from sheetbot.config.watching import NotifyConfig
 from sheetbot.errors import ConfigError
 from sheetbot.notify.base import Fanout, Notifier
 from sheetbot.notify.email import EmailNotifier

@@ -13,7 +13,6 @@ from collections import deque
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from itertools import count
-from pathlib import Path
 
 import pytest
 
@@ -111,9 +110,7 @@ def test_every_pair_of_statuses_through_the_store(state: State, old: Status, new
 
 
 @pytest.mark.parametrize("status", [s for s in Status if s not in TRANSITIONS[s]])
-def test_a_move_to_the_same_status_is_taken_even_where_the_table_does_not_list_it(
-    state: State, status: Status
-) -> None:
+def test_a_move_to_the_same_status_is_taken_even_where_the_table_does_not_list_it(state: State, status: Status) -> None:
     """The documented rule (sheetbot/status.py): X → X is not a change of status. It updates the row's
     fields and marks it for the board, e.g. "publishing failed" on an approved row, a new problem note
     on a row in review."""

@@ -11,6 +11,7 @@ import ast
 import re
 import sys
 import tomllib
+from functools import cache
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
@@ -27,6 +28,7 @@ def declared() -> set[str]:
     return {normal(re.split(r"[\[<>=!~; ]", spec, maxsplit=1)[0]) for spec in project["dependencies"]}
 
 
+@cache
 def imported() -> dict[str, set[str]]:
     """Top-level module names outside the standard library that sheetbot imports -> the files importing them."""
     found: dict[str, set[str]] = {}

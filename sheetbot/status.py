@@ -1,7 +1,14 @@
 """Row statuses and the one table of allowed transitions.
 
-The state store refuses any transition not listed here, so a bug elsewhere
+The state store (``State.move``) refuses any change of status not listed here, so a bug elsewhere
 cannot, say, send an approved row back to the model and pay for it twice.
+
+A move to the row's own status (X → X) is not a change of status: the store takes it for every status,
+listed here or not, and only updates the row's other fields (its `error` note, the mark that the board
+is behind). The night relies on it: a failed publish is noted on an approved or edited row
+(morning/on_approve.py), a problem on a row in review (harvest, run), a note on a new queued row (repair).
+The X → X entries in the table (deferred, running, failed) say which moves the night makes on purpose;
+the store does not need them. tests/test_transitions_table.py walks every pair through the store.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ deterministic texts. Time comes from the test's clock: a batch ends ``duration_s
 * ``refuse(op, message)``: the next call of ``op`` is refused with HTTP 400 and that message.
 * Anthropic checks every ``custom_id`` against ``^[a-zA-Z0-9_-]{1,64}$`` and refuses the whole batch,
   as the real API does. Both vendors list batches newest first (OpenAI with their ``metadata``).
-Results come back in reverse order, so callers must match on ``custom_id``.
+Results come back in reverse order (``result_order`` sets another), so callers must match on ``custom_id``.
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ class FakeBatch:
         self._faults: dict[str, deque[str]] = defaultdict(deque)
         self._script: deque[str] = deque()
         self._cached: set[str] = set()
+        #: How the server orders a batch's results, given them in the order the requests were submitted.
+        self.result_order: Callable[[list[Any]], list[Any]] = lambda items: items[::-1]
         self.transport = httpx2.MockTransport(self._handle)
 
     def async_client(self) -> httpx2.AsyncClient:
@@ -216,7 +218,7 @@ class FakeBatch:
                 out.append((line["custom_id"], {"type": "errored", "error": error}))
             else:
                 out.append((line["custom_id"], {"type": fate}))
-        return out[::-1]
+        return self.result_order(out)
 
     def _answer(self, body: dict[str, Any], is_openai: bool) -> dict[str, Any]:
         schema = requested_schema(body)
@@ -281,7 +283,7 @@ class FakeBatch:
         }
         if ended:
             good, bad = [], []
-            for line, fate in reversed(list(zip(batch["lines"], batch["fates"], strict=True))):
+            for line, fate in self.result_order(list(zip(batch["lines"], batch["fates"], strict=True))):
                 if fate == "succeeded":
                     response = {"status_code": 200, "body": self._answer(line["body"], True)}
                     good.append({"id": "r", "custom_id": line["custom_id"], "response": response, "error": None})

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Iterator
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,12 @@ from harness import WORKFLOWS, Shop, at
 from stored import rows_in_state
 
 LISTING = WORKFLOWS["listing"]
+MICRO = Decimal("0.000001")
+
+
+def dollars(value: float) -> Decimal:
+    """A float amount of dollars as the exact decimal it stands for (float arithmetic leaves ~1e-19 of noise)."""
+    return Decimal(repr(value)).quantize(Decimal("1e-12"))
 
 
 def night(shop: Shop, *rows: dict[str, Any]) -> None:
@@ -254,13 +261,24 @@ def test_a_refused_key_defers_every_row_and_they_run_once_the_key_works(tmp_path
 def test_cost_is_right_to_the_cent_for_both_providers(tmp_path: Path, workflow: str) -> None:
     shop = Shop(tmp_path)
     night(shop, {"type": workflow, "input": "x" * 4000})
-    shop.run()
-    a = rows_in_state(shop, "SELECT input_tokens, output_tokens, cost_usd FROM attempts")[0]
-    price = {"listing": (0.4, 1.6), "blog": (3.0, 15.0)}[workflow]
-    expected = (a["input_tokens"] * price[0] + a["output_tokens"] * price[1]) / 1e6
-    assert a["input_tokens"] >= 1000
-    assert shop.row(input="x" * 4000)["cost"] == pytest.approx(expected, abs=0.005)
-    assert json.dumps(shop.fake.requests[0].json)  # the body was JSON
+    shop.fake.reply_with(lambda body: "y" * 1000)  # 250 output tokens
+    report = shop.run()
+    # The tokens as the fake billed them (ceil(characters / 4)), the price as the YAML states it: exact.
+    (request,) = shop.fake.requests
+    system, prompt = split_prompt(request.json)
+    tokens_in, tokens_out = math.ceil(len(system + prompt) / 4), 250
+    assert tokens_in >= 1000
+    price_in, price_out = {"listing": ("0.4", "1.6"), "blog": ("3.0", "15.0")}[workflow]
+    expected = (tokens_in * Decimal(price_in) + tokens_out * Decimal(price_out)) / 1_000_000  # dollars
+    (a,) = rows_in_state(shop, "SELECT input_tokens, output_tokens, cost_usd FROM attempts")
+    with shop.state() as state:
+        spent = state.spent_usd(night="2026-11-23")
+    assert (a["input_tokens"], a["output_tokens"]) == (tokens_in, tokens_out)
+    assert dollars(a["cost_usd"]) == expected  # the state
+    assert dollars(spent) == expected
+    assert dollars(report.cost_usd) == expected  # the run's report
+    # The board's cost cell: micro-dollars (round(cost, 6)).
+    assert Decimal(str(shop.row(input="x" * 4000)["cost"])) == expected.quantize(MICRO, ROUND_HALF_EVEN)
 
 
 def test_a_budget_that_fits_the_night_defers_nothing_however_many_rows_wait(tmp_path: Path) -> None:

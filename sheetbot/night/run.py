@@ -26,7 +26,7 @@ from sheetbot.night.keep import Keeper, reserve_size
 from sheetbot.night.outcomes import provider_of
 from sheetbot.night.provider_pool import ProviderPool
 from sheetbot.night.repair import owned_columns, refuse_unknown, take_stock, unknown_rows_error
-from sheetbot.night.stopping import call_until_stopped
+from sheetbot.night.stopping import GRACE_S, call_until_stopped
 from sheetbot.night.task import Outcome, TaskRunner, with_timeout
 from sheetbot.night.writeback import write_with_ids
 from sheetbot.providers.base import Completion, CompletionRequest, Provider
@@ -69,6 +69,7 @@ class _Night:
         self.report = report
         self.deadline = deadline
         self.stop = stop
+        self.grace_s = GRACE_S  # how long a call in flight may still answer after a stop (run_async sets it)
         self.providers = ProviderPool(ctx)
         self.budget = Budget(ctx.config, ctx.state, report.night)
         self.keep = Keeper(
@@ -132,7 +133,7 @@ class _Night:
         if self.stop is None:
             completion = await self._timed_call(provider, request)
         else:
-            completion = await call_until_stopped(self._timed_call(provider, request), self.stop)
+            completion = await call_until_stopped(self._timed_call(provider, request), self.stop, grace_s=self.grace_s)
         # What the provider sent instead of what the server refused (e.g. JSON mode for json_schema).
         self.notes += [note for note in completion.notes if note not in self.notes]
         return completion
@@ -273,9 +274,13 @@ def _sheetbot_columns(col: Mapping[str, str]) -> set[str]:
 
 
 async def run_async(
-    ctx: NightContext, *, until: datetime | None = None, stop: Callable[[], bool] | None = None
+    ctx: NightContext,
+    *,
+    until: datetime | None = None,
+    stop: Callable[[], bool] | None = None,
+    grace_s: float = GRACE_S,
 ) -> RunReport:
-    """``stop`` (e.g. SIGTERM seen) ends the run early: nothing new starts, and calls in flight get a grace."""
+    """``stop`` (e.g. SIGTERM seen) ends the run early: nothing new starts, and calls in flight get ``grace_s``."""
     window = ctx.night()
     now = ctx.now()
     deadline = until or (window.end if window.contains(now) else None)
@@ -295,7 +300,7 @@ async def run_async(
         # night (1,000 requests for 10,000 Airtable rows) for a status nobody reads at 3am. The board shows
         # `locked` until the row's output arrives.
         night = _Night(ctx, report, deadline, stop)
-        night.total = len(tasks)
+        night.total, night.grace_s = len(tasks), grace_s
         if ctx.batch_mode is not None and any(_mode(ctx, t) == "preview" for t in tasks):
             report.notes += ctx.batch_mode.preview_notes(ctx.config, tasks, ctx.col)  # live vs batch vs caching
         try:
@@ -363,5 +368,11 @@ def _mode(ctx: NightContext, task: Task) -> str:
     return wf.mode if wf is not None else "live"
 
 
-def run(ctx: NightContext, *, until: datetime | None = None, stop: Callable[[], bool] | None = None) -> RunReport:
-    return asyncio.run(run_async(ctx, until=until, stop=stop))
+def run(
+    ctx: NightContext,
+    *,
+    until: datetime | None = None,
+    stop: Callable[[], bool] | None = None,
+    grace_s: float = GRACE_S,
+) -> RunReport:
+    return asyncio.run(run_async(ctx, until=until, stop=stop, grace_s=grace_s))

@@ -14,9 +14,12 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+#: Seconds a call in flight may still take once a stop was asked for (serve and tests pass their own).
+GRACE_S = 5.0
+
 
 async def call_until_stopped(
-    call: Awaitable[T], stop: Callable[[], bool], *, grace_s: float = 5.0, poll_s: float = 0.05
+    call: Awaitable[T], stop: Callable[[], bool], *, grace_s: float = GRACE_S, poll_s: float = 0.05
 ) -> T:
     """Await ``call``; once ``stop()`` is true, wait at most ``grace_s`` more, then raise TimeoutError."""
     task = asyncio.ensure_future(call)

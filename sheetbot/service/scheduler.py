@@ -12,9 +12,13 @@ catches up:
 - the summary time passed and last night's summary was not sent → harvest and send it (once);
 - during the day (window end → cutoff) → harvest every `schedule.harvest_every_min` minutes.
 
-`schedule` is used for what it is good at, turning the YAML's times into daily jobs in the
-YAML's timezone (``describe_jobs``, printed when serve starts); the due computation below is the
-one that acts, with the time passed in, so tests drive whole days on a fake clock.
+Why the `schedule` package only describes the jobs. Letting it act (``run_pending()`` in the loop) would
+lose a night after any restart or sleep that spans a slot, would read the wall clock instead of the
+clock tests pass in, and would keep a second copy of what is due beside the state. So it does what it
+is good at: turning the YAML's times into daily jobs in the YAML's timezone (``describe_jobs``,
+printed when serve starts, so an admin sees the plan as the library reads it); the due computation
+below is the one that acts, with the time passed in, so tests drive whole days on a fake clock.
+A job ``.at()`` a timezone makes `schedule` import pytz, hence the dependency `schedule[timezone]`.
 """
 
 from __future__ import annotations

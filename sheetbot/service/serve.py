@@ -23,6 +23,7 @@ from sheetbot.config.models import Config
 from sheetbot.morning.messages import alert, already_sent, morning_message, record_sent, run_alerts
 from sheetbot.night.context import NightContext
 from sheetbot.night.expire import expire, left_over
+from sheetbot.night.stopping import GRACE_S
 from sheetbot.notify.base import Fanout, Message, Notifier
 from sheetbot.safety import secrets
 from sheetbot.service.health import Health, failed_outcome
@@ -57,6 +58,7 @@ class Server:
         stop: threading.Event | None = None,
         max_sleep_s: float = 60.0,
         retry_after_s: float = 300.0,
+        grace_s: float = GRACE_S,
     ) -> None:
         self.config = config
         self.open_context = open_context
@@ -67,6 +69,8 @@ class Server:
         self.stop = stop or threading.Event()
         self.max_sleep_s = max_sleep_s
         self.retry_after = timedelta(seconds=retry_after_s)
+        #: How long a model call in flight may still answer once a stop was asked for, before it is cancelled.
+        self.grace_s = grace_s
         self.last_harvest: datetime | None = None
         self.blocked: dict[str, datetime] = {}
         self.done: list[tuple[str, datetime]] = []
@@ -195,7 +199,7 @@ class Server:
         from sheetbot.night.run import run
 
         since = ctx.now()
-        report = run(ctx, until=day.tonight.end, stop=self.stopping)
+        report = run(ctx, until=day.tonight.end, stop=self.stopping, grace_s=self.grace_s)
         for message in run_alerts(report, ctx.state, since=since):
             self._notify(ctx, message)
         if report.stopped:
@@ -263,8 +267,20 @@ class Server:
         log.info("stopped")
 
 
-def serve_forever(config_path: str, *, wait: bool = False, env: Mapping[str, str] | None = None) -> int:
-    """The production wiring: system clock, signals, notifications, /healthz, the board lock."""
+def serve_forever(
+    config_path: str,
+    *,
+    wait: bool = False,
+    env: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    stop: threading.Event | None = None,
+    grace_s: float = GRACE_S,
+) -> int:
+    """The production wiring: system clock, signals, notifications, /healthz, the board lock.
+
+    ``clock``, ``stop`` and ``grace_s`` are for tests, which run this very function in-process (so coverage
+    sees it): a clock inside the night window, a stop event they set themselves (SIGTERM and SIGINT set it
+    too) and a grace short enough that the stop path takes no real time to speak of."""
     from sheetbot.clock import SystemClock
     from sheetbot.config.load import load_config
     from sheetbot.notify.factory import build_fanout
@@ -274,9 +290,10 @@ def serve_forever(config_path: str, *, wait: bool = False, env: Mapping[str, str
     from sheetbot.service.wiring import open_context
 
     config = load_config(config_path)
+    clock = clock or SystemClock()
     env = dict(os.environ) if env is None else env
     secrets.learn_config(config, env)  # from here on every exit masks the values the YAML names
-    stop = install_stop_handlers(threading.Event())
+    stop = install_stop_handlers(stop or threading.Event())
     notifier, _ = build_fanout(config.notify, env)
     health = Health()
     http = None
@@ -289,12 +306,13 @@ def serve_forever(config_path: str, *, wait: bool = False, env: Mapping[str, str
                 log.info("schedule: %s", line)
             server = Server(
                 config=config,
-                open_context=lambda: open_context(config_path, config=config, env=env),
-                clock=SystemClock(),
+                open_context=lambda: open_context(config_path, config=config, env=env, clock=clock),
+                clock=clock,
                 sleep=stop.wait,
                 notifier=notifier,
                 health=health,
                 stop=stop,
+                grace_s=grace_s,
             )
             server.loop()
     finally:

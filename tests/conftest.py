@@ -1,0 +1,20 @@
+"""What every test starts from, whatever ran before it (the suite runs in random order: pytest-randomly).
+
+The secret list of sheetbot.safety.secrets is process-wide on purpose (a secret is a fact of the process):
+each test that reads an environment teaches it that environment's secrets. Forgotten after every test, so
+no test masks, or passes, because of what another test taught it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from sheetbot.safety import secrets
+
+
+@pytest.fixture(autouse=True)
+def _no_secrets_from_other_tests() -> Iterator[None]:
+    yield
+    secrets.forget_all()

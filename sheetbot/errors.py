@@ -19,13 +19,15 @@ meant to reach the user as a traceback.
     │   ├── TransitionError    a status change the lifecycle does not allow
     │   └── UnknownRowsError   the board shows rows in sheetbot statuses the state file does not know
     ├── TemplateError          a prompt template names something that is not there
+    ├── InvalidAnswer          a paid answer does not fit the workflow's `outputs:` (one repair, then failed)
     ├── LockedError            another sheetbot process works this board right now
     ├── OutboundError          a webhook URL sheetbot will not call, or an answer it will not follow (a 3xx)
     └── ProviderError          a model call failed
         ├── RetryableProviderError   429, 5xx, timeouts, connection errors: try again later
         ├── PermanentProviderError   400, 404, context too long: retrying will not help
         │   ├── AccountProviderError     401, 402, 403, out of quota: the account's problem; rows wait
-        │   └── RequestShapeError        the server refuses a parameter (response_format, max_tokens…)
+        │   ├── RequestShapeError        the server refuses a parameter (response_format, max_tokens…)
+        │   └── BatchUnsupportedError    the server has no Batch API: the rows may run live
         └── CircuitOpenError         the provider failed too often in a row: calls wait out a cool-down
 """
 
@@ -244,3 +246,17 @@ class CircuitOpenError(ProviderError):
     refusing the key, and hammering it would only burn each row's failure budget. The row should wait
     (``retry_after_s`` says how long the cool-down still lasts); the message quotes the last failure.
     """
+
+
+class BatchUnsupportedError(PermanentProviderError):
+    """The server has no Batch API (many OpenAI-compatible local servers): the rows may run live."""
+
+
+class InvalidAnswer(SheetbotError):
+    """The model's answer does not fit the workflow's ``outputs:``; ``problems`` has one line per field.
+
+    Not a ProviderError: the call worked and was paid for, so the row gets one repair try, not a retry."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))

@@ -16,9 +16,14 @@ import httpx2
 import pytest
 
 from sheetbot.batch.anthropic import AnthropicBatches
-from sheetbot.batch.base import BatchUnsupportedError
 from sheetbot.batch.openai import OpenAIBatches
-from sheetbot.errors import AccountProviderError, PermanentProviderError, ProviderError, RetryableProviderError
+from sheetbot.errors import (
+    AccountProviderError,
+    BatchUnsupportedError,
+    PermanentProviderError,
+    ProviderError,
+    RetryableProviderError,
+)
 from sheetbot.providers.anthropic_messages import AnthropicProvider
 from sheetbot.providers.base import CompletionRequest
 from sheetbot.providers.openai_chat import OpenAIProvider

@@ -12,7 +12,6 @@ from fakellm import FakeLLM
 
 from sheetbot.config.models import OutputField
 from sheetbot.config.outputs import (
-    InvalidAnswer,
     cells,
     json_schema,
     model_for,
@@ -21,7 +20,7 @@ from sheetbot.config.outputs import (
     schema_keys,
     validate_answer,
 )
-from sheetbot.errors import PermanentProviderError, RequestShapeError, SheetbotError
+from sheetbot.errors import InvalidAnswer, PermanentProviderError, RequestShapeError, SheetbotError
 from sheetbot.providers.anthropic_messages import AnthropicProvider
 from sheetbot.providers.base import Completion, CompletionRequest
 from sheetbot.providers.openai_chat import OpenAIProvider

@@ -31,10 +31,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-class BatchUnsupportedError(PermanentProviderError):
-    """The server has no Batch API (many OpenAI-compatible local servers): the rows may run live."""
-
-
 @dataclass(frozen=True)
 class BatchStatus:
     """Where a batch is: ``ended`` once every request has a result (or the batch failed or was cancelled)."""

@@ -13,7 +13,8 @@ from typing import Any
 
 from sheetbot.batch.base import ItemError
 from sheetbot.config.models import Config, WorkflowConfig
-from sheetbot.config.outputs import InvalidAnswer, repair_prompt, validate_answer
+from sheetbot.config.outputs import repair_prompt, validate_answer
+from sheetbot.errors import InvalidAnswer
 from sheetbot.night.budget import Budget
 from sheetbot.night.task import Outcome, attempt_record, structured_text, workflow_steps
 from sheetbot.providers.base import Completion, CompletionRequest

@@ -18,7 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sheetbot.batch.base import BatchProvider, BatchUnsupportedError, ItemError, key_of, legacy_wire_id, split
+from sheetbot.batch.base import BatchProvider, ItemError, key_of, legacy_wire_id, split
 from sheetbot.batch.collect import WINDOW_ENDED, Pending, store
 from sheetbot.batch.estimate import preview_notes
 from sheetbot.batch.factory import make_batch_provider
@@ -26,7 +26,13 @@ from sheetbot.batch.poll import Polling
 from sheetbot.batch.send import Sending, unclear
 from sheetbot.batch.timing import Bounds
 from sheetbot.config.models import Config
-from sheetbot.errors import AccountProviderError, PermanentProviderError, ProviderError, TemplateError
+from sheetbot.errors import (
+    AccountProviderError,
+    BatchUnsupportedError,
+    PermanentProviderError,
+    ProviderError,
+    TemplateError,
+)
 from sheetbot.night.context import BatchNight
 from sheetbot.night.task import Outcome, workflow_steps, worst_case
 from sheetbot.providers.base import Completion, CompletionRequest

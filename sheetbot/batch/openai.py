@@ -24,13 +24,12 @@ from sheetbot.batch.base import (
     MAX_PAGES,
     BatchResult,
     BatchStatus,
-    BatchUnsupportedError,
     ItemError,
     SdkBatches,
     Sighting,
     json_bytes,
 )
-from sheetbot.errors import ProviderError
+from sheetbot.errors import BatchUnsupportedError, ProviderError
 from sheetbot.providers.base import CompletionRequest
 from sheetbot.providers.errors_map import ErrorContext
 from sheetbot.providers.openai_chat import OPENAI, _to_completion, chat_body

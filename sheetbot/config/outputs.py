@@ -20,7 +20,7 @@ from pydantic_core import ErrorDetails
 
 from sheetbot.config.field_keys import schema_key
 from sheetbot.config.models import OutputField
-from sheetbot.errors import SheetbotError
+from sheetbot.errors import InvalidAnswer
 
 #: A validated field value: text and choices as str, integer, number, boolean, list of texts.
 Value = str | int | float | bool | list[str]
@@ -30,14 +30,6 @@ _KIND = {"text": "text", "integer": "a whole number", "number": "a number", "boo
 #: Pydantic error types (by prefix) -> the kind of value that was expected.
 _ERROR_KIND = dict(int="integer", float="number", finite="number", bool="boolean", list="list", string="text")
 _FENCE = re.compile(r"```[A-Za-z]*\s*\n?(.*?)```", re.DOTALL)
-
-
-class InvalidAnswer(SheetbotError):
-    """The model's answer does not fit the workflow's ``outputs:``; ``problems`` has one line per field."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = list(problems)
-        super().__init__("; ".join(self.problems))
 
 
 def schema_keys(fields: Sequence[OutputField]) -> list[str]:

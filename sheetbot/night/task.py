@@ -23,10 +23,11 @@ from datetime import datetime
 from typing import Any
 
 from sheetbot.config.models import Config, StepConfig, WorkflowConfig
-from sheetbot.config.outputs import InvalidAnswer, json_schema, repair_prompt, validate_answer
+from sheetbot.config.outputs import json_schema, repair_prompt, validate_answer
 from sheetbot.errors import (
     AccountProviderError,
     CircuitOpenError,
+    InvalidAnswer,
     PermanentProviderError,
     ProviderError,
     TemplateError,

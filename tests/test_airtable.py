@@ -26,9 +26,8 @@ from sheetbot.night.context import NightContext
 from sheetbot.night.harvest import HarvestReport, harvest
 from sheetbot.night.lock import LockReport, lock
 from sheetbot.night.run import RunReport, run
-from sheetbot.providers.base import Provider
+from sheetbot.providers.base import EventHook, Provider
 from sheetbot.providers.factory import make_provider
-from sheetbot.providers.resilient import EventHook
 from sheetbot.state import State
 
 AIR_ENV = {**ENV, "AIRTABLE_TOKEN": TOKEN}

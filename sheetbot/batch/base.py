@@ -1,6 +1,6 @@
 """The batch seam: upload, create, find again, poll, read and cancel one job of many requests.
 
-Orchestration (night.py, send.py) sees only this interface; anthropic.py and openai.py speak the
+Orchestration (mode.py, send.py) sees only this interface; anthropic.py and openai.py speak the
 vendors' Batch APIs. Requests travel under *wire ids*, ``<key>-<n>``: ``key`` names one create of ours
 (send.py records it before the create), ``n`` the request's place in it. A wire id fits every vendor's
 alphabet and length (Anthropic: ``^[a-zA-Z0-9_-]{1,64}$``) whatever the task id a person typed, and
@@ -9,19 +9,26 @@ results, which come back in any order, are matched through the mapping stored wi
 
 ``create`` is sent exactly once (no SDK retries): a retried create after a lost answer is a second
 batch, paid twice. Whether a create whose answer was lost made a batch is asked with ``find``.
+
+The protocol itself and its result types live in sheetbot/providers/batch_seam.py (the night's context
+names them); they are imported here too, so batch mode and the clients find them where they always did.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, TypeVar
 
 from sheetbot.errors import PermanentProviderError, ProviderError
-from sheetbot.providers.base import Completion, CompletionRequest
+from sheetbot.providers.base import CompletionRequest
+from sheetbot.providers.batch_seam import BatchProvider as BatchProvider  # the seam's types, re-exported here
+from sheetbot.providers.batch_seam import BatchResult as BatchResult
+from sheetbot.providers.batch_seam import BatchStatus as BatchStatus
+from sheetbot.providers.batch_seam import ItemError as ItemError
+from sheetbot.providers.batch_seam import Sighting as Sighting
 from sheetbot.providers.errors_map import ErrorContext, server_message, shorten, status_error
 from sheetbot.providers.sdk import ClientT, SdkClient
 
@@ -31,72 +38,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class BatchStatus:
-    """Where a batch is: ``ended`` once every request has a result (or the batch failed or was cancelled)."""
-
-    ended: bool
-    counts: dict[str, int] = field(default_factory=dict)
-    #: The whole batch failed (e.g. OpenAI rejected the input file): every request needs another go.
-    failed: str = ""
-
-
-@dataclass(frozen=True)
-class ItemError:
-    """One request without an answer. ``kind``: errored, expired or canceled."""
-
-    kind: str
-    message: str
-
-
 #: Batches a listing looks through before it gives up (newest first, 100 a page).
 MAX_PAGES = 20
 #: How far a vendor's clock and ours may disagree when a listing looks for a batch made since a moment.
 CLOCK_MARGIN = timedelta(minutes=10)
-
-#: A result under its wire id (see ``wire_ids``).
-BatchResult = tuple[str, Completion | ItemError]
-
-
-@dataclass(frozen=True)
-class Sighting:
-    """What the provider's list of batches shows for one create of ours."""
-
-    #: Batches that are the one created under the key (``tagged``), or may be (same size, made since).
-    batch_ids: list[str]
-    #: The listing reached back before the create was sent: a batch it does not show does not exist.
-    complete: bool
-    #: The provider carries our key on the batch (OpenAI ``metadata``): a batch found is ours for sure.
-    tagged: bool
-
-
-class BatchProvider(Protocol):
-    name: str
-    #: The provider's limits for one batch: requests, and bytes of request data.
-    max_requests: int
-    max_bytes: int
-    #: The longest one call may take, its own retries included; the night's deadline may cut it shorter.
-    time_limit_s: float
-
-    def request_bytes(self, request: CompletionRequest) -> int: ...
-
-    async def upload(self, requests: Mapping[str, CompletionRequest]) -> str:
-        """Requests by wire id into the provider's input file; ``""`` when the create carries them itself."""
-        ...
-
-    async def create(self, *, key: str, requests: Mapping[str, CompletionRequest], file_id: str) -> str:
-        """One create, never retried; tagged with ``key`` where the provider allows it. Returns the batch id."""
-        ...
-
-    async def find(self, *, key: str, file_id: str, count: int, since: datetime) -> Sighting: ...
-
-    async def poll(self, batch_id: str) -> BatchStatus: ...
-
-    def results(self, batch_id: str) -> AsyncIterator[BatchResult]: ...
-
-    async def cancel(self, batch_id: str) -> None: ...
-
-    async def aclose(self) -> None: ...
 
 
 def batch_status_error(

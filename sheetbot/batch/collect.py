@@ -6,21 +6,20 @@ and so a result already stored (a crash between storing and marking the batch re
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sheetbot.batch.base import ItemError
 from sheetbot.config.models import Config, WorkflowConfig
 from sheetbot.config.outputs import repair_prompt, validate_answer
 from sheetbot.errors import InvalidAnswer
 from sheetbot.night.budget import Budget
-from sheetbot.night.task import Outcome, attempt_record, structured_text, workflow_steps
+from sheetbot.night.task import CallBase, Outcome, attempt_record, structured_text, workflow_steps
 from sheetbot.providers.base import Completion, CompletionRequest
 from sheetbot.providers.pricing import cost_usd
 from sheetbot.state import Attempt, State, Task
 from sheetbot.state.audit import store_call
+from sheetbot.state.records import BatchRecord, BatchRequest
 
 WINDOW_ENDED = "deferred: the batch did not finish before the window ended"
 
@@ -43,8 +42,9 @@ class Pending:
     done: dict[str, str] = field(default_factory=dict)
 
 
-def request_record(pending: Pending, request: CompletionRequest, provider: str) -> dict[str, Any]:
-    """What the attempt row needs when the result arrives, stored with the batch (a restart may read it)."""
+def request_record(pending: Pending, request: CompletionRequest, provider: str, *, wire: str) -> BatchRequest:
+    """What the attempt row needs when the result arrives, stored with the batch (a restart may read it),
+    and the ``wire`` id the request goes out under."""
     step = request.custom_id.rsplit(":", 1)[1]
     return {
         "workflow": pending.task.workflow or "",
@@ -54,6 +54,7 @@ def request_record(pending: Pending, request: CompletionRequest, provider: str) 
         "final": step == workflow_steps(pending.wf)[-1].name,
         "structured": request.output_schema is not None,
         "provider": provider,
+        "wire": wire,
     }
 
 
@@ -61,7 +62,7 @@ def store(
     custom_id: str,
     result: Completion | ItemError,
     *,
-    batch: Mapping[str, Any],
+    batch: BatchRecord,
     pending: Pending | None,
     config: Config,
     state: State,
@@ -76,7 +77,7 @@ def store(
     wf = config.workflows.get(info["workflow"])
     known = state.tasks([task_id]).get(task_id)
     snapshot = known.snapshot if known is not None else {}
-    base: dict[str, Any] = dict(
+    base = CallBase(
         task_id=task_id,
         night=batch["night"],
         attempt=int(attempt_no),

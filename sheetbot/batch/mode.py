@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from sheetbot.batch.base import BatchProvider, ItemError, key_of, legacy_wire_id, split
 from sheetbot.batch.collect import WINDOW_ENDED, Pending, store
@@ -38,6 +37,7 @@ from sheetbot.night.task import Outcome, workflow_steps, worst_case
 from sheetbot.providers.base import Completion, CompletionRequest
 from sheetbot.providers.pricing import cost_usd
 from sheetbot.state import Task
+from sheetbot.state.records import BatchRecord, BatchSend
 
 #: Rounds at most (steps plus follow-ups): a guard against a loop that makes no progress.
 MAX_ROUNDS = 50
@@ -133,7 +133,7 @@ class _Rounds(Polling, Sending):
             self.night.settle(p.task, outcome)
         return self.live
 
-    def _open(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    def _open(self) -> tuple[list[BatchRecord], list[BatchSend]]:
         """The open batches and sends to wait on: not those of a provider that refused the key tonight
         (they stay open in the state; the next run, key fixed, collects them)."""
         batches = [b for b in self.state.open_batches() if b["provider"] not in self.refused]
@@ -168,8 +168,8 @@ class _Rounds(Polling, Sending):
 
     async def _submit(
         self, groups: dict[tuple[str, str], list[tuple[Pending, CompletionRequest]]]
-    ) -> list[dict[str, Any]]:
-        submitted: list[dict[str, Any]] = []
+    ) -> list[BatchRecord]:
+        submitted: list[BatchRecord] = []
         budget = self.night.budget
         for (provider, model), items in groups.items():
             if provider in self.refused:  # its key was refused tonight: sending would be refused alike
@@ -233,7 +233,7 @@ class _Rounds(Polling, Sending):
             else:
                 p.outcome = Outcome("deferred", f"deferred: the batch could not be sent ({exc})")
 
-    async def _collect(self, batch: dict[str, Any]) -> None:
+    async def _collect(self, batch: BatchRecord) -> None:
         """Store every result of an ended batch; a batch that has not ended stays open for the next run.
 
         Results are matched through the stored wire ids, never by position. A batch found by listing
@@ -244,9 +244,9 @@ class _Rounds(Polling, Sending):
             return
         by_wire: dict[str, str] = {}
         for custom_id, record in current["requests"].items():
-            for wire in (record.get("wire"), legacy_wire_id(custom_id), custom_id):  # older batches: no "wire"
-                if wire:
-                    by_wire.setdefault(wire, custom_id)
+            for known in (record.get("wire"), legacy_wire_id(custom_id), custom_id):  # older batches: no "wire"
+                if known:
+                    by_wire.setdefault(known, custom_id)
         client = self.client(batch["provider"])
         seen: set[str] = set()
         keys: set[str] = set()
@@ -258,12 +258,12 @@ class _Rounds(Polling, Sending):
                 what=f"read the results of batch {batch['batch_id']}",
             )
             async for wire, result in results:
-                custom_id = by_wire.get(wire)
-                if custom_id is None:
+                ours = by_wire.get(wire)
+                if ours is None:
                     continue  # not a request of ours
-                seen.add(custom_id)
+                seen.add(ours)
                 keys.add(key_of(wire))
-                self._store(custom_id, result, current)
+                self._store(ours, result, current)
         except AccountProviderError as exc:  # refused alike on every try until the key is fixed: stop asking
             self.refused[batch["provider"]] = exc
             return
@@ -285,7 +285,7 @@ class _Rounds(Polling, Sending):
         status = "cancelled" if batch["batch_id"] in self.cancelled else "collected"
         self.state.update_batch(batch["batch_id"], status=status)
 
-    def _store(self, custom_id: str, result: Completion | ItemError, batch: dict[str, Any]) -> None:
+    def _store(self, custom_id: str, result: Completion | ItemError, batch: BatchRecord) -> None:
         pending = self.pending.get(custom_id.rsplit(":", 2)[0])
         self.release(custom_id)
         store(

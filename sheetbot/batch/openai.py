@@ -3,7 +3,7 @@
 Limits: 50,000 requests or 200 MB an input file. The output file holds answers, the error file
 failures (``batch_expired`` / ``batch_cancelled`` for requests that never ran). A server without
 ``/v1/batches`` or ``/v1/files`` (most OpenAI-compatible local servers) answers 404: that becomes
-BatchUnsupportedError, and the night runs those rows live instead (see night.py).
+BatchUnsupportedError, and the night runs those rows live instead (see mode.py).
 
 Finding a batch again: every create carries ``metadata={"sheetbot_key": key}`` and names the input file
 uploaded for it; the list of batches (newest first) shows both, so a batch found is ours for certain.

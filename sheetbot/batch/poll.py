@@ -1,6 +1,6 @@
 """Waiting for batches: poll with backoff, and at the window end cancel what still runs.
 
-A mixin of the batch rounds (night.py), apart so each file stays small. Time comes from the night's
+A mixin of the batch rounds (mode.py), apart so each file stays small. Time comes from the night's
 clock and every wait goes through its injected ``sleep``: tests run a four-hour window in milliseconds.
 Every call is bounded (timing.py): a poll that never answers is cut at its time limit or the deadline,
 whichever comes first, and counts as a failed poll. A batch found only by listing (send.py) may be
@@ -15,7 +15,7 @@ names the environment variable, for the rows and the run summary.
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sheetbot.batch.base import BatchStatus
 from sheetbot.errors import AccountProviderError, ProviderError
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from sheetbot.batch.timing import Bounds
     from sheetbot.night.context import BatchNight, NightContext
     from sheetbot.state import State
+    from sheetbot.state.records import BatchRecord
 
 #: Polls back off from ``batch_poll_s`` up to this many times it while a batch runs.
 MAX_BACKOFF = 4.0
@@ -53,7 +54,7 @@ class Polling:
             what=f"poll batch {batch_id}",
         )
 
-    async def _wait(self, batches: list[dict[str, Any]], *, providers: Iterable[str] = (), once: bool = False) -> None:
+    async def _wait(self, batches: list[BatchRecord], *, providers: Iterable[str] = (), once: bool = False) -> None:
         """Poll until every batch ended; at the window end, cancel what still runs (its results so far are kept).
         ``once``: one poll and one pause only (a send waits to be looked up again; ``providers`` are its)."""
         waiting = {b["batch_id"]: b for b in batches}
@@ -92,7 +93,7 @@ class Polling:
             if once:
                 return
 
-    async def _cancel(self, batches: list[dict[str, Any]]) -> None:
+    async def _cancel(self, batches: list[BatchRecord]) -> None:
         for batch in batches:
             if batch.get("found_by") == "listing":
                 continue  # maybe another program's: left to finish; if ours, its results are stored later

@@ -33,7 +33,7 @@ from __future__ import annotations
 import functools
 import secrets
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sheetbot.batch.base import wire_ids
 from sheetbot.batch.collect import Pending, request_record
@@ -45,12 +45,13 @@ if TYPE_CHECKING:
     from sheetbot.night.context import NightContext
     from sheetbot.providers.base import CompletionRequest
     from sheetbot.state import State
+    from sheetbot.state.records import BatchRecord, BatchSend
 
 #: How long after a create's time limit the vendor may still be making the batch it asked for.
 SETTLE_S = 60.0
 
 
-def unclear(send: dict[str, Any]) -> str:
+def unclear(send: BatchSend) -> str:
     return (
         f"deferred: sheetbot cannot tell yet whether {send['provider']} made batch {send['key']} "
         "(its answer was lost); the next run looks it up before these rows are sent again"
@@ -58,7 +59,7 @@ def unclear(send: dict[str, Any]) -> str:
 
 
 class Sending:
-    """A mixin of the batch rounds (night.py): send one batch, and look up the sends left unclear."""
+    """A mixin of the batch rounds (mode.py): send one batch, and look up the sends left unclear."""
 
     ctx: NightContext
     state: State
@@ -75,14 +76,14 @@ class Sending:
 
     async def _send(
         self, provider: str, model: str, night: str, items: list[tuple[Pending, CompletionRequest]]
-    ) -> dict[str, Any] | None:
+    ) -> BatchRecord | None:
         """The stored batch; None when the create's outcome is unclear (the send stays open); raises
         ProviderError when no batch was made (the caller fails or defers the rows)."""
         client = self.client(provider)
         key = "sb" + secrets.token_hex(7)
         wires = wire_ids(key, [r.custom_id for _, r in items])
-        records = {r.custom_id: {**request_record(p, r, provider), "wire": wires[r.custom_id]} for p, r in items}
-        step = "+".join(sorted({str(rec["step"]) for rec in records.values()}))
+        records = {r.custom_id: request_record(p, r, provider, wire=wires[r.custom_id]) for p, r in items}
+        step = "+".join(sorted({rec["step"] for rec in records.values()}))
         self.state.record_send(
             key, provider=provider, model=model, night=night, step=step, requests=records, now=self.ctx.now()
         )
@@ -161,7 +162,7 @@ class Sending:
             elif not found and seen.complete and settled:
                 self._absent(send)
 
-    def _absent(self, send: dict[str, Any]) -> None:
+    def _absent(self, send: BatchSend) -> None:
         """No batch exists for this send: its rows may go out again (budget held for them is freed)."""
         self.state.close_send(send["key"], "absent")
         for custom_id in send["requests"]:

@@ -53,6 +53,9 @@ from sheetbot.boards.values import AIRTABLE_CELL_UNITS
 from sheetbot.config.models import BoardConfig
 from sheetbot.errors import BoardError, BoardNotFound, BoardSchemaError, BoardWriteError
 
+# Vendor JSON: table metadata, field definitions and record bodies are Airtable's own shape, kept as
+# loose dicts.
+
 DEFAULT_ENDPOINT = "https://api.airtable.com"
 PAGE_SIZE = 100  # records a list request returns at most
 BATCH_SIZE = Api.MAX_RECORDS_PER_REQUEST  # records a write request takes at most (10)
@@ -97,7 +100,7 @@ class AirtableBoard(AirtableConnection):
 
     @classmethod
     def from_config(cls, board: BoardConfig, *, env: Mapping[str, str], **options: Any) -> AirtableBoard:
-        """The board the YAML names (configfile has checked that ``board.base`` is set)."""
+        """The board the YAML names (loading the config has checked that ``board.base`` is set)."""
         return cls(
             base=board.base or "",
             table=board.sheet,

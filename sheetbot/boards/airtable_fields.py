@@ -10,6 +10,8 @@ from typing import Any
 from sheetbot.boards.base import CellValue
 from sheetbot.boards.values import AIRTABLE_CELL_UNITS, as_text, clean_text, plain_text
 
+# Vendor JSON: a cell's value in Airtable's JSON depends on the field's type (Airtable's shape): number, bool, str.
+
 _NUMERIC = frozenset({"number", "currency", "percent", "duration", "rating"})
 _LABELS = {"singleLineText": "Single line text", "multilineText": "Long text", "number": "Number"}
 

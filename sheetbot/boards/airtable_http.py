@@ -13,6 +13,8 @@ from requests.adapters import HTTPAdapter
 
 from sheetbot.safety.retry import RetryCallState, exponential, retrying
 
+# Loose types: send() passes requests.Session.send's own arguments through untouched.
+
 RATE_LIMIT_WAIT_S = 30.0  # Airtable: "wait 30 seconds before subsequent requests will succeed"
 #: Added to the pacing window. Airtable counts requests when they *arrive*; a pacer that sends 5 a second
 #: exactly lets a sixth arrive within the second whenever it travels faster than the request five before it

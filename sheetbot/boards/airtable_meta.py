@@ -17,6 +17,8 @@ from sheetbot.boards.airtable_http import Clock, _error_of, _Transport
 from sheetbot.errors import BoardError, BoardNotFound
 from sheetbot.safety import secrets
 
+# Vendor JSON: a base's table and field metadata is Airtable's own JSON (its shape), kept as loose dicts.
+
 FIELDS_TTL_S = 60.0  # how long write() trusts the field list it fetched last
 SCOPES = "data.records:read, data.records:write and schema.bases:read (schema.bases:write for `sheetbot init`)"
 _BASE_ID = re.compile(r"app[A-Za-z0-9]{14}")

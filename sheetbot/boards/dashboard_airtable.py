@@ -18,6 +18,8 @@ import requests
 from sheetbot.boards.airtable_meta import AirtableConnection
 from sheetbot.boards.dashboard_cells import HEADERS, Cell
 
+# Vendor JSON: field definitions and record bodies are Airtable's own JSON (its shape), kept as loose dicts.
+
 log = logging.getLogger(__name__)
 
 METRICS_TABLE = "Metrics"

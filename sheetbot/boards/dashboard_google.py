@@ -17,6 +17,8 @@ from gspread.utils import absolute_range_name, rowcol_to_a1
 
 from sheetbot.boards.dashboard_cells import HEADERS, Cell, ChartSpec
 
+# Vendor JSON: chart specs, batchUpdate requests and cell values are the Sheets API's own JSON (Google's shape).
+
 DASHBOARD_SHEET = "Dashboard"
 #: Rows and columns the tab is created with (and grown to): 30 nights of several workflows fit.
 ROWS, COLUMNS = 400, 26

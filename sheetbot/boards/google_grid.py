@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+# Vendor JSON: a spreadsheet's grid data is the Sheets API's own JSON (Google's shape), read as loose mappings.
+
 
 def _grid_data(sheet: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[list[str]]]:
     """A spreadsheets.get sheet's first GridData: its rows as sent, and their formatted values."""

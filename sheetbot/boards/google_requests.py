@@ -13,6 +13,9 @@ from gspread.utils import rowcol_to_a1
 from sheetbot.boards.base import CellValue
 from sheetbot.boards.values import GOOGLE_CELL_UNITS, clean_text
 
+# Vendor JSON: the bodies built here are the Sheets API's own JSON (values.batchUpdate, batchUpdate requests,
+# grid data); their shape is Google's, documented there, so they stay loose dicts rather than TypedDicts.
+
 WIDE_COLUMN_PIXELS = 360
 
 

@@ -53,6 +53,8 @@ from sheetbot.boards.locate import resolve
 from sheetbot.boards.values import GOOGLE_CELL_UNITS, clean_text
 from sheetbot.errors import BoardError
 
+# Vendor JSON: request parameters and bodies are the Sheets API's own shape (Google's), kept as loose dicts.
+
 #: Google's advice for one request's payload; a write is split to stay under it.
 MAX_REQUEST_BYTES = 2_000_000
 #: Extra requests a write may spend finding the rows Google refuses (400), so the others still get written.

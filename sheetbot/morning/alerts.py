@@ -123,9 +123,9 @@ def backlog_by_night(state: State, *, nights: int = 14) -> list[tuple[str, int, 
     """(night, backlog, produced, cleared), oldest first: outputs waiting for review when each night's run
     finished (the morning's peak), what that night produced, and what reviewers decided since the night before."""
     finished = sorted(
-        (n["night"], datetime.fromisoformat(n["run_finished_at"]))
+        (n["night"], datetime.fromisoformat(finished_at))
         for n in state.nights(nights)
-        if n.get("run_finished_at")
+        if (finished_at := n["run_finished_at"])
     )
     outputs = [(r.night, r.task_id, r.attempt) for r in state.outputs_produced()]
     reviews = state.review_times()

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Protocol
 
 from sheetbot.boards.base import Board, SchemaSpec
 from sheetbot.clock import Clock
@@ -21,7 +21,9 @@ from sheetbot.night.budget import Budget
 from sheetbot.night.morning_reports import ActionsReport, DashboardReport
 from sheetbot.night.task import Outcome, TaskRunner
 from sheetbot.night.windows import NightWindow, night_at
+from sheetbot.providers.base import EventHook as EventHook  # the provider seam's, named here for the night
 from sheetbot.providers.base import Provider
+from sheetbot.providers.batch_seam import BatchProvider
 from sheetbot.state import State, Task
 from sheetbot.status import Decision, Status
 
@@ -32,9 +34,6 @@ Progress = Callable[[int, int, str], None]
 def no_progress(done: int, total: int, what: str) -> None:
     return None
 
-
-#: Hears what a provider does on its own: retries, the circuit breaker opening and closing.
-EventHook = Callable[[str, dict[str, Any]], None]
 
 #: Makes the provider named in the YAML (e.g. "anthropic"); injected so tests control the transport.
 ProviderFactory = Callable[[str, EventHook], Provider]
@@ -110,7 +109,7 @@ class NightContext:
     #: How the night waits between retries; tests pass one that returns at once.
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     #: Makes a provider entry's Batch API client (sheetbot.batch.factory); None: built from config and env.
-    batch_providers: Callable[[str], Any] | None = None
+    batch_providers: Callable[[str], BatchProvider] | None = None
     #: The admin's word (`--adopt-unknown`): take over rows the state does not know (sheetbot/night/repair.py).
     adopt_unknown: bool = False
     #: Batch mode (sheetbot.batch); None: a context built without it, whose batch rows wait (deferred).

@@ -48,7 +48,8 @@ def expire(ctx: NightContext, before_night: str) -> ExpireReport:
             )
             report.deferred[task.night] += 1
         for night in report.deferred:
-            if not (nights.get(night) or {}).get("run_started_at"):
+            record = nights.get(night)
+            if record is None or not record["run_started_at"]:
                 report.not_started.append(night)
             state.night_event(night, run_finished_at=now.isoformat(), drained=0, note="did not finish")
             state.audit("expire", now=now, detail={"night": night, "deferred": report.deferred[night]})

@@ -31,14 +31,13 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
 
 from sheetbot.config.models import Config
 from sheetbot.errors import StateUnavailableError
 from sheetbot.state import Attempt, State
 from sheetbot.state.audit import model_call_detail, store_call
 from sheetbot.state.faults import disk_full, locked
-from sheetbot.state.journal import TaskSettled, call_entry, paid_answers, settled_entry
+from sheetbot.state.journal import JournalEntry, TaskSettled, call_entry, paid_answers, settled_entry
 from sheetbot.state.reserve import Reserve, no_space, reserve_path
 
 log = logging.getLogger(__name__)
@@ -120,7 +119,7 @@ class Keeper:
             self.broken = exc
 
     # -- the writes ------------------------------------------------------------------------------------
-    async def store_call(self, attempt: Attempt, snapshot: Mapping[str, Any]) -> None:
+    async def store_call(self, attempt: Attempt, snapshot: Mapping[str, str]) -> None:
         """A model call's result, stored or kept in the journal; never raises for a fault of the state."""
         now = self.now()
         entry = call_entry(attempt, model_call_detail(attempt, snapshot), now=now)
@@ -144,7 +143,7 @@ class Keeper:
                 self.fail(exc)
         self._keep(entry)
 
-    async def _write(self, entry: dict[str, Any], write: Callable[[], None], *, paid: bool = True) -> None:
+    async def _write(self, entry: JournalEntry, write: Callable[[], None], *, paid: bool = True) -> None:
         if self.broken is None:
             try:
                 with self.state.waiting_at_most(TRY_S):
@@ -159,7 +158,7 @@ class Keeper:
             return
         await self._wait_and_store(entry)
 
-    async def _wait_and_store(self, entry: dict[str, Any]) -> None:
+    async def _wait_and_store(self, entry: JournalEntry) -> None:
         """The state is locked: store the (journaled) entry once the lock is gone, within ``wait_s``."""
         waited, pause = 0.0, 0.1
         while self.broken is None:
@@ -177,7 +176,7 @@ class Keeper:
                     self.fail(locked(self.state.path, self.wait_s))
             pause = min(pause * 2, MAX_PAUSE_S, max(self.wait_s - waited, TRY_S))
 
-    def _keep(self, entry: dict[str, Any], *, paid: bool = True) -> bool:
+    def _keep(self, entry: JournalEntry, *, paid: bool = True) -> bool:
         """Append to the journal; False (and counted as lost) if even that fails."""
         try:
             self._append(entry)
@@ -190,7 +189,7 @@ class Keeper:
         self.journaled = True
         return True
 
-    def _append(self, entry: dict[str, Any]) -> None:
+    def _append(self, entry: JournalEntry) -> None:
         """The journal's append; on a full disk, once more in the space the reserve held. A full disk stops
         new calls whatever the state said."""
         try:

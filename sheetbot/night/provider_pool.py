@@ -13,7 +13,7 @@ import contextlib
 from sheetbot.config.models import WorkflowConfig
 from sheetbot.errors import SheetbotError, StateError
 from sheetbot.night.context import EventHook, NightContext
-from sheetbot.providers.base import Provider
+from sheetbot.providers.base import Provider, ProviderEvent
 from sheetbot.providers.preview import PreviewProvider
 
 
@@ -45,7 +45,7 @@ class ProviderPool:
         return wf.provider, self.made[wf.provider]
 
     def _event_hook(self, provider: str) -> EventHook:
-        def record(event: str, detail: dict[str, object]) -> None:
+        def record(event: str, detail: ProviderEvent) -> None:
             # Retries are routine; the breaker is what the morning's alerts are made of.
             if event.startswith("circuit"):
                 self.events.append((event, provider))

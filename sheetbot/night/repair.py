@@ -58,6 +58,7 @@ from sheetbot.night.context import NightContext
 from sheetbot.night.identify import Identified, identify
 from sheetbot.night.writeback import WITH_OUTPUT, projection_cells, shown_output, write_with_ids
 from sheetbot.state import BoardProjection, Task
+from sheetbot.state.records import AdoptFields, TakeOverFields
 from sheetbot.status import Status, parse_status
 
 #: How many ids an error names before "and N more".
@@ -204,7 +205,7 @@ def _take_over(ctx: NightContext, task: Task, row: BoardRow) -> Task:
     shown = parse_status(row.get(col["status"]))
     assert shown is not None
     output = row.get(col["output"])
-    fields: dict[str, object] = {"night": row.get(col["night"]).strip() or task.night, "error": row.get(col["error"])}
+    fields: TakeOverFields = {"night": row.get(col["night"]).strip() or task.night, "error": row.get(col["error"])}
     if shown == Status.REWORK:
         fields |= {
             "attempt": task.attempt + 1,
@@ -228,7 +229,7 @@ def _adopt(ctx: NightContext, task_id: str, row: BoardRow) -> Task:
     status = _ADOPTED_AS.get(shown, shown)
     kind = row.get(col["type"]).strip()
     output = row.get(col["output"]) or None
-    fields: dict[str, object] = {
+    fields: AdoptFields = {
         "workflow": kind if kind in ctx.config.workflows else None,
         "night": row.get(col["night"]).strip() or None,
         "snapshot": dict(row.values),

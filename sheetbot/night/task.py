@@ -20,7 +20,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 from sheetbot.config.models import Config, StepConfig, WorkflowConfig
 from sheetbot.config.outputs import json_schema, repair_prompt, validate_answer
@@ -45,6 +45,22 @@ from sheetbot.state import Attempt, State, Task
 FINAL_STEP = "final"
 #: The most output tokens a retry of a cut-off answer asks for (the YAML's own limit on max_tokens).
 MAX_TOKENS_CAP = 200_000
+
+
+class CallBase(TypedDict):
+    """Who, what and which step an attempt row is for: what live and batch mode know before the answer."""
+
+    task_id: str
+    night: str
+    attempt: int
+    step: str
+    workflow: str
+    provider: str
+    model: str
+    mode: str
+    system: str
+    prompt: str
+    final: bool
 
 
 @dataclass(frozen=True)
@@ -195,7 +211,7 @@ class TaskRunner:
             if refused:
                 return Outcome("deferred", refused)
             self.budget.reserve(task.workflow or "", worst)
-            base = dict(
+            base = CallBase(
                 task_id=task.task_id,
                 night=task.night or "",
                 attempt=task.attempt,
@@ -219,7 +235,7 @@ class TaskRunner:
             except TimeoutError:
                 return Outcome("deferred", "deferred: the night window ended while this row was running")
             except ProviderError as exc:
-                await self._record(task, Attempt(**base, ok=False, error=str(exc)))  # type: ignore[arg-type]
+                await self._record(task, Attempt(**base, ok=False, error=str(exc)))
                 verdict = await self._after_failure(task, wf, exc)
                 if verdict is not None:
                     return verdict
@@ -299,7 +315,7 @@ def worst_case(request: CompletionRequest) -> Usage:
 
 
 def attempt_record(
-    base: dict[str, Any],
+    base: CallBase,
     completion: Completion,
     cost: float,
     *,

@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 from sheetbot.config.models import ProviderConfig
 from sheetbot.errors import ConfigError, PermanentProviderError, Problem
-from sheetbot.providers.base import Provider
+from sheetbot.providers.base import EventHook, Provider
 from sheetbot.providers.ratelimit import RateLimiter
-from sheetbot.providers.resilient import EventHook, ResilientProvider
+from sheetbot.providers.resilient import ResilientProvider
 from sheetbot.safety import secrets
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ import math
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Unpack
 
 from sheetbot.config.models import ProviderConfig
 from sheetbot.errors import (
@@ -34,7 +34,7 @@ from sheetbot.errors import (
     ProviderError,
     RetryableProviderError,
 )
-from sheetbot.providers.base import Completion, CompletionRequest, Provider
+from sheetbot.providers.base import Completion, CompletionRequest, EventHook, Provider, ProviderEvent
 from sheetbot.providers.errors_map import shorten
 from sheetbot.providers.ratelimit import RateLimiter
 from sheetbot.providers.tokens import estimate_tokens as default_estimate
@@ -44,8 +44,6 @@ BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 60.0
 #: The longest one retry-after pauses the whole provider; the retrying call itself honours all of it.
 PAUSE_CAP_S = 60.0
-
-EventHook = Callable[[str, dict[str, Any]], None]
 
 
 class ResilientProvider:
@@ -86,7 +84,7 @@ class ResilientProvider:
         self._account: AccountProviderError | None = None
         self._last_error = ""
         #: (name, details) of every retry and breaker change, for the night's report and the alerts.
-        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.events: list[tuple[str, ProviderEvent]] = []
 
     @property
     def breaker_open(self) -> bool:
@@ -159,8 +157,14 @@ class ResilientProvider:
         error = state.outcome.exception() if state.outcome else None
         custom_id = getattr(state.args[0] if state.args else None, "custom_id", None)
         wait_s = state.next_action.sleep if state.next_action else 0.0
-        details = {"custom_id": custom_id, "attempt": state.attempt_number, "wait_s": wait_s}
-        self._event("retry", **details, status_code=getattr(error, "status_code", None), error=str(error))
+        self._event(
+            "retry",
+            custom_id=custom_id,
+            attempt=state.attempt_number,
+            wait_s=wait_s,
+            status_code=getattr(error, "status_code", None),
+            error=str(error),
+        )
 
     # -- the breaker -----------------------------------------------------------------
     def _claim(self, *, dry_run: bool = False) -> bool:
@@ -205,11 +209,11 @@ class ResilientProvider:
             retry_after_s=max(remaining_s, 0.0),
         )
 
-    def _event(self, name: str, **details: Any) -> None:
-        details = {"provider": self.name, **details}
-        self.events.append((name, details))
+    def _event(self, name: str, **details: Unpack[ProviderEvent]) -> None:
+        event: ProviderEvent = {"provider": self.name, **details}
+        self.events.append((name, event))
         if self._on_event is not None:
-            self._on_event(name, details)
+            self._on_event(name, event)
 
 
 def _duration(seconds: float) -> str:

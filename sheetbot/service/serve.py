@@ -87,16 +87,16 @@ class Server:
 
     def facts(self, ctx: NightContext, day: Day) -> Facts:
         nights = {n["night"]: n for n in ctx.state.nights(limit=7)}
-        tonight = nights.get(day.tonight.night) or {}
-        last = nights.get(day.last.night) or {}
+        tonight = nights.get(day.tonight.night)
+        last = nights.get(day.last.night)
+        locked_at = tonight["locked_at"] if tonight is not None else None
         working = ctx.state.tasks_with_status(Status.LOCKED, Status.RUNNING)
         return Facts(
             # A lock by hand before the cutoff does not count: rows added until the cutoff still go tonight.
-            tonight_locked=bool(tonight.get("locked_at"))
-            and datetime.fromisoformat(tonight["locked_at"]) >= day.tonight.cutoff,
+            tonight_locked=bool(locked_at and datetime.fromisoformat(locked_at) >= day.tonight.cutoff),
             work_left_tonight=any(t.night == day.tonight.night for t in working),
             work_left_last=bool(left_over(ctx, day.tonight.night)),
-            last_recorded=bool(last.get("locked_at")),
+            last_recorded=bool(last is not None and last["locked_at"]),
             last_summary_sent=already_sent(ctx.state, "morning_summary", day.last.night),
             last_harvest=self.last_harvest,
         )

@@ -14,7 +14,6 @@ import hashlib
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
 
 from sheetbot.state.records import Attempt
 from sheetbot.state.store import State
@@ -29,12 +28,12 @@ def prompt_hash(system: str, prompt: str) -> str:
     return sha256(f"{system}\0{prompt}")
 
 
-def input_hash(snapshot: Mapping[str, Any]) -> str:
+def input_hash(snapshot: Mapping[str, str]) -> str:
     """The hash of the row as locked, independent of column order."""
     return sha256(json.dumps(dict(snapshot), sort_keys=True, ensure_ascii=False, default=str))
 
 
-def model_call_detail(attempt: Attempt, snapshot: Mapping[str, Any]) -> dict[str, Any]:
+def model_call_detail(attempt: Attempt, snapshot: Mapping[str, str]) -> dict[str, object]:
     """What the audit keeps about one model call."""
     return {
         "night": attempt.night,
@@ -56,11 +55,11 @@ def model_call_detail(attempt: Attempt, snapshot: Mapping[str, Any]) -> dict[str
     }
 
 
-def record_model_call(state: State, attempt: Attempt, snapshot: Mapping[str, Any], *, now: datetime) -> None:
+def record_model_call(state: State, attempt: Attempt, snapshot: Mapping[str, str], *, now: datetime) -> None:
     state.audit("model_call", now=now, task_id=attempt.task_id, detail=model_call_detail(attempt, snapshot))
 
 
-def store_call(state: State, attempt: Attempt, snapshot: Mapping[str, Any], *, now: datetime) -> None:
+def store_call(state: State, attempt: Attempt, snapshot: Mapping[str, str], *, now: datetime) -> None:
     """Store a model call's result and its audit entry together: every call, live or batch, good or not."""
     with state.transaction():
         state.record_attempt(attempt, now=now)

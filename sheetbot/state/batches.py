@@ -16,10 +16,9 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sheetbot.errors import StateError
-from sheetbot.state.records import _batch
+from sheetbot.state.records import BatchRecord, BatchRequest, BatchSend, _batch, _send
 
 
 class BatchesMixin:
@@ -38,7 +37,7 @@ class BatchesMixin:
         model: str,
         night: str,
         step: str,
-        requests: Mapping[str, Mapping[str, Any]],
+        requests: Mapping[str, BatchRequest],
         now: datetime,
         send_key: str | None = None,
     ) -> None:
@@ -71,7 +70,7 @@ class BatchesMixin:
         model: str,
         night: str,
         step: str,
-        requests: Mapping[str, Mapping[str, Any]],
+        requests: Mapping[str, BatchRequest],
         now: datetime,
     ) -> None:
         """Committed before anything reaches the provider: from here on these requests may be paid for."""
@@ -96,12 +95,12 @@ class BatchesMixin:
         with self.transaction():
             self._db.execute("UPDATE batch_sends SET status = ? WHERE key = ?", (status, key))
 
-    def open_sends(self) -> list[dict[str, Any]]:
+    def open_sends(self) -> list[BatchSend]:
         """Sends whose batch is not known yet, oldest first: their requests must not be sent again."""
         rows = self._db.execute("SELECT * FROM batch_sends WHERE status = 'sending' ORDER BY recorded_at, rowid")
-        return [{**dict(r), "requests": json.loads(r["requests"])} for r in rows.fetchall()]
+        return [_send(r) for r in rows.fetchall()]
 
-    def adopt_batch(self, batch_id: str, send: Mapping[str, Any], *, found_by: str, now: datetime) -> None:
+    def adopt_batch(self, batch_id: str, send: BatchSend, *, found_by: str, now: datetime) -> None:
         """A batch found for ``send``, stored as if its create had answered, and the send closed (one commit).
         A batch several sends may own (found by listing) keeps every one's requests: its results decide."""
         with self.transaction():
@@ -133,7 +132,7 @@ class BatchesMixin:
     def update_batch(
         self, batch_id: str, *, status: str, counts: Mapping[str, int] | None = None, now: datetime | None = None
     ) -> None:
-        values: dict[str, Any] = {"status": status}
+        values: dict[str, str] = {"status": status}
         if counts is not None:
             values["counts"] = json.dumps(dict(counts))
         if now is not None:
@@ -142,7 +141,7 @@ class BatchesMixin:
         with self.transaction():
             self._db.execute(f"UPDATE batches SET {assignments} WHERE batch_id = ?", [*values.values(), batch_id])
 
-    def open_batches(self) -> list[dict[str, Any]]:
+    def open_batches(self) -> list[BatchRecord]:
         """Batches whose results are not all stored yet (open, or ended but not read), oldest first.
         Statuses after that: collected, cancelled, foreign (found by listing, and its results were not ours)."""
         rows = self._db.execute(
@@ -150,13 +149,13 @@ class BatchesMixin:
         ).fetchall()
         return [_batch(r) for r in rows]
 
-    def batch(self, batch_id: str) -> dict[str, Any]:
+    def batch(self, batch_id: str) -> BatchRecord:
         row = self._db.execute("SELECT * FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
         if row is None:
             raise StateError(f"batch {batch_id} is not in the state file {self.path}")
         return _batch(row)
 
-    def batches(self, night: str | None = None) -> list[dict[str, Any]]:
+    def batches(self, night: str | None = None) -> list[BatchRecord]:
         where, args = ("WHERE night = ?", [night]) if night else ("", [])
         rows = self._db.execute(f"SELECT * FROM batches {where} ORDER BY submitted_at, rowid", args).fetchall()
         return [_batch(r) for r in rows]

@@ -11,10 +11,10 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 
 from sheetbot.safety.secrets import scrub
-from sheetbot.state.records import AuditEntry, Task
+from sheetbot.state.records import AuditEntry, NightFields, NightRecord, Task, _night
 
 
 class HistoryMixin:
@@ -82,15 +82,15 @@ class HistoryMixin:
         ).fetchall()
         return [r["reason"] for r in rows]
 
-    def night_event(self, night: str, **values: Any) -> None:
+    def night_event(self, night: str, **values: Unpack[NightFields]) -> None:
         self._db.execute("INSERT INTO nights(night) VALUES (?) ON CONFLICT(night) DO NOTHING", (night,))
         if values:
             assignments = ", ".join(f"{k} = ?" for k in values)
             self._db.execute(f"UPDATE nights SET {assignments} WHERE night = ?", [*values.values(), night])
 
-    def nights(self, limit: int = 14) -> list[dict[str, Any]]:
+    def nights(self, limit: int = 14) -> list[NightRecord]:
         rows = self._db.execute("SELECT * FROM nights ORDER BY night DESC LIMIT ?", (limit,)).fetchall()
-        return [dict(r) for r in rows]
+        return [_night(r) for r in rows]
 
     def audit(
         self,
@@ -98,7 +98,7 @@ class HistoryMixin:
         *,
         now: datetime,
         task_id: str | None = None,
-        detail: Mapping[str, Any] | None = None,
+        detail: Mapping[str, object] | None = None,
     ) -> None:
         self._db.execute(
             "INSERT INTO audit(at, event, task_id, detail) VALUES (?, ?, ?, ?)",
@@ -121,7 +121,7 @@ class HistoryMixin:
         ).fetchone()
         return row is not None
 
-    def notifications_of_night(self, night: str, *, except_kind: str) -> list[dict[str, Any]]:
+    def notifications_of_night(self, night: str, *, except_kind: str) -> list[dict[str, object]]:
         """What was notified about ``night`` (sent or not), oldest first, but for messages of ``except_kind``:
         each as the detail it was recorded with (kind, night, title, ok)."""
         rows = self._db.execute(
@@ -131,7 +131,7 @@ class HistoryMixin:
         ).fetchall()
         return [json.loads(r["detail"]) for r in rows]
 
-    def circuits_opened_since(self, since: datetime) -> list[dict[str, Any]]:
+    def circuits_opened_since(self, since: datetime) -> list[dict[str, object]]:
         """Every opening of a provider's circuit breaker at or after ``since``, oldest first, as recorded (its
         ``provider`` among the details). ``since`` is compared as stored text: pass the clock's own timezone."""
         rows = self._db.execute(

@@ -29,11 +29,11 @@ from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict, cast
 
 from sheetbot.errors import StateUnavailableError
 from sheetbot.safety.secrets import scrub
-from sheetbot.state.records import Attempt, Task
+from sheetbot.state.records import Attempt, Task, TaskFields
 from sheetbot.status import Status
 
 
@@ -57,7 +57,32 @@ class TaskSettled:
     clear_review: bool = False
 
 
-def call_entry(attempt: Attempt, audit_detail: Mapping[str, Any], *, now: datetime) -> dict[str, Any]:
+class CallEntry(TypedDict):
+    """A model call the state could not take: its attempt row and its audit detail, as they would be stored."""
+
+    id: str
+    kind: Literal["call"]
+    at: str
+    #: ``asdict(Attempt)``: JSON, rebuilt by ``Attempt(**...)``, whose constructor checks the names.
+    attempt: dict[str, Any]
+    audit: dict[str, object]
+
+
+class SettledEntry(TypedDict):
+    """A row's outcome the state could not take."""
+
+    id: str
+    kind: Literal["settled"]
+    at: str
+    #: ``asdict(TaskSettled)``: JSON, rebuilt by ``TaskSettled(**...)``, whose constructor checks the names.
+    change: dict[str, Any]
+
+
+#: One line of the journal.
+JournalEntry = CallEntry | SettledEntry
+
+
+def call_entry(attempt: Attempt, audit_detail: Mapping[str, object], *, now: datetime) -> CallEntry:
     return {
         "id": uuid.uuid4().hex,
         "kind": "call",
@@ -67,7 +92,7 @@ def call_entry(attempt: Attempt, audit_detail: Mapping[str, Any], *, now: dateti
     }
 
 
-def settled_entry(change: TaskSettled, *, now: datetime) -> dict[str, Any]:
+def settled_entry(change: TaskSettled, *, now: datetime) -> SettledEntry:
     change = replace(change, error=scrub(change.error), reason=scrub(change.reason))  # the journal is state too
     return {"id": uuid.uuid4().hex, "kind": "settled", "at": now.isoformat(), "change": asdict(change)}
 
@@ -98,7 +123,7 @@ class Journal:
         finally:
             os.close(fd)  # closing releases the flock
 
-    def append(self, entry: Mapping[str, Any]) -> None:
+    def append(self, entry: JournalEntry) -> None:
         """Write one entry and fsync it; raises OSError when even this cannot be written. A failed append
         leaves the file as it was: a half-written line (a full disk stops a write midway) would otherwise
         swallow the next append, e.g. the same entry written again once space is freed."""
@@ -115,7 +140,7 @@ class Journal:
                     os.ftruncate(fd, start)
                 raise
 
-    def replay(self, store: Callable[[dict[str, Any]], None]) -> int:
+    def replay(self, store: Callable[[JournalEntry], None]) -> int:
         """``store`` every entry (it must be idempotent), then empty the file. Returns how many entries."""
         if not self.pending():
             return 0
@@ -130,27 +155,32 @@ class Journal:
             os.fsync(fd)
         return len(entries)
 
-    def entries(self) -> list[dict[str, Any]]:
+    def entries(self) -> list[JournalEntry]:
         if not self.pending():
             return []
         return _parse(self.path.read_bytes())
 
 
-def paid_answers(entries: Iterable[Mapping[str, Any]]) -> int:
+def paid_answers(entries: Iterable[JournalEntry]) -> int:
     """Model calls in these entries that were paid for: an answer (even one that did not validate)."""
-    return sum(1 for e in entries if e.get("kind") == "call" and (e["attempt"]["ok"] or e["attempt"]["output_tokens"]))
+    return sum(
+        1
+        for e in entries
+        if "kind" in e and e["kind"] == "call" and (e["attempt"]["ok"] or e["attempt"]["output_tokens"])
+    )
 
 
-def _parse(data: bytes) -> list[dict[str, Any]]:
-    """Every whole entry; a line torn by a kill in the middle of an append is the last one, and skipped."""
-    out = []
+def _parse(data: bytes) -> list[JournalEntry]:
+    """Every whole entry; a line torn by a kill in the middle of an append is the last one, and skipped.
+    An entry is taken as ``append`` wrote it (the file is sheetbot's own, mode 0600)."""
+    out: list[JournalEntry] = []
     for line in data.splitlines():
         try:
             entry = json.loads(line)
         except ValueError:
             continue
         if isinstance(entry, dict) and "id" in entry:
-            out.append(entry)
+            out.append(cast("JournalEntry", entry))
     return out
 
 
@@ -193,7 +223,7 @@ class JournalMixin:
             kept = paid_answers(self.journal.entries())
             raise exc.told(again=exc.again, kept=kept, journal=str(self.journal.path)) from None
 
-    def store_entry(self, entry: Mapping[str, Any]) -> None:
+    def store_entry(self, entry: JournalEntry) -> None:
         """One journal entry into the state, once: a second replay of the same entry changes nothing."""
         with self.transaction():
             seen = self._db.execute("SELECT 1 FROM journal_replayed WHERE entry = ?", (entry["id"],)).fetchone()
@@ -206,14 +236,14 @@ class JournalMixin:
                 self._store_settled(entry, now)
             self._db.execute("INSERT INTO journal_replayed(entry, at) VALUES (?, ?)", (entry["id"], entry["at"]))
 
-    def _store_call(self, entry: Mapping[str, Any], now: datetime) -> None:
+    def _store_call(self, entry: CallEntry, now: datetime) -> None:
         attempt = Attempt(**entry["attempt"])
         if attempt.ok and self.stored_output(attempt.task_id, attempt.attempt, attempt.step) is not None:
             return  # stored after all (e.g. the commit went through before the error was reported)
         self.record_attempt(attempt, now=now)
         self.audit("model_call", now=now, task_id=attempt.task_id, detail=entry["audit"])
 
-    def _store_settled(self, entry: Mapping[str, Any], now: datetime) -> None:
+    def _store_settled(self, entry: SettledEntry, now: datetime) -> None:
         change = TaskSettled(**{**entry["change"], "status": Status(entry["change"]["status"])})
         task = self.task(change.task_id)
         if task is None or task.attempt != change.attempt or task.status not in (Status.RUNNING, Status.LOCKED):
@@ -222,7 +252,7 @@ class JournalMixin:
 
     def settle_task(self, change: TaskSettled, *, now: datetime) -> None:
         """A row's outcome tonight: its status (and error) and the night's record of it, in one commit."""
-        extra = {"clear_review": 1} if change.clear_review else {}
+        extra: TaskFields = {"clear_review": 1} if change.clear_review else {}
         with self.transaction():
             self.move(change.task_id, change.status, now=now, error=change.error, failure=change.failure, **extra)
             self.night_task(

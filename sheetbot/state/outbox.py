@@ -10,9 +10,9 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sheetbot.safety.secrets import scrub
+from sheetbot.state.records import ActionRecord, _action
 
 
 class ActionsMixin:
@@ -32,20 +32,20 @@ class ActionsMixin:
         )
         return cursor.rowcount == 1
 
-    def actions_undelivered(self) -> list[dict[str, Any]]:
+    def actions_undelivered(self) -> list[ActionRecord]:
         """Pending actions and those a crash left `sending` (their delivery is unknown), oldest first."""
         rows = self._db.execute(
             "SELECT * FROM actions WHERE state != 'delivered' ORDER BY created_at, task_id"
         ).fetchall()
-        return [dict(r) for r in rows]
+        return [_action(r) for r in rows]
 
-    def actions_delivered_unpublished(self) -> list[dict[str, Any]]:
+    def actions_delivered_unpublished(self) -> list[ActionRecord]:
         """Delivered actions whose task did not reach `published` (a crash between the two steps)."""
         rows = self._db.execute(
             "SELECT a.* FROM actions a JOIN tasks t ON t.task_id = a.task_id AND t.attempt = a.attempt "
             "WHERE a.state = 'delivered' AND t.status IN ('approved', 'edited')"
         ).fetchall()
-        return [dict(r) for r in rows]
+        return [_action(r) for r in rows]
 
     def action_state(self, task_id: str, attempt: int, new: str, *, now: datetime, error: str | None = None) -> None:
         """Record an action's progress; each call commits on its own, so it survives a crash right after."""

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Unpack
 
 from sheetbot.errors import StateError, TransitionError
 from sheetbot.safety.private import create_private
@@ -35,7 +35,15 @@ from sheetbot.state.governance import GovernanceMixin
 from sheetbot.state.history import HistoryMixin
 from sheetbot.state.journal import JournalMixin
 from sheetbot.state.outbox import ActionsMixin
-from sheetbot.state.records import _TASK_COLUMNS, BoardProjection, Task, _task
+from sheetbot.state.records import (
+    _TASK_COLUMNS,
+    AdoptFields,
+    BoardProjection,
+    TakeOverFields,
+    Task,
+    TaskFields,
+    _task,
+)
 from sheetbot.state.reports import ReportsMixin
 from sheetbot.state.schema import SCHEMA, SCHEMA_VERSION, migrate, migrate_night_tasks_by_attempt
 from sheetbot.status import Status, can_move
@@ -200,7 +208,7 @@ class State(
         error: str | None = None,
         failure: str | None = None,
         board: bool = True,
-        **fields: Any,
+        **fields: Unpack[TaskFields],
     ) -> None:
         """Change a task's status and other fields, refusing a status change ``TRANSITIONS`` does not list;
         ``new`` equal to the current status passes from any status (the module docstring says why)."""
@@ -223,7 +231,8 @@ class State(
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown task fields {sorted(unknown)}")
-        values: dict[str, Any] = {"status": str(new), "updated_at": now.isoformat(), "failure": failure}
+        # A column's new value; the whitelist above keeps the keys to TaskFields' (typed at the call site).
+        values: dict[str, object] = {"status": str(new), "updated_at": now.isoformat(), "failure": failure}
         if error is not None:
             values["error"] = scrub(error)  # the state is an exit too: backups, `show`, the summary
         if board:
@@ -282,7 +291,7 @@ class State(
         now: datetime,
         output: str | None = None,
         cost_usd: float = 0.0,
-        **fields: Any,
+        **fields: Unpack[AdoptFields],
     ) -> None:
         """Take over a row the state did not know, as the board shows it (sheetbot/night/repair.py). Its output
         and cost are kept as an attempt of mode ``adopted`` (nothing was called): a rework has its previous
@@ -291,7 +300,7 @@ class State(
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown task fields {sorted(unknown)}")
-        values: dict[str, Any] = {k: json.dumps(v) if k == "snapshot" else v for k, v in fields.items()}
+        values: dict[str, object] = {k: json.dumps(v) if k == "snapshot" else v for k, v in fields.items()}
         with self.transaction():
             seq = self._db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM tasks").fetchone()[0]
             values |= {"task_id": task_id, "seq": seq, "first_seen": now.isoformat(), "status": str(status)}
@@ -312,7 +321,7 @@ class State(
         output: str,
         output_attempt: int,
         cost_usd: float = 0.0,
-        **fields: Any,
+        **fields: Unpack[TakeOverFields],
     ) -> None:
         """Take over a known task as the board shows it when the state file is behind the board (an older
         copy put back, sheetbot/night/repair.py): the status is set outright (the lifecycle between the two
@@ -322,7 +331,7 @@ class State(
         unknown = set(fields) - allowed
         if unknown:
             raise ValueError(f"unknown task fields {sorted(unknown)}")
-        values: dict[str, Any] = dict(fields) | {"status": str(status), "failure": None, "updated_at": now.isoformat()}
+        values: dict[str, object] = {**fields, "status": str(status), "failure": None, "updated_at": now.isoformat()}
         values |= {"dirty": 1, "resend_output": 1, "clear_review": 0}
         assignments = ", ".join(f"{k} = ?" for k in values)
         with self.transaction():
@@ -330,7 +339,14 @@ class State(
             self._adopted_attempt(task_id, output_attempt, fields, output=output, cost_usd=cost_usd, now=now)
 
     def _adopted_attempt(
-        self, task_id: str, attempt: int, fields: dict[str, Any], *, output: str, cost_usd: float, now: datetime
+        self,
+        task_id: str,
+        attempt: int,
+        fields: AdoptFields | TakeOverFields,
+        *,
+        output: str,
+        cost_usd: float,
+        now: datetime,
     ) -> None:
         """An output taken from the board: nothing was called, so provider, model and prompt are blank."""
         self._db.execute(

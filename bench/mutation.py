@@ -1,0 +1,198 @@
+"""Mutation testing of the night's core: which small changes to the code would no test notice?
+
+A line coverage figure says a line ran; it does not say a test would fail if the line were wrong.
+This runs mutmut 3 (a dev dependency) over a scope of sheetbot's source -- by default the four packages
+whose mistakes cost money or rows: sheetbot/state/, sheetbot/status.py, sheetbot/night/, sheetbot/batch/ --
+and prints the score (killed / total, per package) and every surviving mutant with its diff.
+
+    nice -n 10 .venv/bin/python bench/mutation.py sheetbot/status.py sheetbot/state
+    nice -n 10 .venv/bin/python bench/mutation.py                      # all four (slow: hours on 2 cores)
+    .venv/bin/python bench/mutation.py sheetbot/state --report         # print the last run's results again
+    .venv/bin/python bench/mutation.py sheetbot/state --tests tests/test_state_behind.py   # faster, less exact
+
+How: the repo's sheetbot/, tests/, config/ and pyproject.toml are copied to a work folder OUTSIDE the repo
+(default: <tmp>/sheetbot-mutation/<scope>), with a [tool.mutmut] section naming the scope, and `mutmut run`
+runs there under `nice -n 10`. So nothing mutmut writes (its mutants/ folder, its caches) lands in the repo,
+and `python -m pytest` in the repo never collects a mutant. mutmut first runs the selected tests once to
+record which tests call which function, then runs, for each mutant, only the tests that reach the mutated
+function -- the per-mutant selection that makes a ~1,000-test suite affordable. A re-run in the same work
+folder keeps the verdicts it has (use --fresh after changing the code or the tests).
+
+Statuses: killed (a test failed), timeout (counted as killed: the mutant hung), survived (every test that
+reaches it passed), no tests (no test reaches the function: also a survivor, reported apart).
+Score = (killed + timeout) / (all mutants - skipped). Like every bench script it exits 0 whatever the score.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_SCOPE = ("sheetbot/status.py", "sheetbot/state", "sheetbot/night", "sheetbot/batch")
+COPIED = ("sheetbot", "tests", "config")
+KILLED = {"killed", "timeout", "caught by type check"}
+# mutmut's exit-code vocabulary (mutmut.stats.status_by_exit_code), repeated here so the report can be read
+# without importing mutmut (which reads its configuration from the current directory at import time).
+STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 35: "suspicious",
+          36: "timeout", 37: "caught by type check", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout",
+          -11: "segfault", -9: "segfault", None: "not checked"}  # fmt: skip
+
+
+def _globs(scope: list[str]) -> list[str]:
+    """mutmut's only_mutate patterns (fnmatch, `*` spans folders) for files and folders of the scope."""
+    out = []
+    for item in scope:
+        path = Path(item.rstrip("/"))
+        if not (REPO / path).exists():
+            raise SystemExit(f"{item}: no such file or folder in {REPO}")
+        out.append(str(path) if path.suffix == ".py" else f"{path}/*.py")
+    return out
+
+
+def _prepare(workdir: Path, scope: list[str], tests: list[str], fresh: bool) -> None:
+    """Copy the repo's code and tests into the work folder and write its [tool.mutmut] section."""
+    if fresh and workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in COPIED:
+        target = workdir / name
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(REPO / name, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    lines = [
+        "",
+        "[tool.mutmut]",
+        'source_paths = ["sheetbot"]',
+        f"only_mutate = {json.dumps(_globs(scope))}",
+        'also_copy = ["config/"]',
+        f"pytest_add_cli_args_test_selection = {json.dumps(tests or ['tests/'])}",
+        'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]',
+        "use_git_change_detection = false",
+    ]
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    (workdir / "pyproject.toml").write_text(pyproject + "\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _run(workdir: Path, jobs: int) -> int:
+    """`mutmut run`, niced: the machine is shared, and mutants are never urgent."""
+    mutmut = Path(sys.executable).parent / "mutmut"
+    command = ["nice", "-n", "10", str(mutmut), "run", "--max-children", str(jobs)]
+    print("$ cd", workdir, "&&", " ".join(command), flush=True)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run(command, cwd=workdir, env=env, check=False).returncode
+
+
+def _verdicts(workdir: Path) -> dict[str, dict[str, str]]:
+    """Mutant name -> status, per source file (read from mutmut's .meta files)."""
+    out: dict[str, dict[str, str]] = {}
+    root = workdir / "mutants"
+    for meta in sorted(root.glob("sheetbot/**/*.py.meta")):
+        data = json.loads(meta.read_text(encoding="utf-8"))
+        source = str(meta.relative_to(root))[: -len(".meta")]
+        out[source] = {name: STATUS.get(code, "suspicious") for name, code in data["exit_code_by_key"].items()}
+    return out
+
+
+def _package(source: str) -> str:
+    """sheetbot/state/store.py -> sheetbot/state/ ; sheetbot/status.py stays itself."""
+    parent = str(Path(source).parent)
+    return source if parent == "sheetbot" else parent + "/"
+
+
+def _diffs(workdir: Path, names: dict[str, str]) -> dict[str, str]:
+    """The diff of each mutant, from mutmut itself (run in the work folder, where its config is)."""
+    if not names:
+        return {}
+    code = (
+        "import json, sys\n"
+        "from mutmut.mutation.diff_apply import get_diff_for_mutant\n"
+        "out = {}\n"
+        "for name, path in json.load(sys.stdin).items():\n"
+        "    try:\n"
+        "        out[name] = get_diff_for_mutant(name, path=path)\n"
+        "    except Exception as exc:  # a diff we cannot show must not hide the others\n"
+        "        out[name] = f'(no diff: {exc!r})'\n"
+        "json.dump(out, sys.stdout)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=workdir, input=json.dumps(names), capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        return {name: f"(no diff: {done.stderr.strip().splitlines()[-1:]})" for name in names}
+    result: dict[str, str] = json.loads(done.stdout)
+    return result
+
+
+def _report(workdir: Path, show_diffs: bool) -> None:
+    verdicts = _verdicts(workdir)
+    if not verdicts:
+        print("No mutmut results in", workdir)
+        return
+    per_package: dict[str, Counter[str]] = defaultdict(Counter)
+    survivors: dict[str, str] = {}
+    for source, by_name in verdicts.items():
+        for name, status in by_name.items():
+            per_package[_package(source)][status] += 1
+            if status not in KILLED and status != "skipped":
+                survivors[name] = source
+    print()
+    print(f"{'scope':<22}{'killed':>8}{'total':>8}{'score':>8}   survived  no-tests  other")
+    overall: Counter[str] = Counter()
+    for package in sorted(per_package):
+        counts = per_package[package]
+        overall.update(counts)
+        _line(package, counts)
+    _line("all", overall)
+    print()
+    diffs = _diffs(workdir, survivors) if show_diffs else {}
+    for name, source in sorted(survivors.items()):
+        status = verdicts[source][name]
+        print(f"--- {status}: {name}")
+        if name in diffs:
+            print(diffs[name])
+    print(f"\n{len(survivors)} surviving mutants (work folder: {workdir})")
+
+
+def _line(label: str, counts: Counter[str]) -> None:
+    killed = sum(counts[s] for s in KILLED)
+    total = sum(counts.values()) - counts["skipped"]
+    other = total - killed - counts["survived"] - counts["no tests"]
+    score = f"{100 * killed / total:.1f}%" if total else "-"
+    print(f"{label:<22}{killed:>8}{total:>8}{score:>8}   {counts['survived']:>8}  {counts['no tests']:>8}  {other:>5}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scope", nargs="*", help=f"files or folders to mutate (default: {' '.join(DEFAULT_SCOPE)})")
+    parser.add_argument("--tests", nargs="+", default=[], help="test files to select from (default: all of tests/)")
+    parser.add_argument("--workdir", type=Path, help="work folder (default: <tmp>/sheetbot-mutation/<scope hash>)")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument("--fresh", action="store_true", help="forget earlier verdicts in the work folder")
+    parser.add_argument("--report", action="store_true", help="only print the last run's results")
+    parser.add_argument("--no-diffs", action="store_true", help="list surviving mutants without their diffs")
+    args = parser.parse_args()
+    scope = [s.rstrip("/") for s in args.scope] or list(DEFAULT_SCOPE)
+    key = hashlib.sha256(json.dumps([sorted(scope), sorted(args.tests)]).encode()).hexdigest()[:10]
+    workdir = (args.workdir or Path(tempfile.gettempdir()) / "sheetbot-mutation" / key).resolve()
+    if REPO in workdir.parents or workdir == REPO:
+        raise SystemExit("the work folder must be outside the repo, or pytest would collect the mutants")
+    print("scope:", " ".join(scope), "| tests:", " ".join(args.tests) or "tests/")
+    if not args.report:
+        _prepare(workdir, scope, args.tests, args.fresh)
+        code = _run(workdir, args.jobs)
+        if code != 0:
+            print(f"mutmut run exited {code}; the figures below may be partial")
+    _report(workdir, not args.no_diffs)
+
+
+if __name__ == "__main__":
+    main()

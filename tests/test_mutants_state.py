@@ -1,0 +1,258 @@
+"""The state's answers, pinned where mutation testing (bench/mutation.py) found no test that would notice a change.
+
+Each test states one fact a user relies on: what a night spent, which answer is the task's, how many calls
+failed, that an action is queued once, that a pause keeps its first reason. A real SQLite file, fixed times.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from sheetbot.state import Attempt, State
+from sheetbot.status import Status
+
+NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> State:
+    return State(tmp_path / "state.db")
+
+
+def call(task_id: str, *, attempt: int = 1, step: str = "final", ok: bool = True, **kw: object) -> Attempt:
+    values: dict[str, object] = {"night": "2026-11-23", "workflow": "listing", "output": f"answer {task_id}"}
+    values |= kw
+    return Attempt(
+        task_id=task_id,
+        attempt=attempt,
+        step=step,
+        provider="openai",
+        model="gpt-4o-mini",
+        mode="live",
+        system="",
+        prompt="p",
+        ok=ok,
+        **values,  # type: ignore[arg-type]
+    )
+
+
+def to_status(state: State, task_id: str, *path: Status, **fields: object) -> None:
+    """Add a task and walk it through ``path`` (each step an allowed transition)."""
+    state.add_task(task_id, now=NOW)
+    for status in path:
+        state.move(task_id, status, now=NOW, **fields)
+
+
+# -- money -------------------------------------------------------------------------------------------
+def test_spend_is_summed_per_night_workflow_and_task(state: State) -> None:
+    state.record_attempt(call("a", cost_usd=0.25), now=NOW)
+    state.record_attempt(call("a", attempt=2, cost_usd=0.5, ok=False, output=None), now=NOW)
+    state.record_attempt(call("b", cost_usd=1.0, workflow="blog"), now=NOW)
+    state.record_attempt(call("c", cost_usd=2.0, night="2026-11-24"), now=NOW)
+    assert state.spent_usd() == pytest.approx(3.75)
+    assert state.spent_usd(night="2026-11-23") == pytest.approx(1.75)
+    assert state.spent_usd(night="2026-11-23", workflow="listing") == pytest.approx(0.75)
+    assert state.spent_usd(workflow="blog") == pytest.approx(1.0)
+    assert state.spent_usd(task_id="a") == pytest.approx(0.75)
+    assert state.spent_usd(night="2026-11-23", workflow="listing", task_id="b") == 0.0
+    assert state.spent_usd(night="2026-11-30") == 0.0
+
+
+def test_a_recorded_call_comes_back_as_it_was_stored(state: State) -> None:
+    sent = call("a", truncated=True, input_tokens=12, output_tokens=34, cost_usd=0.125, final=False, step="draft")
+    state.record_attempt(sent, now=NOW)
+    stored = state.stored_output("a", 1, "draft")
+    assert stored == sent
+    assert stored is not None and stored.truncated is True and stored.ok is True and stored.final is False
+
+
+# -- which answer is the task's -----------------------------------------------------------------------
+def test_stored_output_is_only_a_successful_call_of_that_attempt_and_step(state: State) -> None:
+    state.record_attempt(call("a", ok=False, output=None, error="timeout"), now=NOW)
+    assert state.stored_output("a", 1, "final") is None
+    state.record_attempt(call("a", output="good"), now=NOW)
+    state.record_attempt(call("a", step="draft", output="draft text"), now=NOW)
+    final = state.stored_output("a", 1, "final")
+    assert final is not None and final.output == "good"
+    assert state.stored_output("a", 2, "final") is None
+    assert state.stored_output("b", 1, "final") is None
+
+
+def test_final_output_is_the_last_successful_final_step_of_the_attempt(state: State) -> None:
+    assert state.final_output("a", 1) is None
+    state.record_attempt(call("a", step="draft", final=False, output="draft"), now=NOW)
+    assert state.final_output("a", 1) is None
+    state.record_attempt(call("a", step="outline", output="first"), now=NOW)
+    state.record_attempt(call("a", step="polish", output="second"), now=NOW)
+    state.record_attempt(call("a", ok=False, output=None), now=NOW)
+    state.record_attempt(call("a", attempt=2, output="rework"), now=NOW)
+    first = state.final_output("a", 1)
+    assert first is not None and first.output == "second" and first.attempt == 1
+    second = state.final_output("a", 2)
+    assert second is not None and second.output == "rework"
+    assert state.final_output("b", 1) is None
+
+
+def test_final_outputs_of_many_tasks_oldest_first_across_the_500_id_chunks(state: State) -> None:
+    ids = [f"t{n:04d}" for n in range(1200)]
+    for task_id in ids:
+        state.record_attempt(call(task_id), now=NOW)
+    state.record_attempt(call("t0001", attempt=2, output="again", workflow="blog"), now=NOW)
+    state.record_attempt(call("t0002", ok=False, output=None), now=NOW)
+    state.record_attempt(call("t0003", step="draft", final=False, output="draft"), now=NOW)
+    state.record_attempt(call("t0004", attempt=2, output=None), now=NOW)
+    out = state.final_outputs([*ids, "unknown"])
+    assert set(out) == set(ids)
+    assert out["t1199"] == [("listing", "answer t1199")]
+    assert out["t0001"] == [("listing", "answer t0001"), ("blog", "again")]
+    assert out["t0002"] == [("listing", "answer t0002")]
+    assert out["t0003"] == [("listing", "answer t0003")]
+    assert out["t0004"] == [("listing", "answer t0004")]
+    assert state.final_outputs([]) == {}
+
+
+def test_latest_attempt_is_every_call_of_the_highest_attempt_oldest_first(state: State) -> None:
+    assert state.latest_attempt("a") == []
+    state.record_attempt(call("a", output="old"), now=NOW)
+    state.record_attempt(call("a", attempt=2, step="draft", final=False, output="d"), now=NOW)
+    state.record_attempt(call("a", attempt=2, ok=False, output=None), now=NOW)
+    state.record_attempt(call("b", attempt=3), now=NOW)
+    latest = state.latest_attempt("a")
+    assert [(c.attempt, c.step, c.ok) for c in latest] == [(2, "draft", True), (2, "final", False)]
+
+
+def test_failed_calls_count_only_that_task_tonight(state: State) -> None:
+    assert state.failed_calls("a", "2026-11-23") == 0
+    state.record_attempt(call("a", ok=False, output=None), now=NOW)
+    state.record_attempt(call("a", attempt=2, ok=False, output=None), now=NOW)
+    state.record_attempt(call("a", ok=True), now=NOW)
+    state.record_attempt(call("a", ok=False, output=None, night="2026-11-22"), now=NOW)
+    state.record_attempt(call("b", ok=False, output=None), now=NOW)
+    assert state.failed_calls("a", "2026-11-23") == 2
+    assert state.failed_calls("a", "2026-11-22") == 1
+    assert state.failed_calls("b", "2026-11-23") == 1
+
+
+# -- tasks ---------------------------------------------------------------------------------------------
+def test_tasks_with_status_come_highest_priority_then_oldest(state: State) -> None:
+    for task_id, priority in (("a", "P2"), ("b", "P0"), ("c", "P2"), ("d", "P1")):
+        state.add_task(task_id, now=NOW)
+        state.move(task_id, Status.LOCKED, now=NOW, priority=priority)
+    state.add_task("queued", now=NOW)
+    assert [t.task_id for t in state.tasks_with_status(Status.LOCKED)] == ["b", "d", "a", "c"]
+    assert [t.task_id for t in state.tasks_with_status(Status.QUEUED)] == ["queued"]
+    assert len(state.tasks_with_status(Status.LOCKED, Status.QUEUED)) == 5
+
+
+def test_forget_drops_the_task_and_its_night_record(state: State) -> None:
+    to_status(state, "a", Status.LOCKED, night="2026-11-23")
+    state.night_task("2026-11-23", "a", workflow="listing", attempt=1, outcome="locked")
+    state.add_task("b", now=NOW)
+    state.forget("a")
+    assert state.task("a") is None
+    assert state.task("b") is not None
+    assert not state.query("SELECT 1 FROM night_tasks WHERE task_id = 'a'")
+
+
+def test_adopted_rows_keep_the_boards_output_and_cost(state: State) -> None:
+    state.add_task("first", now=NOW)
+    state.adopt_task(
+        "a", Status.REVIEW, now=NOW, output="from the board", cost_usd=0.3, workflow="listing", night="2026-11-23"
+    )
+    state.adopt_task("b", Status.QUEUED, now=NOW + timedelta(minutes=1))
+    a, b = state.task("a"), state.task("b")
+    assert a is not None and a.status == Status.REVIEW and a.workflow == "listing" and a.night == "2026-11-23"
+    assert a.seq == 2 and a.first_seen == NOW.isoformat() and a.dirty
+    assert b is not None and b.seq == 3 and b.status == Status.QUEUED
+    answer = state.final_output("a", 1)
+    assert answer is not None and answer.output == "from the board" and answer.mode == "adopted"
+    assert state.spent_usd(task_id="a") == pytest.approx(0.3)
+    assert state.final_output("b", 1) is None and state.spent_usd(task_id="b") == 0.0
+    with pytest.raises(ValueError, match="unknown task fields"):
+        state.adopt_task("c", Status.QUEUED, now=NOW, output_attempt=2)
+    assert state.task("c") is None
+
+
+# -- approval-gated actions: once, and never lost -------------------------------------------------------
+def test_an_action_is_queued_once_per_approved_attempt(state: State) -> None:
+    assert state.add_action("a", 1, workflow="listing", now=NOW) is True
+    assert state.add_action("a", 1, workflow="listing", now=NOW) is False
+    assert state.add_action("a", 2, workflow="listing", now=NOW) is True
+    assert [(a["task_id"], a["attempt"], a["state"]) for a in state.actions_undelivered()] == [
+        ("a", 1, "pending"),
+        ("a", 2, "pending"),
+    ]
+
+
+def test_action_progress_counts_tries_and_keeps_the_last_error(state: State) -> None:
+    state.add_action("b", 1, workflow="listing", now=NOW + timedelta(minutes=1))
+    state.add_action("a", 1, workflow="listing", now=NOW + timedelta(minutes=1))
+    state.add_action("z", 1, workflow="listing", now=NOW)
+    state.action_state("a", 1, "sending", now=NOW)
+    state.action_state("a", 1, "pending", now=NOW, error="503 from the webhook")
+    state.action_state("a", 1, "sending", now=NOW)
+    (action,) = [a for a in state.actions_undelivered() if a["task_id"] == "a"]
+    assert action["tries"] == 2 and action["last_error"] == "503 from the webhook" and action["state"] == "sending"
+    assert [a["task_id"] for a in state.actions_undelivered()] == ["z", "a", "b"]
+    state.action_state("a", 1, "delivered", now=NOW, error="")
+    assert [a["task_id"] for a in state.actions_undelivered()] == ["z", "b"]
+    with pytest.raises(ValueError, match="unknown action state"):
+        state.action_state("b", 1, "lost", now=NOW)
+
+
+def test_delivered_actions_whose_task_is_not_published_are_found(state: State) -> None:
+    done = (Status.LOCKED, Status.RUNNING, Status.REVIEW)
+    to_status(state, "approved", *done, Status.APPROVED)
+    to_status(state, "edited", *done, Status.EDITED)
+    to_status(state, "published", *done, Status.APPROVED, Status.PUBLISHED)
+    to_status(state, "pending", *done, Status.APPROVED)
+    for task_id in ("approved", "edited", "published", "pending"):
+        state.add_action(task_id, 1, workflow="listing", now=NOW)
+    for task_id in ("approved", "edited", "published"):
+        state.action_state(task_id, 1, "delivered", now=NOW)
+    state.add_action("approved", 2, workflow="listing", now=NOW)
+    state.action_state("approved", 2, "delivered", now=NOW)  # not the task's attempt
+    found = sorted((a["task_id"], a["attempt"]) for a in state.actions_delivered_unpublished())
+    assert found == [("approved", 1), ("edited", 1)]
+
+
+def test_meta_values_are_kept_and_schema_version_is_not_ours_to_set(state: State) -> None:
+    assert state.meta_value("dashboard") is None
+    state.set_meta_value("dashboard", "one")
+    state.set_meta_value("dashboard", "two")
+    assert state.meta_value("dashboard") == "two"
+    with pytest.raises(ValueError, match="schema_version"):
+        state.set_meta_value("schema_version", "1")
+
+
+# -- governance: alerts once, pauses, queue depth ---------------------------------------------------------
+def test_an_alert_is_recorded_once_per_kind_and_key(state: State) -> None:
+    assert not state.alert_sent("budget", "2026-11-23")
+    state.record_alert("budget", "2026-11-23", now=NOW)
+    state.record_alert("budget", "2026-11-23", now=NOW)
+    assert state.alert_sent("budget", "2026-11-23")
+    assert not state.alert_sent("budget", "2026-11-24")
+    assert not state.alert_sent("queue", "2026-11-23")
+
+
+def test_a_pause_keeps_its_first_reason_and_resume_says_whether_it_was_paused(state: State) -> None:
+    assert state.pause("listing", reason="over budget", now=NOW) is True
+    assert state.pause("listing", reason="another reason", now=NOW) is False
+    assert state.pause("blog", reason="errors", now=NOW) is True
+    assert state.paused() == {"listing": "over budget", "blog": "errors"}
+    assert state.resume("listing") is True
+    assert state.resume("listing") is False
+    assert state.paused() == {"blog": "errors"}
+
+
+def test_queue_depth_samples_older_than_the_window_are_dropped(state: State) -> None:
+    day = 86400.0
+    state.record_queue_depth(5, now=NOW - timedelta(days=8), keep_s=7 * day)
+    state.record_queue_depth(7, now=NOW - timedelta(days=7), keep_s=7 * day)
+    state.record_queue_depth(9, now=NOW)
+    assert state.queue_depths() == [((NOW - timedelta(days=7)).timestamp(), 7), (NOW.timestamp(), 9)]
+    state.record_queue_depth(3, now=NOW + timedelta(seconds=10), keep_s=5)
+    assert state.queue_depths() == [(NOW.timestamp() + 10, 3)]

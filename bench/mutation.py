@@ -29,6 +29,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -40,6 +41,8 @@ REPO = Path(__file__).resolve().parent.parent
 DEFAULT_SCOPE = ("sheetbot/status.py", "sheetbot/state", "sheetbot/night", "sheetbot/batch")
 COPIED = ("sheetbot", "tests", "config")
 KILLED = {"killed", "timeout", "caught by type check"}
+SQL_TEXT = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|WHERE|FROM|VALUES|ORDER BY)\b", re.IGNORECASE)
+ROW_KEY = re.compile(r"""\b(r|row)\[["'][A-Za-z_]+["']\]""")
 # mutmut's exit-code vocabulary (mutmut.stats.status_by_exit_code), repeated here so the report can be read
 # without importing mutmut (which reads its configuration from the current directory at import time).
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped", 35: "suspicious",
@@ -132,20 +135,36 @@ def _diffs(workdir: Path, names: dict[str, str]) -> dict[str, str]:
     return result
 
 
+def case_only(diff: str) -> bool:
+    """A mutant that only changes the case of SQL text or of a sqlite3.Row key: SQLite reads keywords, table and
+    column names, and Row keys without regard to case, so no test can tell it apart (an equivalent mutant)."""
+    removed = [line[1:] for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
+    added = [line[1:] for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    if not removed or [r.lower() for r in removed] != [a.lower() for a in added]:
+        return False
+    return all(SQL_TEXT.search(r) or ROW_KEY.search(r) for r in removed)
+
+
 def _report(workdir: Path, show_diffs: bool) -> None:
     verdicts = _verdicts(workdir)
     if not verdicts:
         print("No mutmut results in", workdir)
         return
+    survivors = {
+        name: source
+        for source, by_name in verdicts.items()
+        for name, status in by_name.items()
+        if status not in KILLED and status not in ("skipped", "not checked")
+    }
+    diffs = _diffs(workdir, survivors)
     per_package: dict[str, Counter[str]] = defaultdict(Counter)
-    survivors: dict[str, str] = {}
     for source, by_name in verdicts.items():
         for name, status in by_name.items():
-            per_package[_package(source)][status] += 1
-            if status not in KILLED and status not in ("skipped", "not checked"):
-                survivors[name] = source
+            equivalent = name in survivors and case_only(diffs.get(name, ""))
+            per_package[_package(source)]["case only" if equivalent else status] += 1
     print()
-    print(f"{'scope':<22}{'killed':>8}{'total':>8}{'score':>8}   survived  no-tests  other")
+    print("score = (killed + timeout) / total; 'score*' leaves out the case-only mutants (equivalent, see case_only)")
+    print(f"{'scope':<22}{'killed':>7}{'total':>7}{'score':>8}{'score*':>8}  survived  no-tests  case-only  other")
     overall: Counter[str] = Counter()
     for package in sorted(per_package):
         counts = per_package[package]
@@ -153,22 +172,30 @@ def _report(workdir: Path, show_diffs: bool) -> None:
         _line(package, counts)
     _line("all", overall)
     print()
-    diffs = _diffs(workdir, survivors) if show_diffs else {}
     for name, source in sorted(survivors.items()):
-        status = verdicts[source][name]
-        print(f"--- {status}: {name}")
-        if name in diffs:
-            print(diffs[name])
+        if case_only(diffs.get(name, "")):
+            continue
+        print(f"--- {verdicts[source][name]}: {name}")
+        if show_diffs:
+            print(diffs.get(name, ""))
     unchecked = overall["not checked"]
-    print(f"\n{len(survivors)} surviving mutants, {unchecked} not checked yet (work folder: {workdir})")
+    print(
+        f"\n{len(survivors)} surviving mutants ({overall['case only']} of them case-only, not listed), "
+        f"{unchecked} not checked yet (work folder: {workdir})"
+    )
 
 
 def _line(label: str, counts: Counter[str]) -> None:
     killed = sum(counts[s] for s in KILLED)
     total = sum(counts.values()) - counts["skipped"]
-    other = total - killed - counts["survived"] - counts["no tests"]
+    other = total - killed - counts["survived"] - counts["no tests"] - counts["case only"]
     score = f"{100 * killed / total:.1f}%" if total else "-"
-    print(f"{label:<22}{killed:>8}{total:>8}{score:>8}   {counts['survived']:>8}  {counts['no tests']:>8}  {other:>5}")
+    real = total - counts["case only"]
+    score_real = f"{100 * killed / real:.1f}%" if real else "-"
+    print(
+        f"{label:<22}{killed:>7}{total:>7}{score:>8}{score_real:>8}  {counts['survived']:>8}  {counts['no tests']:>8}"
+        f"  {counts['case only']:>9}  {other:>5}"
+    )
 
 
 def main() -> None:

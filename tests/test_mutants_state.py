@@ -256,3 +256,116 @@ def test_queue_depth_samples_older_than_the_window_are_dropped(state: State) -> 
     assert state.queue_depths() == [((NOW - timedelta(days=7)).timestamp(), 7), (NOW.timestamp(), 9)]
     state.record_queue_depth(3, now=NOW + timedelta(seconds=10), keep_s=5)
     assert state.queue_depths() == [(NOW.timestamp() + 10, 3)]
+
+
+# -- the board mirror: what each row's cells must show ---------------------------------------------------
+def test_dirty_rows_carry_their_total_cost_and_the_output_only_when_it_must_be_sent(state: State) -> None:
+    to_status(state, "a", Status.LOCKED, Status.RUNNING, night="2026-11-23", workflow="listing")
+    to_status(state, "b", Status.LOCKED, night="2026-11-23", workflow="listing")
+    state.record_attempt(call("a", ok=False, output=None, cost_usd=0.25), now=NOW)
+    state.record_attempt(call("a", output="the answer", cost_usd=0.5), now=NOW)
+    state.move("a", Status.REVIEW, now=NOW, clear_review=1)
+    rows = {p.task_id: p for p in state.dirty()}
+    assert [p.task_id for p in state.dirty()] == ["a", "b"]
+    assert rows["a"].status == Status.REVIEW and rows["a"].cost_usd == pytest.approx(0.75)
+    assert rows["a"].output == "the answer" and rows["a"].clear_review is True
+    assert rows["b"].output is None and rows["b"].cost_usd == 0.0 and rows["b"].clear_review is False
+    state.mark_synced(["a"])
+    assert [p.task_id for p in state.dirty()] == ["b"]
+    assert not state.task("a").dirty  # type: ignore[union-attr]
+    state.mark_dirty(["a"])  # the board lost its cells: the output is sent again, without clearing the review
+    (again,) = [p for p in state.dirty() if p.task_id == "a"]
+    assert again.output == "the answer" and again.clear_review is False and again.cost_usd == pytest.approx(0.75)
+    state.move("b", Status.DEFERRED, now=NOW, board=False)
+    state.mark_synced(["a", "b"])
+    assert state.dirty() == []
+
+
+def test_projections_show_synced_rows_with_the_output_only_for_the_statuses_asked(state: State) -> None:
+    to_status(state, "a", Status.LOCKED, Status.RUNNING, night="2026-11-23")
+    state.record_attempt(call("a", output="the answer", cost_usd=0.5), now=NOW)
+    state.move("a", Status.REVIEW, now=NOW)
+    to_status(state, "b", Status.LOCKED, night="2026-11-23")
+    state.add_task("queued", now=NOW)
+    state.add_task("behind", now=NOW)
+    state.mark_synced(["a", "b", "queued"])
+    state.move("behind", Status.LOCKED, now=NOW)
+    shown = {p.task_id: p for p in state.projections(with_output=[Status.REVIEW])}
+    assert set(shown) == {"a", "b"}  # a queued row and a row already due a write are not compared
+    assert shown["a"].output == "the answer" and shown["a"].cost_usd == pytest.approx(0.5)
+    assert shown["b"].output is None
+    assert {p.task_id: p.output for p in state.projections(with_output=[])} == {"a": None, "b": None}
+
+
+def test_moves_refuse_unknown_tasks_forbidden_transitions_and_unknown_fields(state: State) -> None:
+    from sheetbot.errors import StateError, TransitionError
+
+    with pytest.raises(StateError, match="not in the state file"):
+        state.move("ghost", Status.LOCKED, now=NOW)
+    to_status(state, "a", Status.LOCKED, Status.RUNNING, Status.REVIEW)
+    with pytest.raises(TransitionError):
+        state.move("a", Status.RUNNING, now=NOW)
+    state.move("a", Status.REVIEW, now=NOW, error="sk-live-abcdefghijklmnopqrstuvwxyz0123456789 refused")
+    assert "abcdefghijklmnopqrstuvwxyz0123456789" not in state.task("a").error  # type: ignore[union-attr]
+    with pytest.raises(ValueError, match="unknown task fields"):
+        state.move("a", Status.APPROVED, now=NOW, cost=1)
+    assert state.task("a").status == Status.REVIEW  # type: ignore[union-attr]
+    state.mark_synced(["a"])
+    state.move("a", Status.APPROVED, now=NOW, snapshot={"input": "x"}, board=False)  # e.g. a harvest's own write
+    task = state.task("a")
+    assert task is not None and task.snapshot == {"input": "x"} and task.failure is None and not task.dirty
+
+
+# -- batches: never sent twice, never forgotten ------------------------------------------------------------
+def test_open_sends_are_the_unanswered_creates_oldest_first(state: State) -> None:
+    reqs = {"k1-0": {"task_id": "a"}}
+    for key, minute in (("k2", 2), ("k1", 1), ("k3", 3)):
+        state.record_send(
+            key, provider="openai", model="m", night="n", step="final", requests=reqs,
+            now=NOW + timedelta(minutes=minute),
+        )  # fmt: skip
+    state.send_uploaded("k1", "file-1")
+    state.send_going_out("k1", NOW)
+    state.close_send("k3", "absent")
+    sends = state.open_sends()
+    assert [s["key"] for s in sends] == ["k1", "k2"]
+    assert sends[0]["requests"] == reqs and sends[0]["file_id"] == "file-1" and sends[0]["sent_at"] == NOW.isoformat()
+    assert sends[1]["sent_at"] is None
+    state.add_batch(
+        "batch_1", provider="openai", model="m", night="n", step="final", requests=reqs, now=NOW, send_key="k1"
+    )
+    assert [s["key"] for s in state.open_sends()] == ["k2"]
+    assert state.batch("batch_1")["custom_ids"] == ["k1-0"] and state.batch("batch_1")["status"] == "open"
+
+
+def test_a_found_batch_keeps_every_owners_requests_and_closes_the_send(state: State) -> None:
+    first = {"key": "k1", "provider": "openai", "model": "m", "night": "n", "step": "final", "requests": {"a": {}}}
+    second = {**first, "key": "k2", "requests": {"b": {}}}
+    for send in (first, second):
+        state.record_send(send["key"], provider="openai", model="m", night="n", step="final",
+                          requests=send["requests"], now=NOW)  # fmt: skip
+    state.adopt_batch("batch_1", first, found_by="listing", now=NOW)
+    state.adopt_batch("batch_1", second, found_by="listing", now=NOW)
+    batch = state.batch("batch_1")
+    assert batch["requests"] == {"a": {}, "b": {}} and batch["custom_ids"] == ["a", "b"]
+    assert state.open_sends() == []
+    assert state.batch_ids(found_by=("listing",)) == {"batch_1"}
+    assert state.batch_ids(found_by=("id",)) == set()
+
+
+def test_open_batches_are_those_whose_results_are_not_all_stored(state: State) -> None:
+    for n, status in enumerate(("open", "ended", "collected", "cancelled", "foreign")):
+        state.add_batch(f"b{n}", provider="openai", model="m", night="n" if n else "m", step="final",
+                        requests={f"r{n}": {}}, now=NOW + timedelta(minutes=10 - n))  # fmt: skip
+        state.update_batch(f"b{n}", status=status)
+    assert [b["batch_id"] for b in state.open_batches()] == ["b1", "b0"]
+    state.update_batch("b1", status="collected", counts={"succeeded": 2}, now=NOW)
+    ended = state.batch("b1")
+    assert ended["counts"] == {"succeeded": 2} and ended["finished_at"] == NOW.isoformat()
+    assert [b["batch_id"] for b in state.open_batches()] == ["b0"]
+    assert [b["batch_id"] for b in state.batches("n")] == ["b4", "b3", "b2", "b1"]
+    assert len(state.batches()) == 5
+    from sheetbot.errors import StateError
+
+    with pytest.raises(StateError, match="batch nope is not in the state file"):
+        state.batch("nope")

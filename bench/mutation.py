@@ -31,6 +31,7 @@ import json
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -135,14 +136,32 @@ def _diffs(workdir: Path, names: dict[str, str]) -> dict[str, str]:
     return result
 
 
+def _columns() -> frozenset[str]:
+    """Every column name of the state's tables, from the schema itself (an in-memory database)."""
+    from sheetbot.state.schema import SCHEMA, migrate
+
+    db = sqlite3.connect(":memory:")
+    db.executescript(SCHEMA)
+    migrate(db)
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return frozenset(c[1] for t in tables for c in db.execute(f"PRAGMA table_info({t})"))
+
+
 def case_only(diff: str) -> bool:
-    """A mutant that only changes the case of SQL text or of a sqlite3.Row key: SQLite reads keywords, table and
-    column names, and Row keys without regard to case, so no test can tell it apart (an equivalent mutant)."""
+    """A mutant that only changes the case of SQL text, of a sqlite3.Row key or of a column name put into SQL:
+    SQLite reads keywords, table and column names, and Row keys without regard to case, so no test can tell
+    it apart (an equivalent mutant). A case change of any other string ("sending") is a real mutant."""
     removed = [line[1:] for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")]
     added = [line[1:] for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
     if not removed or [r.lower() for r in removed] != [a.lower() for a in added]:
         return False
-    return all(SQL_TEXT.search(r) or ROW_KEY.search(r) for r in removed)
+    for before, after in zip(removed, added, strict=True):
+        changed = {w for w in re.findall(r"[\"']([A-Za-z_]+)[\"']", before)} - set(
+            re.findall(r"[\"']([A-Za-z_]+)[\"']", after)
+        )
+        if not (SQL_TEXT.search(before) or ROW_KEY.search(before) or (changed and changed <= COLUMNS)):
+            return False
+    return True
 
 
 def _report(workdir: Path, show_diffs: bool) -> None:
@@ -196,6 +215,9 @@ def _line(label: str, counts: Counter[str]) -> None:
         f"{label:<22}{killed:>7}{total:>7}{score:>8}{score_real:>8}  {counts['survived']:>8}  {counts['no tests']:>8}"
         f"  {counts['case only']:>9}  {other:>5}"
     )
+
+
+COLUMNS = _columns()
 
 
 def main() -> None:

@@ -62,6 +62,7 @@ def test_a_typed_status_is_read_whatever_its_case_and_spaces(typed: object, stat
         (" p1 ", "P1"),
         ("p3", "P3"),
         ("0", "P0"),
+        ("1", "P1"),
         ("3", "P3"),
         (2, "P2"),
         ("", "P2"),

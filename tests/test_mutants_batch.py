@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,7 +104,7 @@ def test_a_stream_yields_every_item_each_within_its_time() -> None:
 
 # -- what the night would have cost live -------------------------------------------------------------------
 def attempt(task_id: str, mode: str, cost_usd: float, **kw: object) -> Attempt:
-    values: dict[str, object] = {"night": "2026-11-22", "workflow": "blog", "model": "claude-sonnet-4-6"} | kw
+    values: dict[str, Any] = {"night": "2026-11-22", "workflow": "blog", "model": "claude-sonnet-4-6"} | kw
     return Attempt(
         task_id=task_id,
         attempt=1,
@@ -115,7 +116,7 @@ def attempt(task_id: str, mode: str, cost_usd: float, **kw: object) -> Attempt:
         ok=True,
         output="x",
         cost_usd=cost_usd,
-        **values,  # type: ignore[arg-type]
+        **values,
     )
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from sheetbot.state import Attempt, State
+from sheetbot.state import Attempt, State, Task
 from sheetbot.status import Status
 
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
@@ -23,7 +24,7 @@ def state(tmp_path: Path) -> State:
 
 
 def call(task_id: str, *, attempt: int = 1, step: str = "final", ok: bool = True, **kw: object) -> Attempt:
-    values: dict[str, object] = {"night": "2026-11-23", "workflow": "listing", "output": f"answer {task_id}"}
+    values: dict[str, Any] = {"night": "2026-11-23", "workflow": "listing", "output": f"answer {task_id}"}
     values |= kw
     return Attempt(
         task_id=task_id,
@@ -35,11 +36,17 @@ def call(task_id: str, *, attempt: int = 1, step: str = "final", ok: bool = True
         system="",
         prompt="p",
         ok=ok,
-        **values,  # type: ignore[arg-type]
+        **values,
     )
 
 
-def to_status(state: State, task_id: str, *path: Status, **fields: object) -> None:
+def task(state: State, task_id: str) -> Task:
+    found = state.task(task_id)
+    assert found is not None, task_id
+    return found
+
+
+def to_status(state: State, task_id: str, *path: Status, **fields: Any) -> None:
     """Add a task and walk it through ``path`` (each step an allowed transition)."""
     state.add_task(task_id, now=NOW)
     for status in path:
@@ -272,7 +279,7 @@ def test_dirty_rows_carry_their_total_cost_and_the_output_only_when_it_must_be_s
     assert rows["b"].output is None and rows["b"].cost_usd == 0.0 and rows["b"].clear_review is False
     state.mark_synced(["a"])
     assert [p.task_id for p in state.dirty()] == ["b"]
-    assert not state.task("a").dirty  # type: ignore[union-attr]
+    assert not task(state, "a").dirty
     state.mark_dirty(["a"])  # the board lost its cells: the output is sent again, without clearing the review
     (again,) = [p for p in state.dirty() if p.task_id == "a"]
     assert again.output == "the answer" and again.clear_review is False and again.cost_usd == pytest.approx(0.75)
@@ -306,14 +313,14 @@ def test_moves_refuse_unknown_tasks_forbidden_transitions_and_unknown_fields(sta
     with pytest.raises(TransitionError):
         state.move("a", Status.RUNNING, now=NOW)
     state.move("a", Status.REVIEW, now=NOW, error="sk-live-abcdefghijklmnopqrstuvwxyz0123456789 refused")
-    assert "abcdefghijklmnopqrstuvwxyz0123456789" not in state.task("a").error  # type: ignore[union-attr]
+    assert "abcdefghijklmnopqrstuvwxyz0123456789" not in task(state, "a").error
     with pytest.raises(ValueError, match="unknown task fields"):
         state.move("a", Status.APPROVED, now=NOW, cost=1)
-    assert state.task("a").status == Status.REVIEW  # type: ignore[union-attr]
+    assert task(state, "a").status == Status.REVIEW
     state.mark_synced(["a"])
     state.move("a", Status.APPROVED, now=NOW, snapshot={"input": "x"}, board=False)  # e.g. a harvest's own write
-    task = state.task("a")
-    assert task is not None and task.snapshot == {"input": "x"} and task.failure is None and not task.dirty
+    approved = task(state, "a")
+    assert approved.snapshot == {"input": "x"} and approved.failure is None and not approved.dirty
 
 
 # -- batches: never sent twice, never forgotten ------------------------------------------------------------
@@ -339,7 +346,14 @@ def test_open_sends_are_the_unanswered_creates_oldest_first(state: State) -> Non
 
 
 def test_a_found_batch_keeps_every_owners_requests_and_closes_the_send(state: State) -> None:
-    first = {"key": "k1", "provider": "openai", "model": "m", "night": "n", "step": "final", "requests": {"a": {}}}
+    first: dict[str, Any] = {
+        "key": "k1",
+        "provider": "openai",
+        "model": "m",
+        "night": "n",
+        "step": "final",
+        "requests": {"a": {}},
+    }
     second = {**first, "key": "k2", "requests": {"b": {}}}
     for send in (first, second):
         state.record_send(send["key"], provider="openai", model="m", night="n", step="final",

@@ -97,7 +97,9 @@ def test_a_stream_yields_every_item_each_within_its_time() -> None:
         ):
             got.append(n)
 
-    with pytest.raises(RetryableProviderError, match="read results"):
+    with pytest.raises(
+        RetryableProviderError, match=r"openai did not answer within 0\.05s when sheetbot tried to read"
+    ):
         asyncio.run(partial())
     assert got == [1]
 

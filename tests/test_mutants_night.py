@@ -105,6 +105,11 @@ def test_a_call_may_spend_up_to_the_cap_and_not_a_cent_more(tmp_path: Path) -> N
     assert budget.refuse(workflow, 6.0) is None
     refusal = budget.refuse(workflow, 6.01)
     assert refusal is not None and "$10.00 (limits.nightly_usd)" in refusal and "$4.0000 spent" in refusal
+    assert "held for calls in flight" not in refusal and "could cost up to $6.0100" in refusal
+    budget.reserve(workflow, 0.5)
+    small = budget.refuse(workflow, 6.0)
+    assert small is not None and "$0.5000 held for calls in flight" in small
+    budget.release(workflow, 0.5)
     budget.reserve(workflow, 5.0)
     assert budget.refuse(workflow, 1.0) is None
     held = budget.refuse(workflow, 1.01)

@@ -111,6 +111,7 @@ def test_final_outputs_of_many_tasks_oldest_first_across_the_500_id_chunks(state
     state.record_attempt(call("t0002", ok=False, output=None), now=NOW)
     state.record_attempt(call("t0003", step="draft", final=False, output="draft"), now=NOW)
     state.record_attempt(call("t0004", attempt=2, output=None), now=NOW)
+    state.record_attempt(call("t0005", attempt=2, workflow="", output="adopted"), now=NOW)
     out = state.final_outputs([*ids, "unknown"])
     assert set(out) == set(ids)
     assert out["t1199"] == [("listing", "answer t1199")]
@@ -118,6 +119,8 @@ def test_final_outputs_of_many_tasks_oldest_first_across_the_500_id_chunks(state
     assert out["t0002"] == [("listing", "answer t0002")]
     assert out["t0003"] == [("listing", "answer t0003")]
     assert out["t0004"] == [("listing", "answer t0004")]
+    assert out["t0005"] == [("listing", "answer t0005"), ("", "adopted")]
+    assert [n for n, answers in out.items() if len(answers) != 1] == ["t0001", "t0005"]  # no id read twice
     assert state.final_outputs([]) == {}
 
 

@@ -5,22 +5,28 @@ This runs mutmut 3 (a dev dependency) over a scope of sheetbot's source -- by de
 whose mistakes cost money or rows: sheetbot/state/, sheetbot/status.py, sheetbot/night/, sheetbot/batch/ --
 and prints the score (killed / total, per package) and every surviving mutant with its diff.
 
-    nice -n 10 .venv/bin/python bench/mutation.py sheetbot/status.py sheetbot/state
-    nice -n 10 .venv/bin/python bench/mutation.py                      # all four (slow: hours on 2 cores)
-    .venv/bin/python bench/mutation.py sheetbot/state --report         # print the last run's results again
-    .venv/bin/python bench/mutation.py sheetbot/state --tests tests/test_state_behind.py   # faster, less exact
+    .venv/bin/python bench/mutation.py sheetbot/status.py sheetbot/state/attempts.py \
+        --tests tests/test_lifecycle.py tests/test_mutants_state.py tests/test_mutants_status.py
+    .venv/bin/python bench/mutation.py ... --report      # the same arguments: print that run's results again
+    .venv/bin/python bench/mutation.py                   # all four packages, every test: many hours on 2 cores
 
 How: the repo's sheetbot/, tests/, config/ and pyproject.toml are copied to a work folder OUTSIDE the repo
-(default: <tmp>/sheetbot-mutation/<scope>), with a [tool.mutmut] section naming the scope, and `mutmut run`
-runs there under `nice -n 10`. So nothing mutmut writes (its mutants/ folder, its caches) lands in the repo,
-and `python -m pytest` in the repo never collects a mutant. mutmut first runs the selected tests once to
-record which tests call which function, then runs, for each mutant, only the tests that reach the mutated
-function -- the per-mutant selection that makes a ~1,000-test suite affordable. A re-run in the same work
-folder keeps the verdicts it has (use --fresh after changing the code or the tests).
+(default: <tmp>/sheetbot-mutation/<hash of scope and tests>), with a [tool.mutmut] section naming the scope,
+and `mutmut run` runs there at niceness 10 or more. So nothing mutmut writes (its mutants/ folder, its
+caches) lands in the repo, and `python -m pytest` in the repo never collects a mutant. mutmut first runs the
+selected tests once to record which tests reach which function, then runs, for each mutant, only those
+tests, fastest first, stopping at the first failure. A re-run with the same arguments keeps the verdicts it
+has (so an interrupted run resumes); use --fresh after changing the code or the tests.
+
+Why --tests: a killed mutant costs a second or two, but a surviving one runs every selected test that reaches
+its function, and most of the state's methods are reached by ~280 tests (~4 minutes on a loaded 2-core
+machine). Selecting the test files that test a scope keeps a run to minutes; the figures then say "with
+these tests", and a mutant that survives them may still be killed by a test left out.
 
 Statuses: killed (a test failed), timeout (counted as killed: the mutant hung), survived (every test that
-reaches it passed), no tests (no test reaches the function: also a survivor, reported apart).
-Score = (killed + timeout) / (all mutants - skipped). Like every bench script it exits 0 whatever the score.
+reaches it passed), no tests (no selected test reaches the function), case only (see case_only: SQLite does
+not tell the case of SQL text apart, so these are equivalent mutants). Score = killed / (all - skipped);
+score* leaves the case-only ones out. Like every bench script it exits 0 whatever the score.
 """
 
 from __future__ import annotations

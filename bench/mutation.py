@@ -87,6 +87,9 @@ def _prepare(workdir: Path, scope: list[str], tests: list[str], fresh: bool) -> 
         f"pytest_add_cli_args_test_selection = {json.dumps(tests or ['tests/'])}",
         'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]',
         "use_git_change_detection = false",
+        # A mutant that loops forever is a kill (timeout); mutmut's default waits 30x the tests' time in CPU
+        # seconds, which at a loaded machine's share of a core is most of an hour. 6x is plenty.
+        "timeout_multiplier = 3.0",
     ]
     pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
     (workdir / "pyproject.toml").write_text(pyproject + "\n".join(lines) + "\n", encoding="utf-8")

@@ -44,6 +44,8 @@ def test_a_window_that_opens_before_midnight_ends_the_next_morning() -> None:
     assert (window.start, window.end) == (local("2026-11-22T22:00"), local("2026-11-23T04:00"))
     same_evening = window_for_night(date(2026, 11, 22), schedule(cutoff="12:00", start="18:00", end="23:00"), TZ)
     assert (same_evening.start, same_evening.end) == (local("2026-11-22T18:00"), local("2026-11-22T23:00"))
+    all_day = window_for_night(date(2026, 11, 22), schedule(start="01:00", end="01:00"), TZ)
+    assert (all_day.start, all_day.end) == (local("2026-11-23T01:00"), local("2026-11-24T01:00"))  # 24 h, not none
     at_the_cutoff = window_for_night(date(2026, 11, 22), schedule(cutoff="17:00", start="17:00", end="20:00"), TZ)
     assert at_the_cutoff.start == local("2026-11-23T17:00")
 
@@ -105,12 +107,16 @@ def test_a_call_may_spend_up_to_the_cap_and_not_a_cent_more(tmp_path: Path) -> N
     assert budget.refuse(workflow, 6.0) is None
     refusal = budget.refuse(workflow, 6.01)
     assert refusal is not None and "$10.00 (limits.nightly_usd)" in refusal and "$4.0000 spent" in refusal
-    assert "held for calls in flight" not in refusal and "could cost up to $6.0100" in refusal
+    assert refusal == (
+        "deferred: tonight's budget of $10.00 (limits.nightly_usd) would be exceeded: $4.0000 spent, "
+        "and this row could cost up to $6.0100; it runs on a later night"
+    )
     budget.reserve(workflow, 0.5)
     small = budget.refuse(workflow, 6.0)
     assert small is not None and "$0.5000 held for calls in flight" in small
     budget.release(workflow, 0.5)
-    budget.reserve(workflow, 5.0)
+    budget.reserve(workflow, 2.0)
+    budget.reserve(workflow, 3.0)  # two calls in flight hold the sum of both
     assert budget.refuse(workflow, 1.0) is None
     held = budget.refuse(workflow, 1.01)
     assert held is not None and "$5.0000 held for calls in flight" in held
@@ -129,13 +135,15 @@ def test_a_workflows_own_cap_counts_only_its_own_spend(tmp_path: Path) -> None:
     with State(tmp_path / "s.db") as state:
         spend(state, "a", capped, 1.0)
         spend(state, "b", other, 50.0)
+        spend(state, "c", capped, 9.0, night="2026-11-21")  # last night's spend is not tonight's
         budget = Budget(cfg, state, "2026-11-22")
     assert budget.spent_by_workflow[capped] == pytest.approx(1.0)
     assert budget.refuse(capped, 2.0) is None
     refusal = budget.refuse(capped, 2.5)
     assert refusal is not None and f"tonight's budget for {capped} of $3.00 (nightly_usd)" in refusal
     assert budget.refuse(other, 40.0) is None  # no cap of its own: only the night's
-    budget.reserve(capped, 1.5)
+    budget.reserve(capped, 1.0)
+    budget.reserve(capped, 0.5)
     assert budget.refuse(capped, 0.5) is None and budget.refuse(capped, 0.6) is not None
     budget.release(capped, 1.5)
     assert budget.refuse(capped, 2.0) is None

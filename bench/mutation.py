@@ -16,7 +16,8 @@ and `mutmut run` runs there at niceness 10 or more. So nothing mutmut writes (it
 caches) lands in the repo, and `python -m pytest` in the repo never collects a mutant. mutmut first runs the
 selected tests once to record which tests reach which function, then runs, for each mutant, only those
 tests, fastest first, stopping at the first failure. A re-run with the same arguments keeps the verdicts it
-has (so an interrupted run resumes); use --fresh after changing the code or the tests.
+has (so an interrupted run resumes); use --fresh after changing the code, and --retry after adding or
+strengthening tests (it runs again only the mutants that survived; the killed ones stay killed).
 
 Why --tests: a killed mutant costs a second or two, but a surviving one runs every selected test that reaches
 its function, and most of the state's methods are reached by ~280 tests (~4 minutes on a loaded 2-core
@@ -95,11 +96,12 @@ def _prepare(workdir: Path, scope: list[str], tests: list[str], fresh: bool) -> 
     (workdir / "pyproject.toml").write_text(pyproject + "\n".join(lines) + "\n", encoding="utf-8")
 
 
-def _run(workdir: Path, jobs: int) -> int:
+def _run(workdir: Path, jobs: int, names: list[str]) -> int:
     """`mutmut run` at niceness 10 at least: the machine is shared, and mutants are never urgent."""
     mutmut = Path(sys.executable).parent / "mutmut"
     command = ["nice", "-n", str(max(0, 10 - os.nice(0))), str(mutmut), "run", "--max-children", str(jobs)]
-    print("$ cd", workdir, "&&", " ".join(command), flush=True)
+    print("$ cd", workdir, "&&", " ".join(command), f"<{len(names)} mutants>" if names else "", flush=True)
+    command += names
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.run(command, cwd=workdir, env=env, check=False).returncode
 
@@ -173,6 +175,18 @@ def case_only(diff: str) -> bool:
     return True
 
 
+def _survivors_to_retry(workdir: Path) -> list[str]:
+    """The mutants that survived (not the case-only ones, which no test can kill): what --retry runs again."""
+    survived = {
+        name: source
+        for source, by_name in _verdicts(workdir).items()
+        for name, status in by_name.items()
+        if status in ("survived", "suspicious")
+    }
+    diffs = _diffs(workdir, survived)
+    return sorted(name for name in survived if not case_only(diffs.get(name, "")))
+
+
 def _report(workdir: Path, show_diffs: bool) -> None:
     verdicts = _verdicts(workdir)
     if not verdicts:
@@ -237,6 +251,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
     parser.add_argument("--fresh", action="store_true", help="forget earlier verdicts in the work folder")
     parser.add_argument("--report", action="store_true", help="only print the last run's results")
+    parser.add_argument(
+        "--retry",
+        action="store_true",
+        help="with new or stronger tests (the code unchanged): run again only the mutants that survived",
+    )
     parser.add_argument("--no-diffs", action="store_true", help="list surviving mutants without their diffs")
     args = parser.parse_args()
     scope = [s.rstrip("/") for s in args.scope] or list(DEFAULT_SCOPE)
@@ -246,8 +265,11 @@ def main() -> None:
         raise SystemExit("the work folder must be outside the repo, or pytest would collect the mutants")
     print("scope:", " ".join(scope), "| tests:", " ".join(args.tests) or "tests/")
     if not args.report:
+        names = _survivors_to_retry(workdir) if args.retry and not args.fresh else []
+        if args.retry and not names:
+            print("no surviving mutant to retry")
         _prepare(workdir, scope, args.tests, args.fresh)
-        code = _run(workdir, args.jobs)
+        code = _run(workdir, args.jobs, names) if names or not args.retry else 0
         if code != 0:
             print(f"mutmut run exited {code}; the figures below may be partial")
     _report(workdir, not args.no_diffs)

@@ -176,12 +176,12 @@ def case_only(diff: str) -> bool:
 
 
 def _survivors_to_retry(workdir: Path) -> list[str]:
-    """The mutants that survived (not the case-only ones, which no test can kill): what --retry runs again."""
+    """The mutants that survived or were not checked (not the case-only ones, which no test can kill)."""
     survived = {
         name: source
         for source, by_name in _verdicts(workdir).items()
         for name, status in by_name.items()
-        if status in ("survived", "suspicious")
+        if status in ("survived", "suspicious", "not checked")  # not checked: interrupted, or its tests changed
     }
     diffs = _diffs(workdir, survived)
     return sorted(name for name in survived if not case_only(diffs.get(name, "")))

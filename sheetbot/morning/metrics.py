@@ -104,13 +104,15 @@ def night_metrics(
                     edit_rate=_ratio(edited, decided),
                     rework_rate=_ratio(rework, decided),
                     p50_latency_s=_percentile(latencies, 0.5),
-                    live_usd=round(_live_usd(state, night, workflow, prices), 6),
+                    live_usd=round(live_usd_of_night(state, night, workflow, prices), 6),
                 )
             )
     return out
 
 
-def _live_usd(state: State, night: str, workflow: str, prices: Mapping[str, PriceConfig] | None) -> float:
+def live_usd_of_night(
+    state: State, night: str, workflow: str, prices: Mapping[str, PriceConfig] | None = None
+) -> float:
     """The night's spend for ``workflow`` had every call run live (sheetbot/providers/pricing.py)."""
     calls = (
         PaidCall(

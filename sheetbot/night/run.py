@@ -298,7 +298,8 @@ async def run_async(
             state.night_event(window.night, run_started_at=now.isoformat())
         # `running` is kept in the state only: marking it on the board would cost a read and a write per
         # night (1,000 requests for 10,000 Airtable rows) for a status nobody reads at 3am. The board shows
-        # `locked` until the row's output arrives.
+        # `locked` until the row's output arrives, or until the run's last write mirrors the state (a row
+        # still in flight when the run stops then shows `running`).
         night = _Night(ctx, report, deadline, stop)
         night.total, night.grace_s = len(tasks), grace_s
         if ctx.batch_mode is not None and any(_mode(ctx, t) == "preview" for t in tasks):

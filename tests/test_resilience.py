@@ -122,7 +122,8 @@ def test_429_waits_at_least_retry_after_then_succeeds(kind: str) -> None:
     (done,) = run(provider, req())
     assert done.text == "OUTPUT for: row 1" and len(fake.requests) == 2
     assert clock.now - 1000.0 >= 7 and max(clock.slept) >= 7
-    ((name, details),) = provider.events
+    (limited, limited_details), (name, details) = provider.events  # each 429 is told, then the retry
+    assert limited == "rate_limited" and limited_details == {"provider": kind, "status_code": 429, "wait_s": 7.0}
     assert name == "retry" and details["status_code"] == 429 and details["wait_s"] >= 7
     assert details["provider"] == kind and details["custom_id"] == "t1:1:final" and details["attempt"] == 1
 

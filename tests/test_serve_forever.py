@@ -127,6 +127,8 @@ def test_serve_forever_works_the_night_and_exits_0_when_stopped(
             return "run" in seen["health"][1]
 
         assert llm.wait_until(run_on_healthz), seen
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:  # the same port
+            seen["metrics"] = response.read().decode()
         stop.set()
 
     code = serve(shop, stop, control)[0]
@@ -137,6 +139,7 @@ def test_serve_forever_works_the_night_and_exits_0_when_stopped(
     assert sorted(llm.arrived) == [f"item-{n}" for n in range(ROWS)]
     status, health = seen["health"]
     assert status == 200 and health["run"]["ok"] is True, health
+    assert f'sheetbot_rows{{status="review",workflow="listing"}} {float(ROWS)}' in seen["metrics"]
     messages = [r.getMessage() for r in caplog.records]
     assert any(m.startswith("schedule: lock daily at 17:00") for m in messages)  # the plan, as schedule reads it
     assert messages[-1] == "stopped"

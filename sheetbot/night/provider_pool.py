@@ -46,8 +46,9 @@ class ProviderPool:
 
     def _event_hook(self, provider: str) -> EventHook:
         def record(event: str, detail: ProviderEvent) -> None:
-            # Retries are routine; the breaker is what the morning's alerts are made of.
-            if event.startswith("circuit"):
+            # Retries are routine; the breaker is what the morning's alerts are made of, and the 429s (their
+            # details name no call) are what /metrics counts, from the audit, so a restart loses none.
+            if event.startswith("circuit") or event == "rate_limited":
                 self.events.append((event, provider))
                 # Called inside a provider's call, perhaps after a paid answer: a state fault here must not
                 # lose it (the answer's own write finds the fault and keeps the answer in the journal).

@@ -21,7 +21,7 @@ class ProviderEvent(TypedDict, total=False):
     cooldown_s: float
 
 
-#: Hears an event's name (retry, circuit_open, circuit_half_open, circuit_closed) and its details.
+#: Hears an event's name (retry, rate_limited, circuit_open, circuit_half_open, circuit_closed) and its details.
 EventHook = Callable[[str, ProviderEvent], None]
 
 

@@ -6,6 +6,7 @@
 * **A slot is held for one HTTP try only**: between tries the call gives its slot back and queues again,
   or a burst of 429s would park the whole pool in backoff while the limit sits idle. Every try is charged
   to the rpm bucket, because the server counts it too.
+* **429s** are each told to ``on_event`` as ``rate_limited`` (the pool audits them; /metrics counts them).
 * **Circuit breaker**: consecutive failed tries (retryable errors but rate limits) open it for
   ``breaker_cooldown_s``. While open, calls and pending retries raise :class:`CircuitOpenError` without a
   request; after the cool-down one trial call goes through (half-open) while the other calls wait for its
@@ -130,7 +131,9 @@ class ResilientProvider:
         except RetryableProviderError as exc:
             if exc.retry_after_s:
                 self.limiter.pause(min(exc.retry_after_s, PAUSE_CAP_S))
-            if exc.status_code != 429:  # "slow down" is not "down": backoff handles it, the breaker does not
+            if exc.status_code == 429:  # each one, the last try's too (no retry event follows it): for /metrics
+                self._event("rate_limited", status_code=429, wait_s=exc.retry_after_s or 0.0)
+            else:  # "slow down" is not "down": backoff handles it, the breaker does not
                 self._failed(exc, trial=trial)
             raise
         except AccountProviderError as exc:

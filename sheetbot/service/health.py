@@ -1,8 +1,9 @@
 """`/healthz` for `serve`: the last lock, run and harvest with their outcome; 503 when the last night failed.
+The same server answers `/metrics` for Prometheus (sheetbot/service/prometheus.py) under the same bounds.
 
 A platform's health check (or a person with curl) learns in one request whether last night
 finished and drained. Served by the stdlib in a daemon thread, on 127.0.0.1 unless the YAML
-says otherwise, so nothing extra is installed and nothing is exposed by default.
+says otherwise, so no web framework is needed and nothing is exposed by default.
 
 The port may be reachable by anyone, so it is bounded: at most ``max_workers`` connections are served
 at once (the rest wait in the listen backlog), each read waits at most ``read_timeout_s`` and a whole
@@ -23,10 +24,13 @@ from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, TypedDict
 
+from prometheus_client.exposition import choose_encoder
+
 from sheetbot.safety.secrets import scrub_any
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
+    from prometheus_client.registry import CollectorRegistry
 
 log = logging.getLogger("sheetbot.service.health")
 
@@ -38,6 +42,7 @@ READ_TIMEOUT_S = 5.0
 REQUEST_DEADLINE_S = 10.0
 #: What a request that failed inside sheetbot gets back: never the exception's text.
 FAILED_BODY = {"status": "error", "error": "the health check failed inside sheetbot: see its log"}
+METRICS_FAILED_BODY = b"# the metrics failed inside sheetbot: see its log\n"
 
 
 def failed_outcome(exc: BaseException) -> str:
@@ -146,8 +151,11 @@ def start_health_server(
     max_workers: int = MAX_WORKERS,
     read_timeout_s: float = READ_TIMEOUT_S,
     request_deadline_s: float = REQUEST_DEADLINE_S,
+    metrics: CollectorRegistry | None = None,
 ) -> ThreadingHTTPServer:
-    """Serve `/healthz` until ``server.shutdown()``; port 0 picks a free port (``server.server_address``)."""
+    """Serve `/healthz` (and `/metrics` from ``metrics``, sheetbot/service/prometheus.py) until
+    ``server.shutdown()``; port 0 picks a free port (``server.server_address``). Both paths share the bounds."""
+    served = "only /healthz and /metrics are served here" if metrics is not None else "only /healthz is served here"
 
     class Handler(BaseHTTPRequestHandler):
         timeout = read_timeout_s  # the socket's timeout, also for writing to a client that does not read
@@ -158,17 +166,37 @@ def start_health_server(
             self.rfile = io.BufferedReader(raw)
 
         def do_GET(self) -> None:
-            if self.path.split("?")[0] != "/healthz":
-                self.send_error(404, "only /healthz is served here")
-                return
+            path = self.path.split("?")[0]
+            if path == "/healthz":
+                self._healthz()
+            elif path == "/metrics" and metrics is not None:
+                self._metrics(metrics)
+            else:
+                self.send_error(404, served)
+
+        def _healthz(self) -> None:
             try:
                 code, body = health.snapshot()
                 data = json.dumps(body).encode()
             except Exception:  # details to the log; the client learns only that it failed
                 log.exception("/healthz failed")
                 code, data = 500, json.dumps(FAILED_BODY).encode()
+            self._send(code, "application/json", data)
+
+        def _metrics(self, registry: CollectorRegistry) -> None:
+            """The exposition format the scraper asks for (Accept), as prometheus_client negotiates it:
+            the text format by default, OpenMetrics when asked; the content type is the library's."""
+            try:
+                encode, content_type = choose_encoder(self.headers.get("Accept", ""))
+                code, data = 200, encode(registry)
+            except Exception:  # e.g. the state cannot be read: details to the log, never to the scraper
+                log.exception("/metrics failed")
+                code, content_type, data = 500, "text/plain; charset=utf-8", METRICS_FAILED_BODY
+            self._send(code, content_type, data)
+
+        def _send(self, code: int, content_type: str, data: bytes) -> None:
             self.send_response(code)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)

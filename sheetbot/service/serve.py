@@ -276,7 +276,7 @@ def serve_forever(
     stop: threading.Event | None = None,
     grace_s: float = GRACE_S,
 ) -> int:
-    """The production wiring: system clock, signals, notifications, /healthz, the board lock.
+    """The production wiring: system clock, signals, notifications, /healthz and /metrics, the board lock.
 
     ``clock``, ``stop`` and ``grace_s`` are for tests, which run this very function in-process (so coverage
     sees it): a clock inside the night window, a stop event they set themselves (SIGTERM and SIGINT set it
@@ -298,8 +298,12 @@ def serve_forever(
     health = Health()
     http = None
     if config.serve.health_port is not None:
-        http = start_health_server(health, host=config.serve.health_host, port=config.serve.health_port)
-        log.info("health on http://%s:%d/healthz", *http.server_address[:2])
+        from sheetbot.service.prometheus import metrics_registry
+
+        http = start_health_server(
+            health, host=config.serve.health_host, port=config.serve.health_port, metrics=metrics_registry(config)
+        )
+        log.info("health on http://%s:%d/healthz, Prometheus metrics on /metrics", *http.server_address[:2])
     try:
         with board_lock(config.state_path, "serve", wait=wait, sleep=stop.wait, cancelled=stop.is_set):
             for line in describe_jobs(config.schedule, config.timezone):

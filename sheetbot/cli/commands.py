@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sheetbot.cli.console import err, out, progress_bar
+from sheetbot.cli.console import err, fitted, out, progress_bar
 from sheetbot.errors import SheetbotError
 from sheetbot.night.context import NightContext, no_progress
 from sheetbot.night.context import Progress as ProgressFn
@@ -94,7 +94,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    with _context(args) as ctx:
+    with progress_bar("lock") as progress, _context(args, progress) as ctx:
         from sheetbot.morning.summary import describe_lock
         from sheetbot.night.lock import lock
 
@@ -120,7 +120,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_harvest(args: argparse.Namespace) -> int:
-    with _context(args) as ctx:
+    with progress_bar("harvest") as progress, _context(args, progress) as ctx:
         from sheetbot.morning.summary import describe_harvest
         from sheetbot.night.harvest import harvest
 
@@ -163,9 +163,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     elif not metrics:
         out.print("no nights recorded yet: run `sheetbot lock` and `sheetbot run` first", markup=False)
     else:
-        out.print(metrics_table(metrics))
-        if len({m.night for m in metrics}) > 1:
-            out.print(trend_table(metrics))
+        tables = [metrics_table(metrics)] + ([trend_table(metrics)] if len({m.night for m in metrics}) > 1 else [])
+        for table in tables:  # split into parts on a narrow terminal (console.fitted): every figure stays
+            for part in fitted(table, out):
+                out.print(part)
     if not args.json:
         from sheetbot.cli.trial import trial_lines
 

@@ -1,0 +1,173 @@
+"""The terminal: `report` on a 100-column screen, progress on the long phases (issue 13, item 8)."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from harness import Shop, at
+from rich.console import Console
+
+from sheetbot.cli import commands
+from sheetbot.cli.console import fitted
+from sheetbot.cli.main import main
+from sheetbot.morning.metrics import NightMetrics
+from sheetbot.morning.summary import metrics_table, trend_table
+from sheetbot.night.harvest import harvest
+from sheetbot.night.lock import lock
+
+INPUTS = {
+    "listing": ["Tent 2P, 1.9 kg", "Down jacket 700 fp", "Merino tee 150 g"],
+    "blog": ["Layering for winter hikes", "How to pitch a tent in wind"],
+}
+
+
+@pytest.fixture
+def night(tmp_path: Path) -> Shop:
+    """A night with two workflows, reviewed: approvals, an edit, a rework, one left waiting."""
+    shop = Shop(tmp_path)
+    for workflow, texts in INPUTS.items():
+        for text in texts:
+            shop.add(type=workflow, input=text, brand="Kestrel")
+    shop.lock()
+    shop.clock.set(at("2026-11-24T01:00"))
+    shop.run()
+    shop.clock.set(at("2026-11-24T09:00"))
+    ids = {text: shop.row(input=text)["id"] for texts in INPUTS.values() for text in texts}
+    shop.set(ids["Tent 2P, 1.9 kg"], review="approve")
+    shop.set(ids["Down jacket 700 fp"], review="edit", edited_output="My own jacket copy")
+    shop.set(ids["Layering for winter hikes"], review="rework", notes="shorter")
+    shop.set(ids["How to pitch a tent in wind"], review="approve")
+    shop.harvest()
+    return shop
+
+
+def report_at(width: int, shop: Shop, monkeypatch: pytest.MonkeyPatch) -> str:
+    screen = StringIO()
+    monkeypatch.setattr(commands, "out", Console(width=width, file=screen, highlight=False, soft_wrap=True))
+    assert main(["report", "--config", str(shop.config_path)]) == 0
+    return screen.getvalue()
+
+
+def test_the_report_fits_a_100_column_terminal_with_every_figure(night: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = report_at(100, night, monkeypatch)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 100, text
+    assert not any("…" in line for line in lines), f"a cell was cut short:\n{text}"
+    for header in ("night", "workflow", "lock", "done", "appr%", "compl%", "cost", "live", "$/out", "p95s"):
+        assert any(f" {header} " in f" {line} " for line in lines), f"{header} missing:\n{text}"
+    rows = [line.split() for line in lines if line.strip().startswith("2026-11-23")]
+    listing = [r for r in rows if r[1] == "listing"]
+    blog = [r for r in rows if r[1] == "blog"]
+    assert listing[0][2:10] == ["3", "3", "0", "0", "1", "1", "0", "50%"]  # lock done fail defer appr edit rwk appr%
+    assert blog[0][2:10] == ["2", "2", "0", "0", "1", "0", "1", "50%"]
+    assert all(r[3].startswith("$") for r in listing[1:] + blog[1:])  # the second part: compl% then cost
+    print(text)
+
+
+def test_piped_the_report_keeps_one_full_table(night: Shop, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = report_at(160, night, monkeypatch)
+    assert "(1/2)" not in text
+    header = next(line for line in text.splitlines() if " workflow " in line)
+    assert header.split() == [
+        "night",
+        "workflow",
+        "lock",
+        "done",
+        "fail",
+        "defer",
+        "appr",
+        "edit",
+        "rwk",
+        "appr%",
+        "compl%",
+        "cost",
+        "live",
+        "$/out",
+        "p50s",
+        "p95s",
+    ]
+
+
+def test_report_json_is_the_metrics_as_before(
+    night: Shop, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sheetbot.morning.metrics import night_metrics
+
+    capsys.readouterr()
+    assert main(["report", "--config", str(night.config_path), "--json"]) == 0
+    with night.state() as state:
+        expected = json.dumps(
+            [m.as_dict() for m in night_metrics(state, nights=7, prices=night.config.prices)], indent=2
+        )
+    assert capsys.readouterr().out == expected + "\n"
+
+
+def metrics(night: str, workflow: str, seed: int) -> NightMetrics:
+    return NightMetrics(
+        night=night,
+        workflow=workflow,
+        locked=2000 + seed,
+        done=1990,
+        failed=10,
+        deferred=123,
+        approved=1500,
+        edited=300,
+        rework=190,
+        waiting=12,
+        cost_usd=123.4567,
+        estimated_usd=0.0,
+        approval_rate=0.7538,
+        completion_rate=0.995,
+        cost_per_output_usd=0.0621,
+        p95_latency_s=123.4,
+        edit_rate=0.15,
+        rework_rate=0.1,
+        p50_latency_s=12.3,
+        live_usd=246.9134,
+    )
+
+
+def test_a_week_of_ten_workflows_with_big_figures_fits_too() -> None:
+    workflows = ["product_page_update", "ai_search_visibility", "returns_reason", "review_sentiment", "blog_draft"]
+    nights = [f"2026-11-{day}" for day in range(17, 24)]
+    week = [metrics(n, w, i) for i, n in enumerate(nights) for w in workflows]
+    console = Console(width=100, file=StringIO(), highlight=False)
+    for table in (metrics_table(week), trend_table(week)):
+        for part in fitted(table, console):
+            console.print(part)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert max(len(line) for line in text.splitlines()) <= 100, text
+    assert "…" not in text, text
+    assert text.count("$123.4567") == len(week) and text.count("$246.9134") == len(week)
+    for night in nights:
+        assert night[5:] in text  # every night of the trend is there, in one part or another
+
+
+# -- progress --------------------------------------------------------------------------------------------
+def test_lock_and_harvest_report_progress_to_the_end(tmp_path: Path) -> None:
+    shop = Shop(tmp_path)
+    for i in range(5):
+        shop.add(type="listing", input=f"Tent {i}", brand="Kestrel")
+    calls: list[tuple[int, int, str]] = []
+    with shop.context() as ctx:
+        ctx.progress = lambda done, total, what: calls.append((done, total, what))
+        lock(ctx)
+    assert calls[0] == (0, 0, "reading the board")  # the bar shows something before the first slow read
+    assert (5, 5, "writing the board") in calls
+    assert calls[-1][:2] == (5, 5)
+    assert [done for done, total, _ in calls if total == 5] == sorted(done for done, total, _ in calls if total == 5)
+
+    shop.clock.set(at("2026-11-24T01:00"))
+    shop.run()
+    shop.clock.set(at("2026-11-24T09:00"))
+    shop.set(shop.row(input="Tent 0")["id"], review="approve")
+    calls.clear()
+    with shop.context() as ctx:
+        ctx.progress = lambda done, total, what: calls.append((done, total, what))
+        harvest(ctx)
+    assert calls[0] == (0, 0, "reading the board")
+    assert calls[-1][:2] == (5, 5)
+    assert {what for _, _, what in calls} >= {"reading the decisions", "writing the board"}

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
+from datetime import UTC, datetime, tzinfo
 from io import StringIO
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from harness import Shop, at
@@ -17,6 +21,7 @@ from sheetbot.morning.metrics import NightMetrics
 from sheetbot.morning.summary import metrics_table, trend_table
 from sheetbot.night.harvest import harvest
 from sheetbot.night.lock import lock
+from sheetbot.service.logs import setup_logging
 
 INPUTS = {
     "listing": ["Tent 2P, 1.9 kg", "Down jacket 700 fp", "Merino tee 150 g"],
@@ -171,3 +176,39 @@ def test_lock_and_harvest_report_progress_to_the_end(tmp_path: Path) -> None:
     assert calls[0] == (0, 0, "reading the board")
     assert calls[-1][:2] == (5, 5)
     assert {what for _, _, what in calls} >= {"reading the decisions", "writing the board"}
+
+
+# -- log times -------------------------------------------------------------------------------------------
+def logged_at(moment: datetime, fmt: str, tz: tzinfo | None = None) -> str:
+    stream = StringIO()
+    handler = setup_logging(fmt=fmt, env={}, stream=stream, tz=tz)
+    try:
+        record = logging.makeLogRecord(
+            {"name": "sheetbot.service.serve", "levelno": logging.INFO, "levelname": "INFO", "msg": "lock done"}
+        )
+        record.created = moment.timestamp()
+        handler.handle(record)
+    finally:
+        logging.getLogger("sheetbot").removeHandler(handler)
+    return stream.getvalue()
+
+
+def test_text_log_times_carry_their_offset() -> None:
+    winter = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+    summer = datetime(2026, 7, 1, 0, 0, tzinfo=UTC)
+    berlin = ZoneInfo("Europe/Berlin")
+    assert logged_at(winter, "text", berlin).startswith("2026-11-23T01:00:00.000+01:00 INFO    sheetbot.service.serve")
+    assert logged_at(summer, "text", berlin).startswith("2026-07-01T02:00:00.000+02:00 ")
+    assert json.loads(logged_at(winter, "json"))["time"] == "2026-11-23T00:00:00.000+00:00"
+
+
+@pytest.mark.skipif(not hasattr(time, "tzset"), reason="TZ is read at start-up only where time.tzset exists")
+def test_text_log_times_default_to_the_hosts_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        line = logged_at(datetime(2026, 11, 23, 6, 0, tzinfo=UTC), "text")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert line.startswith("2026-11-23T01:00:00.000-05:00 ")

@@ -21,7 +21,9 @@ from sheetbot.morning.metrics import NightMetrics
 from sheetbot.morning.summary import metrics_table, trend_table
 from sheetbot.night.harvest import harvest
 from sheetbot.night.lock import lock
+from sheetbot.notify.base import Delivery, Fanout, MemoryNotifier, Message, Notifier
 from sheetbot.service.logs import setup_logging
+from sheetbot.service.serve import Server
 
 INPUTS = {
     "listing": ["Tent 2P, 1.9 kg", "Down jacket 700 fp", "Merino tee 150 g"],
@@ -212,3 +214,47 @@ def test_text_log_times_default_to_the_hosts_zone(monkeypatch: pytest.MonkeyPatc
         monkeypatch.undo()
         time.tzset()
     assert line.startswith("2026-11-23T01:00:00.000-05:00 ")
+
+
+# -- "summary … sent" ------------------------------------------------------------------------------------
+def summary_said(tmp_path: Path, notifier: Notifier | Fanout, caplog: pytest.LogCaptureFixture) -> str:
+    shop = Shop(tmp_path / "shop")
+    shop.clock.set(at("2026-11-23T09:30"))
+    shop.add(type="listing", input="Mug", brand="Acme")
+    server = Server(
+        config=shop.config,
+        open_context=shop.context,
+        clock=shop.clock,
+        sleep=lambda s: shop.clock.advance(seconds=s),
+        notifier=notifier,
+        max_sleep_s=86_400,
+    )
+    caplog.set_level(logging.INFO, logger="sheetbot")
+    server.loop(until=at("2026-11-24T09:10"))
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("summary: ")]
+    assert said, "the summary was due at 09:00"
+    return said[0]
+
+
+def test_summary_is_said_sent_only_when_a_channel_got_it(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    got = MemoryNotifier("slack")
+    said = summary_said(tmp_path / "a", Fanout([(got, None), (MemoryNotifier("email", fail=True), None)]), caplog)
+    assert said.startswith("summary: summary of night 2026-11-23 sent to slack (not to email: tried again later)")
+    caplog.clear()
+    said = summary_said(tmp_path / "b", Fanout([(MemoryNotifier("slack", fail=True), None)]), caplog)
+    assert said.startswith("summary: summary of night 2026-11-23 NOT sent: slack failed")
+    assert " sent to " not in said and " sent;" not in said
+    caplog.clear()
+    said = summary_said(tmp_path / "c", Fanout(), caplog)  # no notify: in the YAML
+    assert said.startswith("summary: summary of night 2026-11-23 not sent: no notify channel is configured")
+    caplog.clear()
+    said = summary_said(tmp_path / "d", MemoryNotifier("webhook", fail=True), caplog)
+    assert "NOT sent: webhook failed" in said
+
+
+def test_fanout_delivery_names_the_channels() -> None:
+    message = Message(kind="morning_summary", title="t", text="x", facts={"night": "2026-11-23"})
+    ok, bad = MemoryNotifier("slack"), MemoryNotifier("email", fail=True)
+    assert Fanout([(ok, None), (bad, None)]).deliver(message) == Delivery(reached=("slack",), failed=("email",))
+    assert Fanout().deliver(message) == Delivery() and Fanout().send(message)  # nothing to retry
+    assert not Fanout([(bad, None)]).send(message)

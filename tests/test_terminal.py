@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime, tzinfo
 from io import StringIO
@@ -258,3 +261,32 @@ def test_fanout_delivery_names_the_channels() -> None:
     assert Fanout([(ok, None), (bad, None)]).deliver(message) == Delivery(reached=("slack",), failed=("email",))
     assert Fanout().deliver(message) == Delivery() and Fanout().send(message)  # nothing to retry
     assert not Fanout([(bad, None)]).send(message)
+
+
+# -- `| head` --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("command", [["audit"], ["report"], ["report", "--json"]])
+def test_a_reader_that_leaves_early_gets_no_traceback(night: Shop, command: list[str]) -> None:
+    """As `sheetbot audit | head -0`: the reader closes its end before sheetbot writes a byte."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    argv = [sys.executable, "-m", "sheetbot", *command, "--config", str(night.config_path)]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env) as process:
+        assert process.stdout is not None and process.stderr is not None
+        process.stdout.close()
+        errors = process.stderr.read().decode()
+        code = process.wait(timeout=60)
+    assert errors == "" and code == 141, (code, errors)
+
+
+def test_a_reader_that_reads_a_line_then_leaves(night: Shop) -> None:
+    """As `sheetbot audit | head -1` on an audit log longer than the pipe holds."""
+    with night.state() as state, state.transaction():
+        for n in range(3000):
+            state.audit("decision", now=night.clock.now(), task_id=f"t{n}", detail={"decision": "approve" * 5})
+    argv = [sys.executable, "-m", "sheetbot", "audit", "--config", str(night.config_path)]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.readline().startswith(b"{")
+        process.stdout.close()
+        errors = process.stderr.read().decode()
+        code = process.wait(timeout=60)
+    assert errors == "" and code == 141, (code, errors)

@@ -13,8 +13,16 @@ from rich.table import Table
 from sheetbot.night.context import Progress as ProgressFn
 from sheetbot.night.context import no_progress
 
+
+class _Out(Console):
+    def on_broken_pipe(self) -> None:
+        """`sheetbot report | head`: rich would exit 1 on its own; main() handles every command alike."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
 #: Tables keep their columns when output goes to a file, a pipe or CI (rich would assume 80 columns).
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+out = _Out(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 

@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, tzinfo
 from io import StringIO
 from pathlib import Path
@@ -290,3 +292,26 @@ def test_a_reader_that_reads_a_line_then_leaves(night: Shop) -> None:
         errors = process.stderr.read().decode()
         code = process.wait(timeout=60)
     assert errors == "" and code == 141, (code, errors)
+
+
+def test_init_lock_and_harvest_commands_drive_a_progress_bar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The commands hand the bar to the phases (a bar nobody updates is the 8-9 s of silence again)."""
+    seen: dict[str, list[tuple[int, int, str]]] = {}
+
+    @contextmanager
+    def recording(label: str) -> Iterator[Callable[[int, int, str], None]]:
+        calls = seen.setdefault(label, [])
+        yield lambda done, total, what: calls.append((done, total, what))
+
+    monkeypatch.setattr(commands, "progress_bar", recording)
+    shop = Shop(tmp_path)
+    for i in range(3):
+        shop.add(type="listing", input=f"Tent {i}", brand="Kestrel")
+    config = ["--config", str(shop.config_path)]
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai")
+    assert main(["init", *config]) == 0
+    assert main(["lock", *config]) == 0
+    assert main(["harvest", *config]) == 0
+    for label in ("init", "lock", "harvest"):
+        done, total, _ = seen[label][-1]
+        assert total and done == total, (label, seen[label])

@@ -38,7 +38,9 @@ def _until(text: str | None) -> datetime | None:
 def cmd_check(args: argparse.Namespace) -> int:
     from sheetbot.cli.check import run_check
 
-    problems = run_check(args.config)
+    with progress_bar("check") as progress:  # reading a big workbook, probing credentials: seconds
+        progress(0, 0, "reading the YAML, the board and the credentials")
+        problems = run_check(args.config)
     if problems:
         for line in problems:
             out.print(f"✗ {line}", markup=False)
@@ -73,14 +75,17 @@ def _context(args: argparse.Namespace, progress: ProgressFn = no_progress) -> It
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    with _context(args) as ctx:
+    with progress_bar("init") as progress, _context(args, progress) as ctx:
         # The columns the workflows' templates name ({{brand}}, {{keywords}}) too: without them `lock`
         # fails every row of those workflows, and `check` says so.
+        progress(0, 2, "adding missing columns")  # each step reads or saves the whole workbook: seconds
         added = ctx.board.ensure_schema(ctx.schema(with_template_columns=True))
         where = ctx.board.describe()
         from sheetbot.morning.dashboard import refresh_dashboard
 
+        progress(1, 2, "drawing the dashboard")
         dashboard = refresh_dashboard(ctx, force=True)  # the Dashboard, drawn from what the state holds
+        progress(2, 2, "done")
     if dashboard.problem:
         err.print(f"sheetbot: warning: {dashboard.problem}", markup=False)
     if added:

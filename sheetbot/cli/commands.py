@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sheetbot.cli.console import err, out, progress_bar
+from sheetbot.cli.console import err, fitted, out, progress_bar
 from sheetbot.errors import SheetbotError
 from sheetbot.night.context import NightContext, no_progress
 from sheetbot.night.context import Progress as ProgressFn
@@ -38,7 +38,9 @@ def _until(text: str | None) -> datetime | None:
 def cmd_check(args: argparse.Namespace) -> int:
     from sheetbot.cli.check import run_check
 
-    problems = run_check(args.config)
+    with progress_bar("check") as progress:  # reading a big workbook, probing credentials: seconds
+        progress(0, 0, "reading the YAML, the board and the credentials")
+        problems = run_check(args.config)
     if problems:
         for line in problems:
             out.print(f"✗ {line}", markup=False)
@@ -73,14 +75,17 @@ def _context(args: argparse.Namespace, progress: ProgressFn = no_progress) -> It
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    with _context(args) as ctx:
+    with progress_bar("init") as progress, _context(args, progress) as ctx:
         # The columns the workflows' templates name ({{brand}}, {{keywords}}) too: without them `lock`
         # fails every row of those workflows, and `check` says so.
+        progress(0, 2, "adding missing columns")  # each step reads or saves the whole workbook: seconds
         added = ctx.board.ensure_schema(ctx.schema(with_template_columns=True))
         where = ctx.board.describe()
         from sheetbot.morning.dashboard import refresh_dashboard
 
+        progress(1, 2, "drawing the dashboard")
         dashboard = refresh_dashboard(ctx, force=True)  # the Dashboard, drawn from what the state holds
+        progress(2, 2, "done")
     if dashboard.problem:
         err.print(f"sheetbot: warning: {dashboard.problem}", markup=False)
     if added:
@@ -94,7 +99,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    with _context(args) as ctx:
+    with progress_bar("lock") as progress, _context(args, progress) as ctx:
         from sheetbot.morning.summary import describe_lock
         from sheetbot.night.lock import lock
 
@@ -120,7 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_harvest(args: argparse.Namespace) -> int:
-    with _context(args) as ctx:
+    with progress_bar("harvest") as progress, _context(args, progress) as ctx:
         from sheetbot.morning.summary import describe_harvest
         from sheetbot.night.harvest import harvest
 
@@ -163,9 +168,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     elif not metrics:
         out.print("no nights recorded yet: run `sheetbot lock` and `sheetbot run` first", markup=False)
     else:
-        out.print(metrics_table(metrics))
-        if len({m.night for m in metrics}) > 1:
-            out.print(trend_table(metrics))
+        tables = [metrics_table(metrics)] + ([trend_table(metrics)] if len({m.night for m in metrics}) > 1 else [])
+        for table in tables:  # split into parts on a narrow terminal (console.fitted): every figure stays
+            for part in fitted(table, out):
+                out.print(part)
     if not args.json:
         from sheetbot.cli.trial import trial_lines
 

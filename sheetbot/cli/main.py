@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
@@ -115,7 +116,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    import os
 
     from sheetbot.service.logs import setup_logging
 
@@ -126,8 +126,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = setup_logging(fmt=args.log_format, env=os.environ, level=logging.WARNING if quiet else logging.INFO)
     try:
         code = int(args.func(args))
+        sys.stdout.flush()  # a reader that left (`| head`) is found here, not at exit with a traceback
         logger.info("%s finished with exit code %d", args.command, code, extra={"exit_code": code})
         return code
+    except BrokenPipeError:
+        return _reader_left()
     except SheetbotError as exc:
         message = _one_line(scrub(str(exc)))
         if args.log_format == "json":  # a log collector sees the failure too, not only the terminal
@@ -155,6 +158,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+def _reader_left() -> int:
+    """`sheetbot audit | head`: the reader took what it wanted and closed the pipe. Not an error to
+    report: say nothing, send what is still buffered nowhere (so the flush at exit does not fail
+    again) and exit 141, as a command stopped by SIGPIPE does in a shell."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 141
 
 
 if __name__ == "__main__":

@@ -57,13 +57,16 @@ class _DecisionsOnly:
 def harvest(ctx: NightContext) -> HarvestReport:
     morning: MorningSteps = ctx.morning or _DecisionsOnly()
     now = ctx.now()
+    ctx.progress(0, 0, "reading the board")  # reading and writing a big workbook take seconds each
     sheet, _ = read_board(ctx)
     col = ctx.col
     state = ctx.state
     report = HarvestReport()
     with state.transaction():
         ident, tasks = take_stock(ctx, sheet)  # ids, unknown rows, and cells the board shows wrongly
-        for task_id, row in ident.rows.items():
+        total = len(ident.rows)
+        for checked, (task_id, row) in enumerate(ident.rows.items()):
+            ctx.progress(checked, total, "reading the decisions")
             task = tasks[task_id]
             if (
                 task.status == Status.FAILED
@@ -118,6 +121,7 @@ def harvest(ctx: NightContext) -> HarvestReport:
                 morning.queue_action(ctx, task)
             state.audit("decision", now=now, task_id=task_id, detail={"decision": choice, "attempt": task.attempt})
         # The decisions are in the state: the dashboard rides on the harvest's own write where it can.
+        ctx.progress(total, total, "writing the board")
         report.dashboard = morning.refresh_dashboard(ctx, stage=True)
         report.missing = write_with_ids(ctx, ident.claims, ident.new).missing
         if isinstance(ctx.board, Flushes):  # the workbook: save a staged dashboard if nothing was written
@@ -129,5 +133,7 @@ def harvest(ctx: NightContext) -> HarvestReport:
         and not state.tasks_with_status(Status.LOCKED, Status.RUNNING)
     ):
         ctx.board.unprotect_inputs()  # nothing is locked or running any more: lift the lock's warnings
+    ctx.progress(total, total, "delivering approved actions")
     report.actions = morning.deliver_actions(ctx)
+    ctx.progress(total, total, "harvested")
     return report

@@ -105,6 +105,7 @@ def _unreadable(ctx: NightContext, row: BoardRow, kind: str) -> str | None:
 def lock(ctx: NightContext) -> LockReport:
     window = ctx.night()
     now = ctx.now()
+    ctx.progress(0, 0, "reading the board")  # reading and writing a big workbook take seconds each
     sheet, added = read_board(ctx)
     col = ctx.col
     state = ctx.state
@@ -114,7 +115,9 @@ def lock(ctx: NightContext) -> LockReport:
         ident, tasks = take_stock(ctx, sheet)  # ids, unknown rows, and cells the board shows wrongly
         report = LockReport(night=window.night, new_ids=len(ident.claims), columns_added=added)
         candidates: list[tuple[Task, BoardRow, str, str]] = []
-        for task_id, row in ident.rows.items():
+        total = len(ident.rows)
+        for checked, (task_id, row) in enumerate(ident.rows.items()):
+            ctx.progress(checked, total, "checking rows")
             task = tasks[task_id]
             if not _eligible(task, row, col):
                 continue
@@ -192,6 +195,7 @@ def lock(ctx: NightContext) -> LockReport:
                 "failed": len(report.failed),
             },
         )
+        ctx.progress(total, total, "writing the board")
         report.missing = write_with_ids(ctx, ident.claims, ident.new).missing
     if ctx.config.board.protect_locked and isinstance(ctx.board, ProtectsInputs):  # Google Sheets
         # Warning-only: a person editing a locked row's input learns that tonight runs what it said at the cutoff.
@@ -201,6 +205,7 @@ def lock(ctx: NightContext) -> LockReport:
         ctx.board.protect_inputs(
             [t.task_id for t in state.tasks_with_status(Status.LOCKED)], [c for c in sheet.columns if c not in owned]
         )
+    ctx.progress(total, total, "locked")
     return report
 
 

@@ -68,16 +68,35 @@ class MemoryNotifier:
         return [m.kind for m in self.sent]
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """Which channels got a message and which did not: what sheetbot says about a message ("sent") must
+    match what happened, and "all that were tried succeeded" is also true when none was tried."""
+
+    reached: tuple[str, ...] = ()
+    failed: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Nothing to try again: no channel failed (with no channel at all, there is nothing to retry)."""
+        return not self.failed
+
+
 class Fanout:
     """Every configured channel; a message goes to the channels whose route matches (or that take all)."""
 
     def __init__(self, channels: Sequence[tuple[Notifier, Sequence[str] | None]] = ()) -> None:
         self.channels = list(channels)
 
-    def send(self, message: Message) -> bool:
+    def deliver(self, message: Message) -> Delivery:
+        """Send to every matching channel; which ones got it."""
         message = scrubbed(message)
-        delivered = True
+        reached: list[str] = []
+        failed: list[str] = []
         for notifier, routes in self.channels:
             if routes is None or message.route is None or message.route in routes:
-                delivered = notifier.send(message) and delivered
-        return delivered
+                (reached if notifier.send(message) else failed).append(notifier.name)
+        return Delivery(tuple(reached), tuple(failed))
+
+    def send(self, message: Message) -> bool:
+        return self.deliver(message).ok

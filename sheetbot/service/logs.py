@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TextIO
 
 from sheetbot.safety import secrets
@@ -51,8 +51,24 @@ class MaskFilter(logging.Filter):
         return True
 
 
+class TextFormatter(logging.Formatter):
+    """``2026-11-23T01:00:00.000+01:00 INFO    sheetbot.…: message``: ISO 8601 with the UTC offset, so a
+    line read next to the schedule, another host's logs or across a DST change says when it happened.
+
+    The clock is the host's local time (``tz`` None): logging starts before the YAML (and its
+    ``timezone``) is read, and a log collector lines logs up by host time; the offset makes it exact."""
+
+    def __init__(self, tz: tzinfo | None = None) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        self.tz = tz
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        moment = datetime.fromtimestamp(record.created, UTC)
+        return moment.astimezone(self.tz).isoformat(timespec="milliseconds")
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object a line: time, level, logger, message, and any `extra=` fields."""
+    """One JSON object a line: time (UTC, with its +00:00 offset), level, logger, message, `extra=` fields."""
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, object] = {
@@ -68,15 +84,21 @@ class JsonFormatter(logging.Formatter):
 
 
 def setup_logging(
-    *, fmt: str = "text", env: Mapping[str, str], stream: TextIO | None = None, level: int = logging.INFO
+    *,
+    fmt: str = "text",
+    env: Mapping[str, str],
+    stream: TextIO | None = None,
+    level: int = logging.INFO,
+    tz: tzinfo | None = None,
 ) -> logging.Handler:
-    """Send the `sheetbot` loggers to ``stream`` (stderr) in ``fmt``; returns the handler (tests remove it)."""
+    """Send the `sheetbot` loggers to ``stream`` (stderr) in ``fmt``; returns the handler (tests remove it).
+    Text lines carry the time in ``tz`` (None: the host's local time) with its offset; JSON is UTC."""
     handler = logging.StreamHandler(stream)
     handler.addFilter(MaskFilter(Masker(env)))
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter(tz))
     logger = logging.getLogger("sheetbot")
     logger.addHandler(handler)
     logger.setLevel(level)

@@ -24,7 +24,7 @@ from sheetbot.morning.messages import alert, already_sent, morning_message, reco
 from sheetbot.night.context import NightContext
 from sheetbot.night.expire import expire, left_over
 from sheetbot.night.stopping import GRACE_S
-from sheetbot.notify.base import Fanout, Message, Notifier
+from sheetbot.notify.base import Delivery, Fanout, Message, Notifier
 from sheetbot.safety import secrets
 from sheetbot.service.health import Health, failed_outcome
 from sheetbot.service.process_lock import install_stop_handlers
@@ -43,6 +43,18 @@ REMOTE_REPAIR_EVERY_S = 15 * 60
 def board_fingerprint(board: object) -> object | None:
     """What changes whenever someone saves the board (a workbook's mtime and size); None: no cheap way to tell."""
     return board.fingerprint() if isinstance(board, Fingerprinted) else None
+
+
+def said_of_summary(night: str, delivery: Delivery | None) -> str:
+    """What the log and /healthz say about the morning summary: "sent" only when a channel got it."""
+    if delivery is None:
+        return f"summary of night {night} already sent"
+    if delivery.reached:
+        failed = f" (not to {', '.join(delivery.failed)}: tried again later)" if delivery.failed else ""
+        return f"summary of night {night} sent to {', '.join(delivery.reached)}{failed}"
+    if delivery.failed:
+        return f"summary of night {night} NOT sent: {', '.join(delivery.failed)} failed; tried again later"
+    return f"summary of night {night} not sent: no notify channel is configured (notify: in the YAML)"
 
 
 class Server:
@@ -226,19 +238,25 @@ class Server:
     def _do_summary(self, ctx: NightContext, day: Day) -> str:
         harvested = self._do_harvest(ctx, day)
         message = morning_message(ctx.state, day.last.night, board=ctx.board.describe())
-        self._notify(ctx, message)
-        return f"summary of night {day.last.night} sent; harvest: {harvested}"
+        delivery = self._notify(ctx, message)
+        return f"{said_of_summary(day.last.night, delivery)}; harvest: {harvested}"
 
-    def _notify(self, ctx: NightContext, message: Message) -> None:
+    def _notify(self, ctx: NightContext, message: Message) -> Delivery | None:
+        """Send once; which channels got it (None: it had been delivered before)."""
         night = str(message.facts.get("night", ""))
         if already_sent(ctx.state, message.kind, night):
-            return
+            return None
         try:
-            delivered = self.notifier.send(message)
+            if isinstance(self.notifier, Fanout):
+                delivery = self.notifier.deliver(message)
+            else:
+                ok = self.notifier.send(message)
+                delivery = Delivery(reached=(self.notifier.name,)) if ok else Delivery(failed=(self.notifier.name,))
         except Exception:  # a notifier must never break the night, even a buggy one
             log.exception("notification %s failed", message.kind)
-            delivered = False
-        record_sent(ctx.state, message, now=ctx.now(), delivered=delivered)
+            delivery = Delivery(failed=(getattr(self.notifier, "name", "notifier"),))
+        record_sent(ctx.state, message, now=ctx.now(), delivered=delivery.ok)
+        return delivery
 
     # -- the loop ---------------------------------------------------------------------
     def wake_at(self) -> datetime:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -272,3 +273,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from sheetbot.cli.demo import run_demo
 
     return run_demo(Path(args.dir), console=out, force=args.force)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """The YAML's JSON Schema on stdout, byte for byte the file shipped in the package (a test keeps them so)."""
+    from sheetbot.config.schema import schema_text
+
+    sys.stdout.write(schema_text())
+    return 0

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sheetbot.config.load import load_config
+from sheetbot.config.schema import modeline
 from sheetbot.errors import SheetbotError
 from sheetbot.morning.metrics import night_metrics
 from sheetbot.morning.summary import describe_lock, describe_run, morning_summary
@@ -86,7 +87,7 @@ def run_demo(folder: Path, *, console: Console, force: bool = False) -> int:
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / "sheetbot.yaml"
-    header = (
+    header = modeline() + (
         "# sheetbot demo: every workflow runs in preview mode (no model is called).\n"
         "# To go live: set a workflow's `mode: live` and export ANTHROPIC_API_KEY or OPENAI_API_KEY.\n"
     )

@@ -24,6 +24,7 @@ from sheetbot.cli.commands import (
     cmd_report,
     cmd_resume,
     cmd_run,
+    cmd_schema,
     cmd_serve,
     cmd_show,
     cmd_trial,
@@ -110,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--json", action="store_true", help="print JSON instead of text")
     resume = command("resume", cmd_resume, "lift an escalation's pause: the workflow's rows are locked again")
     resume.add_argument("workflow")
+    command(
+        "schema",
+        cmd_schema,
+        "print the YAML's JSON Schema, for editors (shipped as sheetbot/config/sheetbot.schema.json)",
+    )
     return parser
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 from pydantic_core import ErrorDetails
 
+from sheetbot.config.example import example_config, example_workflows
 from sheetbot.config.models import ColumnsConfig
 from sheetbot.config.yaml_file import KeyPath, Lines
 from sheetbot.errors import Problem
@@ -140,7 +141,7 @@ def problem_from_pydantic(err: ErrorDetails, lines: Lines) -> Problem:
     value = err.get("input")
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
-        message = f"unknown key {loc[-1]!r}: check its spelling (see config/sheetbot.yaml for the keys)"
+        message = f"unknown key {loc[-1]!r}: check its spelling (see {example_config()} for the keys)"
         if any(str(p) in _SECRET_KEYS for p in loc):
             message = "secrets do not belong in the YAML: name an environment variable instead"
     elif kind == "missing":
@@ -190,7 +191,7 @@ def cross_checks(data: Mapping[str, object], lines: Lines) -> list[Problem]:
                 "`kind: openai` for an OpenAI-compatible server",
             )
     if workflows is None or workflows == {}:
-        add(("workflows",), "no workflows are defined: add one under `workflows:` (see config/workflows/)")
+        add(("workflows",), f"no workflows are defined: add one under `workflows:` (see {example_workflows()})")
     # A `providers:` or `prices:` of the wrong type is pydantic's to report, not a missing entry.
     providers_ok = providers is None or isinstance(providers, dict)
     prices_ok = prices is None or isinstance(prices, dict)

@@ -10,7 +10,7 @@ import re
 from datetime import time
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, WithJsonSchema
 
 #: Upper bounds for every duration and count (issue 11): far above any real setting, far below what makes a
 #: later phase overflow a datetime, a sleep or a SQLite integer. A value `check` accepts must run.
@@ -38,8 +38,13 @@ def clock_time(value: object) -> object:
     return time(int(match.group(1)), int(match.group(2)))
 
 
-#: A time of day in the YAML's `timezone`, written "HH:MM".
-ClockTime = Annotated[time, BeforeValidator(clock_time)]
+#: A time of day in the YAML's `timezone`, written "HH:MM" (the JSON Schema says so: its "time" format
+#: would ask for seconds and an offset, which `clock_time` refuses).
+ClockTime = Annotated[
+    time,
+    BeforeValidator(clock_time),
+    WithJsonSchema({"type": "string", "pattern": _HH_MM.pattern, "description": 'A time of day, "HH:MM".'}),
+]
 
 
 class Strict(BaseModel):

@@ -22,6 +22,7 @@ from sheetbot.config.checks import (
     secrets_in_yaml,
     unquoted_times,
 )
+from sheetbot.config.example import example_config
 from sheetbot.config.models import Config
 from sheetbot.config.yaml_file import MAX_INCLUDES, KeyPath, Lines, read_yaml
 from sheetbot.errors import ConfigError, Problem
@@ -69,7 +70,7 @@ def inspect(path: str | Path) -> Inspection:
     lines = Lines()
     data = read_yaml(path, lines)
     if data is None:
-        empty = "the file is empty: start from config/sheetbot.yaml, or run `sheetbot demo`"
+        empty = f"the file is empty: start from {example_config()}, or run `sheetbot demo`"
         return Inspection(None, [Problem("", empty, None, str(path))], lines)
     if not isinstance(data, dict):
         return Inspection(

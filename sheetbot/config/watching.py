@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, field_validator
+from pydantic import BeforeValidator, Field, WithJsonSchema, field_validator
 
 from sheetbot.config.fields import DAY, MAX_NIGHTS, MAX_ROWS, MAX_USD, Strict, webhook_url
 
@@ -55,7 +55,21 @@ def seconds(value: object) -> object:
 
 
 #: A duration in seconds, written in the YAML as `4h`, `90m`, `7d` (a bare number means hours).
-Duration = Annotated[float, BeforeValidator(seconds), Field(gt=0, le=MAX_NIGHTS * DAY)]
+Duration = Annotated[
+    float,
+    BeforeValidator(seconds),
+    Field(gt=0, le=MAX_NIGHTS * DAY),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_NIGHTS * 24},
+                # loose on purpose (`seconds` reads the number with float()); `check` judges the rest
+                {"type": "string", "pattern": r"^\s*[-+0-9._eE ]*[0-9][-+0-9._eE ]*[smhdSMHD]\s*$"},
+            ],
+            "description": "A duration: 4h, 90m, 7d, 30s, or a number of hours.",
+        }
+    ),
+]
 
 
 class AlertsConfig(Strict):

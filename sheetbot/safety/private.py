@@ -24,6 +24,14 @@ def create_private(path: Path) -> None:
     os.close(fd)
 
 
+def chmod_private(fd: int) -> None:
+    """Make an open file the owner's only. ``os.fchmod`` is POSIX (on Windows only from Python 3.13), and
+    there a file's privacy is the folder's ACL: nothing to do without it."""
+    fchmod = getattr(os, "fchmod", None)
+    if fchmod is not None:
+        fchmod(fd, PRIVATE)
+
+
 def open_private(path: Path, mode: str, **kwargs: Any) -> IO[Any]:
     """``open(path, mode)`` for writing ("w", "wb", "x", "xb"): a new file is created 0600."""
     flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if "x" in mode else os.O_TRUNC)

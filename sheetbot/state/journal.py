@@ -13,13 +13,13 @@ Every ``State`` stores a non-empty journal when it opens, before any phase can m
 stores it again at its end if the state can be written again. Each entry carries an id that is recorded in
 ``journal_replayed`` in the same transaction as the entry itself, so a replay interrupted (or repeated)
 never stores anything twice; an answer whose step is already stored is skipped too. The file is emptied
-only once every entry in it is stored. Appends and replays hold an flock on the file, so a `sheetbot
-report` opened while a night is still appending cannot empty it under the night's feet.
+only once every entry in it is stored. Appends and replays hold an exclusive lock on the file (portalocker's:
+flock, or LockFileEx on Windows), so a `sheetbot report` opened while a night is still appending cannot
+empty it under the night's feet.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sqlite3
@@ -31,7 +31,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypedDict, cast
 
+import portalocker
+
 from sheetbot.errors import StateUnavailableError
+from sheetbot.safety.private import chmod_private
 from sheetbot.safety.secrets import scrub
 from sheetbot.state.records import Attempt, Task, TaskFields
 from sheetbot.status import Status
@@ -98,7 +101,7 @@ def settled_entry(change: TaskSettled, *, now: datetime) -> SettledEntry:
 
 
 class Journal:
-    """The file: append (fsync'd) and read under an flock; emptied only by a complete replay."""
+    """The file: append (fsync'd) and read under an exclusive lock; emptied only by a complete replay."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -113,15 +116,19 @@ class Journal:
     @contextmanager
     def _locked(self, flags: int) -> Iterator[int]:
         existed = self.path.exists()
-        fd = os.open(self.path, flags | os.O_CREAT, 0o600)
+        # O_BINARY: on Windows a descriptor is in text mode unless told, and would write \r\n.
+        fd = os.open(self.path, flags | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            # portalocker: flock on Linux and macOS, LockFileEx on Windows (fcntl does not exist there).
+            portalocker.lock(fd, portalocker.LOCK_EX)
             if not existed:  # the file's name must survive a power cut too
-                os.fchmod(fd, 0o600)
+                chmod_private(fd)
                 _fsync_dir(self.path.parent)
             yield fd
         finally:
-            os.close(fd)  # closing releases the flock
+            with suppress(portalocker.LockException, OSError):
+                portalocker.unlock(fd)
+            os.close(fd)
 
     def append(self, entry: JournalEntry) -> None:
         """Write one entry and fsync it; raises OSError when even this cannot be written. A failed append

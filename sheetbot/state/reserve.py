@@ -19,8 +19,10 @@ import errno
 import os
 from pathlib import Path
 
+from sheetbot.safety.private import chmod_private
+
 #: What a full disk looks like to a write: no space left, or the user's quota used up.
-NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
+NO_SPACE = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})  # no EDQUOT on Windows
 #: posix_fallocate refused by the file system itself (not for want of space): write the bytes instead.
 _UNSUPPORTED = frozenset({errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
 _CHUNK = 1 << 20
@@ -45,14 +47,18 @@ class Reserve:
         that was there already is left as it was when it cannot be grown; a new one that cannot be made whole
         is removed, so the file is either a real reserve or absent."""
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+            fd = os.open(
+                self.path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0), 0o600
+            )
         except OSError as exc:
             return f"cannot create {self.path} ({exc.strerror or exc})"
         try:
             before = os.fstat(fd)
             try:
-                os.fchmod(fd, 0o600)
-                if before.st_size != size_bytes or before.st_blocks * 512 < size_bytes:
+                chmod_private(fd)
+                # st_blocks: what is really allocated (absent on Windows: there the size alone is judged).
+                allocated = getattr(before, "st_blocks", before.st_size // 512) * 512
+                if before.st_size != size_bytes or allocated < size_bytes:
                     _allocate(fd, size_bytes)
                     os.ftruncate(fd, size_bytes)  # a smaller reserve than last night: give the rest back
                     os.fsync(fd)

@@ -1,0 +1,102 @@
+"""Mistakes people make are caught and explained, not swallowed (issue 13, item 6).
+
+A rework without notes, a template with an unbalanced brace or an unknown name, a misspelt workflow on
+the command line or key in the YAML, a badly indented YAML line: each gets one line that says what to fix.
+A row that cannot run is reported once, and decisions are read however they are typed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from harness import Shop, at
+
+from sheetbot.morning.summary import describe_lock
+from sheetbot.status import Decision, Status, parse_decision, parse_status
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Shop:
+    return Shop(tmp_path)
+
+
+def _in_review(shop: Shop, *inputs: str) -> list[str]:
+    for text in inputs:
+        shop.add(type="listing", input=text)
+    shop.lock()
+    shop.clock.set(at("2026-11-24T01:00"))
+    shop.run()
+    return [shop.row(input=text)["id"] for text in inputs]
+
+
+# -- (a) a rework needs notes -----------------------------------------------------------------------------------
+
+
+def test_a_rework_without_notes_goes_back_to_review_with_an_error(shop: Shop) -> None:
+    blank, spaces = _in_review(shop, "a", "b")
+    shop.set(blank, review="rework")
+    shop.set(spaces, review="rework", notes="   ")
+    report = shop.harvest()
+    assert sorted(task_id for task_id, _ in report.problems) == sorted([blank, spaces])
+    assert report.decisions.total() == 0
+    for task_id in (blank, spaces):
+        row = shop.row(id=task_id)
+        assert row["status"] == "review"
+        assert "you chose rework, but `notes` is empty: say what to change there" in row["error"]
+    assert len(shop.fake.requests) == 2  # nothing paid again
+    # With notes, the same row goes to rework and the error is cleared.
+    shop.set(blank, notes="Shorter, please")
+    assert shop.harvest().decisions == {"rework": 1}
+    assert shop.row(id=blank)["status"] == "rework" and shop.row(id=blank)["error"] == ""
+
+
+# -- (f) a row that cannot run is reported once ------------------------------------------------------------------
+
+
+def test_a_failed_row_is_reported_at_the_lock_that_finds_it_not_at_every_lock(shop: Shop) -> None:
+    shop.add(type="lisitng", input="typo in the type")
+    first = shop.lock()
+    assert len(first.failed) == 1 and "Did you mean listing?" in first.failed[0][1]
+    assert "failed " in describe_lock(first)
+    shop.clock.set(at("2026-11-24T17:00"))
+    second = shop.lock()
+    assert second.failed == []
+    assert second.still_failed == 1
+    assert "failed " not in describe_lock(second)
+    assert "1 row(s) still cannot run, as reported before" in describe_lock(second)
+    # A different reason is news again.
+    row = shop.row(input="typo in the type")
+    shop.set(row["id"], type="")
+    shop.clock.set(at("2026-11-25T17:00"))
+    third = shop.lock()
+    assert len(third.failed) == 1 and "no type" in third.failed[0][1]
+
+
+# -- (g) decisions and statuses however they are typed -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("decision", list(Decision))
+@pytest.mark.parametrize("shape", ["{}", "{} ", " {}", "{}\n", "\u00a0{}\u00a0", "{}\t"])
+@pytest.mark.parametrize("case", [str.lower, str.upper, str.capitalize])
+def test_every_decision_reads_in_any_case_with_stray_spaces(decision: Decision, shape: str, case: object) -> None:
+    assert callable(case)
+    assert parse_decision(shape.format(case(str(decision)))) == decision
+
+
+@pytest.mark.parametrize("status", list(Status))
+@pytest.mark.parametrize("typed", ["{} ", " {}", "{}\n"])
+def test_every_status_reads_in_any_case_with_stray_spaces(status: Status, typed: str) -> None:
+    assert parse_status(typed.format(str(status).capitalize())) == status
+    assert parse_status(typed.format(str(status).upper())) == status
+
+
+def test_approve_with_a_capital_and_a_trailing_space_still_approves(shop: Shop) -> None:
+    approve, edit, rework = _in_review(shop, "a", "b", "c")
+    shop.set(approve, review="Approve ")
+    shop.set(edit, review=" EDIT", edited_output="My own text")
+    shop.set(rework, review="Rework\n", notes="Shorter")
+    report = shop.harvest()
+    assert report.problems == []
+    assert report.decisions == {"approve": 1, "edit": 1, "rework": 1}
+    assert [shop.row(id=t)["status"] for t in (approve, edit, rework)] == ["approved", "edited", "rework"]

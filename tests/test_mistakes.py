@@ -100,3 +100,40 @@ def test_approve_with_a_capital_and_a_trailing_space_still_approves(shop: Shop) 
     assert report.problems == []
     assert report.decisions == {"approve": 1, "edit": 1, "rework": 1}
     assert [shop.row(id=t)["status"] for t in (approve, edit, rework)] == ["approved", "edited", "rework"]
+
+
+# -- (c) a misspelt workflow on the command line -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["feedback", "lisitng"],
+        ["resume", "lisitng"],
+        ["trial", "lisitng", "--sample", "1"],
+        ["trial", "lisitng", "--harvest"],
+    ],
+)
+def test_an_unknown_workflow_on_the_command_line_exits_1_with_a_did_you_mean(
+    shop: Shop, command: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sheetbot.service.wiring as app
+    from sheetbot.cli.main import main
+
+    monkeypatch.setattr(app, "open_context", lambda config_path, **kwargs: shop.context())
+    shop.add(type="listing", input="a")
+    shop.lock()  # the state file exists
+    capsys.readouterr()
+    assert main([*command, "--config", str(shop.config_path)]) == 1
+    err = capsys.readouterr().err
+    assert "no workflow 'lisitng' in the YAML. Did you mean listing? Known workflows: blog, listing" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_resume_still_takes_a_paused_workflow_the_yaml_no_longer_has(shop: Shop) -> None:
+    from sheetbot.cli.main import main
+
+    shop.lock()
+    with shop.state() as state:
+        state.pause("retired", reason="cost", now=at("2026-11-23T18:00"))
+    assert main(["resume", "retired", "--config", str(shop.config_path)]) == 0

@@ -137,3 +137,70 @@ def test_resume_still_takes_a_paused_workflow_the_yaml_no_longer_has(shop: Shop)
     with shop.state() as state:
         state.pause("retired", reason="cost", now=at("2026-11-23T18:00"))
     assert main(["resume", "retired", "--config", str(shop.config_path)]) == 0
+
+
+# -- (d) unknown YAML keys: the closest key of that part of the YAML ---------------------------------------------
+
+MISSPELT = """\
+timezone: UTC
+board: {kind: local, path: q.xlsx, pathh: x}
+providers:
+  anthropic: {api_key_env: ANTHROPIC_API_KEY, concurency: 3}
+prices: {m: {input: 1, output: 1}}
+alerts: {rework_maxx: 0.2}
+escalation: {waiting: {factr: 2}}
+workflows:
+  blog:
+    provider: anthropic
+    model: m
+    max_token: 10
+    prompt: x
+    outputs: [{name: a, typ: text}]
+    zzzzzz: 1
+"""
+
+
+def test_an_unknown_yaml_key_is_answered_with_the_closest_key_of_its_model(tmp_path: Path) -> None:
+    from sheetbot.config.load import inspect_config
+
+    path = tmp_path / "sheetbot.yaml"
+    path.write_text(MISSPELT, encoding="utf-8")
+    _, problems = inspect_config(path)
+    said = {p.where: p.message for p in problems}
+    assert said["board.pathh"].startswith("unknown key 'pathh': did you mean `path`?")
+    assert said["providers.anthropic.concurency"].startswith("unknown key 'concurency': did you mean `concurrency`?")
+    assert said["alerts.rework_maxx"].startswith("unknown key 'rework_maxx': did you mean `rework_max`?")
+    assert said["escalation.waiting.factr"].startswith("unknown key 'factr': did you mean `factor`?")
+    assert said["workflows.blog.max_token"].startswith("unknown key 'max_token': did you mean `max_tokens`?")
+    assert said["workflows.blog.outputs[0].typ"].startswith("unknown key 'typ': did you mean `type`?")
+    assert said["workflows.blog.zzzzzz"].startswith("unknown key 'zzzzzz': check its spelling")
+    assert {p.line for p in problems if p.where == "workflows.blog.max_token"} == {12}
+
+
+# -- (e) YAML indentation mistakes name the line to fix ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "advice"),
+    [
+        ("timezone: UTC\nboard:\n  kind: local\n   path: q.xlsx\n", 4, "check the indentation of line 4"),
+        ("timezone: UTC\nboard:\n  kind: local\n path: q.xlsx\n", 4, "check the indentation of line 4"),
+        ("timezone: UTC\nworkflows:\n  a:\n    prompt: hi\n  - b\n", 5, "check the indentation of line 5"),
+        ("board:\n  kind: local\n\tpath: q.xlsx\n", 3, "line 3 is indented with a tab: indent with spaces"),
+        ("workflows:\n  a:\n    prompt: Title: the product\n", 3, "put a value that holds ': ' in quotes"),
+    ],
+)
+def test_a_yaml_indentation_error_names_the_line_and_says_what_to_check(
+    tmp_path: Path, text: str, line: int, advice: str
+) -> None:
+    from sheetbot.config.load import load_config
+    from sheetbot.errors import ConfigError
+
+    path = tmp_path / "sheetbot.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    (problem,) = caught.value.problems
+    assert problem.line == line
+    assert advice in problem.message
+    assert "\n" not in str(caught.value)

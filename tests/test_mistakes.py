@@ -204,3 +204,78 @@ def test_a_yaml_indentation_error_names_the_line_and_says_what_to_check(
     assert problem.line == line
     assert advice in problem.message
     assert "\n" not in str(caught.value)
+
+
+# -- (b) templates: braces that open nothing, names that are nothing ---------------------------------------------
+
+
+def _check(shop: Shop) -> list[str]:
+    from fakellm import FakeLLM
+
+    from sheetbot.cli.check import run_check
+
+    shop.lock()  # the board gets sheetbot's columns
+    return run_check(shop.config_path, env=shop.env, http_client=FakeLLM().async_client())
+
+
+def _workflow(**templates: object) -> dict[str, dict[str, object]]:
+    return {"listing": {"provider": "openai", "model": "gpt-4.1-mini", **templates}}
+
+
+@pytest.mark.parametrize(
+    ("templates", "said"),
+    [
+        ({"prompt": "Rewrite {{input}"}, "workflows.listing.prompt ("),
+        ({"prompt": "Rewrite {{input}}", "system": "You write for {brand}}."}, "workflows.listing.system ("),
+        ({"prompt": "Rewrite {{input}} {{"}, "workflows.listing.prompt ("),
+    ],
+)
+def test_an_unbalanced_placeholder_is_a_check_error(tmp_path: Path, templates: dict[str, str], said: str) -> None:
+    shop = Shop(tmp_path, workflows=_workflow(**templates))
+    problems = _check(shop)
+    assert len(problems) == 1, problems
+    assert said in problems[0]
+    assert "is not closed" in problems[0] or "opens with one brace" in problems[0]
+
+
+def test_the_fix_for_an_unclosed_placeholder_is_spelt_out(tmp_path: Path) -> None:
+    shop = Shop(tmp_path, workflows=_workflow(prompt="Rewrite {{input}"))
+    (problem,) = _check(shop)
+    assert problem.endswith("workflow listing: `{{input}` is not closed: write {{input}}")
+
+
+def test_json_in_a_prompt_is_not_taken_for_a_placeholder(tmp_path: Path) -> None:
+    prompt = 'Rewrite {{input}} and answer like {"title": "…", "specs": {"weight": 1}}'
+    shop = Shop(tmp_path, workflows=_workflow(prompt=prompt, system="You write for {{brand}}."))
+    assert _check(shop) == []
+
+
+def test_a_step_reading_a_step_that_is_not_before_it_is_a_check_error(tmp_path: Path) -> None:
+    steps = [
+        {"name": "outline", "prompt": "Outline {{input}}, after {{steps.draft}}"},
+        {"name": "draft", "prompt": "Write from {{steps.outlin}}"},
+    ]
+    shop = Shop(tmp_path, workflows=_workflow(steps=steps))
+    problems = _check(shop)
+    assert len(problems) == 2, problems
+    first, second = sorted(problems)
+    assert "workflows.listing.steps[0].prompt (" in first
+    assert "{{steps.draft}} names no earlier step. A template reads only the steps before it (here: none here)" in first
+    assert "workflows.listing.steps[1].prompt (" in second
+    assert "{{steps.outlin}} names no earlier step. Did you mean outline?" in second
+
+
+def test_an_unknown_name_is_a_check_error_with_the_column_meant(tmp_path: Path) -> None:
+    shop = Shop(tmp_path, workflows=_workflow(prompt="Rewrite {{input}} for {{brnd}}"))
+    (problem,) = _check(shop)
+    assert "workflows.listing.prompt (" in problem
+    assert "workflow listing uses {{brnd}}, but the board has no column 'brnd'. Did you mean brand?" in problem
+
+
+def test_known_names_pass_the_check(tmp_path: Path) -> None:
+    steps = [
+        {"name": "outline", "prompt": "Outline {{ input }} for {{brand}} ({{priority}}, {{type}})"},
+        {"name": "draft", "system": "Notes so far: {{notes}}", "prompt": "Write from {{steps.outline}}"},
+    ]
+    shop = Shop(tmp_path, workflows=_workflow(steps=steps))
+    assert _check(shop) == []

@@ -18,7 +18,6 @@ from sheetbot.notify.base import Fanout, Message, Notifier
 from sheetbot.state import State
 from sheetbot.status import DEFAULT_PRIORITY, FINAL, LOCKABLE
 
-
 #: Row ids an SLA alert's title names (the longest waiting first); its text lists up to 20.
 _NAMED = 5
 

@@ -54,13 +54,13 @@ def template_mistakes(workflow: WorkflowConfig) -> list[tuple[tuple[str | int, .
     for key, text, earlier in texts:
         out += [(key, problem) for problem in brace_problems(text)]
         for name in placeholders(text):
-            step = name.removeprefix("steps.")
-            if name.startswith("steps.") and step not in earlier:
+            wanted = name.removeprefix("steps.")
+            if name.startswith("steps.") and wanted not in earlier:
                 before = ", ".join(earlier) or "none here"
                 out.append(
                     (
                         key,
-                        f"{{{{{name}}}}} names no earlier step.{did_you_mean(step, earlier)} "
+                        f"{{{{{name}}}}} names no earlier step.{did_you_mean(wanted, earlier)} "
                         f"A template reads only the steps before it (here: {before})",
                     )
                 )

@@ -81,6 +81,16 @@ def parse_status(text: object) -> Status | None:
         return None
 
 
+def parse_decision(text: object) -> Decision | None:
+    """The decision a reviewer typed or picked, in any case and with stray spaces (`Approve `), or None.
+    People type into dropdown cells too, and a sheet keeps what they type: `Approve ` must still approve."""
+    value = str(text or "").strip().lower()
+    try:
+        return Decision(value)
+    except ValueError:
+        return None
+
+
 def parse_priority(text: object) -> str | None:
     """`P0`..`P3` (also `0`..`3`, any case); blank means the default; None means unusable."""
     value = str(text or "").strip().upper()

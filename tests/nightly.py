@@ -38,6 +38,8 @@ def night(
         values: dict[str, str] = {"review": decision}
         if decision in ("rework", "edit") and notes:
             values["notes"] = notes
+        elif decision == "rework":
+            values["notes"] = "Shorter"  # a rework without notes is sent back to review
         if decision == "edit":
             values["edited_output"] = edited
         shop.set(row["id"], **values)

@@ -20,7 +20,8 @@ from sheetbot.notify.base import Fanout, MemoryNotifier
 
 def configure(shop: Shop, **sections: Any) -> None:
     data = yaml.safe_load(shop.config_path.read_text(encoding="utf-8"))
-    data.update(sections)
+    for key, value in sections.items():  # a section merges into what the YAML has (e.g. alerts.min_decided)
+        data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
     shop.config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     shop.config = load_config(shop.config_path)
 
@@ -38,7 +39,11 @@ def escalations(shop: Shop, notifier: MemoryNotifier) -> list[str]:
 
 @pytest.fixture
 def shop(tmp_path: Path) -> Shop:
-    return Shop(tmp_path)
+    shop = Shop(tmp_path)
+    # These tests drive a few rows a night: every decision counts as evidence (tests/test_alert_evidence.py
+    # covers the minimum itself).
+    configure(shop, alerts={"min_decided": 1})
+    return shop
 
 
 # -- drift -------------------------------------------------------------------------------------------

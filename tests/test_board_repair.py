@@ -337,7 +337,7 @@ def test_an_existing_state_file_keeps_its_night_records_when_upgraded(shop: Shop
     test_rework = shop.row(input="lamp")["id"]
     shop.clock.set(at("2026-11-23T17:30"))
     shop.run()
-    shop.set(test_rework, review="rework")
+    shop.set(test_rework, review="rework", notes="shorter")
     shop.harvest()
     shop.lock()
     shop.run()

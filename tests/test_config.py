@@ -154,7 +154,7 @@ CASES = {
         ("model: claude-haiku-4-5", "model: gpt-9"), "workflows.blog.model", 14, ["'gpt-9'", "prices:", "input"],
     ),
     "typo in a key": (
-        ("max_tokens: 1024", "max_token: 1024"), "workflows.blog.max_token", 16, ["unknown key", "spelling"],
+        ("max_tokens: 1024", "max_token: 1024"), "workflows.blog.max_token", 16, ["unknown key", "`max_tokens`?"],
     ),
     "max_tokens below one": (
         ("max_tokens: 1024", "max_tokens: -5"), "workflows.blog.max_tokens", 16, ["greater than 0", "-5"],

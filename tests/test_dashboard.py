@@ -33,7 +33,9 @@ def night(shop: Shop, day: str, decisions: dict[str, str]) -> None:
     shop.clock.set(at(f"{morning}T09:00"))
     for text, decision in decisions.items():
         row = shop.row(input=text)
-        extra = {"edited_output": "mine"} if decision == "edit" else {}
+        extra = (
+            {"edited_output": "mine"} if decision == "edit" else {"notes": "shorter"} if decision == "rework" else {}
+        )
         shop.set(row["id"], review=decision, **extra)
     shop.harvest()
 

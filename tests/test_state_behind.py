@@ -227,7 +227,7 @@ def test_a_reviewer_typing_over_the_output_before_a_rework_is_not_a_rolled_back_
     shop.clock.set(at("2026-11-23T17:30"))
     shop.run()
     task_id = shop.row(input="lamp")["id"]
-    shop.set(task_id, review="rework")
+    shop.set(task_id, review="rework", notes="shorter")
     shop.harvest()
     shop.set(task_id, output="my own words")  # typed over the output cell itself, after the harvest
     stale = shop.folder / "left-open.xlsx"

@@ -124,7 +124,10 @@ def test_a_second_trial_the_same_day_is_a_round_of_its_own(shop: Shop) -> None:
 
 
 def test_unknown_workflow_and_no_rows_are_one_line_errors(shop: Shop) -> None:
-    with shop.context() as ctx, pytest.raises(SheetbotError, match="known: blog, listing"):
+    with (
+        shop.context() as ctx,
+        pytest.raises(SheetbotError, match=r"Did you mean listing\? Known workflows: blog, listing"),
+    ):
         start_trial(ctx, "listings", sample=2)
     empty = Shop(shop.folder / "empty")
     with empty.context() as ctx, pytest.raises(SheetbotError, match="no rows of type 'listing'"):

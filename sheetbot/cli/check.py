@@ -17,9 +17,10 @@ from sheetbot.boards.base import Board
 from sheetbot.boards.factory import open_board
 from sheetbot.config.load import Inspection, inspect
 from sheetbot.config.models import Config
+from sheetbot.config.names import did_you_mean
 from sheetbot.errors import BoardError, BoardNotFound, ConfigError, Problem, ProviderError, SheetbotError
 from sheetbot.night.context import schema_for
-from sheetbot.night.prompts import missing_columns
+from sheetbot.night.prompts import missing_columns, template_mistakes
 from sheetbot.night.templates import placeholders
 from sheetbot.safety import secrets
 
@@ -44,6 +45,7 @@ def run_check(
     if found.config is None:
         return [str(p) for p in problems]
     secrets.learn_config(found.config, env)
+    problems += _template_problems(found)
     problems += _board_problems(found, path, env)
     problems += _credential_problems(found, env, http_client)
     problems += _notify_problems(found, env)
@@ -64,6 +66,16 @@ def _board_key(config: Config, exc: BoardError) -> tuple[str, str]:
         return ("board", "sheet") if isinstance(exc, BoardNotFound) else ("board", "spreadsheet")
     # The workbook is there: a missing worksheet is board.sheet's fault, anything else the file's.
     return ("board", "sheet") if isinstance(exc, BoardNotFound) else ("board", "path")
+
+
+def _template_problems(found: Inspection) -> list[Problem]:
+    """`{{x}` and {{steps.NAME}} of no earlier step: the night would send the first as typed and fail on the second."""
+    assert found.config is not None
+    return [
+        found.problem(("workflows", name, *key), f"workflow {name}: {message}")
+        for name, wf in found.config.workflows.items()
+        for key, message in template_mistakes(wf)
+    ]
 
 
 def _board_problems(found: Inspection, path: str | Path, env: Mapping[str, str]) -> list[Problem]:
@@ -92,6 +104,7 @@ def _board_problems(found: Inspection, path: str | Path, env: Mapping[str, str])
         problems += _airtable_fields(found, board, init)
     elif absent:
         problems.append(found.problem(("board",), f"the board has no column {', '.join(absent)}: {init} to add them"))
+    known = sorted(header | set(columns))  # the board's headers, and sheetbot's names for its columns
     for name, wf in config.workflows.items():
         # A logical column that sheetbot adds itself (input, notes) is reported once, above.
         missing = [c for c in missing_columns(wf, header, columns) if columns.get(c) not in absent]
@@ -100,8 +113,8 @@ def _board_problems(found: Inspection, path: str | Path, env: Mapping[str, str])
             problems.append(
                 found.problem(
                     ("workflows", name, key),
-                    f"workflow {name} uses {{{{{column}}}}}, but the board has no column {column!r}: "
-                    f"add the column ({init} adds it) or fix the template",
+                    f"workflow {name} uses {{{{{column}}}}}, but the board has no column {column!r}."
+                    f"{did_you_mean(column, known)} Fix the template, or add the column ({init} adds it)",
                 )
             )
     return problems

@@ -233,8 +233,11 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
+    from sheetbot.config.load import load_config
+    from sheetbot.config.names import require_workflow
     from sheetbot.morning.feedback import describe, feedback
 
+    require_workflow(load_config(args.config), args.workflow)
     with _state(args) as state:
         report = feedback(state, args.workflow, nights=args.nights)
     if args.json:
@@ -246,8 +249,11 @@ def cmd_feedback(args: argparse.Namespace) -> int:
 
 def cmd_resume(args: argparse.Namespace) -> int:
     from sheetbot.clock import SystemClock
+    from sheetbot.config.load import load_config
+    from sheetbot.config.names import require_workflow
 
     with _state(args) as state:
+        require_workflow(load_config(args.config), args.workflow, also=state.paused())
         resumed = state.resume(args.workflow)
         if resumed:
             state.audit("resume", now=SystemClock().now(), detail={"workflow": args.workflow})

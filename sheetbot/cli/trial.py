@@ -27,6 +27,7 @@ from sheetbot.boards.base import Board, CellValue
 from sheetbot.boards.capabilities import AppendsRows
 from sheetbot.boards.factory import open_board
 from sheetbot.config.models import Config
+from sheetbot.config.names import require_workflow
 from sheetbot.errors import SheetbotError
 from sheetbot.morning.metrics import night_metrics
 from sheetbot.night.context import NightContext
@@ -122,9 +123,7 @@ def trial_context(
 
 
 def _known(config: Config, workflow: str) -> None:
-    if workflow not in config.workflows:
-        known = ", ".join(sorted(config.workflows)) or "none"
-        raise SheetbotError(f"no workflow {workflow!r} in the YAML (known: {known}): check the name")
+    require_workflow(config, workflow)
 
 
 def _label(state: State, now: datetime, config: Config) -> str:

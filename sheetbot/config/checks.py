@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from types import UnionType
+from typing import Annotated, Union, get_args, get_origin
 
+from pydantic import BaseModel
 from pydantic_core import ErrorDetails
 
 from sheetbot.config.example import example_config, example_workflows
-from sheetbot.config.models import ColumnsConfig
+from sheetbot.config.models import ColumnsConfig, Config
+from sheetbot.config.names import closest
 from sheetbot.config.yaml_file import KeyPath, Lines
 from sheetbot.errors import Problem
 from sheetbot.safety.secrets import url_with_login
@@ -135,13 +139,50 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
+def allowed_keys(path: KeyPath, model: type[BaseModel] = Config) -> list[str]:
+    """The keys the YAML may write at ``path``: the fields of the model found there (empty if none is).
+    pydantic's extra_forbidden says a key is unknown but not which were meant; this finds the candidates."""
+    annotation: object = model
+    for part in path:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            field = annotation.model_fields.get(str(part))
+            if field is None:
+                return []
+            annotation = field.annotation
+        elif get_origin(annotation) in (dict, list):  # a name (workflows.blog) or an index (steps[0])
+            annotation = get_args(annotation)[-1]
+        else:
+            return []
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return list(annotation.model_fields)
+    return []
+
+
+def _unwrap(annotation: object) -> object:
+    """X from `X | None` and from Annotated[X, …]."""
+    while True:
+        if get_origin(annotation) is Annotated:
+            annotation = get_args(annotation)[0]
+            continue
+        if get_origin(annotation) in (Union, UnionType):
+            models = [a for a in get_args(annotation) if a is not type(None)]
+            if len(models) == 1:
+                annotation = models[0]
+                continue
+        return annotation
+
+
 def problem_from_pydantic(err: ErrorDetails, lines: Lines) -> Problem:
     loc: KeyPath = tuple(err["loc"])
     kind = err["type"]
     value = err.get("input")
     ctx = err.get("ctx") or {}
     if kind == "extra_forbidden":
-        message = f"unknown key {loc[-1]!r}: check its spelling (see {example_config()} for the keys)"
+        near = closest(str(loc[-1]), allowed_keys(loc[:-1]))
+        hint = f"did you mean `{near}`?" if near else "check its spelling"
+        message = f"unknown key {loc[-1]!r}: {hint} (see {example_config()} for the keys)"
         if any(str(p) in _SECRET_KEYS for p in loc):
             message = "secrets do not belong in the YAML: name an environment variable instead"
     elif kind == "missing":

@@ -76,6 +76,9 @@ class AlertsConfig(Strict):
     """Drift thresholds, checked after each harvest (see sheetbot/morning/alerts.py)."""
 
     enabled: bool = True
+    #: Decided outputs a rate needs before it can raise an alert: one rework out of two rows is not 50% drift.
+    #: The edit and rework rates count one night's decisions; approval counts the `approval_nights` together.
+    min_decided: int = Field(default=10, ge=1, le=MAX_ROWS)
     #: Approval as-is under this rate for `approval_nights` nights running.
     approval_min: float = Field(default=0.70, ge=0, le=1)
     approval_nights: int = Field(default=2, ge=1, le=MAX_NIGHTS)

@@ -195,6 +195,28 @@ def _read_text(path: Path) -> str:
         raise ConfigError([Problem(where, f"cannot be read ({reason})")]) from None
 
 
+#: What PyYAML says when a line is indented more or less than its neighbours (or a list item sits among keys).
+_INDENTATION = ("expected <block end>", "did not find expected key", "did not find expected '-' indicator")
+
+
+def explain_yaml_error(reason: str, line: int | None) -> str:
+    """PyYAML's reason, said for a person who edits YAML by hand: which line, and the usual cause.
+    Almost every YAML mistake in a config is a line indented wrongly; PyYAML's words do not say so."""
+    if line is None:
+        return f"this is not valid YAML: {reason}"
+    said = f"this is not valid YAML ({reason})"
+    if "\\t" in reason or "\t" in reason:  # PyYAML writes the tab as '\\t'
+        return f"{said}: line {line} is indented with a tab: indent with spaces"
+    if reason.startswith("mapping values are not allowed"):
+        return (
+            f"{said}: check the indentation of line {line} (a key lines up with the keys beside it), "
+            "or put a value that holds ': ' in quotes"
+        )
+    if reason.startswith(_INDENTATION):
+        return f"{said}: check the indentation of line {line}: it must line up with the lines it belongs with"
+    return f"{said}: check line {line}"
+
+
 def read_yaml(path: Path, lines: Lines, prefix: KeyPath = ()) -> object:
     """The document as YAML read it (None if empty), its keys' lines noted in `lines`; ConfigError if refused."""
     text = _read_text(path)
@@ -211,7 +233,7 @@ def read_yaml(path: Path, lines: Lines, prefix: KeyPath = ()) -> object:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError([Problem("", f"this is not valid YAML: {reason}", line, str(path))]) from None
+        raise ConfigError([Problem("", explain_yaml_error(reason, line), line, str(path))]) from None
     finally:
         loader.dispose()
     lines.walk(node, prefix, str(path))

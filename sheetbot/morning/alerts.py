@@ -2,7 +2,8 @@
 
 A single night's numbers are noise; quality is watched as a trend. Rates count only for nights
 whose run finished and whose outputs are all decided ("settled"): a morning's first three
-reviews are not a verdict on the night. Each alert carries keys (what it is about: workflow and
+reviews are not a verdict on the night, and a rate needs `alerts.min_decided` decisions behind it
+(one rework out of two rows is not "50% sent to rework"). Each alert carries keys (what it is about: workflow and
 night), and `deliver` records them once delivered, so harvesting every 30 minutes never sends
 the same alert twice; an alert whose channels all failed is tried again at the next harvest.
 """
@@ -50,12 +51,18 @@ def _message(kind: str, m: NightMetrics, title: str, text: str, cfg: AlertsConfi
     )
 
 
+def _decided(m: NightMetrics) -> int:
+    return m.approved + m.edited + m.rework
+
+
 def _drift(history: list[NightMetrics], cfg: AlertsConfig) -> list[Message]:
     out: list[Message] = []
     settled = [m for m in history if m.waiting == 0 and m.approval_rate is not None]
     if len(settled) >= cfg.approval_nights:
         run = settled[: cfg.approval_nights]
-        if all(m.approval_rate is not None and m.approval_rate < cfg.approval_min for m in run):
+        if sum(map(_decided, run)) >= cfg.min_decided and all(
+            m.approval_rate is not None and m.approval_rate < cfg.approval_min for m in run
+        ):
             rates = ", ".join(f"{m.night} {_pct(m.approval_rate)}" for m in reversed(run))
             out.append(
                 _message(
@@ -68,7 +75,7 @@ def _drift(history: list[NightMetrics], cfg: AlertsConfig) -> list[Message]:
                     approval_rate=run[0].approval_rate,
                 )
             )
-    if settled:
+    if settled and _decided(settled[0]) >= cfg.min_decided:  # a rate of a handful of decisions is noise
         last = settled[0]
         for kind, rate, limit, what in (
             ("edit_drift", last.edit_rate, cfg.edit_max, "edited"),
@@ -80,7 +87,7 @@ def _drift(history: list[NightMetrics], cfg: AlertsConfig) -> list[Message]:
                         kind,
                         last,
                         f"{last.workflow}: {_pct(rate)} of night {last.night}'s outputs {what} (limit {_pct(limit)})",
-                        f"{what.capitalize()}: {_pct(rate)} of {last.approved + last.edited + last.rework} "
+                        f"{what.capitalize()}: {_pct(rate)} of {_decided(last)} "
                         f"decided outputs.\nSee `sheetbot feedback {last.workflow}` for what reviewers change.",
                         cfg,
                         rate=rate,

@@ -18,6 +18,9 @@ from sheetbot.notify.base import Fanout, Message, Notifier
 from sheetbot.state import State
 from sheetbot.status import DEFAULT_PRIORITY, FINAL, LOCKABLE
 
+#: Row ids an SLA alert's title names (the longest waiting first); its text lists up to 20.
+_NAMED = 5
+
 
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
@@ -72,10 +75,12 @@ def overdue(state: State, config: Config, *, now: datetime) -> list[Message]:
     lines = [line for _, line, _ in late[:20]]
     if len(late) > 20:
         lines.append(f"… and {len(late) - 20} more")
+    ids = [t for t, _, _ in late]
+    named = ", ".join(ids[:_NAMED]) + (f" and {len(ids) - _NAMED} more" if len(ids) > _NAMED else "")
     return [
         Message(
             kind="sla_breach",
-            title=f"{len(late)} item(s) waiting over {esc.waiting.factor:g} × their SLA",
+            title=f"{len(late)} item(s) waiting over {esc.waiting.factor:g} × their SLA: {named}",
             text="\n".join(lines),
             severity="critical",
             facts={"task_ids": [t for t, _, _ in late], "keys": [t for t, _, _ in late]},

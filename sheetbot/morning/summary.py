@@ -36,6 +36,8 @@ def describe_lock(report: LockReport) -> str:
         lines.append(f"failed {task_id}: {reason}")
     if len(report.failed) > 10:
         lines.append(f"… and {len(report.failed) - 10} more failed rows (see the error column)")
+    if report.still_failed:
+        lines.append(f"{report.still_failed} row(s) still cannot run, as reported before (see the error column)")
     if report.missing:
         lines.append(f"rows gone from the board: {', '.join(report.missing)}")
     return "\n".join(lines)

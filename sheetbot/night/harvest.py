@@ -21,7 +21,7 @@ from sheetbot.night.morning_reports import ActionsReport, DashboardReport
 from sheetbot.night.repair import take_stock
 from sheetbot.night.writeback import write_with_ids
 from sheetbot.state import Task
-from sheetbot.status import Decision, Status, parse_status
+from sheetbot.status import Decision, Status, parse_decision, parse_status
 
 _CHOICES = ", ".join(str(d) for d in Decision)
 
@@ -78,8 +78,9 @@ def harvest(ctx: NightContext) -> HarvestReport:
                 continue
             if task.status != Status.REVIEW:
                 continue
-            choice = row.get(col["review"]).strip().lower()
-            if not choice:
+            typed = row.get(col["review"])
+            choice = parse_decision(typed)
+            if not typed.strip():
                 report.waiting += 1
                 continue
             notes = row.get(col["notes"]).strip()
@@ -96,6 +97,12 @@ def harvest(ctx: NightContext) -> HarvestReport:
                 else:
                     state.move(task_id, Status.EDITED, now=now, error="")
                     state.record_review(task, Decision.EDIT, notes=notes, edited_output=edited, now=now)
+            elif choice == Decision.REWORK and not notes:
+                # Without notes the model would be asked to redo the work blind, and pay for it: ask first.
+                problem = (
+                    f"you chose rework, but `{col['notes']}` is empty: say what to change there, "
+                    "or choose approve or edit"
+                )
             elif choice == Decision.REWORK:
                 output = state.stored_output(task_id, task.attempt, "final")
                 state.move(
@@ -108,12 +115,13 @@ def harvest(ctx: NightContext) -> HarvestReport:
                     rework_notes=notes,
                 )
             else:
-                problem = f"review {choice!r} is not one of {_CHOICES}: pick one from the dropdown"
+                problem = f"review {typed.strip()!r} is not one of {_CHOICES}: pick one from the dropdown"
             if problem:
                 if task.error != problem:
                     state.move(task_id, Status.REVIEW, now=now, error=problem)
                 report.problems.append((task_id, problem))
                 continue
+            assert choice is not None  # an unknown choice is a problem, above
             if choice != Decision.EDIT:
                 state.record_review(task, choice, notes=notes, edited_output=None, now=now)
             report.decisions[choice] += 1

@@ -30,7 +30,10 @@ class LockReport:
     night: str
     locked: Counter[str] = field(default_factory=Counter)
     deferred: Counter[str] = field(default_factory=Counter)
+    #: Rows found unable to run at this lock: new ones, or for a new reason (said once, not every night).
     failed: list[tuple[str, str]] = field(default_factory=list)
+    #: Rows that still cannot run, for the reason reported before (the error column says it).
+    still_failed: int = 0
     new_ids: int = 0
     missing: list[str] = field(default_factory=list)
     columns_added: list[str] = field(default_factory=list)
@@ -125,7 +128,9 @@ def lock(ctx: NightContext) -> LockReport:
             if isinstance(verdict, str):
                 if task.status != Status.FAILED or task.error != verdict:
                     state.move(task_id, Status.FAILED, now=now, error=verdict, failure="invalid")
-                report.failed.append((task_id, verdict))
+                    report.failed.append((task_id, verdict))
+                else:  # reported when it was found; the error column keeps saying it
+                    report.still_failed += 1
                 continue
             candidates.append((task, row, *verdict))
 
@@ -192,7 +197,7 @@ def lock(ctx: NightContext) -> LockReport:
                 "night": window.night,
                 "locked": dict(report.locked),
                 "deferred": dict(report.deferred),
-                "failed": len(report.failed),
+                "failed": len(report.failed) + report.still_failed,
             },
         )
         ctx.progress(total, total, "writing the board")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from sheetbot.config.models import WorkflowConfig
-from sheetbot.night.templates import placeholders
+from sheetbot.config.names import did_you_mean
+from sheetbot.night.templates import brace_problems, placeholders
 
 REWORK_SECTION = """
 
@@ -34,6 +35,36 @@ def template_names(workflow: WorkflowConfig) -> list[str]:
         for name in placeholders(text):
             names.setdefault(name, None)
     return list(names)
+
+
+def template_mistakes(workflow: WorkflowConfig) -> list[tuple[tuple[str | int, ...], str]]:
+    """(key under the workflow, what is wrong) for each template: braces that open no placeholder, and
+    {{steps.NAME}} naming no step before it. Either would only show at the night, in every row."""
+    texts: list[tuple[tuple[str | int, ...], str, list[str]]] = [
+        (("system",), workflow.system, []),  # used by the first step too: no step has answered yet
+        (("prompt",), workflow.prompt, []),
+    ]
+    for index, step in enumerate(workflow.steps):
+        earlier = [s.name for s in workflow.steps[:index]]
+        texts += [
+            (("steps", index, "system"), step.system or "", earlier),
+            (("steps", index, "prompt"), step.prompt, earlier),
+        ]
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    for key, text, earlier in texts:
+        out += [(key, problem) for problem in brace_problems(text)]
+        for name in placeholders(text):
+            wanted = name.removeprefix("steps.")
+            if name.startswith("steps.") and wanted not in earlier:
+                before = ", ".join(earlier) or "none here"
+                out.append(
+                    (
+                        key,
+                        f"{{{{{name}}}}} names no earlier step.{did_you_mean(wanted, earlier)} "
+                        f"A template reads only the steps before it (here: {before})",
+                    )
+                )
+    return out
 
 
 def missing_columns(workflow: WorkflowConfig, columns: set[str], aliases: Mapping[str, str]) -> list[str]:

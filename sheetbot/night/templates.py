@@ -18,6 +18,25 @@ from sheetbot.errors import TemplateError
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 
 
+#: After the placeholders are taken out: `{{name}` (not closed), and `{name}}` (opened with one brace).
+_UNCLOSED = re.compile(r"\{\{([^{}\n]{0,60})\}?")
+_HALF_OPENED = re.compile(r"(?<!\{)\{\s*([A-Za-z_][\w .-]{0,60}?)\s*\}\}")
+
+
+def brace_problems(template: str) -> list[str]:
+    """Braces that open or close no placeholder, each said with its fix: `{{x}` would reach the model as
+    typed, never filled in. A lone `}}` is left alone: JSON examples in prompts end with it."""
+    rest = PLACEHOLDER.sub(lambda m: " " * len(m.group(0)), template)
+    out: list[str] = []
+    for match in _UNCLOSED.finditer(rest):
+        name = match.group(1).strip()
+        fix = f"write {{{{{name}}}}}" if name else "close it with }}, or remove it"
+        out.append(f"`{match.group(0).strip()}` is not closed: {fix}")
+    for match in _HALF_OPENED.finditer(rest):
+        out.append(f"`{match.group(0)}` opens with one brace: write {{{{{match.group(1)}}}}}")
+    return out
+
+
 def placeholders(template: str) -> list[str]:
     """The names a template uses, in order, without repeats."""
     seen: dict[str, None] = {}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,10 @@ def run_demo(folder: Path, *, console: Console, force: bool = False) -> int:
     with open_context(config_path, config=config, env={}) as ctx:
         columns = ctx.col
         rows = demo_rows()
-        write_sample_workbook(config.resolve_path(config.board.path), config.board.sheet, rows, dict(columns))
-        ctx.board.ensure_schema(ctx.schema())
+        spec = ctx.schema(with_template_columns=True)
+        path = config.resolve_path(config.board.path)
+        write_sample_workbook(path, config.board.sheet, rows, dict(columns), order=spec.columns)
+        ctx.board.ensure_schema(spec)
         console.print(f"1. wrote {len(rows)} sample rows to {config.board.path} (an outdoor-gear shop's queue)")
         console.print("2. the cutoff: [bold]sheetbot lock[/]")
         console.print(describe_lock(lock(ctx)), markup=False)
@@ -128,12 +131,17 @@ Next:
     return 0
 
 
-def write_sample_workbook(path: Path, sheet: str, rows: list[dict[str, str]], columns: dict[str, str]) -> None:
-    """The team's side of the demo: a workbook with rows typed in, ids blank (sheetbot assigns them)."""
+def write_sample_workbook(
+    path: Path, sheet: str, rows: list[dict[str, str]], columns: dict[str, str], *, order: Sequence[str] = ()
+) -> None:
+    """The team's side of the demo: a workbook with rows typed in, ids blank (sheetbot assigns them).
+
+    ``order`` is the header of a new board (night/context.py's REVIEW_FIRST): the demo is a new board, so
+    it shows the reviewer's order; columns the rows hold beyond it follow."""
     from openpyxl import Workbook
 
     extra = sorted({k for row in rows for k in row} - set(columns) - set(columns.values()))
-    header = [columns[c] for c in ("id", "type", "priority", "input")] + extra
+    header = list(dict.fromkeys([*order, *(columns[c] for c in ("id", "type", "priority", "input")), *extra]))
     book = Workbook()
     ws = book.active
     assert ws is not None

@@ -196,7 +196,8 @@ def lock(ctx: NightContext) -> LockReport:
     if ctx.config.board.protect_locked and isinstance(ctx.board, ProtectsInputs):  # Google Sheets
         # Warning-only: a person editing a locked row's input learns that tonight runs what it said at the cutoff.
         owned = {
-            col[c] for c in ("id", "status", "night", "output", "review", "notes", "edited_output", "error", "cost")
+            col[c]
+            for c in ("id", "status", "night", "output", "review", "notes", "edited_output", "error", "cost", "checklist")
         }
         ctx.board.protect_inputs(
             [t.task_id for t in state.tasks_with_status(Status.LOCKED)], [c for c in sheet.columns if c not in owned]

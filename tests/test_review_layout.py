@@ -1,6 +1,6 @@
-"""Issue 13 items 1 and 3: a new board puts the reviewer's columns first, the same on every board, and
-each output arrives with its workflow's checklist beside it. A board that already has columns keeps them
-where its team put them."""
+"""Issue 13 items 1-3: a new board puts the reviewer's columns first, the same on every board, and each
+output arrives with its workflow's checklist beside it; the workbook reads at a glance (colours, filter,
+frozen id, widths, dropdowns). A board that already has columns keeps them, and its look, as its team made it."""
 
 from __future__ import annotations
 
@@ -10,9 +10,15 @@ from pathlib import Path
 
 import pytest
 from boards_under_test import BOARDS, BoardUnderTest, Night
+from fake_google import FakeGoogleSheets
 from harness import WORKFLOWS, at
-from openpyxl import load_workbook
+from openpyxl import Workbook, load_workbook
+from openpyxl.worksheet.datavalidation import DataValidation
 
+from sheetbot.boards.base import STATUS_COLOURS
+from sheetbot.boards.local import LocalBoard
+from sheetbot.boards.local_look import ROW_HEIGHT
+from sheetbot.cli.demo import demo_config
 from sheetbot.cli.main import main
 from sheetbot.night.context import schema_for
 
@@ -78,3 +84,63 @@ def test_after_a_night_each_output_has_its_workflow_s_checklist_beside_it(make: 
     assert tent["status"] == "review" and tent["checklist"] == "☐ Facts unchanged\n☐ =1+1 stays text"
     assert not under.person.is_formula(tent["id"], "checklist")
     assert rain["status"] == "review" and rain["checklist"] == ""  # its workflow has no checklist
+
+
+# -- item 2: readable at a glance -----------------------------------------------------------------------------
+def test_the_demo_workbook_is_readable_at_a_glance(tmp_path: Path) -> None:
+    assert main(["demo", "--dir", str(tmp_path / "d")]) == 0
+    ws = load_workbook(tmp_path / "d" / "queue.xlsx")["Queue"]
+    header = {c.value: c.column_letter for c in ws[1]}
+    last = max(header.values(), key=lambda letter: (len(letter), letter))
+    assert ws.freeze_panes == "B2"  # the header, and the id beside every row
+    assert ws.auto_filter.ref == f"A1:{last}{ws.max_row}"  # every column, every row the night wrote
+
+    status = header["status"]
+    coloured = {
+        rule.formula[0].strip('"'): rule.dxf.fill.fgColor.rgb
+        for cf in ws.conditional_formatting
+        if f"{status}2" in cf.sqref
+        for rule in cf.rules
+    }
+    assert set(coloured) == set(STATUS_COLOURS) and coloured["review"] == "FFFFF299"
+
+    lists = {str(dv.sqref): dv for dv in ws.data_validations.dataValidation if dv.type == "list"}
+    kind = lists[f"{header['type']}2:{header['type']}1048576"]
+    assert kind.formula1.strip('"').split(",") == sorted(demo_config()["workflows"])
+    assert kind.errorStyle == "warning"  # a workflow added to the YAML later can still be typed
+    assert lists[f"{header['review']}2:{header['review']}1048576"].formula1 == '"approve,edit,rework"'
+
+    for name, width in (("input", 40), ("output", 60)):
+        assert ws.column_dimensions[header[name]].width == width
+        cells = [ws[f"{header[name]}{row}"] for row in range(2, ws.max_row + 1)]
+        assert all(c.alignment.wrap_text and c.alignment.vertical == "top" for c in cells if c.value)
+    assert {ws.row_dimensions[row].ht for row in range(2, ws.max_row + 1)} == {ROW_HEIGHT}
+
+
+def test_init_keeps_a_person_s_filter_and_type_dropdown(tmp_path: Path) -> None:
+    path = tmp_path / "queue.xlsx"
+    book = Workbook()
+    ws = book.active
+    assert ws is not None
+    ws.title = "Queue"
+    ws.append(["type", "input", "id"])
+    ws.auto_filter.ref = "B1:C9"
+    own = DataValidation("list", formula1='"listing,other"')
+    own.add("A2:A50")
+    ws.add_data_validation(own)
+    book.save(path)
+    night = Night(tmp_path, LocalBoard(path, "Queue"))
+    night.board.ensure_schema(schema_for(night.config))
+    ws = load_workbook(path)["Queue"]
+    assert ws.auto_filter.ref == "B1:C9" and ws.freeze_panes == "A2"  # the id is not column A here
+    assert [dv.formula1 for dv in ws.data_validations.dataValidation if "A2" in dv.sqref] == ['"listing,other"']
+
+
+def test_the_google_board_gets_the_type_dropdown_too(tmp_path: Path) -> None:
+    with FakeGoogleSheets(tmp_path, {}) as google:
+        night = Night(tmp_path, google.board("Queue"))
+        night.board.ensure_schema(schema_for(night.config))
+        rules = {v["range"]["startColumnIndex"]: v["rule"] for v in google.grid("Queue").validations}
+        kind = rules[NEW_BOARD.index("type")]
+        assert [v["userEnteredValue"] for v in kind["condition"]["values"]] == list(WORKFLOWS)
+        assert kind["strict"] is False and rules[NEW_BOARD.index("review")]["strict"] is True

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from sheetbot.boards.capabilities import AppendsRows
 from sheetbot.config.load import load_config
 from sheetbot.errors import SheetbotError
 from sheetbot.morning.metrics import night_metrics
@@ -100,10 +100,11 @@ def run_demo(folder: Path, *, console: Console, force: bool = False) -> int:
     with open_context(config_path, config=config, env={}) as ctx:
         columns = ctx.col
         rows = demo_rows()
-        spec = ctx.schema(with_template_columns=True)
-        path = config.resolve_path(config.board.path)
-        write_sample_workbook(path, config.board.sheet, rows, dict(columns), order=spec.columns)
-        ctx.board.ensure_schema(spec)
+        # A new board, made as `init` makes one (the reviewer's order, dropdowns, colours), then the team's rows.
+        ctx.board.ensure_schema(ctx.schema(with_template_columns=True))
+        typed = [{columns.get(k, k): v for k, v in row.items() if v} for row in rows]
+        assert isinstance(ctx.board, AppendsRows)  # the demo's board is a workbook
+        ctx.board.append_rows(typed)
         console.print(f"1. wrote {len(rows)} sample rows to {config.board.path} (an outdoor-gear shop's queue)")
         console.print("2. the cutoff: [bold]sheetbot lock[/]")
         console.print(describe_lock(lock(ctx)), markup=False)
@@ -131,17 +132,12 @@ Next:
     return 0
 
 
-def write_sample_workbook(
-    path: Path, sheet: str, rows: list[dict[str, str]], columns: dict[str, str], *, order: Sequence[str] = ()
-) -> None:
-    """The team's side of the demo: a workbook with rows typed in, ids blank (sheetbot assigns them).
-
-    ``order`` is the header of a new board (night/context.py's REVIEW_FIRST): the demo is a new board, so
-    it shows the reviewer's order; columns the rows hold beyond it follow."""
+def write_sample_workbook(path: Path, sheet: str, rows: list[dict[str, str]], columns: dict[str, str]) -> None:
+    """The team's side of a bench: a workbook with rows typed in, ids blank (sheetbot assigns them)."""
     from openpyxl import Workbook
 
     extra = sorted({k for row in rows for k in row} - set(columns) - set(columns.values()))
-    header = list(dict.fromkeys([*order, *(columns[c] for c in ("id", "type", "priority", "input")), *extra]))
+    header = [columns[c] for c in ("id", "type", "priority", "input")] + extra
     book = Workbook()
     ws = book.active
     assert ws is not None

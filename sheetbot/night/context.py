@@ -138,6 +138,22 @@ class NightContext:
 #: board that already has columns keeps them where they are (missing ones are appended).
 REVIEW_FIRST = ("id", "type", "input", "output", "review", "notes", "edited_output", "checklist")
 BOOKKEEPING = ("status", "night", "error", "cost")
+#: Widths in characters (boards that size columns): the output widest, the review beside it on a laptop screen.
+WIDTHS = {
+    "id": 11,
+    "type": 20,
+    "input": 40,
+    "output": 60,
+    "review": 11,
+    "notes": 30,
+    "edited_output": 40,
+    "checklist": 30,
+    "priority": 9,
+    "status": 10,
+    "night": 11,
+    "error": 40,
+    "cost": 9,
+}
 
 
 def schema_for(config: Config, *, with_template_columns: bool = False) -> SchemaSpec:
@@ -163,4 +179,7 @@ def schema_for(config: Config, *, with_template_columns: bool = False) -> Schema
         status_column=col["status"],
         status_choices=[str(s) for s in Status],
         wide_columns=[col[n] for n in ("input", "output", "notes", "edited_output", "error", "checklist")],
+        type_column=col["type"],
+        type_choices=list(config.workflows),
+        widths={col[n]: width for n, width in WIDTHS.items()},
     )

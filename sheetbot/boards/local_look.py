@@ -110,7 +110,8 @@ def size_columns(
     top-aligned. ``fresh`` are the columns `init` just added: only those, and the long-text ones, are sized
     (a team's own columns keep their look). Cells already typed in them get the column's alignment."""
     sized = {col for d in ws.column_dimensions.values() if d.min and d.max for col in range(d.min, d.max + 1)}
-    wrapped, changed = set(wide), False
+    wrapped = set(wide)
+    aligned: dict[int, Alignment] = {}
     for name in dict.fromkeys([*fresh, *wrapped]):
         col = header.get(name)
         if col is None or col in sized:
@@ -118,12 +119,12 @@ def size_columns(
         dimension = ws.column_dimensions[get_column_letter(col)]
         default = WIDE_COLUMN_WIDTH if name in wrapped else min(max(len(name) + 3, 8), 30)
         dimension.width = widths.get(name, default)
-        dimension.alignment = Alignment(wrap_text=name in wrapped, vertical="top")
+        dimension.alignment = aligned[col] = Alignment(wrap_text=name in wrapped, vertical="top")
+    if aligned:  # one pass over the cells the sheet holds, as Excel aligns what is typed in a styled column
         for (row, column), cell in ws._cells.items():
-            if column == col and row >= 2 and not cell.has_style:
-                cell.alignment = Alignment(wrap_text=name in wrapped, vertical="top")  # as Excel does when typed
-        changed = True
-    return changed
+            if row >= 2 and column in aligned and not cell.has_style:
+                cell.alignment = aligned[column]
+    return bool(aligned)
 
 
 def fit_rows(ws: Worksheet, rows: Iterable[int]) -> None:

@@ -106,11 +106,11 @@ def list_dropdown(ws: Worksheet, col: int, choices: Sequence[str], *, title: str
 def size_columns(
     ws: Worksheet, header: Mapping[str, int], widths: Mapping[str, int], wide: Iterable[str], *, fresh: Iterable[str]
 ) -> bool:
-    """Width and alignment for columns nobody has sized: long-text columns (``wide``) wrapped, every column
-    top-aligned. ``fresh`` are the columns `init` just added: only those, and the long-text ones, are sized
-    (a team's own columns keep their look). Cells already typed in them get the column's alignment."""
+    """Width for columns nobody has sized, and long-text columns (``wide``) wrapped and top-aligned.
+    ``fresh`` are the columns `init` just added: only those, and the long-text ones, are sized (a team's own
+    columns keep their look). Cells already typed in a wrapped column get its alignment."""
     sized = {col for d in ws.column_dimensions.values() if d.min and d.max for col in range(d.min, d.max + 1)}
-    wrapped = set(wide)
+    wrapped, changed = set(wide), False
     aligned: dict[int, Alignment] = {}
     for name in dict.fromkeys([*fresh, *wrapped]):
         col = header.get(name)
@@ -119,12 +119,14 @@ def size_columns(
         dimension = ws.column_dimensions[get_column_letter(col)]
         default = WIDE_COLUMN_WIDTH if name in wrapped else min(max(len(name) + 3, 8), 30)
         dimension.width = widths.get(name, default)
-        dimension.alignment = aligned[col] = Alignment(wrap_text=name in wrapped, vertical="top")
+        changed = True
+        if name in wrapped:  # the other columns keep Excel's alignment: a style on every cell slows each save
+            dimension.alignment = aligned[col] = Alignment(wrap_text=True, vertical="top")
     if aligned:  # one pass over the cells the sheet holds, as Excel aligns what is typed in a styled column
         for (row, column), cell in ws._cells.items():
             if row >= 2 and column in aligned and not cell.has_style:
                 cell.alignment = aligned[column]
-    return bool(aligned)
+    return changed
 
 
 def fit_rows(ws: Worksheet, rows: Iterable[int]) -> None:

@@ -280,8 +280,9 @@ def test_init_creates_the_workbook_with_its_columns(tmp_path: Path, capsys: pyte
     path = write(tmp_path / "new" / "sheetbot.yaml", GOOD)
     assert main(["init", "--config", str(path)]) == 0
     book = tmp_path / "new" / "queue.xlsx"
-    assert header(book) == ["id", "type", "input", "priority", "status", "night", "output", "review", "notes",
-                            "edited_output", "error", "cost", "brand"]  # fmt: skip
+    # A new board in the reviewer's order: what they read and decide first, the team's inputs, bookkeeping.
+    assert header(book) == ["id", "type", "input", "output", "review", "notes", "edited_output", "priority",
+                            "brand", "status", "night", "error", "cost"]  # fmt: skip
     assert "added columns" in capsys.readouterr().out
     assert main(["init", "--config", str(path)]) == 0
     assert "nothing to change" in capsys.readouterr().out

@@ -379,7 +379,7 @@ def test_ensure_schema_creates_the_workbook(tmp_path: Path) -> None:
     ws = wb["Queue"]
     assert [c.value for c in ws[1]] == COLUMNS
     assert all(c.font.b for c in ws[1])
-    assert ws.freeze_panes == "A2"
+    assert ws.freeze_panes == "B2"  # the header, and the id column (A) beside every row
     assert ws.column_dimensions["G"].width == 60  # output
     (dropdown,) = review_validations(path)
     assert dropdown.formula1 == '"approve,edit,rework"'

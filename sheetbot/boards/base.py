@@ -82,6 +82,24 @@ class SchemaSpec:
     status_choices: Sequence[str]
     #: Long-text columns, which backends may widen or wrap.
     wide_columns: Sequence[str] = ()
+    #: The column saying which workflow a row is for, and the workflows: a dropdown where the board has one.
+    type_column: str = ""
+    type_choices: Sequence[str] = ()
+    #: Column → width in characters, for boards that size columns (only columns nobody has sized yet).
+    widths: Mapping[str, int] = field(default_factory=dict)
+
+
+#: Status → background colour (RGB 0–1) of the status cell, on every board that colours cells.
+STATUS_COLOURS: dict[str, tuple[float, float, float]] = {
+    "locked": (0.82, 0.89, 0.98),
+    "running": (0.82, 0.89, 0.98),
+    "review": (1.0, 0.95, 0.6),
+    "approved": (0.72, 0.88, 0.72),
+    "edited": (0.8, 0.93, 0.78),
+    "rework": (1.0, 0.85, 0.7),
+    "failed": (0.96, 0.7, 0.7),
+    "deferred": (0.86, 0.86, 0.86),
+}
 
 
 class Board(Protocol):

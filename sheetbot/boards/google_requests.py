@@ -133,11 +133,13 @@ def _freeze(sheet_id: int) -> dict[str, Any]:
     return {"updateSheetProperties": {"properties": props, "fields": "gridProperties.frozenRowCount"}}
 
 
-def _dropdown(sheet_id: int, col: int, choices: Sequence[str]) -> dict[str, Any]:
+def _dropdown(sheet_id: int, col: int, choices: Sequence[str], *, strict: bool = True) -> dict[str, Any]:
+    """A dropdown under the header; a loose one (``strict=False``: the workflows in `type`) only marks a value
+    not in the list, so a workflow added to the YAML since `init` can still be typed."""
     rule = {
         "condition": {"type": "ONE_OF_LIST", "values": [{"userEnteredValue": c} for c in choices]},
         "inputMessage": f"Pick one of: {', '.join(choices)}",
-        "strict": True,
+        "strict": strict,
         "showCustomUi": True,
     }
     return {"setDataValidation": {"range": _grid_range(sheet_id, 1, None, col, col + 1), "rule": rule}}
@@ -156,7 +158,7 @@ def _colour_rule(sheet_id: int, col: int, value: str, rgb: tuple[float, float, f
 
 
 def _has_validation(rows: Sequence[Mapping[str, Any]], col: int) -> bool:
-    """Does the review column already have a dropdown (ours from an earlier `init`, or a person's)?"""
+    """Does the column already have a dropdown (ours from an earlier `init`, or a person's)?"""
     for row in rows[1:]:
         values = row.get("values", [])
         if col < len(values) and "dataValidation" in values[col]:

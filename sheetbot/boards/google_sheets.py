@@ -30,6 +30,7 @@ from gspread.exceptions import APIError
 from gspread.utils import a1_range_to_grid_range, absolute_range_name
 
 from sheetbot.boards import dashboard_google as dg
+from sheetbot.boards.base import STATUS_COLOURS as STATUS_COLOURS
 from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, Sheet, WriteResult
 from sheetbot.boards.dashboard_cells import Cell, ChartSpec
 from sheetbot.boards.google_calls import SCOPES as SCOPES
@@ -63,17 +64,6 @@ SPLIT_REQUESTS = 24
 ATTEMPTS = 8
 PROTECTION = "sheetbot: locked for tonight"
 _WARN_ONLY = {"description": PROTECTION, "warningOnly": True}
-#: Status → background colour (RGB 0–1) of the status cell.
-STATUS_COLOURS: dict[str, tuple[float, float, float]] = {
-    "locked": (0.82, 0.89, 0.98),
-    "running": (0.82, 0.89, 0.98),
-    "review": (1.0, 0.95, 0.6),
-    "approved": (0.72, 0.88, 0.72),
-    "edited": (0.8, 0.93, 0.78),
-    "rework": (1.0, 0.85, 0.7),
-    "failed": (0.96, 0.7, 0.7),
-    "deferred": (0.86, 0.86, 0.86),
-}
 _SCHEMA_FIELDS = (
     "sheets(properties(sheetId,title,gridProperties(rowCount,columnCount,frozenRowCount)),"
     "conditionalFormats(ranges,booleanRule(condition)),data(rowData(values(formattedValue,dataValidation))))"
@@ -150,6 +140,8 @@ class GoogleSheetsBoard(SheetsCalls):
         columns = max(header.values(), default=-1) + 1
         if not found:
             grid_props = {"rowCount": 1000, "columnCount": max(26, columns), "frozenRowCount": 1}
+            if header.get(self.id_column) == 0:  # a new tab: the id column stays in view beside every row
+                grid_props["frozenColumnCount"] = 1
             requests_.append(
                 {"addSheet": {"properties": {"sheetId": sheet_id, "title": self.sheet, "gridProperties": grid_props}}}
             )
@@ -163,6 +155,9 @@ class GoogleSheetsBoard(SheetsCalls):
         review = header.get(spec.review_column)
         if review is not None and not _has_validation(rows, review):
             requests_.append(_dropdown(sheet_id, review, spec.review_choices))
+        kind = header.get(spec.type_column)
+        if kind is not None and spec.type_choices and not _has_validation(rows, kind):
+            requests_.append(_dropdown(sheet_id, kind, spec.type_choices, strict=False))
         status = header.get(spec.status_column)
         if status is not None:
             coloured = _coloured_statuses(sheet.get("conditionalFormats", []), status)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from openpyxl import Workbook, load_workbook
+from openpyxl.cell.cell import Cell as XlCell
 from openpyxl.styles import Alignment
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -30,6 +31,7 @@ from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, She
 from sheetbot.boards.dashboard_cells import Cell, ChartSpec
 from sheetbot.boards.dashboard_local import DASHBOARD_SHEET
 from sheetbot.boards.local_file import Signature, file_signature, one_line, refuse_read_only, sweep_temp_files
+from sheetbot.boards.local_look import fit_rows, stretch_filter
 from sheetbot.boards.local_sheet import add_column, data_rows, put_value, read_header, saved_values, shape_sheet
 from sheetbot.boards.locate import resolve
 from sheetbot.boards.values import EXCEL_CELL_UNITS
@@ -93,7 +95,9 @@ class LocalBoard:
         return self._change(lambda workbook: self._apply(self._worksheet(workbook), updates))
 
     def ensure_schema(self, spec: SchemaSpec) -> list[str]:
-        return self._change(lambda workbook: shape_sheet(workbook, self.sheet, spec), create=True)
+        return self._change(
+            lambda workbook: shape_sheet(workbook, self.sheet, spec, id_column=self.id_column), create=True
+        )
 
     # -- optional capabilities (sheetbot/boards/capabilities.py) ------------------------------------
     def write_dashboard(self, rows: Sequence[Mapping[str, Cell]], chart: ChartSpec) -> list[str]:
@@ -130,9 +134,12 @@ class LocalBoard:
                     if column not in header:
                         add_column(ws, header, column)
             last = max([1, *(int(ref) for ref, _, _ in data_rows(ws, header, self._saved))])
+            aligned: dict[int, Alignment | None] = {}
             for offset, values in enumerate(rows, start=1):
                 for column, value in values.items():
-                    put_value(ws.cell(row=last + offset, column=header[column]), value)
+                    put_value(_aligned(ws, ws.cell(row=last + offset, column=header[column]), aligned), value)
+            fit_rows(ws, range(last + 1, last + 1 + len(rows)))
+            stretch_filter(ws, max(header.values(), default=0))
             return len(rows), bool(rows)
 
         return self._change(add)
@@ -267,16 +274,26 @@ class LocalBoard:
         for u_index, targets in placement.targets.items():
             for column, value in updates[u_index].values.items():
                 col = header.get(column) or add_column(ws, header, column)
-                if col not in aligned:  # the wrap `init` gives wide columns: Excel applies it, openpyxl not
-                    dimension = ws.column_dimensions.get(get_column_letter(col))
-                    aligned[col] = copy(dimension.alignment) if dimension is not None and dimension.has_style else None
                 for target in targets:
-                    cell = ws.cell(row=int(refs[target]), column=col)
-                    if aligned[col] is not None and not cell.has_style:
-                        cell.alignment = aligned[col]  # as Excel does when a person types in the cell
-                    put_value(cell, value)
+                    put_value(_aligned(ws, ws.cell(row=int(refs[target]), column=col), aligned), value)
             result.written += 1
+        if placement.targets:
+            fit_rows(ws, {int(refs[t]) for targets in placement.targets.values() for t in targets})
+            stretch_filter(ws, max(header.values(), default=0))
         return result, bool(placement.targets)
+
+
+def _aligned(ws: Worksheet, cell: XlCell, cache: dict[int, Alignment | None]) -> XlCell:
+    """The cell with its column's alignment (the wrap `init` gives wide columns), as Excel does when a person
+    types in the cell; openpyxl does not. ``cache``: column → alignment, looked up once a write."""
+    col = cell.column
+    if col not in cache:
+        dimension = ws.column_dimensions.get(get_column_letter(col))
+        cache[col] = copy(dimension.alignment) if dimension is not None and dimension.has_style else None
+    alignment = cache[col]
+    if alignment is not None and not cell.has_style:
+        cell.alignment = alignment
+    return cell
 
 
 if TYPE_CHECKING:  # mypy holds LocalBoard to the Board protocol and to each capability it offers

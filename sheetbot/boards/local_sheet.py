@@ -2,7 +2,8 @@
 
 The workbook board (local.py) decides when to load and save the file; this module knows the cells:
 the header, the rows below it (formulas read as the values Excel saved), plain values written so
-that nothing becomes a formula, and the columns, dropdown, bold header and frozen row `init` adds.
+that nothing becomes a formula, and the columns, bold header and frozen row `init` adds (its dropdowns,
+colours, filter and widths: local_look.py).
 """
 
 from __future__ import annotations
@@ -14,20 +15,15 @@ from copy import copy
 
 from openpyxl import Workbook, load_workbook
 from openpyxl.cell.cell import Cell
-from openpyxl.styles import Alignment, Font
-from openpyxl.utils import get_column_letter
+from openpyxl.styles import Font
 from openpyxl.utils.cell import coordinate_to_tuple
-from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.worksheet import Worksheet
 
 from sheetbot.boards.base import CellValue, SchemaSpec
 from sheetbot.boards.local_file import one_line
+from sheetbot.boards.local_look import colour_statuses, filter_header, list_dropdown, size_columns
 from sheetbot.boards.values import as_text, clean_text, looks_like_formula
 from sheetbot.errors import BoardError
-
-#: Excel's last row: the review dropdown covers the whole column below the header.
-LAST_ROW = 1_048_576
-WIDE_COLUMN_WIDTH = 60
 
 
 def read_header(ws: Worksheet) -> dict[str, int]:
@@ -134,7 +130,7 @@ def put_value(cell: Cell, value: CellValue) -> None:
         cell.quotePrefix = True  # so Excel keeps it text even when a person re-enters the cell
 
 
-def shape_sheet(workbook: Workbook, sheet: str, spec: SchemaSpec) -> tuple[list[str], bool]:
+def shape_sheet(workbook: Workbook, sheet: str, spec: SchemaSpec, *, id_column: str = "id") -> tuple[list[str], bool]:
     """Add what `init` promises; returns the columns added and whether anything changed."""
     changed = sheet not in workbook.sheetnames
     if changed:
@@ -158,23 +154,17 @@ def shape_sheet(workbook: Workbook, sheet: str, spec: SchemaSpec) -> tuple[list[
             cell.font = font
             changed = True
     if ws.freeze_panes is None or coordinate_to_tuple(ws.freeze_panes)[0] < 2:
-        ws.freeze_panes = "A2"
+        ws.freeze_panes = "B2" if header.get(id_column) == 1 else "A2"  # the header, and the id beside each row
         changed = True
-    review = get_column_letter(header[spec.review_column]) if spec.review_column in header else None
-    # A dropdown already on the column stays (re-running init must not stack them, nor undo a person's).
-    if review and not any(f"{review}2" in dv.sqref for dv in ws.data_validations.dataValidation):
-        choices = ",".join(spec.review_choices)
-        dropdown = DataValidation("list", formula1=f'"{choices}"', allow_blank=True, showErrorMessage=True)
-        dropdown.errorTitle, dropdown.error = spec.review_column, f"Pick one of: {choices.replace(',', ', ')}"
-        dropdown.add(f"{review}2:{review}{LAST_ROW}")
-        ws.add_data_validation(dropdown)
-        changed = True
-    sized = {col for d in ws.column_dimensions.values() if d.min and d.max for col in range(d.min, d.max + 1)}
-    for name in spec.wide_columns:
-        wide = header.get(name)
-        if wide is not None and wide not in sized:
-            dimension = ws.column_dimensions[get_column_letter(wide)]
-            dimension.width = WIDE_COLUMN_WIDTH  # only where nobody has sized the column yet
-            dimension.alignment = Alignment(wrap_text=True, vertical="top")
-            changed = True
+    review = header.get(spec.review_column)
+    if review is not None:
+        changed |= list_dropdown(ws, review, spec.review_choices, title=spec.review_column, strict=True)
+    kind = header.get(spec.type_column)
+    if kind is not None:
+        changed |= list_dropdown(ws, kind, spec.type_choices, title=spec.type_column, strict=False)
+    status = header.get(spec.status_column)
+    if status is not None:
+        changed |= colour_statuses(ws, status, spec.status_choices)
+    changed |= filter_header(ws, max(header.values(), default=0))
+    changed |= size_columns(ws, header, spec.widths, spec.wide_columns, fresh=added)
     return added, changed

@@ -99,7 +99,8 @@ def _board_problems(found: Inspection, path: str | Path, env: Mapping[str, str])
     problems: list[Problem] = []
     columns = config.columns.logical()
     header = set(sheet.columns)
-    absent = [c for c in columns.values() if c not in header]
+    used = set(schema_for(config).columns)  # `checklist` only when a workflow has one
+    absent = [c for c in columns.values() if c not in header and c in used]
     if absent and config.board.kind == "airtable":
         problems += _airtable_fields(found, board, init)
     elif absent:

@@ -11,6 +11,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from sheetbot.boards.capabilities import AppendsRows
 from sheetbot.config.load import load_config
 from sheetbot.config.schema import modeline
 from sheetbot.errors import SheetbotError
@@ -100,8 +101,11 @@ def run_demo(folder: Path, *, console: Console, force: bool = False) -> int:
     with open_context(config_path, config=config, env={}) as ctx:
         columns = ctx.col
         rows = demo_rows()
-        write_sample_workbook(config.resolve_path(config.board.path), config.board.sheet, rows, dict(columns))
-        ctx.board.ensure_schema(ctx.schema())
+        # A new board, made as `init` makes one (the reviewer's order, dropdowns, colours), then the team's rows.
+        ctx.board.ensure_schema(ctx.schema(with_template_columns=True))
+        typed = [{columns.get(k, k): v for k, v in row.items() if v} for row in rows]
+        assert isinstance(ctx.board, AppendsRows)  # the demo's board is a workbook
+        ctx.board.append_rows(typed)
         console.print(f"1. wrote {len(rows)} sample rows to {config.board.path} (an outdoor-gear shop's queue)")
         console.print("2. the cutoff: [bold]sheetbot lock[/]")
         console.print(describe_lock(lock(ctx)), markup=False)
@@ -130,7 +134,7 @@ Next:
 
 
 def write_sample_workbook(path: Path, sheet: str, rows: list[dict[str, str]], columns: dict[str, str]) -> None:
-    """The team's side of the demo: a workbook with rows typed in, ids blank (sheetbot assigns them)."""
+    """The team's side of a bench: a workbook with rows typed in, ids blank (sheetbot assigns them)."""
     from openpyxl import Workbook
 
     extra = sorted({k for row in rows for k in row} - set(columns) - set(columns.values()))

@@ -52,6 +52,8 @@ class ColumnsConfig(Strict):
     edited_output: str = "edited_output"
     error: str = "error"
     cost: str = "cost"
+    #: The workflow's `checklist:`, one "☐ item" a line, written beside each output (when a workflow has one).
+    checklist: str = "checklist"
 
     def logical(self) -> dict[str, str]:
         """Logical name -> header on the board."""

@@ -132,22 +132,54 @@ class NightContext:
         return schema_for(self.config, with_template_columns=with_template_columns)
 
 
+#: A new board's columns, left to right (logical names): what the reviewer reads and decides on first. The
+#: team's other inputs (priority, the columns templates name) follow, then sheetbot's bookkeeping and the
+#: structured outputs' fields. The one place this order is made: `init`, the demo and trials all use it; a
+#: board that already has columns keeps them where they are (missing ones are appended).
+REVIEW_FIRST = ("id", "type", "input", "output", "review", "notes", "edited_output", "checklist")
+BOOKKEEPING = ("status", "night", "error", "cost")
+#: Widths in characters (boards that size columns): the output widest, the review beside it on a laptop screen.
+WIDTHS = {
+    "id": 11,
+    "type": 20,
+    "input": 40,
+    "output": 60,
+    "review": 11,
+    "notes": 30,
+    "edited_output": 40,
+    "checklist": 30,
+    "priority": 9,
+    "status": 10,
+    "night": 11,
+    "error": 40,
+    "cost": 9,
+}
+
+
 def schema_for(config: Config, *, with_template_columns: bool = False) -> SchemaSpec:
-    """sheetbot's columns and the structured outputs' columns; with ``with_template_columns``, also
-    every column the workflows' templates name (what `init` adds, so `lock` does not fail those rows)."""
+    """sheetbot's columns and the structured outputs' columns, in the reviewer's order (REVIEW_FIRST); with
+    ``with_template_columns``, also every column the workflows' templates name (what `init` adds, so `lock`
+    does not fail those rows). The `checklist` column only when a workflow has a checklist."""
     from sheetbot.night.prompts import template_names
 
     col = config.columns.logical()
-    columns = list(col.values())
-    for wf in config.workflows.values():
-        columns += [f.name for f in wf.outputs]
-        if with_template_columns:
-            columns += [n for n in template_names(wf) if not n.startswith("steps.") and n not in col]
+    workflows = config.workflows.values()
+    unused = set() if any(wf.checklist for wf in workflows) else {"checklist"}
+    placed = {*REVIEW_FIRST, *BOOKKEEPING}
+    columns = [col[n] for n in REVIEW_FIRST if n not in unused]
+    columns += [name for n, name in col.items() if n not in placed and n not in unused]  # priority, and any newer
+    if with_template_columns:
+        columns += [n for wf in workflows for n in template_names(wf) if not n.startswith("steps.") and n not in col]
+    columns += [col[n] for n in BOOKKEEPING]
+    columns += [f.name for wf in workflows for f in wf.outputs]
     return SchemaSpec(
         columns=list(dict.fromkeys(columns)),
         review_column=col["review"],
         review_choices=[str(d) for d in Decision],
         status_column=col["status"],
         status_choices=[str(s) for s in Status],
-        wide_columns=[col["input"], col["output"], col["notes"], col["edited_output"], col["error"]],
+        wide_columns=[col[n] for n in ("input", "output", "notes", "edited_output", "error", "checklist")],
+        type_column=col["type"],
+        type_choices=list(config.workflows),
+        widths={col[n]: width for n, width in WIDTHS.items()},
     )

@@ -204,9 +204,7 @@ def lock(ctx: NightContext) -> LockReport:
         report.missing = write_with_ids(ctx, ident.claims, ident.new).missing
     if ctx.config.board.protect_locked and isinstance(ctx.board, ProtectsInputs):  # Google Sheets
         # Warning-only: a person editing a locked row's input learns that tonight runs what it said at the cutoff.
-        owned = {
-            col[c] for c in ("id", "status", "night", "output", "review", "notes", "edited_output", "error", "cost")
-        }
+        owned = {header for name, header in col.items() if name not in ("type", "input", "priority")}  # sheetbot's
         ctx.board.protect_inputs(
             [t.task_id for t in state.tasks_with_status(Status.LOCKED)], [c for c in sheet.columns if c not in owned]
         )

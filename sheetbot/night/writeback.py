@@ -16,6 +16,8 @@ from sheetbot.safety.secrets import scrub
 from sheetbot.state import BoardProjection
 from sheetbot.status import Status
 
+#: Opens each line of the `checklist` cell: an item still to tick.
+CHECKBOX = "\u2610"
 #: Statuses whose row shows the task's output.
 WITH_OUTPUT = frozenset({Status.REVIEW, Status.APPROVED, Status.EDITED, Status.PUBLISHED, Status.REWORK})
 
@@ -40,11 +42,23 @@ def projection_cells(ctx: NightContext, p: BoardProjection) -> dict[str, CellVal
     }
     if p.output is not None:
         cells.update(_output_cells(ctx, p.workflow, p.output))
+        cells.update(checklist_cells(ctx, p.workflow))
     if p.clear_review:
         # A new output is up for review: yesterday's decision must not be read as today's.
         cells[col["review"]] = None
         cells[col["edited_output"]] = None
     return fit_cells(cells, ctx.board.max_cell_units, task_id=p.task_id, error_column=col["error"])
+
+
+def checklist_cells(ctx: NightContext, workflow: str | None) -> dict[str, CellValue]:
+    """The workflow's approval criteria beside its output, one "☐ item" a line, so the reviewer decides
+    against them (issue 13). Written with every new output; blank for a workflow without a checklist.
+    Nothing when no workflow has a checklist: the board then has no such column."""
+    if not any(wf.checklist for wf in ctx.config.workflows.values()):
+        return {}
+    wf = ctx.config.workflows.get(workflow or "")
+    items = [item.strip() for item in (wf.checklist if wf is not None else []) if item.strip()]
+    return {ctx.col["checklist"]: "\n".join(f"{CHECKBOX} {item}" for item in items) or None}
 
 
 def fit_cells(

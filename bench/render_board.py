@@ -1,0 +1,104 @@
+"""A picture of the demo board, rendered from the real workbook by LibreOffice (headless), for the README.
+
+Runs `sheetbot demo` in a temporary folder (or takes a workbook you name), copies the workbook, sets that copy
+to print the reviewer's columns on one landscape page (the board itself is not changed), and asks LibreOffice
+to convert it to PNG: what LibreOffice draws is the workbook as saved, with its colours, filter buttons,
+widths and wrapped text, not a drawing of it. Needs `soffice` (LibreOffice) on PATH; without it, says so and
+exits 0 (like every script here, a tool, not a test).
+
+    python bench/render_board.py                          # → docs/demo-board.png
+    python bench/render_board.py --out board.png --columns 5 --rows 30
+    python bench/render_board.py --workbook queue.xlsx --sheet Queue
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from openpyxl import load_workbook
+from openpyxl.utils import get_column_letter
+from rich.console import Console
+
+from sheetbot.cli.demo import run_demo
+
+#: LibreOffice's binary names, on Linux/macOS (soffice) and some distributions (libreoffice).
+OFFICE = ("soffice", "libreoffice")
+#: The reviewer's columns (id … checklist): what the picture shows by default, with the status beside them.
+COLUMNS = 8
+ROWS = 14
+TIMEOUT_S = 180
+
+
+def office() -> str | None:
+    return next((found for name in OFFICE if (found := shutil.which(name))), None)
+
+
+def page_of(workbook: Path, sheet: str, columns: int, rows: int, out: Path) -> Path:
+    """A copy of the workbook whose first printed page is the board's first ``columns`` columns and its
+    status (the columns between are hidden in the copy), landscape, one page wide: LibreOffice renders a
+    spreadsheet's first page to PNG."""
+    book = load_workbook(workbook)
+    for other in [name for name in book.sheetnames if name != sheet]:
+        del book[other]  # the Dashboard would otherwise be the page LibreOffice picks, if it came first
+    ws = book[sheet]
+    header = [cell.value for cell in ws[1]]
+    last = header.index("status") + 1 if "status" in header[columns:] else columns
+    for col in range(columns + 1, last):
+        ws.column_dimensions[get_column_letter(col)].hidden = True
+    ws.print_area = f"A1:{get_column_letter(last)}{rows + 1}"
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_options.gridLines = True
+    book.save(out)
+    return out
+
+
+def render(workbook: Path, sheet: str, out: Path, *, columns: int, rows: int) -> str:
+    binary = office()
+    if binary is None:
+        return "LibreOffice (soffice) is not installed here: install it and run this again (nothing rendered)"
+    with tempfile.TemporaryDirectory() as folder:
+        page = page_of(workbook, sheet, columns, rows, Path(folder) / "board.xlsx")
+        done = subprocess.run(
+            [binary, "--headless", "--convert-to", "png", "--outdir", folder, str(page)],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
+        png = Path(folder) / "board.png"
+        if done.returncode != 0 or not png.exists():
+            return f"LibreOffice could not render {workbook} ({(done.stderr or done.stdout).strip()[:300]})"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(png, out)
+    return f"wrote {out} from {workbook} [{sheet}]"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workbook", type=Path, help="a workbook to render (default: a fresh `sheetbot demo`)")
+    parser.add_argument("--sheet", default="Queue")
+    parser.add_argument("--out", type=Path, default=Path("docs/demo-board.png"))
+    parser.add_argument("--columns", type=int, default=COLUMNS, help="columns from A to show")
+    parser.add_argument("--rows", type=int, default=ROWS, help="rows below the header to show")
+    args = parser.parse_args(argv)
+    if office() is None:
+        print("LibreOffice (soffice) is not installed here: install it and run this again (nothing rendered)")
+        return 0
+    with tempfile.TemporaryDirectory() as folder:
+        workbook = args.workbook
+        if workbook is None:
+            run_demo(Path(folder) / "demo", console=Console(file=sys.stderr, quiet=True))
+            workbook = Path(folder) / "demo" / "queue.xlsx"
+        print(render(workbook, args.sheet, args.out, columns=args.columns, rows=args.rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -75,7 +75,8 @@ def review(workbook: Path, sheet: str, col: dict[str, str], seed: int) -> None:
         decision = rng.choices(("approve", "edit", "rework"), weights=(7, 2, 1))[0]
         ws.cell(row=row, column=where[col["review"]], value=decision)
         if decision == "edit":
-            ws.cell(row=row, column=where[col["edited_output"]], value=_text(rng, 200, 600))
+            edited = ws.cell(row=row, column=where[col["edited_output"]], value=_text(rng, 200, 600))
+            edited.data_type = "s"  # typed text, even when it starts with "=" (openpyxl would store a formula)
         elif decision == "rework":
             ws.cell(row=row, column=where[col["notes"]], value="Shorter, and keep the sizes exactly as given.")
     book.save(workbook)
@@ -114,7 +115,7 @@ def one_night(n_rows: int, seed: int, trace: bool) -> dict[str, Figures]:
         out["harvest"], decided = measure("harvest", config_path, cutoff + timedelta(hours=16), trace)
         counts = (sum(locked.values()), sum(ran.values()), sum(decided.values()))
         check = "ok" if counts == (n_rows,) * 3 else f"MISMATCH, expected {n_rows} each"
-        print(f"  locked {counts[0]}, done {counts[1]}, decided {counts[2]} {decided}: {check}")
+        print(f"  locked {counts[0]}, done {counts[1]}, decided {counts[2]} { {str(k): v for k, v in decided.items()} }: {check}")
         out["total"] = (sum(out[p][0] for p in ("lock", "run", "harvest")), max(f[1] for f in out.values()), 0.0)
         return out
 

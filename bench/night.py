@@ -115,7 +115,8 @@ def one_night(n_rows: int, seed: int, trace: bool) -> dict[str, Figures]:
         out["harvest"], decided = measure("harvest", config_path, cutoff + timedelta(hours=16), trace)
         counts = (sum(locked.values()), sum(ran.values()), sum(decided.values()))
         check = "ok" if counts == (n_rows,) * 3 else f"MISMATCH, expected {n_rows} each"
-        print(f"  locked {counts[0]}, done {counts[1]}, decided {counts[2]} { {str(k): v for k, v in decided.items()} }: {check}")
+        by_name = {str(k): v for k, v in decided.items()}
+        print(f"  locked {counts[0]}, done {counts[1]}, decided {counts[2]} {by_name}: {check}")
         out["total"] = (sum(out[p][0] for p in ("lock", "run", "harvest")), max(f[1] for f in out.values()), 0.0)
         return out
 

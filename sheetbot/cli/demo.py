@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sheetbot.boards.capabilities import AppendsRows
+from sheetbot.config.example import example_config
 from sheetbot.config.load import load_config
 from sheetbot.config.schema import modeline
 from sheetbot.errors import SheetbotError
@@ -30,7 +31,7 @@ from sheetbot.service.wiring import open_context
 #: The demo's YAML, as a person would write it: the ready workflows come in by `include:`.
 DEMO_YAML = """\
 # sheetbot demo: an outdoor-gear shop's queue. Every workflow runs in preview mode (no model is called).
-# Check it: `sheetbot check --config sheetbot.yaml`. All the options: `sheetbot init` writes the full example.
+# Check it: `sheetbot check --config sheetbot.yaml`. Every option, explained: @EXAMPLE@
 timezone: Europe/Berlin           # the times below are local times in this zone
 
 board: {kind: local, path: queue.xlsx, sheet: Queue}   # the queue and the review board: this workbook
@@ -147,7 +148,8 @@ def _activate_hint(command: str) -> str:
     activate = Path(shlex.split(command)[0]).parent / "activate"
     if not activate.is_file() or activate.parent.name != "bin":
         return ""
-    return f"\n  (the commands name this install's sheetbot in full; for a plain `sheetbot`: source {shlex.quote(str(activate))})"
+    plain = f"source {shlex.quote(str(activate))}"
+    return f"\n  (the commands name this install's sheetbot in full; for a plain `sheetbot`: {plain})"
 
 
 def _board_table(rows: list[dict[str, str]], columns: dict[str, str]) -> Table:
@@ -175,7 +177,7 @@ def run_demo(folder: Path, *, console: Console, force: bool = False) -> int:
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     config_path = folder / "sheetbot.yaml"
-    config_path.write_text(modeline() + DEMO_YAML, encoding="utf-8")
+    config_path.write_text(modeline() + DEMO_YAML.replace("@EXAMPLE@", str(example_config())), encoding="utf-8")
     (folder / "workflows").mkdir()
     for name, text in _recipe_files(preview=True).items():
         (folder / "workflows" / name).write_text(text, encoding="utf-8")

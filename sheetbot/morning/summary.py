@@ -13,6 +13,7 @@ from sheetbot.night.harvest import HarvestReport
 from sheetbot.night.lock import LockReport
 from sheetbot.night.outcomes import describe_failures
 from sheetbot.night.run import RunReport
+from sheetbot.status import FINAL, Status
 
 
 def _per_workflow(counts: Counter[str]) -> str:
@@ -40,7 +41,27 @@ def describe_lock(report: LockReport) -> str:
         lines.append(f"{report.still_failed} row(s) still cannot run, as reported before (see the error column)")
     if report.missing:
         lines.append(f"rows gone from the board: {', '.join(report.missing)}")
+    if not report.locked and not report.deferred and not report.paused:
+        lines.append(_nothing_to_lock(report.waiting))
     return "\n".join(lines)
+
+
+def _nothing_to_lock(waiting: Counter[str]) -> str:
+    """Why a lock took no row, and what to do: a bare "locked 0" reads like a fault."""
+    parts = []
+    if waiting[Status.REVIEW]:
+        parts.append(
+            f"{waiting[Status.REVIEW]} wait for review (decide them in the review column, then `sheetbot harvest`)"
+        )
+    if busy := waiting[Status.LOCKED] + waiting[Status.RUNNING]:
+        parts.append(f"{busy} are already locked for a night (`sheetbot run` runs them)")
+    if done := sum(waiting[s] for s in FINAL):
+        parts.append(f"{done} are done")
+    held = f": {'; '.join(parts)}" if parts else ""
+    return (
+        f"nothing to lock: no row is queued{held}. A new row (a type and an input) or a row whose status you set"
+        " back to `queued` is locked at the next `sheetbot lock`."
+    )
 
 
 def describe_run(report: RunReport) -> str:

@@ -39,6 +39,8 @@ class LockReport:
     columns_added: list[str] = field(default_factory=list)
     #: Rows of paused workflows (escalation.py), left in the queue with a note.
     paused: Counter[str] = field(default_factory=Counter)
+    #: Rows not taken because of their status (review, locked, approved …): why a lock that takes 0 took 0.
+    waiting: Counter[str] = field(default_factory=Counter)
 
 
 def read_board(ctx: NightContext) -> tuple[Sheet, list[str]]:
@@ -123,6 +125,7 @@ def lock(ctx: NightContext) -> LockReport:
             ctx.progress(checked, total, "checking rows")
             task = tasks[task_id]
             if not _eligible(task, row, col):
+                report.waiting[task.status] += 1
                 continue
             verdict = validate(ctx, row, columns)
             if isinstance(verdict, str):

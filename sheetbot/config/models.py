@@ -54,6 +54,9 @@ class ColumnsConfig(Strict):
     cost: str = "cost"
     #: The workflow's `checklist:`, one "☐ item" a line, written beside each output (when a workflow has one).
     checklist: str = "checklist"
+    #: Who decided (issue 13): a person types their name beside the decision; read at the harvest, never
+    #: required. On Airtable, name a "Last modified by" field here (set to watch the review field).
+    reviewer: str = "reviewer"
 
     def logical(self) -> dict[str, str]:
         """Logical name -> header on the board."""
@@ -75,6 +78,8 @@ class BoardConfig(Strict):
     timeout_s: float = Field(default=60.0, gt=0, le=HOUR)
     #: google_sheets: warn people who edit a locked row's input cells, from the lock until the harvest.
     protect_locked: bool = False
+    #: `init` adds a `reviewer` column, where each reviewer signs their decision (read whenever present).
+    reviewer_column: bool = False
     columns: ColumnsConfig = ColumnsConfig()
 
 

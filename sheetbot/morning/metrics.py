@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from sheetbot.config.models import PriceConfig
 from sheetbot.providers.base import Usage
@@ -42,6 +42,8 @@ class NightMetrics:
     p50_latency_s: float | None = None
     #: What the same calls would have cost live (batch calls repriced at the live price; see sheetbot.batch).
     live_usd: float | None = None
+    #: Who decided (issue 13): reviewer → decisions, for the reviewers the board named (`reviewer` column).
+    reviewers: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -73,6 +75,7 @@ def night_metrics(
     for night in recent:
         counts = state.outcome_counts(night)
         decisions = state.decision_counts(night)
+        reviewers = state.reviewer_counts(night)
         for workflow in sorted(counts):
             c = counts[workflow]
             d = decisions.get(workflow, {})
@@ -105,6 +108,7 @@ def night_metrics(
                     rework_rate=_ratio(rework, decided),
                     p50_latency_s=_percentile(latencies, 0.5),
                     live_usd=round(live_usd_of_night(state, night, workflow, prices), 6),
+                    reviewers=reviewers.get(workflow, {}),
                 )
             )
     return out

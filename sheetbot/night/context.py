@@ -136,7 +136,7 @@ class NightContext:
 #: team's other inputs (priority, the columns templates name) follow, then sheetbot's bookkeeping and the
 #: structured outputs' fields. The one place this order is made: `init`, the demo and trials all use it; a
 #: board that already has columns keeps them where they are (missing ones are appended).
-REVIEW_FIRST = ("id", "type", "input", "output", "review", "notes", "edited_output", "checklist")
+REVIEW_FIRST = ("id", "type", "input", "output", "review", "notes", "edited_output", "checklist", "reviewer")
 BOOKKEEPING = ("status", "night", "error", "cost")
 #: Widths in characters (boards that size columns): the output widest, the review beside it on a laptop screen.
 WIDTHS = {
@@ -148,6 +148,7 @@ WIDTHS = {
     "notes": 30,
     "edited_output": 40,
     "checklist": 30,
+    "reviewer": 14,
     "priority": 9,
     "status": 10,
     "night": 11,
@@ -159,12 +160,15 @@ WIDTHS = {
 def schema_for(config: Config, *, with_template_columns: bool = False) -> SchemaSpec:
     """sheetbot's columns and the structured outputs' columns, in the reviewer's order (REVIEW_FIRST); with
     ``with_template_columns``, also every column the workflows' templates name (what `init` adds, so `lock`
-    does not fail those rows). The `checklist` column only when a workflow has a checklist."""
+    does not fail those rows). The `checklist` column only when a workflow has a checklist; the `reviewer` column
+    only when ``board.reviewer_column`` asks for it (the harvest reads it wherever it is, and never needs it)."""
     from sheetbot.night.prompts import template_names
 
     col = config.columns.logical()
     workflows = config.workflows.values()
     unused = set() if any(wf.checklist for wf in workflows) else {"checklist"}
+    if not config.board.reviewer_column:
+        unused.add("reviewer")
     placed = {*REVIEW_FIRST, *BOOKKEEPING}
     columns = [col[n] for n in REVIEW_FIRST if n not in unused]
     columns += [name for n, name in col.items() if n not in placed and n not in unused]  # priority, and any newer

@@ -20,10 +20,25 @@ from sheetbot.night.lock import read_board
 from sheetbot.night.morning_reports import ActionsReport, DashboardReport
 from sheetbot.night.repair import take_stock
 from sheetbot.night.writeback import write_with_ids
+from sheetbot.safety.csvsafe import looks_like_formula
 from sheetbot.state import Task
 from sheetbot.status import Decision, Status, parse_decision, parse_status
 
 _CHOICES = ", ".join(str(d) for d in Decision)
+#: A reviewer's name is a label, not a text: longer than this is cut (the cell may hold anything at all).
+REVIEWER_CHARS = 80
+
+
+def reviewer_name(cell: str) -> str | None:
+    """Who decided, from the board's `reviewer` cell: one line of plain text, at most REVIEWER_CHARS, None if
+    blank. It goes into the state, the audit log and the report, and from there into CSVs and messages, so a
+    cell that would start a formula keeps its text behind a quote (as every CSV cell does) and never runs."""
+    name = " ".join("".join(c if c.isprintable() else " " for c in cell).split())
+    if not name:
+        return None
+    if looks_like_formula(name):
+        name = "'" + name
+    return name if len(name) <= REVIEWER_CHARS else name[: REVIEWER_CHARS - 1] + "…"
 
 
 @dataclass
@@ -84,6 +99,7 @@ def harvest(ctx: NightContext) -> HarvestReport:
                 report.waiting += 1
                 continue
             notes = row.get(col["notes"]).strip()
+            reviewer = reviewer_name(row.get(col["reviewer"]))  # "" on a board without the column: None
             problem = None
             if choice == Decision.APPROVE:
                 state.move(task_id, Status.APPROVED, now=now, error="")
@@ -96,7 +112,9 @@ def harvest(ctx: NightContext) -> HarvestReport:
                     )
                 else:
                     state.move(task_id, Status.EDITED, now=now, error="")
-                    state.record_review(task, Decision.EDIT, notes=notes, edited_output=edited, now=now)
+                    state.record_review(
+                        task, Decision.EDIT, notes=notes, edited_output=edited, now=now, reviewer=reviewer
+                    )
             elif choice == Decision.REWORK and not notes:
                 # Without notes the model would be asked to redo the work blind, and pay for it: ask first.
                 problem = (
@@ -123,11 +141,14 @@ def harvest(ctx: NightContext) -> HarvestReport:
                 continue
             assert choice is not None  # an unknown choice is a problem, above
             if choice != Decision.EDIT:
-                state.record_review(task, choice, notes=notes, edited_output=None, now=now)
+                state.record_review(task, choice, notes=notes, edited_output=None, now=now, reviewer=reviewer)
             report.decisions[choice] += 1
             if choice != Decision.REWORK:
                 morning.queue_action(ctx, task)
-            state.audit("decision", now=now, task_id=task_id, detail={"decision": choice, "attempt": task.attempt})
+            detail: dict[str, object] = {"decision": choice, "attempt": task.attempt}
+            if reviewer is not None:
+                detail["reviewer"] = reviewer
+            state.audit("decision", now=now, task_id=task_id, detail=detail)
         # The decisions are in the state: the dashboard rides on the harvest's own write where it can.
         ctx.progress(total, total, "writing the board")
         report.dashboard = morning.refresh_dashboard(ctx, stage=True)

@@ -25,10 +25,20 @@ class HistoryMixin:
     transaction: Callable[[], AbstractContextManager[None]]
 
     # -- reviews, nights, audit ----------------------------------------------------
-    def record_review(self, task: Task, decision: str, *, notes: str, edited_output: str | None, now: datetime) -> None:
+    def record_review(
+        self,
+        task: Task,
+        decision: str,
+        *,
+        notes: str,
+        edited_output: str | None,
+        now: datetime,
+        reviewer: str | None = None,
+    ) -> None:
+        """One decision on one attempt; ``reviewer`` is who made it, when the board could tell (None if not)."""
         self._db.execute(
-            "INSERT INTO reviews(task_id, night, attempt, workflow, decision, notes, edited_output, at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO reviews(task_id, night, attempt, workflow, decision, notes, edited_output, at, reviewer) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 task.task_id,
                 task.night,
@@ -38,6 +48,7 @@ class HistoryMixin:
                 notes,
                 edited_output,
                 now.isoformat(),
+                reviewer,
             ),
         )
 

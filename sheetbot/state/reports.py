@@ -96,6 +96,21 @@ class ReportsMixin:
                 out.setdefault(r["workflow"], {})[r["decision"]] = int(r["n"])
         return out
 
+    def reviewer_counts(self, night: str) -> dict[str, dict[str, int]]:
+        """Workflow → reviewer → decisions they made on the outputs ``night`` produced (matched as in
+        ``decision_counts``); decisions whose reviewer the board could not tell are not counted here."""
+        out: dict[str, dict[str, int]] = {}
+        for r in self._db.execute(
+            "SELECT r.workflow, r.reviewer, COUNT(*) AS n FROM reviews r JOIN night_tasks t "
+            "ON t.task_id = r.task_id AND t.night = r.night AND t.attempt = r.attempt "
+            "WHERE r.night = ? AND r.reviewer IS NOT NULL AND r.reviewer != '' "
+            "GROUP BY r.workflow, r.reviewer ORDER BY r.workflow, r.reviewer",
+            (night,),
+        ).fetchall():
+            if r["workflow"] is not None:
+                out.setdefault(r["workflow"], {})[r["reviewer"]] = int(r["n"])
+        return out
+
     def review_times(self) -> list[datetime]:
         """When each review decision was recorded, in the order they were."""
         return [datetime.fromisoformat(r["at"]) for r in self._db.execute("SELECT at FROM reviews ORDER BY id")]

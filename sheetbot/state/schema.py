@@ -181,6 +181,12 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("batches", "found_by", "TEXT NOT NULL DEFAULT ''"),
 )
 
+# -- who decided (issue 13, item 5) --------------------------------------------------------------------------
+# Each review record names its reviewer when the board could tell (a `reviewer` column, or Airtable's "Last
+# modified by" named as that column); NULL when it could not. A nullable column added on open: an older
+# sheetbot reading a newer file ignores it, so the schema version stays (as for `found_by` above).
+ADDED_COLUMNS += (("reviews", "reviewer", "TEXT"),)
+
 
 def migrate(db: sqlite3.Connection) -> None:
     """Bring an existing state file forward: add the columns it lacks."""

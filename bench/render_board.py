@@ -2,8 +2,8 @@
 
 Runs `sheetbot demo` in a temporary folder (or takes a workbook you name), copies the workbook, sets that copy
 to print the reviewer's columns on one landscape page (the board itself is not changed), and asks LibreOffice
-to convert it to PNG: what LibreOffice draws is the workbook as saved, with its colours, filter buttons,
-widths and wrapped text, not a drawing of it. Needs `soffice` (LibreOffice) on PATH; without it, says so and
+to print it (PDF), rasterised to PNG by pdftoppm: what LibreOffice draws is the workbook as saved, with its colours, filter buttons,
+widths and wrapped text, not a drawing of it. Needs `soffice` (LibreOffice) and `pdftoppm` (poppler-utils) on PATH; without it, says so and
 exits 0 (like every script here, a tool, not a test).
 
     python bench/render_board.py                          # → docs/demo-board.png
@@ -22,6 +22,7 @@ from pathlib import Path
 
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.page import PageMargins
 from rich.console import Console
 
 from sheetbot.cli.demo import run_demo
@@ -30,8 +31,10 @@ from sheetbot.cli.demo import run_demo
 OFFICE = ("soffice", "libreoffice")
 #: The reviewer's columns (id … checklist): what the picture shows by default, with the status beside them.
 COLUMNS = 8
-ROWS = 14
+ROWS = 20
 TIMEOUT_S = 180
+#: Resolution of the picture: legible in a README at GitHub's width.
+DPI = 110
 
 
 def office() -> str | None:
@@ -55,26 +58,45 @@ def page_of(workbook: Path, sheet: str, columns: int, rows: int, out: Path) -> P
     ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.print_options.gridLines = True
+    ws.page_margins = PageMargins(left=0.15, right=0.15, top=0.15, bottom=0.15, header=0, footer=0)
+    ws.oddHeader.center.text = ws.oddFooter.center.text = None  # no page name or number in the picture
     book.save(out)
     return out
 
 
 def render(workbook: Path, sheet: str, out: Path, *, columns: int, rows: int) -> str:
+    """LibreOffice prints the page to PDF and poppler's ``pdftoppm`` rasterises it: Calc's own PNG export
+    filter fails headless on some builds ("no export filter"), while its PDF export is the printing path
+    every build has."""
     binary = office()
     if binary is None:
         return "LibreOffice (soffice) is not installed here: install it and run this again (nothing rendered)"
+    raster = shutil.which("pdftoppm")
+    if raster is None:
+        return "pdftoppm (poppler-utils) is not installed here: install it and run this again (nothing rendered)"
     with tempfile.TemporaryDirectory() as folder:
         page = page_of(workbook, sheet, columns, rows, Path(folder) / "board.xlsx")
         done = subprocess.run(
-            [binary, "--headless", "--convert-to", "png", "--outdir", folder, str(page)],
+            [binary, "--headless", "--convert-to", "pdf", "--outdir", folder, str(page)],
             capture_output=True,
             text=True,
             timeout=TIMEOUT_S,
             check=False,
         )
-        png = Path(folder) / "board.png"
-        if done.returncode != 0 or not png.exists():
+        pdf = Path(folder) / "board.pdf"
+        if done.returncode != 0 or not pdf.exists():
             return f"LibreOffice could not render {workbook} ({(done.stderr or done.stdout).strip()[:300]})"
+        stem = Path(folder) / "board"
+        shot = subprocess.run(
+            [raster, "-png", "-r", str(DPI), "-f", "1", "-l", "1", "-singlefile", str(pdf), str(stem)],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
+        png = stem.with_suffix(".png")
+        if shot.returncode != 0 or not png.exists():
+            return f"pdftoppm could not rasterise the page ({shot.stderr.strip()[:300]})"
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(png, out)
     return f"wrote {out} from {workbook} [{sheet}]"

@@ -1,10 +1,11 @@
 """A picture of the demo board, rendered from the real workbook by LibreOffice (headless), for the README.
 
-Runs `sheetbot demo` in a temporary folder (or takes a workbook you name), copies the workbook, sets that copy
-to print the reviewer's columns on one landscape page (the board itself is not changed), and asks LibreOffice
-to print it (PDF), rasterised to PNG by pdftoppm: what LibreOffice draws is the workbook as saved, with its colours, filter buttons,
-widths and wrapped text, not a drawing of it. Needs `soffice` (LibreOffice) and `pdftoppm` (poppler-utils) on PATH; without it, says so and
-exits 0 (like every script here, a tool, not a test).
+Runs `sheetbot demo` in a temporary folder (or takes a workbook you name), copies the workbook, sets that
+copy to print the reviewer's columns on one landscape page (the board itself is not changed), asks
+LibreOffice to print it (PDF) and rasterises the page to PNG with pdftoppm: what LibreOffice draws is the
+workbook as saved, with its colours, filter buttons, widths and wrapped text, not a drawing of it. Needs
+`soffice` (LibreOffice) and `pdftoppm` (poppler-utils) on PATH; without them, says so and exits 0 (like
+every script here, a tool, not a test). On Debian: `apt-get install libreoffice-calc poppler-utils`.
 
     python bench/render_board.py                          # → docs/demo-board.png
     python bench/render_board.py --out board.png --columns 5 --rows 30

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fakebatch import Killed
-from fakellm import split_prompt
+from fakellm import FakeLLM, split_prompt
 from harness import WORKFLOWS, Shop, at
 
+from sheetbot.cli.check import run_check
+from sheetbot.config.load import load_config
 from sheetbot.night.self_check import SELF_CHECK_STEP, checks_cell
 
 CHECKLIST = ["Facts unchanged", "Title under 200 chars"]
@@ -21,15 +25,20 @@ LISTING: dict[str, Any] = {
 }
 
 
-def shop_with(tmp_path: Path, **overrides: Any) -> Shop:
-    shop = Shop(tmp_path, workflows={"listing": {**LISTING, **overrides}}, create=True)
-    config = shop.config_path.read_text(encoding="utf-8")
-    config = config.replace("prices:\n", f"prices:\n  {GRADER}:\n    input: 0.1\n    output: 0.4\n", 1)
-    shop.config_path.write_text(config, encoding="utf-8")
+def with_grader(shop: Shop, workflows: dict[str, Any]) -> Shop:
+    """The shop's YAML with the grader's price and these workflows (the Shop writes its own prices)."""
     from sheetbot.config.load import load_config
 
+    config = yaml.safe_load(shop.config_path.read_text(encoding="utf-8"))
+    config["prices"][GRADER] = {"input": 0.1, "output": 0.4}
+    config["workflows"] = workflows
+    shop.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     shop.config = load_config(shop.config_path)
     return shop
+
+
+def shop_with(tmp_path: Path, **overrides: Any) -> Shop:
+    return with_grader(Shop(tmp_path), {"listing": {**LISTING, **overrides}})
 
 
 def grading(body: dict[str, Any]) -> bool:
@@ -116,12 +125,9 @@ def test_a_grading_call_that_errors_keeps_the_output_in_review(tmp_path: Path) -
 def test_a_budget_too_small_for_the_grading_skips_it(tmp_path: Path) -> None:
     # The listing call fits ($0.00064 worst case + input); the grading's worst case (600 × $0.4/M) does not.
     shop = shop_with(tmp_path, self_check={"model": GRADER, "max_tokens": 8000})
-    shop.config_path.write_text(
-        shop.config_path.read_text(encoding="utf-8").replace("nightly_usd: 25.0", "nightly_usd: 0.0025"),
-        encoding="utf-8",
-    )
-    from sheetbot.config.load import load_config
-
+    config = yaml.safe_load(shop.config_path.read_text(encoding="utf-8"))
+    config["limits"]["nightly_usd"] = 0.0025
+    shop.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     shop.config = load_config(shop.config_path)
     night(shop, "old lamp")
     shop.run()
@@ -188,13 +194,7 @@ def test_a_rework_is_graded_again(tmp_path: Path) -> None:
 def test_a_batch_workflow_is_graded_in_a_second_batch(tmp_path: Path) -> None:
     from test_batch import BatchShop
 
-    shop = BatchShop(tmp_path / "b", workflows={"listing": {**LISTING, "mode": "batch"}})
-    config = shop.config_path.read_text(encoding="utf-8")
-    config = config.replace("prices:\n", f"prices:\n  {GRADER}:\n    input: 0.1\n    output: 0.4\n", 1)
-    shop.config_path.write_text(config, encoding="utf-8")
-    from sheetbot.config.load import load_config
-
-    shop.config = load_config(shop.config_path)
+    shop = with_grader(BatchShop(tmp_path / "b"), {"listing": {**LISTING, "mode": "batch"}})
     shop.batch.llm.answer_with(lambda body: verdict(title_ok=False))
     for text in ("old lamp", "new chair"):
         shop.add(type="listing", input=text, brand="Acme")
@@ -245,3 +245,88 @@ def test_the_checks_column_on_every_board(kind: str, tmp_path: Path) -> None:
         assert tent["checks"] == '✘ 1/1 · ✘ =1+1 facts: =HYPERLINK("http://x")'
         assert not under.person.is_formula(tent["id"], "checks")
         assert rain["checks"] == ""  # its workflow has no self-check
+
+
+# -- report: may the team trust it? ----------------------------------------------------------------------------
+def test_report_splits_approval_by_the_self_check_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from sheetbot.cli.main import main
+
+    shop = shop_with(tmp_path)
+    shop.fake.answer_with(lambda body: verdict(title_ok="bad" not in split_prompt(body)[1]))
+    night(shop, "good one", "good two", "bad one")
+    shop.run()
+    ids = {text: shop.row(input=text)["id"] for text in ("good one", "good two", "bad one")}
+    assert shop.row(input="bad one")["checks"].startswith("✘ 1/2")
+    shop.set(ids["good one"], review="approve")
+    shop.set(ids["good two"], review="rework", notes="warmer")
+    shop.set(ids["bad one"], review="rework", notes="shorter title")
+    shop.clock.set(at("2026-11-24T10:00"))
+    shop.harvest()
+    capsys.readouterr()
+    assert main(["report", "--config", str(shop.config_path), "--json"]) == 0
+    entries = json.loads(capsys.readouterr().out)
+    assert entries[0]["self_check"] == {
+        "passed": {"decided": 2, "approved": 1, "approval_rate": 0.5},
+        "failed": {"decided": 1, "approved": 0, "approval_rate": 0.0},
+    }
+    assert {"approval_rate", "reviewers", "cost_usd"} <= set(entries[0])  # the other keys as before
+    assert main(["report", "--config", str(shop.config_path)]) == 0
+    text = capsys.readouterr().out
+    line = next(x for x in text.splitlines() if x.startswith("self-check listing"))
+    assert line == "self-check listing: approved as-is when it passed all 1/2 (50%) · failed one 0/1 (0%)"
+    assert len(line) <= 100  # the table is `report`'s (full width when piped); this line fits 100 columns
+
+
+# -- check ---------------------------------------------------------------------------------------------------
+def test_check_names_each_self_check_mistake_with_its_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sheetbot.cli.main import main
+
+    shop = shop_with(tmp_path)
+    text = shop.config_path.read_text(encoding="utf-8")
+    text = text.replace(
+        "workflows:\n",
+        "workflows:\n"
+        "  bare:\n    provider: openai\n    model: gpt-4.1-mini\n    prompt: '{{input}}'\n"
+        "    self_check: {model: gpt-4.1-mini}\n"
+        "  unpriced:\n    provider: openai\n    model: gpt-4.1-mini\n    prompt: '{{input}}'\n"
+        "    checklist: [Short]\n    self_check: {model: tiny-unknown, provider: mistral}\n",
+        1,
+    )
+    shop.config_path.write_text(text, encoding="utf-8")
+    capsys.readouterr()
+    assert main(["check", "--config", str(shop.config_path)]) == 1
+    problems = [line for line in capsys.readouterr().out.splitlines() if line.startswith("✗ ")]
+    by_key = {line[2:].split(" ", 1)[0]: line for line in problems}
+    assert set(by_key) == {
+        "workflows.bare.self_check",
+        "workflows.unpriced.self_check.model",
+        "workflows.unpriced.self_check.provider",
+    }
+    assert "checklist" in by_key["workflows.bare.self_check"]
+    assert "no price" in by_key["workflows.unpriced.self_check.model"]
+    assert "'mistral' is not configured" in by_key["workflows.unpriced.self_check.provider"]
+    lines = text.splitlines()
+    for line in problems:
+        found = re.search(r"sheetbot\.yaml:(\d+)\)", line)
+        assert found is not None, line
+        number = int(found.group(1))
+        assert "self_check" in lines[number - 1] or "model" in lines[number - 1] or "provider" in lines[number - 1]
+
+
+def test_the_readme_example_passes_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sheetbot.cli.main import main
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("**A first pass against the checklist.**", 1)[1]
+    example = re.search(r"```yaml\n(.*?)```", section, re.S)
+    assert example is not None
+    path = tmp_path / "sheetbot.yaml"
+    path.write_text(example.group(1), encoding="utf-8")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-openai")
+    assert main(["init", "--config", str(path)]) == 0, capsys.readouterr().out
+    fake = FakeLLM()  # `check` probes the provider: here, at the SDK's transport
+    assert run_check(path, env={"OPENAI_API_KEY": "sk-test-openai"}, http_client=fake.async_client()) == []

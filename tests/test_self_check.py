@@ -330,3 +330,45 @@ def test_the_readme_example_passes_check(
     assert main(["init", "--config", str(path)]) == 0, capsys.readouterr().out
     fake = FakeLLM()  # `check` probes the provider: here, at the SDK's transport
     assert run_check(path, env={"OPENAI_API_KEY": "sk-test-openai"}, http_client=fake.async_client()) == []
+
+
+def test_the_verdict_is_parsed_strictly_and_bounded() -> None:
+    from sheetbot.night.self_check import VerdictError, parse_verdict
+
+    good = verdict(title_ok=True)
+    assert parse_verdict(CHECKLIST, good, "").passed is True
+    for bad in (
+        {"item_1": good["item_1"]},  # an item missing
+        {**good, "item_3": {"pass": True, "reason": ""}},  # one the checklist does not have
+        {**good, "item_2": {"pass": "yes", "reason": ""}},
+        {**good, "item_2": {"pass": False, "reason": 3}},
+        ["item_1"],
+    ):
+        with pytest.raises(VerdictError):
+            parse_verdict(CHECKLIST, bad, "")
+    with pytest.raises(VerdictError, match="not JSON"):
+        parse_verdict(CHECKLIST, None, "Sure! Both pass.")
+    with pytest.raises(VerdictError, match="longer than"):
+        parse_verdict(CHECKLIST, None, " " * 20_001)
+    assert parse_verdict(
+        CHECKLIST, None, '{"item_1": {"pass": true, "reason": ""}, "item_2": {"pass": true, "reason": ""}}'
+    ).cell.startswith("✔ all 2")
+
+
+def test_a_batch_grading_the_budget_cannot_hold_is_skipped(tmp_path: Path) -> None:
+    from test_batch import BatchShop
+
+    workflow = {
+        **LISTING,
+        "mode": "batch",
+        "max_usd_per_task": 0.0012,
+        "self_check": {"model": GRADER, "max_tokens": 8000},
+    }
+    shop = with_grader(BatchShop(tmp_path / "b"), {"listing": workflow})
+    shop.add(type="listing", input="old lamp", brand="Acme")
+    shop.lock()
+    shop.clock.set(at("2026-11-24T01:00"))
+    shop.run()
+    row = shop.row(input="old lamp")
+    assert row["status"] == "review" and row["checks"] == "self-check skipped: budget"
+    assert len(shop.batch.creates) == 1

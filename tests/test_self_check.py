@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -18,6 +18,7 @@ from sheetbot.night.self_check import SELF_CHECK_STEP, checks_cell
 
 CHECKLIST = ["Facts unchanged", "Title under 200 chars"]
 GRADER = "gpt-4.1-nano"
+S = TypeVar("S", bound=Shop)
 LISTING: dict[str, Any] = {
     **WORKFLOWS["listing"],
     "checklist": CHECKLIST,
@@ -25,7 +26,7 @@ LISTING: dict[str, Any] = {
 }
 
 
-def with_grader(shop: Shop, workflows: dict[str, Any]) -> Shop:
+def with_grader(shop: S, workflows: dict[str, Any]) -> S:
     """The shop's YAML with the grader's price and these workflows (the Shop writes its own prices)."""
     from sheetbot.config.load import load_config
 

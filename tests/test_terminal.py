@@ -114,7 +114,10 @@ def test_report_json_is_the_metrics_as_before(
         expected = json.dumps(
             [m.as_dict() for m in night_metrics(state, nights=7, prices=night.config.prices)], indent=2
         )
-    assert capsys.readouterr().out == expected + "\n"
+    # Every key as before; the one new key, `self_check` (issue 13 item 4), is the only addition.
+    entries = json.loads(capsys.readouterr().out)
+    assert all(set(e) - set(json.loads(expected)[0]) == {"self_check"} for e in entries)
+    assert json.dumps([{k: v for k, v in e.items() if k != "self_check"} for e in entries], indent=2) == expected
 
 
 def metrics(night: str, workflow: str, seed: int) -> NightMetrics:

@@ -21,6 +21,7 @@ from sheetbot.batch.base import BatchProvider, ItemError, key_of, legacy_wire_id
 from sheetbot.batch.collect import WINDOW_ENDED, Pending, store
 from sheetbot.batch.estimate import preview_notes
 from sheetbot.batch.factory import make_batch_provider
+from sheetbot.batch.grading import is_grading, not_graded, skip, store_grading, wanted
 from sheetbot.batch.poll import Polling
 from sheetbot.batch.send import Sending, unclear
 from sheetbot.batch.timing import Bounds
@@ -145,6 +146,7 @@ class _Rounds(Polling, Sending):
         groups: dict[tuple[str, str], list[tuple[Pending, CompletionRequest]]] = defaultdict(list)
         for p in self.pending.values():
             if p.outcome is not None or p.complete:
+                self._grading(p, groups, in_flight)
                 continue
             steps = workflow_steps(p.wf)
             for index, step in enumerate(steps):
@@ -164,7 +166,20 @@ class _Rounds(Polling, Sending):
                 if request.custom_id not in in_flight:
                     groups[(p.wf.provider, request.model)].append((p, request))
                 break
+            self._grading(p, groups, in_flight)  # every step was stored before a restart: grade it now
         return groups
+
+    def _grading(
+        self,
+        p: Pending,
+        groups: dict[tuple[str, str], list[tuple[Pending, CompletionRequest]]],
+        in_flight: set[str],
+    ) -> None:
+        """A complete row's self-check, in a batch of its own (sheetbot/batch/grading.py)."""
+        request = wanted(p, self.state, self.ctx.config)
+        if request is not None and request.custom_id not in in_flight:
+            assert p.wf.self_check is not None
+            groups[(p.wf.self_check.provider or p.wf.provider, request.model)].append((p, request))
 
     async def _submit(
         self, groups: dict[tuple[str, str], list[tuple[Pending, CompletionRequest]]]
@@ -182,7 +197,9 @@ class _Rounds(Polling, Sending):
                 worst = cost_usd(price, worst_case(request), batch=True)
                 refused = budget.refuse(p.task.workflow or "", worst)
                 cap = p.wf.max_usd_per_task
-                if cap is not None and p.spent_usd + worst > cap:
+                if is_grading(request.custom_id) and (refused or (cap is not None and p.spent_usd + worst > cap)):
+                    skip(p, self.state, self.ctx.now())  # never the row's failure: it goes to review ungraded
+                elif cap is not None and p.spent_usd + worst > cap:
                     p.outcome = Outcome(
                         "failed",
                         f"this row could cost up to ${p.spent_usd + worst:.4f} in batch, over the workflow's "
@@ -214,6 +231,10 @@ class _Rounds(Polling, Sending):
                 unsent = [(p, r) for p, r in allowed if r.custom_id not in sent]
                 for _, r in unsent:
                     self.release(r.custom_id)
+                if not isinstance(exc, BatchUnsupportedError):  # a grading not sent is never the row's failure
+                    for p, _ in [(p, r) for p, r in unsent if is_grading(r.custom_id)]:
+                        not_graded(p, self.state, f"the batch could not be sent ({exc})", self.ctx.now())
+                    unsent = [(p, r) for p, r in unsent if not is_grading(r.custom_id)]
                 self._not_sent(exc, [p for p, _ in unsent])
         return submitted
 
@@ -288,6 +309,18 @@ class _Rounds(Polling, Sending):
     def _store(self, custom_id: str, result: Completion | ItemError, batch: BatchRecord) -> None:
         pending = self.pending.get(custom_id.rsplit(":", 2)[0])
         self.release(custom_id)
+        if is_grading(custom_id):
+            store_grading(
+                custom_id,
+                f"batch request {result.kind}: {result.message}" if isinstance(result, ItemError) else result,
+                batch=batch,
+                pending=pending,
+                config=self.ctx.config,
+                state=self.state,
+                budget=self.night.budget,
+                now=self.ctx.now(),
+            )
+            return
         store(
             custom_id,
             result,

@@ -156,16 +156,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from sheetbot.config.load import load_config
     from sheetbot.morning.metrics import night_metrics
+    from sheetbot.morning.self_check_report import self_check_lines, with_self_check
     from sheetbot.morning.summary import metrics_table, trend_table
     from sheetbot.state import State
 
     config = load_config(args.config)
     metrics = []
+    entries: list[dict[str, object]] = []
+    checks: list[str] = []  # the self-check against the reviewers' decisions, per workflow (issue 13 item 4)
     if config.state_path.exists():  # a fresh install has no nights: that is not an error
         with State(config.state_path) as state:
             metrics = night_metrics(state, nights=args.nights, prices=config.prices)
+            entries = with_self_check(state, metrics)
+            checks = self_check_lines(state, config, sorted({m.night for m in metrics}))
     if args.json:
-        print(json.dumps([m.as_dict() for m in metrics], indent=2))
+        print(json.dumps(entries, indent=2))
     elif not metrics:
         out.print("no nights recorded yet: run `sheetbot lock` and `sheetbot run` first", markup=False)
     else:
@@ -173,6 +178,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         for table in tables:  # split into parts on a narrow terminal (console.fitted): every figure stays
             for part in fitted(table, out):
                 out.print(part)
+        for line in checks:
+            out.print(line, markup=False)
     if not args.json:
         from sheetbot.cli.trial import trial_lines
 

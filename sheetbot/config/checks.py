@@ -258,6 +258,7 @@ def cross_checks(data: Mapping[str, object], lines: Lines) -> list[Problem]:
                     f"model {name_!r} has no price: add `prices: {{{name_}: "
                     "{input: …, output: …}}` in dollars per million tokens (0 for a local model)",
                 )
+        problems.extend(self_check_problems(wf, where, mapping(providers), mapping(prices), lines))
     board = mapping(data.get("board"))
     if board.get("kind") == "google_sheets" and not board.get("spreadsheet"):
         add(("board", "spreadsheet"), "google_sheets needs `spreadsheet:` (the sheet's key or URL)")
@@ -268,4 +269,43 @@ def cross_checks(data: Mapping[str, object], lines: Lines) -> list[Problem]:
     dupes = sorted({h for h in headers if headers.count(h) > 1})
     if dupes:
         add(("board", "columns"), f"two columns share the header {dupes[0]!r}: give each its own")
+    return problems
+
+
+def self_check_problems(
+    wf: Mapping[object, object],
+    where: KeyPath,
+    providers: Mapping[object, object],
+    prices: Mapping[object, object],
+    lines: Lines,
+) -> list[Problem]:
+    """`self_check:` (issue 13, item 4) grades against the checklist, with a priced model on a known provider."""
+    check = wf.get("self_check")
+    if not isinstance(check, dict):
+        return []  # absent, or the wrong type: pydantic reports that
+    at: KeyPath = (*where, "self_check")
+    problems = []
+    checklist = wf.get("checklist")
+    if not (isinstance(checklist, list) and any(str(item).strip() for item in checklist)):
+        problems.append(
+            lines.problem(at, "self_check grades outputs against the workflow's `checklist:`, which is empty: add one")
+        )
+    model, provider = check.get("model"), check.get("provider")
+    if isinstance(model, str) and model not in prices:
+        problems.append(
+            lines.problem(
+                (*at, "model"),
+                f"self-check model {model!r} has no price: add `prices: {{{model}: {{input: …, output: …}}}}` "
+                "in dollars per million tokens, so its cost is counted and capped",
+            )
+        )
+    if isinstance(provider, str) and provider not in providers:
+        known = ", ".join(sorted(map(str, providers))) or "none"
+        problems.append(
+            lines.problem(
+                (*at, "provider"),
+                f"provider {provider!r} is not configured under `providers:` (configured: {known}): "
+                "use a configured one, or leave it out to use the workflow's",
+            )
+        )
     return problems

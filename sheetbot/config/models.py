@@ -57,6 +57,8 @@ class ColumnsConfig(Strict):
     #: Who decided (issue 13): a person types their name beside the decision; read at the harvest, never
     #: required. On Airtable, name a "Last modified by" field here (set to watch the review field).
     reviewer: str = "reviewer"
+    #: The self-check's verdict per checklist item (`self_check:`), e.g. "✘ 1/2 · ✔ facts · ✘ title: too long".
+    checks: str = "checks"
 
     def logical(self) -> dict[str, str]:
         """Logical name -> header on the board."""
@@ -201,6 +203,16 @@ class TrialConfig(Strict):
     max_hours: float = Field(default=4.0, gt=0, le=7 * 24)
 
 
+class SelfCheckConfig(Strict):
+    """`self_check:` a cheap model grades each output against the workflow's checklist, the same night."""
+
+    model: str
+    #: A provider entry under `providers:`; default: the workflow's own.
+    provider: str | None = None
+    #: Room for the verdict (a pass/fail and a short reason per item).
+    max_tokens: int = Field(default=600, gt=0, le=8_000)
+
+
 class WorkflowConfig(Strict):
     provider: str
     model: str
@@ -227,6 +239,8 @@ class WorkflowConfig(Strict):
     #: Lasting instructions distilled from reviewers' notes (`sheetbot feedback`); added to the system prompt.
     guidelines: list[str] = Field(default_factory=list)
     on_approve: OnApproveConfig | None = None
+    #: A first pass against the checklist by a cheap model (sheetbot/night/self_check.py).
+    self_check: SelfCheckConfig | None = None
 
     @field_validator("outputs")
     @classmethod

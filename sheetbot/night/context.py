@@ -136,7 +136,7 @@ class NightContext:
 #: team's other inputs (priority, the columns templates name) follow, then sheetbot's bookkeeping and the
 #: structured outputs' fields. The one place this order is made: `init`, the demo and trials all use it; a
 #: board that already has columns keeps them where they are (missing ones are appended).
-REVIEW_FIRST = ("id", "type", "input", "output", "review", "notes", "edited_output", "checklist", "reviewer")
+REVIEW_FIRST = ("id", "type", "input", "output", "review", "notes", "edited_output", "checklist", "checks", "reviewer")
 BOOKKEEPING = ("status", "night", "error", "cost")
 #: Widths in characters (boards that size columns): the output widest, the review beside it on a laptop screen.
 WIDTHS = {
@@ -148,6 +148,7 @@ WIDTHS = {
     "notes": 30,
     "edited_output": 40,
     "checklist": 30,
+    "checks": 30,
     "reviewer": 14,
     "priority": 9,
     "status": 10,
@@ -167,6 +168,8 @@ def schema_for(config: Config, *, with_template_columns: bool = False) -> Schema
     col = config.columns.logical()
     workflows = config.workflows.values()
     unused = set() if any(wf.checklist for wf in workflows) else {"checklist"}
+    if not any(wf.self_check for wf in workflows):
+        unused.add("checks")
     if not config.board.reviewer_column:
         unused.add("reviewer")
     placed = {*REVIEW_FIRST, *BOOKKEEPING}
@@ -182,7 +185,7 @@ def schema_for(config: Config, *, with_template_columns: bool = False) -> Schema
         review_choices=[str(d) for d in Decision],
         status_column=col["status"],
         status_choices=[str(s) for s in Status],
-        wide_columns=[col[n] for n in ("input", "output", "notes", "edited_output", "error", "checklist")],
+        wide_columns=[col[n] for n in ("input", "output", "notes", "edited_output", "error", "checklist", "checks")],
         type_column=col["type"],
         type_choices=list(config.workflows),
         widths={col[n]: width for n, width in WIDTHS.items()},

@@ -26,6 +26,7 @@ from sheetbot.night.keep import Keeper, reserve_size
 from sheetbot.night.outcomes import provider_of
 from sheetbot.night.provider_pool import ProviderPool
 from sheetbot.night.repair import owned_columns, refuse_unknown, take_stock, unknown_rows_error
+from sheetbot.night.self_check import LiveGrader
 from sheetbot.night.stopping import GRACE_S, call_until_stopped
 from sheetbot.night.task import Outcome, TaskRunner, with_timeout
 from sheetbot.night.writeback import write_with_ids
@@ -91,6 +92,15 @@ class _Night:
             out_of_time=self.out_of_time,
             keep=self.keep,
             time_left_s=self.time_left_s,
+        )
+        #: The self-check (`self_check:`): grades each live output before its row is settled.
+        self.grader = LiveGrader(
+            config=ctx.config,
+            state=ctx.state,
+            budget=self.budget,
+            provider_for=self._provider_for,
+            call=self._call,
+            now=ctx.now,
         )
         self.total = 0
         self.finished = 0
@@ -159,7 +169,7 @@ class _Night:
 
     async def work(self, task: Task) -> None:
         try:
-            outcome = await self._outcome(task)
+            outcome = await self.grader.grade(task, await self._outcome(task))
             if self.stopping() and outcome.status == "deferred":
                 self.report.stopped = True  # left running: a restart inside the window picks it up
             else:

@@ -43,6 +43,7 @@ def projection_cells(ctx: NightContext, p: BoardProjection) -> dict[str, CellVal
     if p.output is not None:
         cells.update(_output_cells(ctx, p.workflow, p.output))
         cells.update(checklist_cells(ctx, p.workflow))
+        cells.update(checks_cells(ctx, p))
     if p.clear_review:
         # A new output is up for review: yesterday's decision must not be read as today's.
         cells[col["review"]] = None
@@ -59,6 +60,14 @@ def checklist_cells(ctx: NightContext, workflow: str | None) -> dict[str, CellVa
     wf = ctx.config.workflows.get(workflow or "")
     items = [item.strip() for item in (wf.checklist if wf is not None else []) if item.strip()]
     return {ctx.col["checklist"]: "\n".join(f"{CHECKBOX} {item}" for item in items) or None}
+
+
+def checks_cells(ctx: NightContext, p: BoardProjection) -> dict[str, CellValue]:
+    """The self-check's verdict for this output (sheetbot/night/self_check.py), blank when it has none yet.
+    Nothing when no workflow has a self-check: the board then has no such column."""
+    if not any(wf.self_check for wf in ctx.config.workflows.values()):
+        return {}
+    return {ctx.col["checks"]: ctx.state.latest_self_checks([p.task_id]).get(p.task_id)}
 
 
 def fit_cells(

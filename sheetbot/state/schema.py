@@ -174,6 +174,23 @@ CREATE TABLE IF NOT EXISTS journal_replayed (
 );
 """
 
+# -- self-check (issue 13, item 4) ----------------------------------------------------------------------------
+# The verdict of a cheap model grading an output against the workflow's checklist: one per output (task,
+# attempt), recorded before the board is written, so a restart never pays for the same grading twice and a
+# rework (a new attempt) is graded again. ``passed`` is 1 (every item passed), 0 (one failed) or NULL (the
+# grading failed or was skipped). The grading call itself is an `attempts` row (step `self-check`, final 0), so
+# its cost is in the row's cost and the night's spend. A new table only: an older sheetbot ignores it.
+SCHEMA += """
+CREATE TABLE IF NOT EXISTS self_checks (
+    task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    verdict TEXT NOT NULL,                -- the `checks` cell, as written
+    passed INTEGER,
+    at TEXT NOT NULL,
+    PRIMARY KEY (task_id, attempt)
+);
+"""
+
 #: Columns added after their table first shipped: (table, column, definition), applied by ``migrate``.
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     # batch mode (issue 10): how the batch became known. '' its create answered; 'key' found by the key it

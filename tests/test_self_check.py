@@ -373,3 +373,18 @@ def test_a_batch_grading_the_budget_cannot_hold_is_skipped(tmp_path: Path) -> No
     row = shop.row(input="old lamp")
     assert row["status"] == "review" and row["checks"] == "self-check skipped: budget"
     assert len(shop.batch.creates) == 1
+
+
+def test_a_preview_night_calls_no_grader_and_says_what_would_be_graded(tmp_path: Path) -> None:
+    """Preview promises that no model is called: the grader included (the demo's workflows have one)."""
+    shop = shop_with(tmp_path, mode="preview")
+    night(shop, "old lamp")
+    shop.run()
+    row = shop.row(input="old lamp")
+    assert shop.fake.requests == []
+    assert row["status"] == "review" and row["output"].startswith("PREVIEW")
+    assert row["checks"].startswith("PREVIEW") and GRADER in row["checks"] and "2 items" in row["checks"]
+    with shop.state() as state:  # its worst case is in the night's preview estimate, at no cost
+        (graded,) = [a for a in state.latest_attempt(row["id"]) if a.step == SELF_CHECK_STEP]
+        assert graded.cost_usd == 0 and graded.estimated_usd is not None and graded.estimated_usd > 0
+        assert f"${graded.estimated_usd:.4f}" in row["checks"]

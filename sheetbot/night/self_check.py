@@ -167,6 +167,13 @@ def record(state: State, task: Task, verdict: Verdict, *, now_call: Attempt | No
     )
 
 
+def preview_cell(model: str, items: int, worst_usd: float) -> Verdict:
+    """What a live night would do, in the words of the output cell's own PREVIEW line; no verdict."""
+    return Verdict(
+        f"PREVIEW \u2014 would be graded by {model} against {items} items (at most \u2248${worst_usd:.4f})", None
+    )
+
+
 def verdict_of(items: Sequence[str], completion: Completion) -> Verdict:
     try:
         return parse_verdict(items, completion.data, completion.text)
@@ -204,6 +211,12 @@ class LiveGrader:
         request = grading_request(task, wf, stored.output, self.config)
         price = self.config.prices[request.model]
         worst = cost_usd(price, worst_case(request))
+        if wf.mode == "preview":  # preview promises no model is called: the grader included
+            cell = preview_cell(request.model, len(items_of(wf)), worst)
+            base = grading_base(task, wf, request, mode="preview")
+            estimate = Attempt(**base, ok=True, output=cell.cell, cost_usd=0.0, estimated_usd=worst)
+            record(self.state, task, cell, now_call=estimate, when=self.now())
+            return outcome
         if (wf.max_usd_per_task is not None and outcome.cost_usd + worst > wf.max_usd_per_task) or self.budget.refuse(
             name, worst
         ):

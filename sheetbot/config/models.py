@@ -57,6 +57,8 @@ class ColumnsConfig(Strict):
     #: Who decided (issue 13): a person types their name beside the decision; read at the harvest, never
     #: required. On Airtable, name a "Last modified by" field here (set to watch the review field).
     reviewer: str = "reviewer"
+    #: Which model made the output (issue 14): the workflow's, or its `fallback:` when the primary could not serve.
+    model: str = "model"
 
     def logical(self) -> dict[str, str]:
         """Logical name -> header on the board."""
@@ -201,6 +203,15 @@ class TrialConfig(Strict):
     max_hours: float = Field(default=4.0, gt=0, le=7 * 24)
 
 
+class FallbackConfig(Strict):
+    """The model a row runs on when the workflow's own cannot serve tonight (sheetbot/night/fallback.py):
+    its circuit breaker is open, its key is refused, or the budget left fits only this one's worst case."""
+
+    #: A provider entry under `providers:`; default: the workflow's own.
+    provider: str | None = None
+    model: str
+
+
 class WorkflowConfig(Strict):
     provider: str
     model: str
@@ -227,6 +238,8 @@ class WorkflowConfig(Strict):
     #: Lasting instructions distilled from reviewers' notes (`sheetbot feedback`); added to the system prompt.
     guidelines: list[str] = Field(default_factory=list)
     on_approve: OnApproveConfig | None = None
+    #: Graceful degradation (issue 14): `{model: …}` or `{provider: …, model: …}`.
+    fallback: FallbackConfig | None = None
 
     @field_validator("outputs")
     @classmethod

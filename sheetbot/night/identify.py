@@ -76,7 +76,7 @@ def identify(
     out = Identified()
     taken = set(tasks) | {r.get(col["id"]).strip() for r in sheet.rows}
     cleared: dict[str, CellValue] = {
-        col[c]: None for c in ("status", "night", "output", "error", "cost", "review", "edited_output")
+        col[c]: None for c in ("status", "night", "output", "error", "cost", "model", "review", "edited_output")
     }
     groups: dict[str, list[BoardRow]] = {}
     for row in sheet.rows:

@@ -167,6 +167,44 @@ def test_a_step_stored_on_the_primary_is_not_asked_again_of_the_fallback(tmp_pat
     assert isinstance(outline, Attempt) and outline.model == SONNET and outline.output == "an outline"
 
 
+def test_a_row_deferred_after_a_paid_step_resumes_on_the_other_model_without_paying_it_again(tmp_path: Path) -> None:
+    steps = [
+        {"name": "outline", "prompt": "Outline {{input}}"},
+        {"name": "draft", "prompt": "Write from {{steps.outline}}"},
+    ]
+    shop = shop_with(tmp_path, providers={"anthropic": {"breaker_failures": 1}})
+    data = yaml.safe_load(shop.config_path.read_text(encoding="utf-8"))
+    wf = data["workflows"]["listing"]
+    del wf["prompt"]
+    wf["steps"] = steps
+    shop.config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    shop.config = load_config(shop.config_path)
+    night(shop, "2026-11-23", "Trail tent")
+    shop.fake.fail_next(529)  # Anthropic down: the outline is made by the fallback…
+    replies = iter(["an outline"])
+
+    def answer(body: dict[str, Any]) -> str:
+        shop.fake.fail_next(401)  # …whose key is then revoked: the draft has no model tonight
+        return next(replies)
+
+    shop.fake.reply_with(answer)
+    shop.run()
+    row = shop.row(input="Trail tent")
+    assert row["status"] == "deferred" and models_asked(shop) == [SONNET, MINI, MINI]
+
+    # The next night Anthropic is back: only the draft is asked, of Sonnet; the outline is not paid twice.
+    shop.clock.set(at("2026-11-24T09:00"))
+    shop.harvest()
+    night(shop, "2026-11-24")
+    shop.fake.reply_with(lambda body: "a draft")
+    before = len(shop.fake.requests)
+    shop.run()
+    assert models_asked(shop)[before:] == [SONNET]
+    assert "Write from an outline" in str(shop.fake.requests[-1].json)
+    row = shop.row(input="Trail tent")
+    assert row["status"] == "review" and row["output"] == "a draft" and row["model"] == SONNET
+
+
 def test_report_prices_each_model_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     shop = shop_with(tmp_path, providers={"anthropic": {"breaker_failures": 1}})
     night(shop, "2026-11-23", "Trail tent", "Rain jacket")

@@ -14,12 +14,16 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 import yaml
 from boards_under_test import Night, google_board
 from harness import Shop, at
 from loopback_llm import LoopbackLLM
 from openpyxl import load_workbook
+from test_batch import BLOG as BATCH_BLOG
+from test_batch import BatchShop
+from test_batch import night as batch_night
 
 from sheetbot.cli.main import main
 from sheetbot.config.load import load_config
@@ -205,6 +209,21 @@ def test_a_row_deferred_after_a_paid_step_resumes_on_the_other_model_without_pay
     assert row["status"] == "review" and row["output"] == "a draft" and row["model"] == SONNET
 
 
+def test_a_batch_workflow_whose_key_is_refused_at_submit_runs_live_on_the_fallback(tmp_path: Path) -> None:
+    blog = {**BATCH_BLOG, "fallback": {"provider": "openai", "model": MINI}}
+    shop = BatchShop(tmp_path, workflows={"blog": blog})
+    refuse = {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}
+    shop.batch.transport = httpx2.MockTransport(lambda request: httpx2.Response(401, json=refuse))
+    batch_night(shop, *({"type": "blog", "input": f"row {n}", "brand": "B"} for n in range(3)))
+    report = shop.run()
+    assert report.done.total() == 3
+    assert models_asked(shop) == [MINI] * 3  # live, on the fallback; the refused primary is not asked again
+    assert any("rows with a fallback ran live on it" in note for note in report.notes)
+    for row in shop.rows():
+        assert row["status"] == "review" and row["model"] == MINI
+        assert row["error"] == f"made by {MINI} (fallback: primary refused credentials)"
+
+
 def test_report_prices_each_model_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     shop = shop_with(tmp_path, providers={"anthropic": {"breaker_failures": 1}})
     night(shop, "2026-11-23", "Trail tent", "Rain jacket")
@@ -258,7 +277,11 @@ def yaml_line(path: Path, key: str) -> int:
     """The line of ``fallback:`` or of the key under it (the file as yaml.safe_dump wrote it)."""
     lines = path.read_text(encoding="utf-8").splitlines()
     start = next(i for i, line in enumerate(lines, 1) if line.strip() == "fallback:")
-    return start if key == "fallback:" else next(i for i in range(start, len(lines) + 1) if lines[i - 1].strip().startswith(key))
+    return (
+        start
+        if key == "fallback:"
+        else next(i for i in range(start, len(lines) + 1) if lines[i - 1].strip().startswith(key))
+    )
 
 
 @pytest.mark.parametrize(

@@ -17,9 +17,7 @@ from sheetbot.morning.metrics import NightMetrics
 
 def shows_models(config: Config, metrics: Sequence[NightMetrics]) -> bool:
     """Worth a table: a fallback is configured, or some night's workflow used more than one model."""
-    return any(wf.fallback is not None for wf in config.workflows.values()) or any(
-        len(m.by_model) > 1 for m in metrics
-    )
+    return any(wf.fallback is not None for wf in config.workflows.values()) or any(len(m.by_model) > 1 for m in metrics)
 
 
 def model_table(metrics: Sequence[NightMetrics]) -> Table:

@@ -270,8 +270,8 @@ def _read(ctx: NightContext, report: RunReport, *, when: str, skipped: str) -> S
 
 
 def _sheetbot_columns(col: Mapping[str, str]) -> set[str]:
-    names = ("id", "status", "night", "output", "review", "notes", "edited_output", "error", "cost", "priority", "model")
-    return {col[c] for c in names}
+    names = ("id", "status", "night", "output", "review", "notes", "edited_output", "error", "cost", "priority")
+    return {col[c] for c in names} | {col["model"]}  # which model made the output (issue 14)
 
 
 async def run_async(

@@ -319,7 +319,9 @@ class TaskRunner:
         room: int | None,
     ) -> bool:
         """Would tonight's budget hold the fallback's worst case for this call (the primary's it would not)?"""
-        request = self.request_for(task, fallback, step, system, prompt, last=last, max_tokens=room, model=fallback.model)
+        request = self.request_for(
+            task, fallback, step, system, prompt, last=last, max_tokens=room, model=fallback.model
+        )
         worst = cost_usd(self.config.prices[fallback.model], worst_case(request))
         return self.budget.refuse(task.workflow or "", worst) is None
 

@@ -206,22 +206,24 @@ class TaskRunner:
         named: str | None = None,
     ) -> Attempt | Outcome:
         """Call until the step has a good answer, or the row is failed or deferred. When the primary cannot
-        serve and the workflow has a fallback, the step's calls go to the fallback (``why`` says why)."""
+        serve and the workflow has a fallback, the step's calls go to the fallback (``degraded`` says why)."""
         fallback = fallback_of(wf)
-        why = self.down.get(wf.provider, "") if fallback is not None else ""
+        degraded = self.down.get(wf.provider, "") if fallback is not None else ""
         structured = last and bool(wf.outputs)
         repaired = False
         room: int | None = None  # max_tokens of the retry after an answer was cut off
         while True:
             if self.out_of_time():
                 return Outcome("deferred", "deferred: the night window ended before this row finished")
-            runs, model = (fallback, fallback.model) if why and fallback is not None else (wf, step.model or wf.model)
+            runs, model = (
+                (fallback, fallback.model) if degraded and fallback is not None else (wf, step.model or wf.model)
+            )
             try:
                 key, provider = self.provider_for(runs)
             except SheetbotError as exc:  # no key for the primary: as refused as a 401
-                if fallback is None or why:
+                if fallback is None or degraded:
                     raise
-                why = f"{UNAVAILABLE}: {exc}"
+                degraded = f"{UNAVAILABLE}: {exc}"
                 continue
             price = self.config.prices[model]
             request = self.request_for(task, wf, step, system, prompt, last=last, max_tokens=room, model=model)
@@ -238,8 +240,10 @@ class TaskRunner:
                 )
             refused = self.budget.refuse(task.workflow or "", worst)
             if refused:
-                if fallback is not None and not why and self._fits(task, fallback, step, system, prompt, last, room):
-                    why = BUDGET
+                # The same call on the fallback: the same tokens at the fallback's price.
+                cheaper = cost_usd(self.config.prices[fallback.model], worst_case(request)) if fallback else 0.0
+                if fallback is not None and not degraded and self.budget.refuse(task.workflow or "", cheaper) is None:
+                    degraded = BUDGET
                     continue
                 return Outcome("deferred", refused)
             self.budget.reserve(task.workflow or "", worst)
@@ -259,13 +263,13 @@ class TaskRunner:
             try:
                 completion = await self.call(provider, request)
             except AccountProviderError as exc:  # the account's problem: no failed call counts against the row
-                if fallback is not None and not why:
-                    why = REFUSED
+                if fallback is not None and not degraded:
+                    degraded = REFUSED
                     continue
                 return Outcome("deferred", f"deferred: {exc}. The row runs again once this is fixed")
             except CircuitOpenError as exc:
-                if fallback is not None and not why:  # the fallback now, rather than wait the cool-down out
-                    why = CIRCUIT_OPEN
+                if fallback is not None and not degraded:  # the fallback now, rather than wait the cool-down out
+                    degraded = CIRCUIT_OPEN
                     continue
                 if await self._wait_out(exc):
                     continue
@@ -304,26 +308,9 @@ class TaskRunner:
                 text = structured_text(values)
             attempt = attempt_record(base, completion, actual, ok=True, output=text)
             await self._record(task, attempt)  # stored (or journaled) before anything reaches the board
-            if why:
-                notes.append(made_by(model, why, step=named))
+            if degraded:
+                notes.append(made_by(model, degraded, step=named))
             return attempt
-
-    def _fits(
-        self,
-        task: Task,
-        fallback: WorkflowConfig,
-        step: StepConfig,
-        system: str,
-        prompt: str,
-        last: bool,
-        room: int | None,
-    ) -> bool:
-        """Would tonight's budget hold the fallback's worst case for this call (the primary's it would not)?"""
-        request = self.request_for(
-            task, fallback, step, system, prompt, last=last, max_tokens=room, model=fallback.model
-        )
-        worst = cost_usd(self.config.prices[fallback.model], worst_case(request))
-        return self.budget.refuse(task.workflow or "", worst) is None
 
     async def _wait_out(self, exc: CircuitOpenError) -> bool:
         """Wait for an open breaker's cool-down if the night lasts beyond it; False: defer the row now.

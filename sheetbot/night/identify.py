@@ -76,8 +76,11 @@ def identify(
     out = Identified()
     taken = set(tasks) | {r.get(col["id"]).strip() for r in sheet.rows}
     cleared: dict[str, CellValue] = {
-        col[c]: None for c in ("status", "night", "output", "error", "cost", "model", "review", "edited_output")
+        col[c]: None for c in ("status", "night", "output", "error", "cost", "review", "edited_output")
     }
+    model = col.get("model")
+    if model and model in sheet.columns:  # a board with a `model` column (a workflow has a fallback: issue 14)
+        cleared[model] = None
     groups: dict[str, list[BoardRow]] = {}
     for row in sheet.rows:
         task_id = row.get(col["id"]).strip()

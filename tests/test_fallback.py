@@ -21,6 +21,7 @@ from boards_under_test import Night, google_board
 from harness import Shop, at
 from loopback_llm import LoopbackLLM
 from openpyxl import load_workbook
+from prometheus_client import generate_latest
 from test_batch import BLOG as BATCH_BLOG
 from test_batch import BatchShop
 from test_batch import night as batch_night
@@ -28,6 +29,7 @@ from test_batch import night as batch_night
 from sheetbot.cli.main import main
 from sheetbot.config.load import load_config
 from sheetbot.morning.metrics import night_metrics
+from sheetbot.service.prometheus import metrics_registry
 from sheetbot.state import Attempt
 
 SONNET, HAIKU, MINI = "claude-sonnet-4-6", "claude-haiku-4-5", "gpt-4.1-mini"
@@ -246,6 +248,10 @@ def test_report_prices_each_model_apart(tmp_path: Path, capsys: pytest.CaptureFi
     table = text.split("cost per model", 1)[1].splitlines()
     assert any(MINI in line and "$" in line and "100%" in line for line in table)  # Sonnet's refusal cost $0
     assert max(len(line) for line in table) <= 100  # the new table fits a narrow terminal as it is
+
+    scraped = generate_latest(metrics_registry(shop.config)).decode()
+    assert f'sheetbot_model_cost_usd_total{{model="{MINI}",workflow="listing"}} {metrics.cost_usd}' in scraped
+    assert f'sheetbot_model_cost_usd_total{{model="{SONNET}",workflow="listing"}} 0.0' in scraped
 
 
 def test_a_google_sheet_shows_the_fallback_model(tmp_path: Path) -> None:

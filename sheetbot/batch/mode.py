@@ -34,6 +34,7 @@ from sheetbot.errors import (
     TemplateError,
 )
 from sheetbot.night.context import BatchNight
+from sheetbot.night.fallback import REFUSED
 from sheetbot.night.task import Outcome, workflow_steps, worst_case
 from sheetbot.providers.base import Completion, CompletionRequest
 from sheetbot.providers.pricing import cost_usd
@@ -239,7 +240,19 @@ class _Rounds(Polling, Sending):
         return submitted
 
     def _not_sent(self, exc: ProviderError, unsent: list[Pending]) -> None:
-        """A batch that could not be created: live instead (no Batch API here), failed, or deferred."""
+        """A batch that could not be created: live instead (no Batch API here), failed, or deferred.
+
+        A refused key sends the rows of workflows with a `fallback:` to it, live (issue 14): one live call each,
+        never a second batch to poll; their steps stored in batch are kept (sheetbot/night/fallback.py)."""
+        if isinstance(exc, AccountProviderError):
+            degraded = [p for p in unsent if p.wf.fallback is not None]
+            for p in degraded:
+                self.night.runner.down[p.wf.provider] = REFUSED
+                p.outcome = Outcome("deferred", "running live on the fallback")
+            if degraded:
+                self.live += [p.task for p in degraded]
+                self.night.notes.append(f"{exc}; rows with a fallback ran live on it tonight")
+            unsent = [p for p in unsent if p.wf.fallback is None]
         if isinstance(exc, BatchUnsupportedError):
             # Live resumes after the stored steps, so nothing is paid twice; the note says why.
             self.night.notes.append(f"{exc}; its rows ran live tonight")

@@ -175,6 +175,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         out.print("no nights recorded yet: run `sheetbot lock` and `sheetbot run` first", markup=False)
     else:
         tables = [metrics_table(metrics)] + ([trend_table(metrics)] if len({m.night for m in metrics}) > 1 else [])
+        from sheetbot.morning.model_costs import model_table, shows_models
+
+        tables += [model_table(metrics)] if shows_models(config, metrics) else []  # the fallback's trade
         for table in tables:  # split into parts on a narrow terminal (console.fitted): every figure stays
             for part in fitted(table, out):
                 out.print(part)

@@ -40,7 +40,7 @@ from sheetbot.state import State
 
 #: The column on the trial sheet that names the queue row a trial row was copied from.
 SOURCE_COLUMN = "trial_of"
-_OWNED = ("id", "status", "night", "output", "review", "notes", "edited_output", "error", "cost")
+_OWNED = ("id", "status", "night", "output", "review", "notes", "edited_output", "error", "cost", "model")
 
 
 @dataclass

@@ -251,6 +251,10 @@ def cross_checks(data: Mapping[str, object], lines: Lines) -> list[Problem]:
         steps = wf.get("steps")
         if isinstance(steps, list):  # a step may use a model of its own
             models += [((*where, "steps", i, "model"), mapping(step).get("model")) for i, step in enumerate(steps)]
+        fallback = wf.get("fallback")
+        if isinstance(fallback, dict):  # graceful degradation (issue 14): a model of its own, maybe a provider
+            problems += fallback_checks(where, wf, fallback, mapping(providers) if providers_ok else None, lines)
+            models.append(((*where, "fallback", "model"), fallback.get("model")))
         for key_path, name_ in models:
             if isinstance(name_, str) and prices_ok and name_ not in mapping(prices):
                 add(
@@ -306,6 +310,37 @@ def self_check_problems(
                 (*at, "provider"),
                 f"provider {provider!r} is not configured under `providers:` (configured: {known}): "
                 "use a configured one, or leave it out to use the workflow's",
+            )
+        )
+    return problems
+
+
+def fallback_checks(
+    where: KeyPath,
+    wf: Mapping[object, object],
+    fallback: Mapping[object, object],
+    providers: Mapping[object, object] | None,
+    lines: Lines,
+) -> list[Problem]:
+    """A `fallback:` that names an unknown provider, or is the primary itself (it would never help)."""
+    problems: list[Problem] = []
+    provider, model = fallback.get("provider"), fallback.get("model")
+    if isinstance(provider, str) and providers is not None and provider not in providers:
+        known = ", ".join(sorted(map(str, providers))) or "none"
+        problems.append(
+            lines.problem(
+                (*where, "fallback", "provider"),
+                f"fallback provider {provider!r} is not configured under `providers:` (configured: {known}): "
+                "add it there or name a configured one",
+            )
+        )
+    same_provider = provider is None or provider == wf.get("provider")
+    if same_provider and isinstance(model, str) and model == wf.get("model"):
+        problems.append(
+            lines.problem(
+                (*where, "fallback"),
+                f"the fallback is the primary itself ({wf.get('provider')} {model}): name another model "
+                "(e.g. a smaller one) or another provider, or remove `fallback:`",
             )
         )
     return problems

@@ -59,6 +59,8 @@ class ColumnsConfig(Strict):
     reviewer: str = "reviewer"
     #: The self-check's verdict per checklist item (`self_check:`), e.g. "✘ 1/2 · ✔ facts · ✘ title: too long".
     checks: str = "checks"
+    #: Which model made the output (issue 14): the workflow's, or its `fallback:` when the primary could not serve.
+    model: str = "model"
 
     def logical(self) -> dict[str, str]:
         """Logical name -> header on the board."""
@@ -213,6 +215,15 @@ class SelfCheckConfig(Strict):
     max_tokens: int = Field(default=600, gt=0, le=8_000)
 
 
+class FallbackConfig(Strict):
+    """The model a row runs on when the workflow's own cannot serve tonight (sheetbot/night/fallback.py):
+    its circuit breaker is open, its key is refused, or the budget left fits only this one's worst case."""
+
+    #: A provider entry under `providers:`; default: the workflow's own.
+    provider: str | None = None
+    model: str
+
+
 class WorkflowConfig(Strict):
     provider: str
     model: str
@@ -241,6 +252,8 @@ class WorkflowConfig(Strict):
     on_approve: OnApproveConfig | None = None
     #: A first pass against the checklist by a cheap model (sheetbot/night/self_check.py).
     self_check: SelfCheckConfig | None = None
+    #: Graceful degradation (issue 14): `{model: …}` or `{provider: …, model: …}`.
+    fallback: FallbackConfig | None = None
 
     @field_validator("outputs")
     @classmethod

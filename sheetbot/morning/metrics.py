@@ -44,6 +44,8 @@ class NightMetrics:
     live_usd: float | None = None
     #: Who decided (issue 13): reviewer → decisions, for the reviewers the board named (`reviewer` column).
     reviewers: dict[str, int] = field(default_factory=dict)
+    #: Per model (issue 14, a `fallback:` runs some rows on another): {"calls": n, "cost_usd": dollars}.
+    by_model: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -109,8 +111,19 @@ def night_metrics(
                     p50_latency_s=_percentile(latencies, 0.5),
                     live_usd=round(live_usd_of_night(state, night, workflow, prices), 6),
                     reviewers=reviewers.get(workflow, {}),
+                    by_model=model_costs(state, night, workflow),
                 )
             )
+    return out
+
+
+def model_costs(state: State, night: str, workflow: str) -> dict[str, dict[str, float]]:
+    """Calls and dollars per model, the primary's and the fallback's apart (every call, answered or not)."""
+    out: dict[str, dict[str, float]] = {}
+    for call in state.calls_of_night(night, workflow):
+        of = out.setdefault(call.model, {"calls": 0, "cost_usd": 0.0})
+        of["calls"] += 1
+        of["cost_usd"] = round(of["cost_usd"] + call.cost_usd, 6)
     return out
 
 

@@ -137,7 +137,7 @@ class NightContext:
 #: structured outputs' fields. The one place this order is made: `init`, the demo and trials all use it; a
 #: board that already has columns keeps them where they are (missing ones are appended).
 REVIEW_FIRST = ("id", "type", "input", "output", "review", "notes", "edited_output", "checklist", "checks", "reviewer")
-BOOKKEEPING = ("status", "night", "error", "cost")
+BOOKKEEPING = ("status", "night", "error", "cost", "model")
 #: Widths in characters (boards that size columns): the output widest, the review beside it on a laptop screen.
 WIDTHS = {
     "id": 11,
@@ -155,6 +155,7 @@ WIDTHS = {
     "night": 11,
     "error": 40,
     "cost": 9,
+    "model": 18,
 }
 
 
@@ -162,7 +163,9 @@ def schema_for(config: Config, *, with_template_columns: bool = False) -> Schema
     """sheetbot's columns and the structured outputs' columns, in the reviewer's order (REVIEW_FIRST); with
     ``with_template_columns``, also every column the workflows' templates name (what `init` adds, so `lock`
     does not fail those rows). The `checklist` column only when a workflow has a checklist; the `reviewer` column
-    only when ``board.reviewer_column`` asks for it (the harvest reads it wherever it is, and never needs it)."""
+    only when ``board.reviewer_column`` asks for it (the harvest reads it wherever it is, and never needs it);
+    the `model` column only when a workflow has a `fallback:`."""
+    from sheetbot.night.fallback import shows_model
     from sheetbot.night.prompts import template_names
 
     col = config.columns.logical()
@@ -172,12 +175,14 @@ def schema_for(config: Config, *, with_template_columns: bool = False) -> Schema
         unused.add("checks")
     if not config.board.reviewer_column:
         unused.add("reviewer")
+    if not shows_model(config):  # the `model` column only when a workflow has a `fallback:` (issue 14)
+        unused.add("model")
     placed = {*REVIEW_FIRST, *BOOKKEEPING}
     columns = [col[n] for n in REVIEW_FIRST if n not in unused]
     columns += [name for n, name in col.items() if n not in placed and n not in unused]  # priority, and any newer
     if with_template_columns:
         columns += [n for wf in workflows for n in template_names(wf) if not n.startswith("steps.") and n not in col]
-    columns += [col[n] for n in BOOKKEEPING]
+    columns += [col[n] for n in BOOKKEEPING if n not in unused]
     columns += [f.name for wf in workflows for f in wf.outputs]
     return SchemaSpec(
         columns=list(dict.fromkeys(columns)),

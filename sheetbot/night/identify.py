@@ -78,6 +78,9 @@ def identify(
     cleared: dict[str, CellValue] = {
         col[c]: None for c in ("status", "night", "output", "error", "cost", "review", "edited_output")
     }
+    model = col.get("model")
+    if model and model in sheet.columns:  # a board with a `model` column (a workflow has a fallback: issue 14)
+        cleared[model] = None
     groups: dict[str, list[BoardRow]] = {}
     for row in sheet.rows:
         task_id = row.get(col["id"]).strip()

@@ -210,7 +210,8 @@ class _Night:
         workflow = task.workflow or ""
         status, result, error, failure = Status.DEFERRED, "deferred", outcome.reason, None
         if outcome.status == "review":
-            status, result, error = Status.REVIEW, "done", TRUNCATED if outcome.truncated else ""
+            said = [TRUNCATED] if outcome.truncated else []
+            status, result, error = Status.REVIEW, "done", "; ".join([*said, *filter(None, [outcome.note])])
             self.report.done[workflow] += 1
             self.report.cost_usd += outcome.cost_usd
         elif outcome.status == "failed":
@@ -280,7 +281,7 @@ def _read(ctx: NightContext, report: RunReport, *, when: str, skipped: str) -> S
 
 def _sheetbot_columns(col: Mapping[str, str]) -> set[str]:
     names = ("id", "status", "night", "output", "review", "notes", "edited_output", "error", "cost", "priority")
-    return {col[c] for c in names}
+    return {col[c] for c in names} | {col["model"]}  # which model made the output (issue 14)
 
 
 async def run_async(

@@ -10,7 +10,8 @@ max_tokens gets one more try with twice the room instead, within the caps).
 What a failed call means for the row: a refused account (bad key, no money) is the
 account's problem, so the row is deferred and no failed call is counted against it;
 an open circuit breaker is waited out while the night's deadline allows (the
-provider's half-open trial call goes first), and defers the row otherwise.
+provider's half-open trial call goes first), and defers the row otherwise. A workflow with a `fallback:`
+runs the call on it instead of deferring or waiting (sheetbot/night/fallback.py says when).
 """
 
 from __future__ import annotations
@@ -30,9 +31,11 @@ from sheetbot.errors import (
     InvalidAnswer,
     PermanentProviderError,
     ProviderError,
+    SheetbotError,
     TemplateError,
 )
 from sheetbot.night.budget import Budget
+from sheetbot.night.fallback import BUDGET, CIRCUIT_OPEN, REFUSED, UNAVAILABLE, fallback_of, made_by
 from sheetbot.night.keep import Keeper
 from sheetbot.night.prompts import guidelines_section, rework_section
 from sheetbot.night.templates import placeholders, render, row_lookup
@@ -71,6 +74,8 @@ class Outcome:
     reason: str = ""
     truncated: bool = False
     cost_usd: float = 0.0
+    #: What the row's `error` cell says beside a good output, e.g. that the fallback model made it.
+    note: str = ""
 
 
 def workflow_steps(wf: WorkflowConfig) -> list[StepConfig]:
@@ -110,6 +115,8 @@ class TaskRunner:
         self.keep = keep
         #: Seconds until the night's deadline; None when the run has none (an open breaker then defers).
         self.time_left_s = time_left_s
+        #: Provider → why its rows go straight to their fallback tonight (batch mode: the key was refused).
+        self.down: dict[str, str] = {}
 
     async def run(self, task: Task) -> Outcome:
         wf = self.config.workflows[task.workflow or ""]
@@ -117,6 +124,7 @@ class TaskRunner:
         done: dict[str, str] = {}
         spent = self.state.spent_usd(task_id=task.task_id, night=task.night)
         truncated = False
+        notes: list[str] = []
         for index, step in enumerate(steps):
             last = index == len(steps) - 1
             stored = self.state.stored_output(task.task_id, task.attempt, step.name)
@@ -128,14 +136,15 @@ class TaskRunner:
                 system, prompt = self.render(wf, step, task, done, last=last)
             except TemplateError as exc:
                 return Outcome("failed", f"{exc}: fix the workflow's template, then set status to queued")
-            outcome = await self._step(task, wf, step, system, prompt, last=last, spent=spent)
+            named = step.name if len(steps) > 1 else None
+            outcome = await self._step(task, wf, step, system, prompt, last=last, spent=spent, notes=notes, named=named)
             if isinstance(outcome, Outcome):
                 return outcome
             attempt = outcome
             done[step.name] = attempt.output or ""
             spent += attempt.cost_usd
             truncated = truncated or attempt.truncated
-        return Outcome("review", truncated=truncated, cost_usd=spent)
+        return Outcome("review", truncated=truncated, cost_usd=spent, note="; ".join(notes))
 
     def render(
         self, wf: WorkflowConfig, step: StepConfig, task: Task, done: Mapping[str, str], *, last: bool
@@ -166,12 +175,13 @@ class TaskRunner:
         *,
         last: bool,
         max_tokens: int | None = None,
+        model: str | None = None,
     ) -> CompletionRequest:
-        """One step's call; live and batch mode build it the same way."""
+        """One step's call; live and batch mode build it the same way. ``model``: the fallback's, if it runs."""
         template = step.system if step.system is not None else wf.system
         return CompletionRequest(
             custom_id=f"{task.task_id}:{task.attempt}:{step.name}",
-            model=step.model or wf.model,
+            model=model or step.model or wf.model,
             system=system,
             prompt=prompt,
             max_tokens=max_tokens or step.max_tokens or wf.max_tokens,
@@ -183,19 +193,40 @@ class TaskRunner:
         )
 
     async def _step(
-        self, task: Task, wf: WorkflowConfig, step: StepConfig, system: str, prompt: str, *, last: bool, spent: float
+        self,
+        task: Task,
+        wf: WorkflowConfig,
+        step: StepConfig,
+        system: str,
+        prompt: str,
+        *,
+        last: bool,
+        spent: float,
+        notes: list[str],
+        named: str | None = None,
     ) -> Attempt | Outcome:
-        """Call until the step has a good answer, or the row is failed or deferred."""
-        key, provider = self.provider_for(wf)
-        model = step.model or wf.model
-        price = self.config.prices[model]
+        """Call until the step has a good answer, or the row is failed or deferred. When the primary cannot
+        serve and the workflow has a fallback, the step's calls go to the fallback (``degraded`` says why)."""
+        fallback = fallback_of(wf)
+        degraded = self.down.get(wf.provider, "") if fallback is not None else ""
         structured = last and bool(wf.outputs)
         repaired = False
         room: int | None = None  # max_tokens of the retry after an answer was cut off
         while True:
             if self.out_of_time():
                 return Outcome("deferred", "deferred: the night window ended before this row finished")
-            request = self.request_for(task, wf, step, system, prompt, last=last, max_tokens=room)
+            runs, model = (
+                (fallback, fallback.model) if degraded and fallback is not None else (wf, step.model or wf.model)
+            )
+            try:
+                key, provider = self.provider_for(runs)
+            except SheetbotError as exc:  # no key for the primary: as refused as a 401
+                if fallback is None or degraded:
+                    raise
+                degraded = f"{UNAVAILABLE}: {exc}"
+                continue
+            price = self.config.prices[model]
+            request = self.request_for(task, wf, step, system, prompt, last=last, max_tokens=room, model=model)
             worst = cost_usd(price, worst_case(request)) if wf.mode != "preview" else 0.0
             if wf.max_usd_per_task is not None and spent + worst > wf.max_usd_per_task:
                 if room is not None:
@@ -209,6 +240,11 @@ class TaskRunner:
                 )
             refused = self.budget.refuse(task.workflow or "", worst)
             if refused:
+                # The same call on the fallback: the same tokens at the fallback's price.
+                cheaper = cost_usd(self.config.prices[fallback.model], worst_case(request)) if fallback else 0.0
+                if fallback is not None and not degraded and self.budget.refuse(task.workflow or "", cheaper) is None:
+                    degraded = BUDGET
+                    continue
                 return Outcome("deferred", refused)
             self.budget.reserve(task.workflow or "", worst)
             base = CallBase(
@@ -227,8 +263,14 @@ class TaskRunner:
             try:
                 completion = await self.call(provider, request)
             except AccountProviderError as exc:  # the account's problem: no failed call counts against the row
+                if fallback is not None and not degraded:
+                    degraded = REFUSED
+                    continue
                 return Outcome("deferred", f"deferred: {exc}. The row runs again once this is fixed")
             except CircuitOpenError as exc:
+                if fallback is not None and not degraded:  # the fallback now, rather than wait the cool-down out
+                    degraded = CIRCUIT_OPEN
+                    continue
                 if await self._wait_out(exc):
                     continue
                 return Outcome("deferred", f"deferred: {exc}")
@@ -266,6 +308,8 @@ class TaskRunner:
                 text = structured_text(values)
             attempt = attempt_record(base, completion, actual, ok=True, output=text)
             await self._record(task, attempt)  # stored (or journaled) before anything reaches the board
+            if degraded:
+                notes.append(made_by(model, degraded, step=named))
             return attempt
 
     async def _wait_out(self, exc: CircuitOpenError) -> bool:

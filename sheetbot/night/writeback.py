@@ -12,6 +12,7 @@ from sheetbot.boards.values import cut_marker, fit_cell
 from sheetbot.config.outputs import cells, readable
 from sheetbot.errors import BoardError
 from sheetbot.night.context import NightContext
+from sheetbot.night.fallback import shows_model
 from sheetbot.safety.secrets import scrub
 from sheetbot.state import BoardProjection
 from sheetbot.status import Status
@@ -40,6 +41,8 @@ def projection_cells(ctx: NightContext, p: BoardProjection) -> dict[str, CellVal
         # 0 is a cost (a local model's): blank only for a row that has no answer and cost nothing.
         col["cost"]: round(p.cost_usd, 6) if p.cost_usd or p.status in WITH_OUTPUT else None,
     }
+    if p.status in WITH_OUTPUT and shows_model(ctx.config):  # which model made the output (issue 14)
+        cells[col["model"]] = p.model
     if p.output is not None:
         cells.update(_output_cells(ctx, p.workflow, p.output))
         cells.update(checklist_cells(ctx, p.workflow))

@@ -66,6 +66,7 @@ class StateCollector(Collector):
         self.providers = sorted(config.providers)
         models = {wf.model for wf in config.workflows.values()} | set(config.prices)
         models |= {step.model for wf in config.workflows.values() for step in wf.steps if step.model}
+        models |= {wf.fallback.model for wf in config.workflows.values() if wf.fallback is not None}
         self.models = models
 
     def describe(self) -> Iterable[Metric]:
@@ -129,7 +130,14 @@ class StateCollector(Collector):
         cost = CounterMetricFamily("sheetbot_cost_usd", "Dollars spent on model calls, ever.", labels=["workflow"])
         by_call: dict[tuple[str, str, str, str], int] = defaultdict(int)
         by_workflow: dict[str, float] = dict.fromkeys(self.workflows, 0.0)
+        # Issue 14: what each model cost per workflow, so a fallback's share shows (the series above stay as
+        # they were: a new label on sheetbot_cost_usd would break the dashboards built on it).
+        per_model = CounterMetricFamily(
+            "sheetbot_model_cost_usd", "Dollars spent on model calls, ever, by model.", labels=["workflow", "model"]
+        )
+        by_model: dict[tuple[str, str], float] = defaultdict(float)
         for t in figures.calls:
+            by_model[(self.workflow(t.workflow), self.model(t.model))] += t.cost_usd
             mode = t.mode if t.mode in MODES else OTHER
             by_call[(self.provider(t.provider), self.model(t.model), mode, t.outcome)] += t.calls
             workflow = self.workflow(t.workflow)
@@ -138,8 +146,11 @@ class StateCollector(Collector):
             calls.add_metric(list(labels), n)
         for workflow, usd in sorted(by_workflow.items()):
             cost.add_metric([workflow], round(usd, 6))
+        for labels_, usd in sorted(by_model.items()):
+            per_model.add_metric(list(labels_), round(usd, 6))
         yield calls
         yield cost
+        yield per_model
 
     def _providers(self, figures: _Figures) -> Iterator[Metric]:
         limited = CounterMetricFamily(

@@ -70,6 +70,8 @@ class BoardProjection:
     error: str
     cost_usd: float
     clear_review: bool
+    #: The model that made the output (its final step's stored call): the fallback's when it ran.
+    model: str | None = None
 
 
 @dataclass(frozen=True)

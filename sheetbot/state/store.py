@@ -261,6 +261,8 @@ class State(
                       CASE WHEN t.resend_output = 1 OR t.clear_review = 1 THEN
                       (SELECT a.output FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
                          AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1) END AS output,
+                      (SELECT a.model FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
+                         AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1) AS model,
                       (SELECT COALESCE(SUM(a.cost_usd), 0) FROM attempts a WHERE a.task_id = t.task_id) AS cost
                FROM tasks t WHERE t.dirty = 1 ORDER BY t.seq"""
         ).fetchall()
@@ -281,6 +283,8 @@ class State(
                        CASE WHEN t.status IN ({marks}) THEN
                        (SELECT a.output FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
                           AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1) END AS output,
+                       (SELECT a.model FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
+                          AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1) AS model,
                        (SELECT COALESCE(SUM(a.cost_usd), 0) FROM attempts a WHERE a.task_id = t.task_id) AS cost
                 FROM tasks t WHERE t.dirty = 0 AND t.status != ?""",
             [*shown, str(Status.QUEUED)],
@@ -393,4 +397,5 @@ def _projection(r: sqlite3.Row, *, clear_review: bool) -> BoardProjection:
         error=r["error"],
         cost_usd=float(r["cost"]),
         clear_review=clear_review,
+        model=r["model"],
     )

@@ -170,6 +170,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         out.print("no nights recorded yet: run `sheetbot lock` and `sheetbot run` first", markup=False)
     else:
         tables = [metrics_table(metrics)] + ([trend_table(metrics)] if len({m.night for m in metrics}) > 1 else [])
+        from sheetbot.morning.gate_report import gates_table
+
+        tables += [t for t in [gates_table(metrics)] if t is not None]  # review gates between steps (issue 14)
         for table in tables:  # split into parts on a narrow terminal (console.fitted): every figure stays
             for part in fitted(table, out):
                 out.print(part)

@@ -172,6 +172,9 @@ class StepConfig(Strict):
     system: str | None = None
     model: str | None = None
     max_tokens: int | None = Field(default=None, gt=0, le=200_000)
+    #: A gate (issue 14): after this step the row stops in `review` with the step's answer; approve or edit
+    #: lets the next step run (the next night), rework redoes this step with the notes (sheetbot/night/gates.py).
+    review: bool = False
 
 
 class OnApproveConfig(Strict):

@@ -290,6 +290,12 @@ def test_a_gate_in_batch_mode_is_a_check_error(tmp_path: Path) -> None:
     assert lines[_line_of(problem) - 1].strip() == "review: true"
 
 
-def test_the_gate_example_passes_the_check(tmp_path: Path) -> None:
-    problems, _ = _check_with(tmp_path, lambda wf: None)
+def test_the_readme_s_gate_example_passes_the_check(tmp_path: Path) -> None:
+    import yaml
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Review gates between steps") :]
+    example = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])["blog_draft"]
+    assert example["steps"][0]["review"] is True
+    problems, _ = _check_with(tmp_path, lambda wf: wf.clear() or wf.update(example))
     assert problems == []

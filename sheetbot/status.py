@@ -49,7 +49,8 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     # RUNNING -> RUNNING: a restarted run picks up where a killed one stopped.
     S.RUNNING: frozenset({S.RUNNING, S.REVIEW, S.DEFERRED, S.FAILED}),
     # REVIEW -> QUEUED: a review gate between steps was passed; the next step runs the next night (night/gates.py).
-    S.REVIEW: frozenset({S.APPROVED, S.EDITED, S.REWORK, S.QUEUED}),
+    # REVIEW -> LOCKED: the same, with `resume: same_window` while tonight's window is open: it runs tonight.
+    S.REVIEW: frozenset({S.APPROVED, S.EDITED, S.REWORK, S.QUEUED, S.LOCKED}),
     # A person sends a dead-lettered row back by setting its status to `queued`;
     # a row that failed validation is re-checked at every lock.
     S.FAILED: frozenset({S.QUEUED, S.LOCKED, S.DEFERRED, S.FAILED}),

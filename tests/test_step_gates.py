@@ -84,6 +84,31 @@ def test_approve_stops_after_the_gate_then_runs_the_next_step_the_next_night(sho
     assert shop.row(id=row["id"])["status"] == "approved"
 
 
+def test_resume_same_window_runs_the_next_step_tonight_when_decided_in_the_window(tmp_path: Path) -> None:
+    steps = [{**BLOG["steps"][0], "resume": "same_window"}, BLOG["steps"][1]]  # type: ignore[index]
+    shop = Shop(tmp_path, workflows={"blog_draft": {**BLOG, "steps": steps}})
+    shop.add(type="blog_draft", input="tents")
+    shop.add(type="blog_draft", input="stoves")
+    shop.lock()
+    shop.clock.set(at("2026-11-24T01:00"))  # the window is 01:00-05:00
+    shop.run()
+    tents, stoves = shop.row(input="tents"), shop.row(input="stoves")
+    shop.clock.set(at("2026-11-24T02:00"))  # a reviewer on the night shift
+    shop.set(tents["id"], review="approve")
+    shop.harvest()
+    assert shop.row(id=tents["id"])["status"] == "locked"
+    assert "'draft' runs in tonight's window" in shop.row(id=tents["id"])["error"]
+    shop.run()
+    assert len(shop.fake.requests) == 3
+    row = shop.row(id=tents["id"])
+    assert row["status"] == "review" and row["night"] == "2026-11-23" and row["output"].startswith("OUTPUT for: Write")
+
+    shop.clock.set(at("2026-11-24T09:00"))  # decided after the window: the next night, as usual
+    shop.set(stoves["id"], review="approve")
+    shop.harvest()
+    assert shop.row(id=stoves["id"])["status"] == "queued"
+
+
 def test_edit_continues_with_the_reviewer_s_text(shop: Shop) -> None:
     shop.add(type="blog_draft", input="tents")
     night(shop, 0)

@@ -3,7 +3,8 @@
 The row's `output` shows the step's answer under a marker line (``marker``) and its `error` cell says what
 each choice does. The morning (``pass_gate``, called by the harvest) reads the choice:
 
-- approve: the row goes back to `queued` and runs the next step at the next night's lock;
+- approve: the row goes back to `queued` and runs the next step at the next night's lock (with the step's
+  `resume: same_window`, a decision harvested while tonight's window is open locks it into tonight);
 - edit: the same, with the reviewer's text as ``{{steps.<name>}}`` (a pasted marker line is dropped);
 - rework: the row goes to `rework` and the next night redoes that step with the notes (a new round).
 
@@ -108,9 +109,25 @@ def pass_gate(
             )
     state.decide_gate(gate.id, choice, text=text, notes=notes, reviewer=reviewer, now=now)
     after = next_step(ctx.config, task.workflow or "", gate.step)
-    note = f"step {gate.step!r} {'approved' if choice == Decision.APPROVE else 'edited'}: {after!r} runs next night"
+    passed = "approved" if choice == Decision.APPROVE else "edited"
+    window = ctx.night()
+    if _resume_of(ctx.config, task.workflow or "", gate.step) == "same_window" and window.contains(now):
+        # Locked into tonight as it stands (its snapshot kept): `run`, or serve's next tick, takes it now.
+        note = f"step {gate.step!r} {passed}: {after!r} runs in tonight's window"
+        state.move(task.task_id, Status.LOCKED, now=now, error=note, clear_review=1, night=window.night)
+        workflow = task.workflow or ""
+        state.night_task(window.night, task.task_id, workflow=workflow, attempt=task.attempt, outcome="locked")
+        state.audit("lock_task", now=now, task_id=task.task_id, detail={"night": window.night, "gate": gate.step})
+        return None
+    note = f"step {gate.step!r} {passed}: {after!r} runs next night"
     state.move(task.task_id, Status.QUEUED, now=now, error=note, clear_review=1)
     return None
+
+
+def _resume_of(config: Config, workflow: str, step: str) -> str:
+    wf = config.workflows.get(workflow)
+    found = [s for s in wf.steps if s.name == step] if wf is not None else []
+    return found[0].resume if found else "next_night"
 
 
 def without_marker(text: str) -> str:

@@ -48,7 +48,9 @@ TRANSITIONS: dict[Status, frozenset[Status]] = {
     S.LOCKED: frozenset({S.RUNNING, S.REVIEW, S.DEFERRED, S.FAILED}),
     # RUNNING -> RUNNING: a restarted run picks up where a killed one stopped.
     S.RUNNING: frozenset({S.RUNNING, S.REVIEW, S.DEFERRED, S.FAILED}),
-    S.REVIEW: frozenset({S.APPROVED, S.EDITED, S.REWORK}),
+    # REVIEW -> QUEUED: a review gate between steps was passed; the next step runs the next night (night/gates.py).
+    # REVIEW -> LOCKED: the same, with `resume: same_window` while tonight's window is open: it runs tonight.
+    S.REVIEW: frozenset({S.APPROVED, S.EDITED, S.REWORK, S.QUEUED, S.LOCKED}),
     # A person sends a dead-lettered row back by setting its status to `queued`;
     # a row that failed validation is re-checked at every lock.
     S.FAILED: frozenset({S.QUEUED, S.LOCKED, S.DEFERRED, S.FAILED}),

@@ -32,7 +32,8 @@ LIFECYCLE: dict[Status, set[Status]] = {
     S.REWORK: {S.LOCKED, S.DEFERRED, S.FAILED},
     S.LOCKED: {S.RUNNING, S.REVIEW, S.DEFERRED, S.FAILED},
     S.RUNNING: {S.RUNNING, S.REVIEW, S.DEFERRED, S.FAILED},
-    S.REVIEW: {S.APPROVED, S.EDITED, S.REWORK},
+    # QUEUED, LOCKED: a review gate between steps passed, for the next night or tonight's window (issue 14)
+    S.REVIEW: {S.APPROVED, S.EDITED, S.REWORK, S.QUEUED, S.LOCKED},
     S.FAILED: {S.QUEUED, S.LOCKED, S.DEFERRED, S.FAILED},
     S.APPROVED: {S.PUBLISHED},
     S.EDITED: {S.PUBLISHED},

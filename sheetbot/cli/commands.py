@@ -178,6 +178,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         from sheetbot.morning.model_costs import model_table, shows_models
 
         tables += [model_table(metrics)] if shows_models(config, metrics) else []  # the fallback's trade
+        from sheetbot.morning.gate_report import gates_table
+
+        tables += [t for t in [gates_table(metrics)] if t is not None]  # review gates between steps (issue 14)
         for table in tables:  # split into parts on a narrow terminal (console.fitted): every figure stays
             for part in fitted(table, out):
                 out.print(part)

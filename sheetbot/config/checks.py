@@ -17,6 +17,7 @@ from pydantic_core import ErrorDetails
 from sheetbot.config.example import example_config, example_workflows
 from sheetbot.config.models import ColumnsConfig, Config
 from sheetbot.config.names import closest
+from sheetbot.config.step_gates import gate_problems
 from sheetbot.config.yaml_file import KeyPath, Lines
 from sheetbot.errors import Problem
 from sheetbot.safety.secrets import url_with_login
@@ -263,6 +264,7 @@ def cross_checks(data: Mapping[str, object], lines: Lines) -> list[Problem]:
                     "{input: …, output: …}}` in dollars per million tokens (0 for a local model)",
                 )
         problems.extend(self_check_problems(wf, where, mapping(providers), mapping(prices), lines))
+    problems += gate_problems(mapping(workflows), lines)
     board = mapping(data.get("board"))
     if board.get("kind") == "google_sheets" and not board.get("spreadsheet"):
         add(("board", "spreadsheet"), "google_sheets needs `spreadsheet:` (the sheet's key or URL)")

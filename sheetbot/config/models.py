@@ -176,6 +176,12 @@ class StepConfig(Strict):
     system: str | None = None
     model: str | None = None
     max_tokens: int | None = Field(default=None, gt=0, le=200_000)
+    #: A gate (issue 14): after this step the row stops in `review` with the step's answer; approve or edit
+    #: lets the next step run (the next night), rework redoes this step with the notes (sheetbot/night/gates.py).
+    review: bool = False
+    #: When an approved or edited gate's next step runs: at the next night's lock, or (same_window) at once
+    #: into tonight's window if the decision is harvested while it is open (`run`/`serve` then take it).
+    resume: Literal["next_night", "same_window"] = "next_night"
 
 
 class OnApproveConfig(Strict):

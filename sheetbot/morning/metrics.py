@@ -46,6 +46,9 @@ class NightMetrics:
     reviewers: dict[str, int] = field(default_factory=dict)
     #: Per model (issue 14, a `fallback:` runs some rows on another): {"calls": n, "cost_usd": dollars}.
     by_model: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: Review gates between steps (issue 14), apart from the final output's figures above: gated step →
+    #: approved, edited, rework, waiting (rounds this night opened) and approval_rate / rework_rate.
+    gates: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -78,11 +81,13 @@ def night_metrics(
         counts = state.outcome_counts(night)
         decisions = state.decision_counts(night)
         reviewers = state.reviewer_counts(night)
-        for workflow in sorted(counts):
+        gated = state.gate_counts(night)
+        for workflow in sorted(set(counts) | set(gated)):
             c = counts[workflow]
             d = decisions.get(workflow, {})
             done = c.get("done", 0)
-            locked = sum(n for k, n in c.items() if k != "over_cap")
+            # A row that stopped at a gate is counted with its gate (gate_figures), not as a final output.
+            locked = sum(n for k, n in c.items() if k not in ("over_cap", "gate"))
             money = state.spend_of_night(night, workflow)
             cost, estimated = money.cost_usd, money.estimated_usd
             latencies = state.call_latencies_s(night, workflow)
@@ -112,6 +117,7 @@ def night_metrics(
                     live_usd=round(live_usd_of_night(state, night, workflow, prices), 6),
                     reviewers=reviewers.get(workflow, {}),
                     by_model=model_costs(state, night, workflow),
+                    gates={step: gate_figures(d) for step, d in gated.get(workflow, {}).items()},
                 )
             )
     return out
@@ -125,6 +131,20 @@ def model_costs(state: State, night: str, workflow: str) -> dict[str, dict[str, 
         of["calls"] += 1
         of["cost_usd"] = round(of["cost_usd"] + call.cost_usd, 6)
     return out
+
+
+def gate_figures(decisions: Mapping[str, int]) -> dict[str, float | int | None]:
+    """One gate's rounds of a night: each decision, those still waiting, and the shares of the decided."""
+    approved, edited, rework = (decisions.get(d, 0) for d in ("approve", "edit", "rework"))
+    decided = approved + edited + rework
+    return {
+        "approved": approved,
+        "edited": edited,
+        "rework": rework,
+        "waiting": decisions.get("waiting", 0),
+        "approval_rate": _ratio(approved, decided),
+        "rework_rate": _ratio(rework, decided),
+    }
 
 
 def live_usd_of_night(

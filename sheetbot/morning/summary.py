@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from rich import box
 from rich.table import Table
 
+from sheetbot.morning.gate_report import describe_gate_decisions
 from sheetbot.morning.metrics import NightMetrics
 from sheetbot.night.harvest import HarvestReport
 from sheetbot.night.lock import LockReport
@@ -105,6 +106,8 @@ def describe_harvest(report: HarvestReport) -> str:
         f"harvested {d.total()} decision(s): {d['approve']} approved, {d['edit']} edited, "
         f"{d['rework']} sent to rework; {report.waiting} still waiting for review"
     ]
+    if report.gates:  # review gates between steps (issue 14)
+        lines.append(describe_gate_decisions(report.gates))
     if report.requeued:
         lines.append(f"{report.requeued} failed row(s) sent back to the queue by a person")
     for task_id, problem in report.problems[:10]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from sheetbot.boards.capabilities import Flushes, ProtectsInputs
 from sheetbot.night.context import MorningSteps, NightContext
+from sheetbot.night.gates import pass_gate
 from sheetbot.night.lock import read_board
 from sheetbot.night.morning_reports import ActionsReport, DashboardReport
 from sheetbot.night.repair import take_stock
@@ -48,6 +49,8 @@ class HarvestReport:
     problems: list[tuple[str, str]] = field(default_factory=list)
     waiting: int = 0
     missing: list[str] = field(default_factory=list)
+    #: Decisions on review gates between steps ("<step>:<decision>"), apart from `decisions` (night/gates.py).
+    gates: Counter[str] = field(default_factory=Counter)
     #: Approval-gated actions (morning/on_approve.py) and the Dashboard refresh (morning/dashboard.py).
     actions: ActionsReport | None = None
     dashboard: DashboardReport | None = None
@@ -101,7 +104,10 @@ def harvest(ctx: NightContext) -> HarvestReport:
             notes = row.get(col["notes"]).strip()
             reviewer = reviewer_name(row.get(col["reviewer"]))  # "" on a board without the column: None
             problem = None
-            if choice == Decision.APPROVE:
+            gate = state.latest_gate(task_id)
+            if gate is not None and gate.decision is None and choice is not None:  # a gate between steps
+                problem = pass_gate(ctx, task, gate, choice, row, notes=notes, reviewer=reviewer)
+            elif choice == Decision.APPROVE:
                 state.move(task_id, Status.APPROVED, now=now, error="")
             elif choice == Decision.EDIT:
                 edited = row.get(col["edited_output"])
@@ -122,7 +128,7 @@ def harvest(ctx: NightContext) -> HarvestReport:
                     "or choose approve or edit"
                 )
             elif choice == Decision.REWORK:
-                output = state.stored_output(task_id, task.attempt, "final")
+                output = state.final_output(task_id, task.attempt)  # the last step's answer, whatever its name
                 state.move(
                     task_id,
                     Status.REWORK,
@@ -140,6 +146,10 @@ def harvest(ctx: NightContext) -> HarvestReport:
                 report.problems.append((task_id, problem))
                 continue
             assert choice is not None  # an unknown choice is a problem, above
+            if gate is not None and gate.decision is None:  # counted per gate, apart from final outputs
+                report.gates[f"{gate.step}:{choice}"] += 1
+                state.audit("gate", now=now, task_id=task_id, detail={"step": gate.step, "decision": choice})
+                continue
             if choice != Decision.EDIT:
                 state.record_review(task, choice, notes=notes, edited_output=None, now=now, reviewer=reviewer)
             report.decisions[choice] += 1

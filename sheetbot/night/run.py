@@ -21,6 +21,7 @@ from sheetbot.config.models import WorkflowConfig
 from sheetbot.errors import SheetbotError, StateUnavailableError
 from sheetbot.night.budget import Budget
 from sheetbot.night.context import NightContext
+from sheetbot.night.gates import gate_note
 from sheetbot.night.identify import Identified
 from sheetbot.night.keep import Keeper, reserve_size
 from sheetbot.night.outcomes import provider_of
@@ -209,7 +210,15 @@ class _Night:
         record, one commit: State.settle_task)."""
         workflow = task.workflow or ""
         status, result, error, failure = Status.DEFERRED, "deferred", outcome.reason, None
-        if outcome.status == "review":
+        if outcome.status == "review" and outcome.gate:  # a step's answer waits for a person (night/gates.py)
+            status, result, error = (
+                Status.REVIEW,
+                "gate",
+                "; ".join(filter(None, [gate_note(self.ctx.config, workflow, outcome.gate), outcome.note])),
+            )
+            self.report.done[workflow] += 1
+            self.report.cost_usd += outcome.cost_usd
+        elif outcome.status == "review":
             said = [TRUNCATED] if outcome.truncated else []
             status, result, error = Status.REVIEW, "done", "; ".join([*said, *filter(None, [outcome.note])])
             self.report.done[workflow] += 1

@@ -200,7 +200,7 @@ class LiveGrader:
     async def grade(self, task: Task, outcome: Outcome) -> Outcome:
         """The outcome with the grading's cost added; the verdict is recorded. Never fails the row."""
         wf = self.config.workflows.get(task.workflow or "")
-        if outcome.status != "review" or wf is None or wf.self_check is None or not items_of(wf):
+        if outcome.status != "review" or outcome.gate or wf is None or wf.self_check is None or not items_of(wf):
             return outcome
         if self.state.self_check_verdict(task.task_id, task.attempt) is not None:
             return outcome  # graded before a restart: paid once

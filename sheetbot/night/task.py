@@ -34,6 +34,7 @@ from sheetbot.errors import (
     SheetbotError,
     TemplateError,
 )
+from sheetbot.night import gates
 from sheetbot.night.budget import Budget
 from sheetbot.night.fallback import BUDGET, CIRCUIT_OPEN, REFUSED, UNAVAILABLE, fallback_of, made_by
 from sheetbot.night.keep import Keeper
@@ -76,6 +77,8 @@ class Outcome:
     cost_usd: float = 0.0
     #: What the row's `error` cell says beside a good output, e.g. that the fallback model made it.
     note: str = ""
+    #: A review gate (issue 14): the step whose answer waits for a person before the next step runs.
+    gate: str = ""
 
 
 def workflow_steps(wf: WorkflowConfig) -> list[StepConfig]:
@@ -121,30 +124,59 @@ class TaskRunner:
     async def run(self, task: Task) -> Outcome:
         wf = self.config.workflows[task.workflow or ""]
         steps = workflow_steps(wf)
-        done: dict[str, str] = {}
+        # Review gates (sheetbot.night.gates): the steps up to the last passed gate are never called again.
+        plan = gates.resume(self.state.latest_gate(task.task_id), steps) if wf.steps else gates.Resume()
+        done: dict[str, str] = dict(plan.done)
         spent = self.state.spent_usd(task_id=task.task_id, night=task.night)
         truncated = False
         notes: list[str] = []
         for index, step in enumerate(steps):
+            if index < plan.start:
+                continue
             last = index == len(steps) - 1
-            stored = self.state.stored_output(task.task_id, task.attempt, step.name)
+            gated = step.review and not last
+            key = gates.round_key(step.name, plan.round) if gated else step.name
+            stored = self.state.stored_output(task.task_id, task.attempt, key)
             if stored is not None and stored.output is not None:
                 done[step.name] = stored.output
                 truncated = truncated or stored.truncated
-                continue
-            try:
-                system, prompt = self.render(wf, step, task, done, last=last)
-            except TemplateError as exc:
-                return Outcome("failed", f"{exc}: fix the workflow's template, then set status to queued")
-            named = step.name if len(steps) > 1 else None
-            outcome = await self._step(task, wf, step, system, prompt, last=last, spent=spent, notes=notes, named=named)
-            if isinstance(outcome, Outcome):
-                return outcome
-            attempt = outcome
-            done[step.name] = attempt.output or ""
-            spent += attempt.cost_usd
-            truncated = truncated or attempt.truncated
+            else:
+                try:
+                    system, prompt = self.render(wf, step, task, done, last=last)
+                except TemplateError as exc:
+                    return Outcome("failed", f"{exc}: fix the workflow's template, then set status to queued")
+                if step.name == plan.redo:  # a gate sent back: the answer and the reviewer's notes
+                    prompt += rework_section(plan.round, plan.previous, plan.notes)
+                called = step if key == step.name else step.model_copy(update={"name": key})
+                named = step.name if len(steps) > 1 else None
+                outcome = await self._step(
+                    task, wf, called, system, prompt, last=last, spent=spent, notes=notes, named=named
+                )
+                if isinstance(outcome, Outcome):
+                    return outcome
+                attempt = outcome
+                done[step.name] = attempt.output or ""
+                spent += attempt.cost_usd
+                truncated = truncated or attempt.truncated
+            if gated:
+                self._open_gate(task, steps, index, plan.round, done)
+                return Outcome("review", cost_usd=spent, gate=step.name, note="; ".join(notes))
         return Outcome("review", truncated=truncated, cost_usd=spent, note="; ".join(notes))
+
+    def _open_gate(self, task: Task, steps: list[StepConfig], index: int, round_: int, done: dict[str, str]) -> None:
+        """The row waits at this gate: its round and every answer so far are kept (once, even on a restart)."""
+        step = steps[index].name
+        self.state.open_gate(
+            task_id=task.task_id,
+            workflow=task.workflow or "",
+            step=step,
+            round_=round_,
+            attempt=task.attempt,
+            night=task.night or "",
+            outputs=done,
+            shown=f"{gates.marker(step, index, len(steps))}\n{done[step]}",
+            now=self.now(),
+        )
 
     def render(
         self, wf: WorkflowConfig, step: StepConfig, task: Task, done: Mapping[str, str], *, last: bool

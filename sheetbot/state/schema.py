@@ -205,6 +205,32 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
 ADDED_COLUMNS += (("reviews", "reviewer", "TEXT"),)
 
 
+# -- review gates between steps (issue 14, item 1) ---------------------------------------------------------------
+# One row per round of a gated step's review (sheetbot/state/gates.py): the answers so far, the decision and the
+# reviewer's text or notes. A new table only: an existing state file gets it on open, an older sheetbot ignores it.
+SCHEMA += """
+CREATE TABLE IF NOT EXISTS step_gates (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id TEXT NOT NULL,
+    workflow TEXT NOT NULL,
+    step TEXT NOT NULL,
+    round INTEGER NOT NULL,               -- 1, then one more per rework of this gate
+    attempt INTEGER NOT NULL,
+    night TEXT NOT NULL,                  -- the night the step answered
+    outputs TEXT NOT NULL,                -- JSON: step -> answer, up to and including this step
+    shown TEXT NOT NULL,                  -- the `output` cell while it waits: the answer, marked as a step
+    opened_at TEXT NOT NULL,
+    decision TEXT,                        -- NULL: waiting | approve | edit | rework
+    text TEXT,                            -- what the next step sees: the answer, or the reviewer's edit
+    notes TEXT,
+    reviewer TEXT,
+    decided_at TEXT,
+    UNIQUE (task_id, step, round)
+);
+CREATE INDEX IF NOT EXISTS step_gates_night ON step_gates(night);
+"""
+
+
 def migrate(db: sqlite3.Connection) -> None:
     """Bring an existing state file forward: add the columns it lacks."""
     for table, column, definition in ADDED_COLUMNS:

@@ -31,6 +31,7 @@ from sheetbot.state.attempts import AttemptsMixin
 from sheetbot.state.batches import BatchesMixin
 from sheetbot.state.claims import ClaimsMixin
 from sheetbot.state.faults import GuardedConnection, state_fault
+from sheetbot.state.gates import GatesMixin
 from sheetbot.state.governance import GovernanceMixin
 from sheetbot.state.history import HistoryMixin
 from sheetbot.state.journal import JournalMixin
@@ -50,6 +51,12 @@ from sheetbot.state.self_checks import SelfChecksMixin
 from sheetbot.state.tallies import TalliesMixin
 from sheetbot.status import Status, can_move
 
+#: A row in review at a gate between steps (issue 14) shows the gated step's answer, marked (sheetbot.state.gates).
+WAITING_GATE = (
+    "CASE WHEN t.status = 'review' THEN (SELECT g.shown FROM step_gates g WHERE g.task_id = t.task_id "
+    "AND g.decision IS NULL ORDER BY g.id DESC LIMIT 1) END"
+)
+
 
 class State(
     AttemptsMixin,
@@ -62,6 +69,7 @@ class State(
     ClaimsMixin,
     TalliesMixin,
     SelfChecksMixin,
+    GatesMixin,
 ):
     """The store. One connection, used from one thread; WAL so readers (report) never block the night.
 
@@ -257,10 +265,10 @@ class State(
     def dirty(self) -> list[BoardProjection]:
         """Every task whose board cells are behind the state, with the values the board should show."""
         rows = self._db.execute(
-            """SELECT t.task_id, t.workflow, t.status, t.night, t.error, t.clear_review, t.attempt,
-                      CASE WHEN t.resend_output = 1 OR t.clear_review = 1 THEN
+            f"""SELECT t.task_id, t.workflow, t.status, t.night, t.error, t.clear_review, t.attempt,
+                      CASE WHEN t.resend_output = 1 OR t.clear_review = 1 THEN COALESCE({WAITING_GATE},
                       (SELECT a.output FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
-                         AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1) END AS output,
+                         AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1)) END AS output,
                       (SELECT a.model FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
                          AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1) AS model,
                       (SELECT COALESCE(SUM(a.cost_usd), 0) FROM attempts a WHERE a.task_id = t.task_id) AS cost
@@ -280,9 +288,9 @@ class State(
         marks = ",".join("?" * len(shown)) or "NULL"
         rows = self._db.execute(
             f"""SELECT t.task_id, t.workflow, t.status, t.night, t.error,
-                       CASE WHEN t.status IN ({marks}) THEN
+                       CASE WHEN t.status IN ({marks}) THEN COALESCE({WAITING_GATE},
                        (SELECT a.output FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
-                          AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1) END AS output,
+                          AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1)) END AS output,
                        (SELECT a.model FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
                           AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1) AS model,
                        (SELECT COALESCE(SUM(a.cost_usd), 0) FROM attempts a WHERE a.task_id = t.task_id) AS cost

@@ -154,6 +154,7 @@ WIDTHS = {
     "night": 11,
     "error": 40,
     "cost": 9,
+    "parent": 14,
 }
 
 
@@ -169,12 +170,15 @@ def schema_for(config: Config, *, with_template_columns: bool = False) -> Schema
     unused = set() if any(wf.checklist for wf in workflows) else {"checklist"}
     if not config.board.reviewer_column:
         unused.add("reviewer")
-    placed = {*REVIEW_FIRST, *BOOKKEEPING}
+    if not any(wf.on_approve is not None and wf.on_approve.queues for wf in workflows):
+        unused.add("parent")  # chained workflows (issue 14) name the row a chained row came from
+    placed = {*REVIEW_FIRST, *BOOKKEEPING, "parent"}
     columns = [col[n] for n in REVIEW_FIRST if n not in unused]
     columns += [name for n, name in col.items() if n not in placed and n not in unused]  # priority, and any newer
     if with_template_columns:
         columns += [n for wf in workflows for n in template_names(wf) if not n.startswith("steps.") and n not in col]
     columns += [col[n] for n in BOOKKEEPING]
+    columns += [] if "parent" in unused else [col["parent"]]
     columns += [f.name for wf in workflows for f in wf.outputs]
     return SchemaSpec(
         columns=list(dict.fromkeys(columns)),

@@ -81,7 +81,8 @@ def _values(ctx: NightContext, task: Task, wf: WorkflowConfig) -> dict[str, str]
         except ValueError:
             parsed = None
         if isinstance(parsed, dict):
-            values.update({name: str(value) for name, value in cells(wf.outputs, parsed).items()})
+            for name, value in cells(wf.outputs, parsed).items():  # 7, not 7.0: as readable() shows it
+                values[name] = str(int(value) if isinstance(value, float) and value.is_integer() else value)
             answer = readable(wf.outputs, parsed)
     edited = ctx.state.edited_text(task.task_id, task.attempt) if task.status == Status.EDITED else None
     values["output"] = edited if edited is not None else answer
@@ -128,4 +129,3 @@ def _row(ctx: NightContext, intent: ChainIntent) -> dict[str, CellValue]:
     if intent.priority:
         row[col["priority"]] = intent.priority
     return row
-

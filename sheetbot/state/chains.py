@@ -56,8 +56,7 @@ class ChainsMixin:
             "SELECT * FROM chain_intents WHERE state = 'pending' ORDER BY created_at, task_id, entry"
         ).fetchall()
         return [
-            ChainIntent(r["task_id"], r["entry"], r["child_id"], r["workflow"], r["input"], r["priority"])
-            for r in rows
+            ChainIntent(r["task_id"], r["entry"], r["child_id"], r["workflow"], r["input"], r["priority"]) for r in rows
         ]
 
     def chain_child_ids(self) -> set[str]:

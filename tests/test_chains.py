@@ -196,9 +196,14 @@ def test_a_crash_after_the_append_before_done_adds_the_child_once(shop: Shop, mo
     assert shop.row(id=f"{scan}.ads")["status"] == "review"
 
 
-def test_on_google_sheets_the_child_is_added_in_one_batched_call(tmp_path: Path) -> None:
+#: The requests one append of a row makes that write: Google's one values:batchUpdate, Airtable's one create.
+WRITES = {"google_sheets": "values.batchUpdate", "airtable": "create"}
+
+
+@pytest.mark.parametrize("board", sorted(WRITES))
+def test_on_google_sheets_and_airtable_the_child_is_added_in_one_call(tmp_path: Path, board: str) -> None:
     with ExitStack() as stack:
-        under = BOARDS["google_sheets"](tmp_path, stack, ["id", "type", "priority", "input"])
+        under = BOARDS[board](tmp_path, stack, ["id", "type", "priority", "input"])
         sheets = Night(tmp_path, under.board, workflows=chained({"workflow": "ads", "priority": "P2"}))
         with sheets.context() as ctx:
             under.board.ensure_schema(ctx.schema())
@@ -235,7 +240,7 @@ def test_on_google_sheets_the_child_is_added_in_one_batched_call(tmp_path: Path)
         child = next(r for r in under.person.rows() if r["parent"] == row["id"])
         assert child["status"] == "review"
     ((rows, calls),) = appends  # one append, in the first harvest only
-    assert rows == 1 and calls["values.batchUpdate"] == 1, calls
+    assert rows == 1 and calls[WRITES[board]] == 1, calls
 
 
 # -- check ---------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from sheetbot.status import Status
 #: Every board and exactly the capabilities it offers: the table in capabilities.py's docstring.
 OFFERS: dict[str, set[type]] = {
     "local": {DrawsDashboard, StagesDashboard, Flushes, AppendsRows, Fingerprinted},
-    "memory": set(),
+    "memory": {AppendsRows},
     "google_sheets": {DrawsDashboard, ProtectsInputs, AppendsRows},
     "airtable": {DrawsDashboard, AppendsRows},
 }

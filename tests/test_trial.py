@@ -137,8 +137,11 @@ def test_unknown_workflow_and_no_rows_are_one_line_errors(shop: Shop) -> None:
 def test_a_board_that_cannot_add_rows_is_refused(shop: Shop) -> None:
     from sheetbot.boards.memory import MemoryBoard
 
+    class FixedRows(MemoryBoard):  # the memory board appends rows (chained workflows): this one does not
+        append_rows = None  # type: ignore[assignment]
+
     with shop.context() as ctx, pytest.raises(SheetbotError, match="cannot take a trial's rows"):
-        start_trial(ctx, "listing", sample=2, board=MemoryBoard())
+        start_trial(ctx, "listing", sample=2, board=FixedRows())
 
 
 def test_the_cli_runs_harvests_and_reports_a_trial(

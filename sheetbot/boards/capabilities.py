@@ -6,16 +6,16 @@ protocol here, so a reader and mypy see every operation a board may offer (as hu
 declares every operation of a storage), and a caller asks ``isinstance(board, Capability)`` instead of
 probing attribute names.
 
-==================  ===========================================  ==============================
+==================  ===========================================  ======================================
 capability          used by                                      offered by
-==================  ===========================================  ==============================
+==================  ===========================================  ======================================
 DrawsDashboard      the morning's dashboard refresh              local, google_sheets, airtable
 StagesDashboard     the harvest: the dashboard rides its write   local
 Flushes             the harvest: save what is held back          local
 ProtectsInputs      lock (warn on locked rows), harvest (lift)   google_sheets
-AppendsRows         `sheetbot trial`: copy a sample              local, google_sheets, airtable
+AppendsRows         `trial`, the demo, chained rows (harvest)    local, memory, google_sheets, airtable
 Fingerprinted       `serve`: notice a person's save cheaply      local
-==================  ===========================================  ==============================
+==================  ===========================================  ======================================
 
 tests/test_board_capabilities.py holds every board to exactly its row of this table.
 """
@@ -82,7 +82,8 @@ class ProtectsInputs(Protocol):
 
 @runtime_checkable
 class AppendsRows(Protocol):
-    """A board that can take new rows: a trial's sample copied to its own sheet (sheetbot/cli/trial.py)."""
+    """A board that can take new rows: a trial's sample copied to its own sheet (sheetbot/cli/trial.py), the
+    rows a chained workflow adds after an approval (sheetbot/morning/chains.py)."""
 
     def append_rows(self, rows: Sequence[Mapping[str, CellValue]]) -> int:
         """Add the rows below the last one in one call; returns how many were added."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from sheetbot.boards.base import BoardRow, RowUpdate, SchemaSpec, Sheet, WriteResult
+from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, Sheet, WriteResult
 from sheetbot.boards.locate import resolve
 from sheetbot.boards.values import EXCEL_CELL_UNITS, plain_text
 from sheetbot.errors import BoardNotFound, BoardWriteError
@@ -75,6 +75,18 @@ class MemoryBoard:
         self.review_choices = list(spec.review_choices)
         return added
 
+    def append_rows(self, rows: Sequence[Mapping[str, CellValue]]) -> int:
+        """Add rows below the last one, adding the columns they name, in one call (AppendsRows)."""
+        self.calls.append("append_rows")
+        if self.fail_writes:
+            raise BoardWriteError("memory board: writes are switched off by the test")
+        for values in rows:
+            for column in values:
+                if column not in self.columns:
+                    self.columns.append(column)
+            self.rows.append({column: plain_text(value, self.max_cell_units) for column, value in values.items()})
+        return len(rows)
+
     # -- what people do to a sheet -------------------------------------------------
     def add(self, **values: object) -> dict[str, str]:
         row = {k: _text(v) for k, v in values.items()}
@@ -95,7 +107,7 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-if TYPE_CHECKING:  # mypy holds MemoryBoard to the Board protocol (it offers no capability)
+if TYPE_CHECKING:  # mypy holds MemoryBoard to the Board protocol (it offers AppendsRows only)
     from sheetbot.boards.base import Board
 
     def _offers(board: MemoryBoard) -> Board:

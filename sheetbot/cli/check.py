@@ -162,7 +162,7 @@ def _action_secret_problems(found: Inspection, env: Mapping[str, str]) -> list[P
     assert found.config is not None
     problems = []
     for name, wf in found.config.workflows.items():
-        if wf.on_approve is None:
+        if wf.on_approve is None or wf.on_approve.secret_env is None:  # a `queue:` only signs nothing
             continue
         var = wf.on_approve.secret_env
         value = (env.get(var) or "").strip()

@@ -16,7 +16,7 @@ from pydantic_core import ErrorDetails
 
 from sheetbot.config.example import example_config, example_workflows
 from sheetbot.config.models import ColumnsConfig, Config
-from sheetbot.config.names import closest
+from sheetbot.config.names import closest, did_you_mean
 from sheetbot.config.step_gates import gate_problems
 from sheetbot.config.yaml_file import KeyPath, Lines
 from sheetbot.errors import Problem
@@ -43,6 +43,8 @@ _HH_MM = re.compile(r"^([01]?\d|2[0-3]):[0-5]\d$")
 #: What a `*_env` key must hold: the name of a variable, never its value.
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _PROVIDER_KINDS = ("anthropic", "openai")
+#: A `{{name}}` placeholder, as sheetbot/night/templates.py reads it (the night sits above the config).
+_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]+?)\s*\}\}")
 
 
 def secrets_in_yaml(data: object, path: KeyPath, lines: Lines) -> list[Problem]:
@@ -265,6 +267,7 @@ def cross_checks(data: Mapping[str, object], lines: Lines) -> list[Problem]:
                 )
         problems.extend(self_check_problems(wf, where, mapping(providers), mapping(prices), lines))
     problems += gate_problems(mapping(workflows), lines)
+    problems += chain_problems(mapping(workflows), lines)
     board = mapping(data.get("board"))
     if board.get("kind") == "google_sheets" and not board.get("spreadsheet"):
         add(("board", "spreadsheet"), "google_sheets needs `spreadsheet:` (the sheet's key or URL)")
@@ -346,3 +349,80 @@ def fallback_checks(
             )
         )
     return problems
+
+
+def _chain_entries(wf: object) -> list[tuple[KeyPath, str, object]]:
+    """(key path of `workflow:`, the workflow named, the `input:` template) of each `on_approve.queue` entry."""
+    action = wf.get("on_approve") if isinstance(wf, dict) else None
+    queue = action.get("queue") if isinstance(action, dict) else None
+    entries = list(enumerate(queue)) if isinstance(queue, list) else [(None, queue)]
+    out: list[tuple[KeyPath, str, object]] = []
+    for index, entry in entries:
+        if isinstance(entry, dict) and isinstance(entry.get("workflow"), str):
+            at: KeyPath = ("on_approve", "queue") if index is None else ("on_approve", "queue", index)
+            out.append(((*at, "workflow"), entry["workflow"], entry.get("input")))
+    return out
+
+
+def chain_problems(workflows: Mapping[object, object], lines: Lines) -> list[Problem]:
+    """Chained workflows (issue 14): each `queue:` names a workflow of this config, its input template uses
+    only what an approved row has, and no chain comes back to where it started (each approval would add a
+    row that, approved, adds another, forever)."""
+    problems: list[Problem] = []
+    names = [str(n) for n in workflows]
+    edges: dict[str, list[tuple[KeyPath, str]]] = {}
+    for name, wf in workflows.items():
+        fields = wf.get("outputs") if isinstance(wf, dict) else None
+        allowed = {"output", "input"} | {
+            str(f["name"]) for f in (fields if isinstance(fields, list) else []) if isinstance(f, dict) and "name" in f
+        }
+        for key, target, template in _chain_entries(wf):
+            where: KeyPath = ("workflows", str(name), *key)
+            if target not in workflows:
+                known = ", ".join(names)
+                problems.append(
+                    lines.problem(
+                        where,
+                        f"queue names workflow {target!r}, which is not defined.{did_you_mean(target, names)} "
+                        f"Fix the name or add the workflow (defined: {known})",
+                    )
+                )
+                continue
+            edges.setdefault(str(name), []).append((where, target))
+            for used in _PLACEHOLDER.findall(template) if isinstance(template, str) else []:
+                if used not in allowed:
+                    problems.append(
+                        lines.problem(
+                            (*where[:-1], "input"),
+                            f"{{{{{used}}}}} is not something an approved row has: use {{{{output}}}}, {{{{input}}}}"
+                            " or one of the workflow's `outputs:` fields",
+                        )
+                    )
+    reported: set[frozenset[str]] = set()
+    for start in edges:
+        for where, path in _cycles_from(start, edges):
+            if frozenset(path) not in reported:
+                reported.add(frozenset(path))
+                chain = " → ".join(path)
+                problems.append(
+                    lines.problem(
+                        where,
+                        f"the chain {chain} is a cycle: every approval would queue another row forever; "
+                        "remove one of these `queue:` entries",
+                    )
+                )
+    return problems
+
+
+def _cycles_from(start: str, edges: Mapping[str, list[tuple[KeyPath, str]]]) -> list[tuple[KeyPath, list[str]]]:
+    """Chains that lead from ``start`` back to it: (the key of the entry that closes it, the workflows)."""
+    found: list[tuple[KeyPath, list[str]]] = []
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    while stack:
+        node, path = stack.pop()
+        for where, target in edges.get(node, []):
+            if target == start:
+                found.append((where, [*path, start]))
+            elif target not in path:
+                stack.append((target, [*path, target]))
+    return found

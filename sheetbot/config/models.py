@@ -61,6 +61,8 @@ class ColumnsConfig(Strict):
     checks: str = "checks"
     #: Which model made the output (issue 14): the workflow's, or its `fallback:` when the primary could not serve.
     model: str = "model"
+    #: Chained workflows (issue 14): the id of the approved row a chained row came from (bookkeeping).
+    parent: str = "parent"
 
     def logical(self) -> dict[str, str]:
         """Logical name -> header on the board."""
@@ -184,20 +186,49 @@ class StepConfig(Strict):
     resume: Literal["next_night", "same_window"] = "next_night"
 
 
-class OnApproveConfig(Strict):
-    """An approval-gated action: the final text is POSTed, signed, once a person approves or edits."""
+class QueueConfig(Strict):
+    """A chained workflow (issue 14): once a person approves or edits a row, a new row for ``workflow`` is added
+    to the board (sheetbot/morning/chains.py), its input rendered once from the approved row."""
 
-    webhook: str = Field(pattern=r"^https?://\S+$")
+    workflow: str
+    #: `{{output}}` (the approved or edited text), `{{input}}` and the structured output's fields.
+    input: str = "{{output}}"
+    #: The new row's `priority` cell (blank: none).
+    priority: str | None = None
+
+
+class OnApproveConfig(Strict):
+    """What follows a person's approve or edit: a signed webhook with the final text, new rows for other
+    workflows (`queue:`), or both."""
+
+    webhook: str | None = Field(default=None, pattern=r"^https?://\S+$")
     #: The environment variable holding the HMAC-SHA256 secret the receiver checks signatures with.
-    secret_env: str
+    secret_env: str | None = None
     timeout_s: float = Field(default=10.0, gt=0, le=HOUR)
     #: Tries within one harvest; what still fails is tried again at the next harvest.
     max_tries: int = Field(default=3, ge=1, le=10)
+    #: One chained workflow, or a list of them (fan-out).
+    queue: QueueConfig | list[QueueConfig] | None = None
 
     @field_validator("webhook")
     @classmethod
-    def _outbound(cls, url: str) -> str:
-        return webhook_url(url)
+    def _outbound(cls, url: str | None) -> str | None:
+        return None if url is None else webhook_url(url)
+
+    @model_validator(mode="after")
+    def _something_to_do(self) -> OnApproveConfig:
+        if self.webhook is None and not self.queues:
+            raise ValueError("on_approve needs `webhook:` (with `secret_env:`) or `queue:` (a workflow to chain)")
+        if self.webhook is not None and self.secret_env is None:
+            raise ValueError("a webhook needs `secret_env:`: the environment variable holding its signing secret")
+        return self
+
+    @property
+    def queues(self) -> list[QueueConfig]:
+        """The chained workflows, in order: one entry or a list is the same thing."""
+        if self.queue is None:
+            return []
+        return self.queue if isinstance(self.queue, list) else [self.queue]
 
 
 class TrialConfig(Strict):

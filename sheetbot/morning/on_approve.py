@@ -60,7 +60,7 @@ class _Retryable(Exception):
 def queue_action(ctx: NightContext, task: Task) -> bool:
     """Called by the harvest for an approve or edit: queue the workflow's action, if it has one."""
     wf = ctx.config.workflows.get(task.workflow or "")
-    if wf is None or wf.on_approve is None:
+    if wf is None or wf.on_approve is None or wf.on_approve.webhook is None:  # a `queue:` only: morning/chains.py
         return False
     return ctx.state.add_action(task.task_id, task.attempt, workflow=task.workflow or "", now=ctx.now())
 
@@ -142,8 +142,9 @@ def _send(ctx: NightContext, http: requests.Session, task: Task, sleep: Callable
     """POST the action; None once delivered (and recorded), else why not."""
     wf = ctx.config.workflows.get(task.workflow or "")
     action = wf.on_approve if wf is not None else None
-    if action is None:
-        return f"workflow {task.workflow!r} no longer has on_approve in the YAML"
+    if action is None or action.webhook is None or action.secret_env is None:
+        return f"workflow {task.workflow!r} no longer has on_approve.webhook in the YAML"
+    webhook = action.webhook
     secret = (ctx.env.get(action.secret_env) or "").strip()
     if not secret:
         return f"the environment variable {action.secret_env} (on_approve.secret_env) is not set"
@@ -155,7 +156,7 @@ def _send(ctx: NightContext, http: requests.Session, task: Task, sleep: Callable
     if final is None:
         return "no final text is stored for this attempt"
     key = f"{task.task_id}:{task.attempt}"
-    where = urlsplit(action.webhook).netloc  # a URL may carry a token: messages name the host only
+    where = urlsplit(webhook).netloc  # a URL may carry a token: messages name the host only
     body = json.dumps(_payload(task, *final), ensure_ascii=False, separators=(",", ":"))
 
     def attempt() -> requests.Response:
@@ -166,7 +167,7 @@ def _send(ctx: NightContext, http: requests.Session, task: Task, sleep: Callable
             **signature_headers(secret, body, msg_id=key, timestamp=int(ctx.now().timestamp())),
         }
         try:
-            response = post(http, action.webhook, data=body.encode(), headers=headers, timeout_s=action.timeout_s)
+            response = post(http, webhook, data=body.encode(), headers=headers, timeout_s=action.timeout_s)
         except requests.RequestException as exc:
             raise _Retryable(f"{type(exc).__name__} from {where}") from None
         if response.status_code == 429 or response.status_code >= 500:
@@ -195,4 +196,6 @@ def describe_actions(report: ActionsReport | None) -> list[str]:
         return []
     lines = [f"{len(report.published)} row(s) published through on_approve"] if report.published else []
     lines += [f"{task_id}: not published yet: {why}" for task_id, why in report.pending[:10]]
+    lines += [f"{len(report.chained)} chained row(s) added to the board"] if report.chained else []
+    lines += [report.chain_problem] if report.chain_problem else []
     return lines

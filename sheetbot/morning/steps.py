@@ -7,17 +7,18 @@ the morning module's own function, called in the harvest's order: on_approve.py'
 
 from __future__ import annotations
 
-from sheetbot.morning import dashboard, on_approve
+from sheetbot.morning import chains, dashboard, on_approve
 from sheetbot.night.context import NightContext
 from sheetbot.night.morning_reports import ActionsReport, DashboardReport
 from sheetbot.state import Task
 
 
 class Morning:
-    """Approval-gated actions (on_approve.py) and the Dashboard (dashboard.py)."""
+    """Approval-gated actions (on_approve.py), chained rows (chains.py) and the Dashboard (dashboard.py)."""
 
     def queue_action(self, ctx: NightContext, task: Task) -> bool:
-        return on_approve.queue_action(ctx, task)
+        chained = chains.queue_children(ctx, task) > 0
+        return on_approve.queue_action(ctx, task) or chained
 
     def refresh_dashboard(self, ctx: NightContext, *, stage: bool) -> DashboardReport:
         return dashboard.refresh_dashboard(ctx, stage=stage)
@@ -26,4 +27,7 @@ class Morning:
         return dashboard.staged_outcome(ctx, report)
 
     def deliver_actions(self, ctx: NightContext) -> ActionsReport:
-        return on_approve.deliver_actions(ctx)
+        chained, problem = chains.append_children(ctx)  # first: a webhook's retries may wait a while
+        report = on_approve.deliver_actions(ctx)
+        report.chained, report.chain_problem = chained, problem
+        return report

@@ -156,6 +156,7 @@ WIDTHS = {
     "error": 40,
     "cost": 9,
     "model": 18,
+    "parent": 14,
 }
 
 
@@ -177,12 +178,15 @@ def schema_for(config: Config, *, with_template_columns: bool = False) -> Schema
         unused.add("reviewer")
     if not shows_model(config):  # the `model` column only when a workflow has a `fallback:` (issue 14)
         unused.add("model")
-    placed = {*REVIEW_FIRST, *BOOKKEEPING}
+    if not any(wf.on_approve is not None and wf.on_approve.queues for wf in workflows):
+        unused.add("parent")  # chained workflows (issue 14) name the row a chained row came from
+    placed = {*REVIEW_FIRST, *BOOKKEEPING, "parent"}
     columns = [col[n] for n in REVIEW_FIRST if n not in unused]
     columns += [name for n, name in col.items() if n not in placed and n not in unused]  # priority, and any newer
     if with_template_columns:
         columns += [n for wf in workflows for n in template_names(wf) if not n.startswith("steps.") and n not in col]
     columns += [col[n] for n in BOOKKEEPING if n not in unused]
+    columns += [] if "parent" in unused else [col["parent"]]
     columns += [f.name for wf in workflows for f in wf.outputs]
     return SchemaSpec(
         columns=list(dict.fromkeys(columns)),

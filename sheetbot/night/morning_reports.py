@@ -24,3 +24,6 @@ class ActionsReport:
     published: list[str] = field(default_factory=list)
     #: (task id, why) for actions left for the next harvest.
     pending: list[tuple[str, str]] = field(default_factory=list)
+    #: Chained workflows (morning/chains.py): the rows added to the board, and why some wait, if they do.
+    chained: list[str] = field(default_factory=list)
+    chain_problem: str | None = None

@@ -191,6 +191,27 @@ CREATE TABLE IF NOT EXISTS self_checks (
 );
 """
 
+# -- chained workflows (issue 14, item 2) ---------------------------------------------------------------------
+# The intent to add a chained row, recorded in the same transaction as the decision that asks for it, so a
+# crash between the decision and the board's append neither loses the row nor adds it twice: the child's id is
+# fixed here, a retried append first looks for it on the board (sheetbot/morning/chains.py). A new table only:
+# an existing state file gets it on open, and an older sheetbot ignores it.
+SCHEMA += """
+CREATE TABLE IF NOT EXISTS chain_intents (
+    task_id TEXT NOT NULL,                -- the approved (or edited) row
+    entry INTEGER NOT NULL,               -- its workflow's `on_approve.queue` entry, from 0
+    attempt INTEGER NOT NULL,
+    child_id TEXT NOT NULL UNIQUE,        -- the new row's id, deterministic: <task>.<workflow>
+    workflow TEXT NOT NULL,
+    input TEXT NOT NULL,                  -- rendered once, here; never rendered again
+    priority TEXT,
+    state TEXT NOT NULL,                  -- pending | done
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    PRIMARY KEY (task_id, entry)
+);
+"""
+
 #: Columns added after their table first shipped: (table, column, definition), applied by ``migrate``.
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     # batch mode (issue 10): how the batch became known. '' its create answered; 'key' found by the key it

@@ -29,6 +29,7 @@ from sheetbot.safety.private import create_private
 from sheetbot.safety.secrets import scrub
 from sheetbot.state.attempts import AttemptsMixin
 from sheetbot.state.batches import BatchesMixin
+from sheetbot.state.chains import ChainsMixin
 from sheetbot.state.claims import ClaimsMixin
 from sheetbot.state.faults import GuardedConnection, state_fault
 from sheetbot.state.gates import GatesMixin
@@ -64,6 +65,7 @@ class State(
     ReportsMixin,
     BatchesMixin,
     ActionsMixin,
+    ChainsMixin,
     GovernanceMixin,
     JournalMixin,
     ClaimsMixin,

@@ -160,6 +160,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from sheetbot.state import State
 
     config = load_config(args.config)
+    if getattr(args, "week", None) is not None:  # issue 14 item 5
+        from sheetbot.cli.weekly import week_lines
+
+        print(week_lines(config, args.week, as_json=args.json))
+        return 0
     metrics = []
     if config.state_path.exists():  # a fresh install has no nights: that is not an error
         with State(config.state_path) as state:

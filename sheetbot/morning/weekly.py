@@ -267,6 +267,8 @@ def _changes(state: State, period: Period, tz: ZoneInfo) -> list[tuple[datetime,
         at, detail = datetime.fromisoformat(entry.at), json.loads(entry.detail)
         if not start <= at < end:
             continue
+        if entry.event == "pause" and not detail.get("workflows"):
+            continue  # an escalation that found every workflow paused already changed nothing
         if entry.event == "pause":
             names = ", ".join(data(str(w), 40) for w in detail.get("workflows", [])) or "nothing"
             out.append((at, f"paused {names}: {data(str(detail.get('reason', '')))}"))

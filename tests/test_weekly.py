@@ -22,7 +22,7 @@ from sheetbot.cli.main import main
 from sheetbot.cli.weekly import week_lines
 from sheetbot.config.load import load_config
 from sheetbot.config.weekly import WeeklyConfig
-from sheetbot.notify.base import MemoryNotifier
+from sheetbot.notify.base import MemoryNotifier, Message
 from sheetbot.service.serve import Server
 
 WEEK = ["2026-11-23", "2026-11-24", "2026-11-25", "2026-11-26", "2026-11-27", "2026-11-28", "2026-11-29"]
@@ -165,7 +165,7 @@ def test_the_digest_goes_out_once_at_its_time_not_again_after_a_restart(week: We
 
 def test_a_missed_target_is_one_alert_per_target_and_week(week: Week) -> None:
     missed = [m for m in week.notes.sent if m.kind == "weekly_target_missed"]
-    assert sorted(m.facts["target"] for m in missed) == ["p95_latency_s.P0", "recover_h", "success_rate"]
+    assert sorted(str(m.facts["target"]) for m in missed) == ["p95_latency_s.P0", "recover_h", "success_rate"]
     assert any(m.text.startswith("success rate: 87.0% (20/23), target ≥ 90.0%") for m in missed)
     restarted = make_server(week.shop, week.notes)
     week.shop.clock.set(at("2026-11-30T12:00"))
@@ -173,14 +173,43 @@ def test_a_missed_target_is_one_alert_per_target_and_week(week: Week) -> None:
     assert len([m for m in week.notes.sent if m.kind == "weekly_target_missed"]) == 3
 
 
-def test_no_digest_before_its_time_nor_for_a_week_that_ran_nothing(tmp_path: Path) -> None:
+def weekly_kinds(notes: MemoryNotifier) -> list[str]:
+    return [kind for kind in notes.kinds() if kind.startswith("weekly")]
+
+
+class FirstDigestFails(MemoryNotifier):
+    """A channel down when the first digest goes out: it is sent again at the next tick."""
+
+    def send(self, message: Message) -> bool:
+        if message.kind == "weekly_digest" and not getattr(self, "refused", False):
+            self.refused = True
+            return False
+        return super().send(message)
+
+
+def test_the_digest_waits_for_its_time_and_a_retry_alerts_no_target_twice(tmp_path: Path) -> None:
     shop = Shop(tmp_path / "shop")
     shop.config = shop.config.model_copy(update={"weekly": WeeklyConfig.model_validate(WEEKLY)})
-    notes = MemoryNotifier()
-    shop.clock.set(at("2026-11-23T09:29"))
+    notes = FirstDigestFails()
+    shop.clock.set(at("2026-11-23T09:31"))
+    assert "weekly" not in make_server(shop, notes).tick()  # its time, but the week before ran nothing
+    shop.add(type="listing", input="Mug", brand="Acme")
+    shop.add(type="listing", input="Cup", brand="Acme")
+    shop.fake.fail_next(400)
+    shop.clock.set(at("2026-11-27T17:00"))
+    shop.lock()
+    shop.clock.set(at("2026-11-28T01:00"))
+    shop.run()
+    shop.clock.set(at("2026-11-30T09:29"))
     assert "weekly" not in make_server(shop, notes).tick()
-    shop.clock.set(at("2026-11-23T09:31"))  # its time, but the week before ran nothing
-    assert "weekly" not in make_server(shop, notes).tick() and notes.kinds() == []
+    shop.clock.set(at("2026-11-30T09:30"))
+    assert "weekly" in make_server(shop, notes).tick()  # delivery failed: tried again at the next tick
+    assert weekly_kinds(notes) == ["weekly_target_missed"]  # 1 of 2 done: under 90%
+    shop.clock.set(at("2026-11-30T09:31"))
+    assert "weekly" in make_server(shop, notes).tick()
+    assert weekly_kinds(notes) == ["weekly_target_missed", "weekly_digest"]
+    shop.clock.set(at("2026-11-30T09:32"))
+    assert "weekly" not in make_server(shop, notes).tick()
 
 
 def test_the_review_on_airtable_masks_what_reviewers_wrote(tmp_path: Path) -> None:

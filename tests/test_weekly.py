@@ -16,8 +16,10 @@ import pytest
 import yaml
 from boards_under_test import TEAM_HEADER, Night, airtable_board
 from fake_airtable import AirtablePerson
+from fakellm import FakeLLM
 from harness import Shop, at
 
+from sheetbot.cli.check import run_check
 from sheetbot.cli.main import main
 from sheetbot.cli.weekly import week_lines
 from sheetbot.config.load import load_config
@@ -267,3 +269,15 @@ def test_a_bad_week_label_says_how_to_write_it(week: Week, capsys: pytest.Captur
     capsys.readouterr()
     assert main(["report", "--config", str(week.shop.config_path), "--week", "2026-48"]) != 0
     assert "YYYY-Www, e.g. 2026-W47" in capsys.readouterr().err
+
+
+def test_the_readme_example_passes_check(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### The weekly review") :]
+    block = section[section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml\n") + 8)]
+    shop = Shop(tmp_path / "shop")
+    data = yaml.safe_load(shop.config_path.read_text(encoding="utf-8")) | yaml.safe_load(block)
+    shop.config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    assert main(["init", "--config", str(shop.config_path)]) == 0
+    assert run_check(shop.config_path, env=shop.env, http_client=FakeLLM().async_client()) == []
+    assert load_config(shop.config_path).weekly == WeeklyConfig.model_validate(yaml.safe_load(block)["weekly"])

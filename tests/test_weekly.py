@@ -24,7 +24,9 @@ from sheetbot.cli.main import main
 from sheetbot.cli.weekly import week_lines
 from sheetbot.config.load import load_config
 from sheetbot.config.weekly import WeeklyConfig
+from sheetbot.morning.weekly import WeeklyReport, data, weekly_message
 from sheetbot.notify.base import MemoryNotifier, Message
+from sheetbot.notify.slack import slack_payload
 from sheetbot.service.serve import Server
 
 WEEK = ["2026-11-23", "2026-11-24", "2026-11-25", "2026-11-26", "2026-11-27", "2026-11-28", "2026-11-29"]
@@ -281,3 +283,14 @@ def test_the_readme_example_passes_check(tmp_path: Path) -> None:
     assert main(["init", "--config", str(shop.config_path)]) == 0
     assert run_check(shop.config_path, env=shop.env, http_client=FakeLLM().async_client()) == []
     assert load_config(shop.config_path).weekly == WeeklyConfig.model_validate(yaml.safe_load(block)["weekly"])
+
+
+def test_what_reviewers_wrote_cannot_ping_or_link_in_slack() -> None:
+    review = WeeklyReport(
+        week="2026-W48", nights=WEEK, rework_notes=[(data("<!channel> see <https://x.test|here>"), 2)]
+    )
+    message = weekly_message(review, board="queue.xlsx")
+    notes = dict(message.sections)["Most frequent rework notes"]
+    assert notes == ["2× &lt;!channel&gt; see &lt;https://x.test|here&gt;"]
+    assert "<!channel>" not in json.dumps(slack_payload(message))
+    assert "2× <!channel> see <https://x.test|here>" in message.text  # e-mail and the terminal: as typed

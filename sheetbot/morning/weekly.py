@@ -186,10 +186,11 @@ def _levels(runs: Sequence[TaskRun], recoveries: Sequence[Recovery], targets: We
             most=False,
         )
     ]
-    priorities = sorted({r.priority or "P?" for r in done} | set(targets.p95_latency_s))
+    ceilings: dict[str, float] = {str(p): s for p, s in targets.p95_latency_s.items()}
+    priorities = sorted({r.priority or "P?" for r in done} | set(ceilings))
     for priority in priorities:
         p95 = _p95([r.latency_s for r in done if (r.priority or "P?") == priority])
-        limit = targets.p95_latency_s.get(priority)  # type: ignore[call-overload]
+        limit = ceilings.get(priority)
         shown = "–" if p95 is None else f"{p95:.1f} s"
         out.append(_level(f"p95_latency_s.{priority}", f"p95 latency {priority}", p95, shown, limit, most=True))
     worst = max((r.hours for r in recoveries), default=None)
@@ -345,6 +346,12 @@ def weekly_text(report: WeeklyReport) -> str:
     return "\n".join(_fit(line) for line in lines)
 
 
+def _inert(line: str) -> str:
+    """A line for rich channels: Slack reads `<!channel>` or `<url|text>` in a section as a command or a
+    link, so its three control characters are escaped (it shows them as typed); cell text stays data."""
+    return line.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def weekly_message(report: WeeklyReport, *, board: str) -> Message:
     return Message(
         kind="weekly_digest",
@@ -352,7 +359,7 @@ def weekly_message(report: WeeklyReport, *, board: str) -> Message:
         text=weekly_text(report) + f"\n\nreview on {board}",
         severity="warning" if report.missed else "info",
         facts={"night": report.week, "week": report.week, "missed": [lv.key for lv in report.missed]},
-        sections=sections(report),
+        sections=[(heading, [_inert(line) for line in lines]) for heading, lines in sections(report)],
     )
 
 

@@ -161,6 +161,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from sheetbot.state import State
 
     config = load_config(args.config)
+    if getattr(args, "week", None) is not None:  # issue 14 item 5
+        from sheetbot.cli.weekly import week_lines
+
+        print(week_lines(config, args.week, as_json=args.json))
+        return 0
     metrics = []
     entries: list[dict[str, object]] = []
     checks: list[str] = []  # the self-check against the reviewers' decisions, per workflow (issue 13 item 4)

@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = command("report", cmd_report, "nightly metrics, as a table or --json")
     report.add_argument("--json", action="store_true", help="print JSON instead of a table")
     report.add_argument("--nights", type=_positive, default=7, help="how many recent nights (default 7)")
+    report.add_argument(
+        "--week", nargs="?", const="last", default=None, metavar="YYYY-Www",
+        help="the weekly review: service levels against the YAML's weekly targets (default: the last 7 nights)",
+    )  # fmt: skip
     audit = command("audit", cmd_audit, "export the audit log, e-mail addresses and phone numbers masked")
     audit.add_argument("--since", default="7d", help="e.g. 7d, 12h or 2026-11-01 (default 7d)")
     audit.add_argument("--out", help="a .csv or .jsonl file (default: JSON lines on stdout)")

@@ -31,6 +31,7 @@ from sheetbot.config.fields import (
     webhook_url,
 )
 from sheetbot.config.watching import AlertsConfig, EscalationConfig, NotifyConfig, ServeConfig
+from sheetbot.config.weekly import WeeklyConfig
 
 BoardKind = Literal["local", "google_sheets", "airtable"]
 ProviderKind = Literal["anthropic", "openai"]
@@ -340,6 +341,8 @@ class Config(Strict):
     alerts: AlertsConfig = AlertsConfig()
     escalation: EscalationConfig = EscalationConfig()
     trial: TrialConfig = TrialConfig()
+    #: The weekly review (sheetbot/morning/weekly.py); None: no digest, `report --week` uses no targets.
+    weekly: WeeklyConfig | None = None
     #: Extra YAML files (globs, relative to this one) whose `workflows:` are merged in.
     include: list[str] = Field(default_factory=list)
 

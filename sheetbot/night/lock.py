@@ -21,7 +21,7 @@ from sheetbot.night.prompts import missing_columns, template_names
 from sheetbot.night.repair import take_stock
 from sheetbot.night.writeback import write_with_ids
 from sheetbot.state import Task
-from sheetbot.state.audit import input_hash
+from sheetbot.state.audit import input_hash, record_workflow_versions
 from sheetbot.status import LOCKABLE, Status, parse_priority, parse_status
 
 
@@ -203,6 +203,7 @@ def lock(ctx: NightContext) -> LockReport:
                 "failed": len(report.failed) + report.still_failed,
             },
         )
+        record_workflow_versions(state, ctx.config.workflows, now=now)  # the weekly review's "what changed"
         ctx.progress(total, total, "writing the board")
         report.missing = write_with_ids(ctx, ident.claims, ident.new).missing
     if ctx.config.board.protect_locked and isinstance(ctx.board, ProtectsInputs):  # Google Sheets

@@ -68,10 +68,12 @@ class Facts:
     last_recorded: bool
     last_summary_sent: bool
     last_harvest: datetime | None = None
+    #: This week's digest time has passed and its digest was not sent (issue 14 item 5; morning/weekly.py).
+    weekly_due: bool = False
 
 
 def due(day: Day, facts: Facts, cfg: ScheduleConfig) -> list[str]:
-    """The phases to do now, in order: expire, lock, run, summary, harvest."""
+    """The phases to do now, in order: expire, lock, run, summary, harvest, weekly."""
     now, actions = day.now, []
     if facts.work_left_last:
         actions.append("expire")
@@ -85,10 +87,19 @@ def due(day: Day, facts: Facts, cfg: ScheduleConfig) -> list[str]:
         every = timedelta(minutes=cfg.harvest_every_min)
         if facts.last_harvest is None or now - facts.last_harvest >= every:
             actions.append("harvest")
+    if facts.weekly_due:
+        actions.append("weekly")
     return actions
 
 
-def next_wake(day: Day, cfg: ScheduleConfig, tz: ZoneInfo, *, last_harvest: datetime | None) -> datetime:
+def next_wake(
+    day: Day,
+    cfg: ScheduleConfig,
+    tz: ZoneInfo,
+    *,
+    last_harvest: datetime | None,
+    weekly_at: datetime | None = None,
+) -> datetime:
     """The next moment something may become due (the loop also wakes at least every max_sleep_s)."""
     following = window_for_night(date.fromisoformat(day.tonight.night) + timedelta(days=1), cfg, tz)
     moments = [
@@ -99,6 +110,8 @@ def next_wake(day: Day, cfg: ScheduleConfig, tz: ZoneInfo, *, last_harvest: date
         summary_time(day.tonight, cfg, tz),
         following.cutoff,
     ]
+    if weekly_at is not None:  # this week's digest time, or next week's once it has passed
+        moments += [weekly_at, weekly_at + timedelta(days=7)]
     if cfg.harvest_every_min > 0 and day.is_daytime():
         base = last_harvest or day.now
         moments.append(base + timedelta(minutes=cfg.harvest_every_min))

@@ -21,6 +21,7 @@ from sheetbot.boards.capabilities import Fingerprinted
 from sheetbot.clock import Clock
 from sheetbot.config.models import Config
 from sheetbot.morning.messages import alert, already_sent, morning_message, record_sent, run_alerts
+from sheetbot.morning.weekly import digest_period, weekly_moment
 from sheetbot.night.context import NightContext
 from sheetbot.night.expire import expire, left_over
 from sheetbot.night.stopping import GRACE_S
@@ -111,7 +112,21 @@ class Server:
             last_recorded=bool(last is not None and last["locked_at"]),
             last_summary_sent=already_sent(ctx.state, "morning_summary", day.last.night),
             last_harvest=self.last_harvest,
+            weekly_due=self._weekly_due(ctx, day),
         )
+
+    def _weekly_due(self, ctx: NightContext, day: Day) -> bool:
+        """The digest time of this week passed, its nights ran, and its digest is not recorded as sent (restarts
+        included: the record is in the state's audit log)."""
+        if self.config.weekly is None:
+            return False
+        moment = weekly_moment(day.now, self.config.weekly, self.config.tz)
+        if day.now < moment:
+            return False
+        period = digest_period(moment)
+        if not set(period.nights) & set(ctx.state.recorded_nights(14)):  # a week of nothing: no digest to send
+            return False
+        return not already_sent(ctx.state, "weekly_digest", period.label)
 
     def tick(self) -> list[str]:
         """Do every phase that is due now; returns their names."""
@@ -241,6 +256,19 @@ class Server:
         delivery = self._notify(ctx, message)
         return f"{said_of_summary(day.last.night, delivery)}; harvest: {harvested}"
 
+    def _do_weekly(self, ctx: NightContext, day: Day) -> str:
+        """The weekly review to the notify channels, then one alert per target missed (once per week each)."""
+        from sheetbot.morning.alerts import deliver
+        from sheetbot.morning.weekly import missed_alerts, weekly_message, weekly_report
+
+        assert self.config.weekly is not None  # due only when configured
+        period = digest_period(weekly_moment(day.now, self.config.weekly, self.config.tz))
+        report = weekly_report(ctx.state, self.config, period, now=ctx.now())
+        delivery = self._notify(ctx, weekly_message(report, board=ctx.board.describe()))
+        alerts = deliver(ctx.state, self.notifier, missed_alerts(report, self.config.weekly), now=ctx.now())
+        said = said_of_summary(period.label, delivery).replace("summary of night", "weekly review")
+        return f"{said}; {len(alerts)} target(s) missed alerted"
+
     def _notify(self, ctx: NightContext, message: Message) -> Delivery | None:
         """Send once; which channels got it (None: it had been delivered before)."""
         night = str(message.facts.get("night", ""))
@@ -261,7 +289,14 @@ class Server:
     # -- the loop ---------------------------------------------------------------------
     def wake_at(self) -> datetime:
         day = self.day()
-        wake = next_wake(day, self.config.schedule, self.config.tz, last_harvest=self.last_harvest)
+        weekly = self.config.weekly
+        wake = next_wake(
+            day,
+            self.config.schedule,
+            self.config.tz,
+            last_harvest=self.last_harvest,
+            weekly_at=None if weekly is None else weekly_moment(day.now, weekly, self.config.tz),
+        )
         later = [t for t in self.blocked.values() if t > day.now]
         return min([wake, *later])
 

@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping
 from datetime import datetime
 
+from sheetbot.config.models import WorkflowConfig
 from sheetbot.state.records import Attempt
 from sheetbot.state.store import State
 
@@ -64,3 +65,29 @@ def store_call(state: State, attempt: Attempt, snapshot: Mapping[str, str], *, n
     with state.transaction():
         state.record_attempt(attempt, now=now)
         record_model_call(state, attempt, snapshot, now=now)
+
+
+def workflow_hashes(workflow: WorkflowConfig) -> dict[str, str]:
+    """What a workflow tells the model, hashed in two parts: its instructions (system, prompt or steps) and
+    its guidelines, so the weekly review can say which of the two someone edited."""
+    steps = [(s.name, s.system or "", s.prompt) for s in workflow.steps]
+    told = json.dumps([workflow.system, workflow.prompt, steps], ensure_ascii=False)
+    return {"prompt_hash": sha256(told), "guidelines_hash": sha256(json.dumps(workflow.guidelines, ensure_ascii=False))}
+
+
+def record_workflow_versions(state: State, workflows: Mapping[str, WorkflowConfig], *, now: datetime) -> list[str]:
+    """Append a ``workflow_version`` entry for each workflow that is new or whose hashes changed since the
+    last one recorded (called at each lock): the audit then shows when a prompt or guideline was edited."""
+    latest: dict[str, dict[str, object]] = {}
+    for entry in state.audit_entries("workflow_version"):
+        detail = json.loads(entry.detail)
+        latest[str(detail.get("workflow"))] = detail
+    changed = []
+    for name, workflow in sorted(workflows.items()):
+        hashes = workflow_hashes(workflow)
+        seen = latest.get(name)
+        if seen is not None and all(seen.get(k) == v for k, v in hashes.items()):
+            continue
+        state.audit("workflow_version", now=now, detail={"workflow": name, "new": seen is None, **hashes})
+        changed.append(name)
+    return changed

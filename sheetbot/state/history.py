@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -120,6 +120,16 @@ class HistoryMixin:
         """The audit log oldest first, or only its ``event`` entries: what `sheetbot audit` exports."""
         where, args = ("WHERE event = ?", [event]) if event is not None else ("", [])
         rows = self._db.execute(f"SELECT id, at, event, task_id, detail FROM audit {where} ORDER BY id", args)
+        return [AuditEntry(r["id"], r["at"], r["event"], r["task_id"], r["detail"]) for r in rows.fetchall()]
+
+    def audit_since(self, events: Sequence[str], since: datetime) -> list[AuditEntry]:
+        """The audit entries of ``events`` recorded at or after ``since``, oldest first (compared as stored
+        text: pass the clock's own timezone): what the weekly review reads for alerts, pauses and edits."""
+        marks = ",".join("?" * len(events))
+        rows = self._db.execute(
+            f"SELECT id, at, event, task_id, detail FROM audit WHERE event IN ({marks}) AND at >= ? ORDER BY id",
+            (*events, since.isoformat()),
+        )
         return [AuditEntry(r["id"], r["at"], r["event"], r["task_id"], r["detail"]) for r in rows.fetchall()]
 
     def notification_delivered(self, kind: str, night: str) -> bool:

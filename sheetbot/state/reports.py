@@ -9,9 +9,26 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sheetbot.state.records import CallUsage, OutputProduced, ReviewedOutput, Spend
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    """What one night did with one row's attempt, with what its calls cost and took, and how long its output
+    is (in characters; 0 without one): the weekly review's unit (sheetbot/morning/weekly.py)."""
+
+    night: str
+    task_id: str
+    workflow: str
+    priority: str | None
+    outcome: str
+    reason: str
+    cost_usd: float
+    latency_s: float
+    output_chars: int
 
 
 class ReportsMixin:
@@ -137,3 +154,48 @@ class ReportsMixin:
             (workflow, *nights),
         ).fetchall()
         return [ReviewedOutput(r["decision"], r["notes"], r["edited_output"], r["output"]) for r in rows]
+
+    # -- the weekly review ------------------------------------------------------------
+    def task_runs(self, nights: Sequence[str]) -> list[TaskRun]:
+        """Every row ``nights`` ran to an end (done, failed or deferred), one per task and attempt, with its
+        calls' summed cost and time (preview calls took no time) and the length of its final output."""
+        if not nights:
+            return []
+        marks = ",".join("?" * len(nights))
+        rows = self._db.execute(
+            "SELECT t.night, t.task_id, t.workflow, t.outcome, t.reason, k.priority, "
+            "(SELECT COALESCE(SUM(a.cost_usd), 0) FROM attempts a WHERE a.task_id = t.task_id "
+            " AND a.night = t.night AND a.attempt = t.attempt) AS cost, "
+            "(SELECT COALESCE(SUM(a.latency_s), 0) FROM attempts a WHERE a.task_id = t.task_id "
+            " AND a.night = t.night AND a.attempt = t.attempt AND a.mode != 'preview') AS latency, "
+            "(SELECT COALESCE(LENGTH(a.output), 0) FROM attempts a WHERE a.task_id = t.task_id AND a.night = t.night "
+            " AND a.attempt = t.attempt AND a.ok = 1 AND a.final = 1 ORDER BY a.id DESC LIMIT 1) AS chars "
+            f"FROM night_tasks t LEFT JOIN tasks k ON k.task_id = t.task_id WHERE t.night IN ({marks}) "
+            "AND t.outcome IN ('done', 'failed', 'deferred') ORDER BY t.night, t.task_id, t.attempt",
+            tuple(nights),
+        ).fetchall()
+        return [
+            TaskRun(
+                r["night"],
+                r["task_id"],
+                r["workflow"],
+                r["priority"],
+                r["outcome"],
+                r["reason"],
+                float(r["cost"]),
+                float(r["latency"]),
+                int(r["chars"] or 0),
+            )
+            for r in rows
+        ]
+
+    def rework_notes(self, nights: Sequence[str]) -> list[tuple[str, str]]:
+        """(workflow, notes) of every rework decision on the outputs of ``nights``, in the order decided."""
+        if not nights:
+            return []
+        marks = ",".join("?" * len(nights))
+        rows = self._db.execute(
+            f"SELECT workflow, notes FROM reviews WHERE decision = 'rework' AND night IN ({marks}) ORDER BY id",
+            tuple(nights),
+        ).fetchall()
+        return [(r["workflow"] or "", r["notes"]) for r in rows]

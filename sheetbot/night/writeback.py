@@ -51,6 +51,8 @@ def projection_cells(ctx: NightContext, p: BoardProjection) -> dict[str, CellVal
         # A new output is up for review: yesterday's decision must not be read as today's.
         cells[col["review"]] = None
         cells[col["edited_output"]] = None
+        if ctx.config.board.reviewer_column:  # and yesterday's name must not sign today's decision
+            cells[col["reviewer"]] = None
     return fit_cells(cells, ctx.board.max_cell_units, task_id=p.task_id, error_column=col["error"])
 
 

@@ -30,8 +30,8 @@ from sheetbot.cli.demo import run_demo
 
 #: LibreOffice's binary names, on Linux/macOS (soffice) and some distributions (libreoffice).
 OFFICE = ("soffice", "libreoffice")
-#: The reviewer's columns (id … checklist): what the picture shows by default, with the status beside them.
-COLUMNS = 8
+#: The reviewer's columns (id … checks): what the picture shows by default, with the status beside them.
+COLUMNS = 9
 ROWS = 20
 TIMEOUT_S = 180
 #: Resolution of the picture: legible in a README at GitHub's width.

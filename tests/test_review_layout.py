@@ -144,3 +144,15 @@ def test_the_google_board_gets_the_type_dropdown_too(tmp_path: Path) -> None:
         kind = rules[NEW_BOARD.index("type")]
         assert [v["userEnteredValue"] for v in kind["condition"]["values"]] == list(WORKFLOWS)
         assert kind["strict"] is False and rules[NEW_BOARD.index("review")]["strict"] is True
+
+
+def test_every_picture_the_readme_shows_is_in_the_repository() -> None:
+    """The README's picture of the demo board is rendered from the workbook (bench/render_board.py) and
+    committed: a link to a missing file shows a broken image on the project's front page."""
+    import re
+
+    root = Path(__file__).resolve().parent.parent
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", (root / "README.md").read_text(encoding="utf-8"))
+    assert "docs/demo-board.png" in pictures
+    for picture in pictures:
+        assert (root / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", picture

@@ -157,19 +157,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     from sheetbot.config.load import load_config
     from sheetbot.morning.metrics import night_metrics
     from sheetbot.morning.summary import metrics_table, trend_table
+    from sheetbot.morning.urgent import urgent_table, with_urgent
     from sheetbot.state import State
 
     config = load_config(args.config)
     metrics = []
     if config.state_path.exists():  # a fresh install has no nights: that is not an error
         with State(config.state_path) as state:
-            metrics = night_metrics(state, nights=args.nights, prices=config.prices)
+            metrics = with_urgent(night_metrics(state, nights=args.nights, prices=config.prices), state, config)
     if args.json:
         print(json.dumps([m.as_dict() for m in metrics], indent=2))
     elif not metrics:
         out.print("no nights recorded yet: run `sheetbot lock` and `sheetbot run` first", markup=False)
     else:
         tables = [metrics_table(metrics)] + ([trend_table(metrics)] if len({m.night for m in metrics}) > 1 else [])
+        tables += [t for t in [urgent_table(metrics)] if t is not None]  # the daytime lane, apart
         for table in tables:  # split into parts on a narrow terminal (console.fitted): every figure stays
             for part in fitted(table, out):
                 out.print(part)

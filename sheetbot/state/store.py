@@ -47,6 +47,7 @@ from sheetbot.state.records import (
 from sheetbot.state.reports import ReportsMixin
 from sheetbot.state.schema import SCHEMA, SCHEMA_VERSION, migrate, migrate_night_tasks_by_attempt
 from sheetbot.state.tallies import TalliesMixin
+from sheetbot.state.urgent import UrgentMixin
 from sheetbot.status import Status, can_move
 
 
@@ -60,6 +61,7 @@ class State(
     JournalMixin,
     ClaimsMixin,
     TalliesMixin,
+    UrgentMixin,
 ):
     """The store. One connection, used from one thread; WAL so readers (report) never block the night.
 

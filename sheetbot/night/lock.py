@@ -178,7 +178,8 @@ def lock(ctx: NightContext, lane: Lane | None = None) -> LockReport:
                     report.deferred[workflow] += 1
                     continue
             wf_cap = ctx.config.workflows[workflow].nightly_rows
-            if lane is None and taken.total() >= night_cap or (wf_cap is not None and taken[workflow] >= wf_cap):
+            night_full = taken.total() >= night_cap or (wf_cap is not None and taken[workflow] >= wf_cap)
+            if lane is None and night_full:
                 reason = (
                     f"deferred: tonight's cap of {night_cap} rows is full"
                     if taken.total() >= night_cap

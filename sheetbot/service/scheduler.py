@@ -90,9 +90,13 @@ def due(day: Day, facts: Facts, cfg: ScheduleConfig) -> list[str]:
         every = timedelta(minutes=cfg.harvest_every_min)
         if facts.last_harvest is None or now - facts.last_harvest >= every:
             actions.append("harvest")
-    if facts.urgent_every is not None and not day.tonight.contains(now):
-        if facts.last_urgent is None or now - facts.last_urgent >= facts.urgent_every:
-            actions.append("urgent")
+    urgent_every = facts.urgent_every  # the urgent lane looks outside the night window (sheetbot/night/urgent.py)
+    if (
+        urgent_every is not None
+        and not day.tonight.contains(now)
+        and (facts.last_urgent is None or now - facts.last_urgent >= urgent_every)
+    ):
+        actions.append("urgent")
     return actions
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from boards_under_test import Night, google_board
 from harness import WORKFLOWS, Shop, at
+from test_cli import models_server  # noqa: F401  (a fixture: the vendors' model lists on loopback)
 
 from sheetbot.cli.main import main
 from sheetbot.morning.metrics import night_metrics
@@ -214,3 +215,21 @@ def test_an_urgent_lane_on_a_batch_workflow_is_a_check_error(
     line = next(n for n, t in enumerate(text.splitlines(), 1) if t.strip().startswith("urgent:"))
     (said,) = [s for s in (out.out + out.err).splitlines() if "workflows.listing.urgent" in s]
     assert f"sheetbot.yaml:{line})" in said and "mode: batch" in said
+
+
+@pytest.mark.usefixtures("models_server")
+def test_the_readme_example_passes_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The urgent lane", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "sheetbot.yaml"
+    head = "timezone: Europe/Berlin\nboard: {kind: local, path: queue.xlsx, sheet: Queue}\nstate: sheetbot.db\n"
+    head += "providers:\n  anthropic: {api_key_env: ANTHROPIC_API_KEY}\n"
+    head += "prices:\n  claude-sonnet-4-6: {input: 3.0, output: 15.0}\n"
+    path.write_text(head + example, encoding="utf-8")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    assert main(["init", "--config", str(path)]) == 0
+    capsys.readouterr()
+    assert main(["check", "--config", str(path)]) == 0, capsys.readouterr().out

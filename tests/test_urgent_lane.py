@@ -185,6 +185,8 @@ def test_report_keeps_the_daytime_rows_apart(tmp_path: Path, capsys: pytest.Capt
     assert main(["report", "--config", str(shop.config_path)]) == 0
     text = capsys.readouterr().out
     assert "urgent lane (daytime)" in text and "1/1 ≤15m" in text
+    lane = text.split("urgent lane (daytime)", 1)[1].split("\n\n", 1)[0]
+    assert max(len(line) for line in lane.splitlines()) <= 100
 
 
 def test_a_p0_row_on_google_sheets_runs_in_the_day(tmp_path: Path) -> None:

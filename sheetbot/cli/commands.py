@@ -158,6 +158,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from sheetbot.morning.metrics import night_metrics
     from sheetbot.morning.self_check_report import self_check_lines, with_self_check
     from sheetbot.morning.summary import metrics_table, trend_table
+    from sheetbot.morning.urgent import urgent_table, with_urgent
     from sheetbot.state import State
 
     config = load_config(args.config)
@@ -171,7 +172,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     checks: list[str] = []  # the self-check against the reviewers' decisions, per workflow (issue 13 item 4)
     if config.state_path.exists():  # a fresh install has no nights: that is not an error
         with State(config.state_path) as state:
-            metrics = night_metrics(state, nights=args.nights, prices=config.prices)
+            metrics = with_urgent(night_metrics(state, nights=args.nights, prices=config.prices), state, config)
             entries = with_self_check(state, metrics)
             checks = self_check_lines(state, config, sorted({m.night for m in metrics}))
     if args.json:
@@ -186,6 +187,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         from sheetbot.morning.gate_report import gates_table
 
         tables += [t for t in [gates_table(metrics)] if t is not None]  # review gates between steps (issue 14)
+        tables += [t for t in [urgent_table(metrics)] if t is not None]  # the daytime lane, apart
         for table in tables:  # split into parts on a narrow terminal (console.fitted): every figure stays
             for part in fitted(table, out):
                 out.print(part)

@@ -250,6 +250,12 @@ def cross_checks(data: Mapping[str, object], lines: Lines) -> list[Problem]:
                 f"provider {provider!r} is not configured under `providers:` (configured: {known}): "
                 f"add `{provider}: {{api_key_env: …}}` there or use a configured one",
             )
+        if wf.get("urgent") is not None and wf.get("mode") == "batch":
+            add(
+                (*where, "urgent"),
+                "an urgent lane runs rows live during the day, but this workflow is `mode: batch`: "
+                "remove `urgent:` or set `mode: live`",
+            )
         models: list[tuple[KeyPath, object]] = [((*where, "model"), model)]
         steps = wf.get("steps")
         if isinstance(steps, list):  # a step may use a model of its own

@@ -262,6 +262,17 @@ class FallbackConfig(Strict):
     model: str
 
 
+class UrgentConfig(Strict):
+    """The urgent daytime lane (issue 14): while `serve` runs, this workflow's rows of ``priority`` are locked
+    and run live within ``within_min`` minutes during the day, at most ``nightly_rows`` of them per day, their
+    spend counted against the coming night's budgets (sheetbot/night/urgent.py). The rest wait for the night."""
+
+    priority: Literal["P0", "P1", "P2", "P3"] = "P0"
+    within_min: int = Field(default=15, ge=1, le=12 * 60)
+    #: The most urgent rows per day (named as the night's cap is; a day belongs to the night it precedes).
+    nightly_rows: int = Field(default=20, ge=0, le=MAX_ROWS)
+
+
 class WorkflowConfig(Strict):
     provider: str
     model: str
@@ -292,6 +303,7 @@ class WorkflowConfig(Strict):
     self_check: SelfCheckConfig | None = None
     #: Graceful degradation (issue 14): `{model: …}` or `{provider: …, model: …}`.
     fallback: FallbackConfig | None = None
+    urgent: UrgentConfig | None = None
 
     @field_validator("outputs")
     @classmethod

@@ -10,11 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from sheetbot.config.models import PriceConfig
 from sheetbot.providers.base import Usage
 from sheetbot.providers.pricing import PaidCall, live_usd
 from sheetbot.state import State
+
+if TYPE_CHECKING:
+    from sheetbot.morning.urgent import UrgentFigures
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class NightMetrics:
     #: Review gates between steps (issue 14), apart from the final output's figures above: gated step →
     #: approved, edited, rework, waiting (rounds this night opened) and approval_rate / rework_rate.
     gates: dict[str, dict[str, float | int | None]] = field(default_factory=dict)
+    #: The urgent daytime lane's part of this night (issue 14): sheetbot/morning/urgent.py; None: it had none.
+    urgent: UrgentFigures | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)

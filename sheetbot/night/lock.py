@@ -12,6 +12,7 @@ import difflib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from sheetbot.boards.base import BoardRow, Sheet
 from sheetbot.boards.capabilities import ProtectsInputs
@@ -41,6 +42,23 @@ class LockReport:
     paused: Counter[str] = field(default_factory=Counter)
     #: Rows not taken because of their status (review, locked, approved …): why a lock that takes 0 took 0.
     waiting: Counter[str] = field(default_factory=Counter)
+
+
+class Lane(Protocol):
+    """A daytime lock of a subset of the rows (the urgent lane, sheetbot/night/urgent.py): the same checks,
+    snapshot and write-back as the night's lock, but only the rows it ``wants``, under its own caps."""
+
+    def wants(self, task: Task, row: BoardRow) -> bool:
+        """Whether the lane looks at this row at all (the others are left as they are, for the night)."""
+        ...
+
+    def full(self, workflow: str) -> str | None:
+        """Why the lane takes no more of ``workflow``'s rows now (its cap), or None."""
+        ...
+
+    def took(self, task: Task, workflow: str, *, reason: str = "") -> None:
+        """Mark the row as the lane's (``reason`` empty) or as deferred by it to the night (``reason``)."""
+        ...
 
 
 def read_board(ctx: NightContext) -> tuple[Sheet, list[str]]:
@@ -107,7 +125,9 @@ def _unreadable(ctx: NightContext, row: BoardRow, kind: str) -> str | None:
     return next((problem for column, problem in row.problems.items() if column in used), None)
 
 
-def lock(ctx: NightContext) -> LockReport:
+def lock(ctx: NightContext, lane: Lane | None = None) -> LockReport:
+    """Lock tonight's rows; with a ``lane``, only the rows it wants, under its caps (the night's record and
+    caps are left alone: the evening lock still comes)."""
     window = ctx.night()
     now = ctx.now()
     ctx.progress(0, 0, "reading the board")  # reading and writing a big workbook take seconds each
@@ -124,6 +144,8 @@ def lock(ctx: NightContext) -> LockReport:
         for checked, (task_id, row) in enumerate(ident.rows.items()):
             ctx.progress(checked, total, "checking rows")
             task = tasks[task_id]
+            if lane is not None and not lane.wants(task, row):
+                continue
             if not _eligible(task, row, col):
                 report.waiting[task.status] += 1
                 continue
@@ -148,8 +170,16 @@ def lock(ctx: NightContext) -> LockReport:
                     state.move(task.task_id, Status.DEFERRED, now=now, error=note)
                 report.paused[workflow] += 1
                 continue
+            if lane is not None:
+                full = lane.full(workflow)
+                if full is not None:
+                    state.move(task.task_id, Status.DEFERRED, now=now, error=full)
+                    lane.took(task, workflow, reason=full)
+                    report.deferred[workflow] += 1
+                    continue
             wf_cap = ctx.config.workflows[workflow].nightly_rows
-            if taken.total() >= night_cap or (wf_cap is not None and taken[workflow] >= wf_cap):
+            night_full = taken.total() >= night_cap or (wf_cap is not None and taken[workflow] >= wf_cap)
+            if lane is None and night_full:
                 reason = (
                     f"deferred: tonight's cap of {night_cap} rows is full"
                     if taken.total() >= night_cap
@@ -190,14 +220,18 @@ def lock(ctx: NightContext) -> LockReport:
                     "input_hash": input_hash(row.values),
                 },
             )
+            if lane is not None:
+                lane.took(task, workflow)
             taken[workflow] += 1
             report.locked[workflow] += 1
-        state.night_event(window.night, locked_at=now.isoformat())
+        if lane is None:  # a daytime lane's lock is not the night's: the cutoff still locks the rest
+            state.night_event(window.night, locked_at=now.isoformat())
         state.audit(
             "lock",
             now=now,
             detail={
                 "night": window.night,
+                **({"lane": "urgent"} if lane is not None else {}),
                 "locked": dict(report.locked),
                 "deferred": dict(report.deferred),
                 "failed": len(report.failed) + report.still_failed,

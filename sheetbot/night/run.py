@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -299,8 +299,11 @@ async def run_async(
     until: datetime | None = None,
     stop: Callable[[], bool] | None = None,
     grace_s: float = GRACE_S,
+    only: Collection[str] | None = None,
 ) -> RunReport:
-    """``stop`` (e.g. SIGTERM seen) ends the run early: nothing new starts, and calls in flight get ``grace_s``."""
+    """``stop`` (e.g. SIGTERM seen) ends the run early: nothing new starts, and calls in flight get ``grace_s``.
+    ``only``: run just these locked tasks (the urgent daytime lane, sheetbot/night/urgent.py), with the same
+    money rules, and leave the night's own record (run started, finished, drained) to the night."""
     window = ctx.night()
     now = ctx.now()
     deadline = until or (window.end if window.contains(now) else None)
@@ -310,12 +313,15 @@ async def run_async(
     if sheet is not None:
         refuse_unknown(ctx, sheet)  # no call while the board holds rows this state file does not know
     tasks = state.tasks_with_status(Status.LOCKED, Status.RUNNING)
+    if only is not None:
+        tasks = [t for t in tasks if t.task_id in only]
     if tasks:
         with state.transaction():
             for task in tasks:
                 if task.status == Status.LOCKED:
                     state.move(task.task_id, Status.RUNNING, now=now)
-            state.night_event(window.night, run_started_at=now.isoformat())
+            if only is None:
+                state.night_event(window.night, run_started_at=now.isoformat())
         # `running` is kept in the state only: marking it on the board would cost a read and a write per
         # night (1,000 requests for 10,000 Airtable rows) for a status nobody reads at 3am. The board shows
         # `locked` until the row's output arrives, or until the run's last write mirrors the state (a row
@@ -352,7 +358,7 @@ async def run_async(
             skipped="rows edited after the lock were not checked (their outputs may answer an older input)",
         )
         with state.transaction():
-            if not report.stopped:
+            if not report.stopped and only is None:
                 state.night_event(window.night, run_finished_at=ctx.now().isoformat(), drained=int(report.drained))
             state.audit(
                 "run",
@@ -364,6 +370,7 @@ async def run_async(
                     "deferred": dict(report.deferred),
                     "cost_usd": round(report.cost_usd, 6),
                     "stopped": report.stopped,
+                    **({"lane": "urgent"} if only is not None else {}),
                 },
             )
     unknown = {}
@@ -395,5 +402,6 @@ def run(
     until: datetime | None = None,
     stop: Callable[[], bool] | None = None,
     grace_s: float = GRACE_S,
+    only: Collection[str] | None = None,
 ) -> RunReport:
-    return asyncio.run(run_async(ctx, until=until, stop=stop, grace_s=grace_s))
+    return asyncio.run(run_async(ctx, until=until, stop=stop, grace_s=grace_s, only=only))

@@ -10,7 +10,9 @@ catches up:
 - inside the window with locked rows left → run until the window end (a restart at 02:30 finishes);
 - a window ended with rows still locked or running → they are deferred and an alert goes out;
 - the summary time passed and last night's summary was not sent → harvest and send it (once);
-- during the day (window end → cutoff) → harvest every `schedule.harvest_every_min` minutes.
+- during the day (window end → cutoff) → harvest every `schedule.harvest_every_min` minutes;
+- outside the night window, when a workflow has an urgent lane → look for urgent rows and run them, every
+  third of the shortest `urgent.within_min` (sheetbot/night/urgent.py).
 
 Why the `schedule` package only describes the jobs. Letting it act (``run_pending()`` in the loop) would
 lose a night after any restart or sleep that spans a slot, would read the wall clock instead of the
@@ -70,10 +72,13 @@ class Facts:
     last_harvest: datetime | None = None
     #: This week's digest time has passed and its digest was not sent (issue 14 item 5; morning/weekly.py).
     weekly_due: bool = False
+    #: How often the urgent lane looks for rows (None: no workflow has one), and when it last did.
+    urgent_every: timedelta | None = None
+    last_urgent: datetime | None = None
 
 
 def due(day: Day, facts: Facts, cfg: ScheduleConfig) -> list[str]:
-    """The phases to do now, in order: expire, lock, run, summary, harvest, weekly."""
+    """The phases to do now, in order: expire, lock, run, summary, harvest, weekly, urgent."""
     now, actions = day.now, []
     if facts.work_left_last:
         actions.append("expire")
@@ -89,6 +94,13 @@ def due(day: Day, facts: Facts, cfg: ScheduleConfig) -> list[str]:
             actions.append("harvest")
     if facts.weekly_due:
         actions.append("weekly")
+    urgent_every = facts.urgent_every  # the urgent lane looks outside the night window (sheetbot/night/urgent.py)
+    if (
+        urgent_every is not None
+        and not day.tonight.contains(now)
+        and (facts.last_urgent is None or now - facts.last_urgent >= urgent_every)
+    ):
+        actions.append("urgent")
     return actions
 
 
@@ -99,6 +111,8 @@ def next_wake(
     *,
     last_harvest: datetime | None,
     weekly_at: datetime | None = None,
+    urgent_every: timedelta | None = None,
+    last_urgent: datetime | None = None,
 ) -> datetime:
     """The next moment something may become due (the loop also wakes at least every max_sleep_s)."""
     following = window_for_night(date.fromisoformat(day.tonight.night) + timedelta(days=1), cfg, tz)
@@ -115,6 +129,8 @@ def next_wake(
     if cfg.harvest_every_min > 0 and day.is_daytime():
         base = last_harvest or day.now
         moments.append(base + timedelta(minutes=cfg.harvest_every_min))
+    if urgent_every is not None and not day.tonight.contains(day.now):
+        moments.append((last_urgent or day.now) + urgent_every)
     return min(m for m in moments if m > day.now)
 
 

@@ -25,6 +25,7 @@ from sheetbot.morning.weekly import digest_period, weekly_moment
 from sheetbot.night.context import NightContext
 from sheetbot.night.expire import expire, left_over
 from sheetbot.night.stopping import GRACE_S
+from sheetbot.night.urgent import poll_every
 from sheetbot.notify.base import Delivery, Fanout, Message, Notifier
 from sheetbot.safety import secrets
 from sheetbot.service.health import Health, failed_outcome
@@ -85,6 +86,9 @@ class Server:
         #: How long a model call in flight may still answer once a stop was asked for, before it is cancelled.
         self.grace_s = grace_s
         self.last_harvest: datetime | None = None
+        #: The urgent daytime lane (sheetbot/night/urgent.py): how often it looks, and when it last did.
+        self.urgent_every = poll_every(config)
+        self.last_urgent: datetime | None = None
         self.blocked: dict[str, datetime] = {}
         self.done: list[tuple[str, datetime]] = []
         #: The board as serve last wrote or repaired it, and when: a change means someone saved it since.
@@ -113,6 +117,8 @@ class Server:
             last_summary_sent=already_sent(ctx.state, "morning_summary", day.last.night),
             last_harvest=self.last_harvest,
             weekly_due=self._weekly_due(ctx, day),
+            urgent_every=self.urgent_every,
+            last_urgent=self.last_urgent,
         )
 
     def _weekly_due(self, ctx: NightContext, day: Day) -> bool:
@@ -250,6 +256,13 @@ class Server:
             alerts = []
         return f"{report.decisions.total()} decision(s), {report.waiting} waiting, {len(alerts)} alert(s)"
 
+    def _do_urgent(self, ctx: NightContext, day: Day) -> str:
+        from sheetbot.night.urgent import run_urgent
+
+        report = run_urgent(ctx, stop=self.stopping, grace_s=self.grace_s)
+        self.last_urgent = ctx.now()
+        return report.describe()
+
     def _do_summary(self, ctx: NightContext, day: Day) -> str:
         harvested = self._do_harvest(ctx, day)
         message = morning_message(ctx.state, day.last.night, board=ctx.board.describe())
@@ -296,6 +309,8 @@ class Server:
             self.config.tz,
             last_harvest=self.last_harvest,
             weekly_at=None if weekly is None else weekly_moment(day.now, weekly, self.config.tz),
+            urgent_every=self.urgent_every,
+            last_urgent=self.last_urgent,
         )
         later = [t for t in self.blocked.values() if t > day.now]
         return min([wake, *later])

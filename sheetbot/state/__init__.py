@@ -21,9 +21,9 @@ Three rules keep money safe:
 Modules: ``schema`` (the tables), ``records`` (Task, Attempt, BoardProjection and the other rows handed back),
 ``store`` (``State``: connection, transactions, tasks, the board mirror) and its mixins ``attempts``, ``history``,
 ``reports``, ``batches``, ``outbox``, ``chains`` (chained workflows' intents), ``governance``, ``journal``,
-``claims`` and ``tallies`` (what /metrics counts); ``faults`` (the connection edge); ``reserve`` (space held
-for the journal). Nothing outside this package runs SQL on the state: each read is a ``State`` method named
-for what it asks.
+``claims``, ``tallies`` (what /metrics counts) and ``urgent`` (the daytime lane's marker); ``faults`` (the
+connection edge); ``reserve`` (space held for the journal). Nothing outside this package runs SQL on the state:
+each read is a ``State`` method named for what it asks.
 """
 
 from sheetbot.state.records import Attempt, BoardProjection, Task

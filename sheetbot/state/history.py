@@ -72,10 +72,12 @@ class HistoryMixin:
 
     def tasks_locked_for(self, night: str) -> dict[str, int]:
         """Workflow → rows an earlier lock took for ``night`` (whatever became of them since; rows deferred
-        because a cap was full were never taken): what a second lock the same night counts against the caps."""
+        because a cap was full were never taken): what a second lock the same night counts against the caps.
+        Rows the urgent daytime lane ran count against its own cap, not the night's (sheetbot/night/urgent.py)."""
         rows = self._db.execute(
-            "SELECT workflow, COUNT(*) AS n FROM night_tasks WHERE night = ? AND outcome != 'over_cap' "
-            "GROUP BY workflow",
+            "SELECT workflow, COUNT(*) AS n FROM night_tasks n WHERE night = ? AND outcome != 'over_cap' "
+            "AND NOT EXISTS (SELECT 1 FROM urgent_rows u WHERE u.night = n.night AND u.task_id = n.task_id "
+            "AND u.attempt = n.attempt AND u.ran = 1) GROUP BY workflow",
             (night,),
         ).fetchall()
         return {r["workflow"]: int(r["n"]) for r in rows}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, NotRequired, TypedDict
 
 from sheetbot.status import Status
@@ -336,3 +337,18 @@ def _task(row: sqlite3.Row) -> Task:
         dirty=bool(row["dirty"]),
         clear_review=bool(row["clear_review"]),
     )
+
+
+@dataclass(frozen=True)
+class UrgentRow:
+    """A row the urgent daytime lane looked at (sheetbot/state/urgent.py): ran in the day, or deferred."""
+
+    task_id: str
+    attempt: int
+    workflow: str
+    ran: bool
+    #: When sheetbot first saw the row (gave it an id): where its latency starts.
+    first_seen: datetime
+    #: When its output was stored; None while it has none.
+    output_at: datetime | None
+    cost_usd: float

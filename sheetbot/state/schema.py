@@ -290,3 +290,21 @@ def migrate_night_tasks_by_attempt(db: sqlite3.Connection) -> None:
         COMMIT;
         """
     )
+
+
+# -- the urgent daytime lane (issue 14, item 3) ----------------------------------------------------------------
+# The lane marker: which rows the daytime lane took (ran = 1) or deferred to the night at its cap (ran = 0), for
+# the night they belong to. A table of its own, so night_tasks (the night's metrics) keeps its shape and key;
+# a row the lane deferred and the night then ran is the night's (ran stays 0). `report` keeps ran = 1 apart.
+SCHEMA += """
+CREATE TABLE IF NOT EXISTS urgent_rows (
+    night TEXT NOT NULL,                  -- the coming night: its budgets count the day's urgent spend
+    task_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    workflow TEXT NOT NULL,
+    ran INTEGER NOT NULL,                 -- 1: locked and run in the day; 0: deferred to the night
+    reason TEXT NOT NULL DEFAULT '',
+    at TEXT NOT NULL,
+    PRIMARY KEY (night, task_id, attempt)
+);
+"""

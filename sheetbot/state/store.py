@@ -50,6 +50,7 @@ from sheetbot.state.reports import ReportsMixin
 from sheetbot.state.schema import SCHEMA, SCHEMA_VERSION, migrate, migrate_night_tasks_by_attempt
 from sheetbot.state.self_checks import SelfChecksMixin
 from sheetbot.state.tallies import TalliesMixin
+from sheetbot.state.urgent import UrgentMixin
 from sheetbot.status import Status, can_move
 
 #: A row in review at a gate between steps (issue 14) shows the gated step's answer, marked (sheetbot.state.gates).
@@ -72,6 +73,7 @@ class State(
     TalliesMixin,
     SelfChecksMixin,
     GatesMixin,
+    UrgentMixin,
 ):
     """The store. One connection, used from one thread; WAL so readers (report) never block the night.
 

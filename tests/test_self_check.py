@@ -388,3 +388,25 @@ def test_a_preview_night_calls_no_grader_and_says_what_would_be_graded(tmp_path:
         (graded,) = [a for a in state.latest_attempt(row["id"]) if a.step == SELF_CHECK_STEP]
         assert graded.cost_usd == 0 and graded.estimated_usd is not None and graded.estimated_usd > 0
         assert f"${graded.estimated_usd:.4f}" in row["checks"]
+
+
+def test_the_report_line_of_a_long_workflow_name_keeps_every_figure(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sheetbot.cli.main import main
+
+    name = "listing_rewrite_for_the_amazon_marketplace"
+    shop = with_grader(Shop(tmp_path), {name: LISTING})
+    shop.fake.answer_with(lambda body: verdict(title_ok=True))
+    shop.add(type=name, input="old lamp")
+    shop.lock()
+    shop.clock.set(at("2026-11-24T01:00"))
+    shop.run()
+    capsys.readouterr()
+    assert main(["report", "--config", str(shop.config_path)]) == 0
+    text = capsys.readouterr().out
+    assert "\u2026" not in text  # nothing cut off
+    at_ = text.index(f"self-check {name}")
+    lines = text[at_:].splitlines()[:2]
+    assert all(len(line) <= 100 for line in lines)
+    assert "passed all 0/0" in lines[1] and "failed one 0/0" in lines[1]

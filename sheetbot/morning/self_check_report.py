@@ -53,9 +53,10 @@ def self_check_lines(state: State, config: Config, nights: Sequence[str]) -> lis
         if wf.self_check is None:
             continue
         s = split(tallies, name)
-        parts = [f"passed all {_share(s['passed'])}", f"failed one {_share(s['failed'])}"]
-        line = f"self-check {name}: approved as-is when it " + " · ".join(parts)
-        lines.append(line if len(line) <= WIDTH else line[: WIDTH - 1] + "\u2026")
+        figures = f"passed all {_share(s['passed'])} · failed one {_share(s['failed'])}"
+        line = f"self-check {name}: approved as-is when it {figures}"
+        # A long name takes a second line rather than cutting a figure off: these are what the team reads.
+        lines += [line] if len(line) <= WIDTH else [f"self-check {name}: approved as-is when it", f"  {figures}"]
     return lines
 
 

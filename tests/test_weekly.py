@@ -294,3 +294,15 @@ def test_what_reviewers_wrote_cannot_ping_or_link_in_slack() -> None:
     assert notes == ["2× &lt;!channel&gt; see &lt;https://x.test|here&gt;"]
     assert "<!channel>" not in json.dumps(slack_payload(message))
     assert "2× <!channel> see <https://x.test|here>" in message.text  # e-mail and the terminal: as typed
+
+
+def test_what_changed_follows_the_nights_not_the_calendar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Night 2026-11-29 runs until Monday 05:00: a lock by hand at 02:30 that night (the first lock of a new
+    workflow) belongs to that night's week, W48, not to W49 whose first night is the 30th."""
+    shop = Shop(tmp_path)
+    shop.add(type="listing", input="Trail tent", brand="Kestrel")
+    shop.clock.set(at("2026-11-30T02:30"))  # Monday, inside night 2026-11-29's window
+    assert shop.lock().night == "2026-11-29"
+    w48 = report(shop, capsys, "--week", "2026-W48")
+    assert "listing: added" in w48
+    assert "listing: added" not in report(shop, capsys, "--week", "2026-W49")

@@ -25,9 +25,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sheetbot.config.models import Config
+from sheetbot.config.models import Config, ScheduleConfig
 from sheetbot.config.weekly import WEEK_DAYS, WeeklyConfig, WeeklyTargets
 from sheetbot.errors import SheetbotError
+from sheetbot.night.windows import window_for_night
 from sheetbot.notify.base import Message
 from sheetbot.safety.masking import mask_text
 from sheetbot.safety.secrets import scrub
@@ -62,10 +63,17 @@ class Period:
         return f"{year}-W{week:02d}"
 
     def bounds(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
-        """From the first night's day to the day after the last one: where "what changed" looks."""
+        """From the first night's day to the day after the last one, at midnight (alerts look back from it)."""
         first, last = date.fromisoformat(self.nights[0]), date.fromisoformat(self.nights[-1])
         after = last + timedelta(days=1)
         return datetime.combine(first, time(0), tzinfo=tz), datetime.combine(after, time(0), tzinfo=tz)
+
+    def span(self, schedule: ScheduleConfig, tz: ZoneInfo) -> tuple[datetime, datetime]:
+        """Where "what changed" looks: from the end of the night before the first to the end of the last
+        night's window. A night runs past midnight, so a lock by hand at 02:30 on Monday is last week's."""
+        first, last = date.fromisoformat(self.nights[0]), date.fromisoformat(self.nights[-1])
+        before = window_for_night(first - timedelta(days=1), schedule, tz).end
+        return before, window_for_night(last, schedule, tz).end
 
 
 def nights_ending(last: date) -> Period:
@@ -248,9 +256,9 @@ def _recoveries(state: State, period: Period, tz: ZoneInfo, now: datetime) -> li
     return out
 
 
-def _changes(state: State, period: Period, tz: ZoneInfo) -> list[tuple[datetime, str]]:
+def _changes(state: State, period: Period, config: Config) -> list[tuple[datetime, str]]:
     """Workflows added, prompts or guidelines edited (each version against the one before it), pauses, resumes."""
-    start, end = period.bounds(tz)
+    start, end = period.span(config.schedule, config.tz)
     out: list[tuple[datetime, str]] = []
     previous: dict[str, dict[str, object]] = {}
     for entry in state.audit_entries("workflow_version"):
@@ -302,7 +310,7 @@ def weekly_report(state: State, config: Config, period: Period, *, now: datetime
     for name, figure, show in measures:
         top = sorted((r for r in runs if figure(r) > 0), key=lambda r: (-figure(r), r.night, r.task_id))[:3]
         report.outliers[name] = [(data(r.task_id, 24), f"{data(r.workflow, 24)} {r.night[5:]}", show(r)) for r in top]
-    report.changes = [f"{at.astimezone(tz):%a %m-%d} {line}" for at, line in _changes(state, period, tz)]
+    report.changes = [f"{at.astimezone(tz):%a %m-%d} {line}" for at, line in _changes(state, period, config)]
     return report
 
 

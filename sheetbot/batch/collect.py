@@ -58,6 +58,25 @@ def request_record(pending: Pending, request: CompletionRequest, provider: str, 
     }
 
 
+def batch_call_base(
+    batch: BatchRecord, info: BatchRequest, task_id: str, attempt: int, step: str, *, final: bool
+) -> CallBase:
+    """Who, what and which step a batch result answers, from what was stored with its batch at submit."""
+    return CallBase(
+        task_id=task_id,
+        night=batch["night"],
+        attempt=attempt,
+        step=step,
+        workflow=info["workflow"],
+        provider=info["provider"],
+        model=batch["model"],
+        mode="batch",
+        system=info["system"],
+        prompt=info["prompt"],
+        final=final,
+    )
+
+
 def store(
     custom_id: str,
     result: Completion | ItemError,
@@ -77,19 +96,7 @@ def store(
     wf = config.workflows.get(info["workflow"])
     known = state.tasks([task_id]).get(task_id)
     snapshot = known.snapshot if known is not None else {}
-    base = CallBase(
-        task_id=task_id,
-        night=batch["night"],
-        attempt=int(attempt_no),
-        step=step,
-        workflow=info["workflow"],
-        provider=info["provider"],
-        model=batch["model"],
-        mode="batch",
-        system=info["system"],
-        prompt=info["prompt"],
-        final=bool(info["final"]),
-    )
+    base = batch_call_base(batch, info, task_id, int(attempt_no), step, final=bool(info["final"]))
     if isinstance(result, ItemError):
         store_call(
             state, Attempt(**base, ok=False, error=f"batch request {result.kind}: {result.message}"), snapshot, now=now

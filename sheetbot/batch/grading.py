@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sheetbot.batch.collect import Pending
+from sheetbot.batch.collect import Pending, batch_call_base
 from sheetbot.config.models import Config
 from sheetbot.night.budget import Budget
 from sheetbot.night.self_check import (
@@ -23,7 +23,7 @@ from sheetbot.night.self_check import (
     record,
     verdict_of,
 )
-from sheetbot.night.task import CallBase, attempt_record, workflow_steps
+from sheetbot.night.task import attempt_record, workflow_steps
 from sheetbot.providers.base import Completion, CompletionRequest
 from sheetbot.providers.pricing import cost_usd
 from sheetbot.state import Attempt, State
@@ -77,19 +77,7 @@ def store_grading(
     wf = config.workflows.get(info["workflow"])
     if task is None or wf is None or wf.self_check is None:
         return
-    base = CallBase(
-        task_id=task_id,
-        night=batch["night"],
-        attempt=int(attempt_no),
-        step=SELF_CHECK_STEP,
-        workflow=info["workflow"],
-        provider=info["provider"],
-        model=batch["model"],
-        mode="batch",
-        system=info["system"],
-        prompt=info["prompt"],
-        final=False,
-    )
+    base = batch_call_base(batch, info, task_id, int(attempt_no), SELF_CHECK_STEP, final=False)
     if isinstance(result, str):
         call = Attempt(**base, ok=False, error=result)
         record(state, task, failed_cell(result), now_call=call, when=now)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from sheetbot.safety import secrets
+from state_backends import state_backend  # noqa: F401  (SQLite and PostgreSQL: one state contract, issue 15)
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from state_backends import Target
 from harness import at
 
 from sheetbot.morning.messages import what_broke
@@ -25,8 +26,8 @@ NOW = at("2026-11-24T01:00")
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> Iterator[State]:
-    with State(tmp_path / "state.db") as opened:
+def state(state_backend: Target) -> Iterator[State]:
+    with State(state_backend) as opened:
         yield opened
 
 

@@ -11,13 +11,14 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
+from sheetbot.state.faults import Db
 from sheetbot.state.records import Attempt, _attempt
 
 
 class AttemptsMixin:
     """The attempts table: record a call, find a stored output, count failures, sum spend."""
 
-    _db: sqlite3.Connection
+    _db: Db
     path: Path
     transaction: Callable[[], AbstractContextManager[None]]
 

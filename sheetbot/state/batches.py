@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
+from sheetbot.state.faults import Db
 from sheetbot.errors import StateError
 from sheetbot.state.records import BatchRecord, BatchRequest, BatchSend, _batch, _send
 
@@ -24,7 +25,7 @@ from sheetbot.state.records import BatchRecord, BatchRequest, BatchSend, _batch,
 class BatchesMixin:
     """The batches table: add, update, and find the jobs whose results are not all stored yet."""
 
-    _db: sqlite3.Connection
+    _db: Db
     path: Path
     transaction: Callable[[], AbstractContextManager[None]]
 

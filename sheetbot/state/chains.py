@@ -28,7 +28,7 @@ class ChainIntent:
 class ChainsMixin:
     """The chain intents: pending until the child row is on the board, then done."""
 
-    _db: sqlite3.Connection
+    _db: Db
     transaction: Callable[[], AbstractContextManager[None]]
 
     def add_chain_intent(self, intent: ChainIntent, *, attempt: int, now: datetime) -> bool:

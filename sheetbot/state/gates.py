@@ -45,7 +45,7 @@ class GateRecord:
 class GatesMixin:
     """The step_gates table: open a gate, find a task's latest, decide it, count decisions per gate."""
 
-    _db: sqlite3.Connection
+    _db: Db
     transaction: Callable[[], AbstractContextManager[None]]
 
     def open_gate(
@@ -64,8 +64,8 @@ class GatesMixin:
         """A gated step answered: its round waits for a person. Idempotent (a restart opens it once)."""
         with self.transaction():
             self._db.execute(
-                "INSERT OR IGNORE INTO step_gates(task_id, workflow, step, round, attempt, night, outputs, "
-                "shown, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO step_gates(task_id, workflow, step, round, attempt, night, outputs, "
+                "shown, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (task_id, workflow, step, round_, attempt, night, json.dumps(dict(outputs)), shown, now.isoformat()),
             )
 

@@ -11,13 +11,14 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
+from sheetbot.state.faults import Db
 from sheetbot.safety.secrets import scrub
 
 
 class GovernanceMixin:
     """alerts_sent, paused and queue_samples."""
 
-    _db: sqlite3.Connection
+    _db: Db
     path: Path
     transaction: Callable[[], AbstractContextManager[None]]
 

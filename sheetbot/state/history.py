@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Unpack
 
+from sheetbot.state.faults import Db
 from sheetbot.safety.secrets import scrub
 from sheetbot.state.records import AuditEntry, NightFields, NightRecord, Task, _night
 
@@ -20,7 +21,7 @@ from sheetbot.state.records import AuditEntry, NightFields, NightRecord, Task, _
 class HistoryMixin:
     """Review decisions, what each night did with each task, night events, the append-only audit log."""
 
-    _db: sqlite3.Connection
+    _db: Db
     path: Path
     transaction: Callable[[], AbstractContextManager[None]]
 
@@ -137,7 +138,7 @@ class HistoryMixin:
         it is tried again at the next chance)."""
         row = self._db.execute(
             "SELECT 1 FROM audit WHERE event = 'notified' AND json_extract(detail, '$.kind') = ? "
-            "AND json_extract(detail, '$.night') = ? AND json_extract(detail, '$.ok') = 1 LIMIT 1",
+            "AND json_extract(detail, '$.night') = ? AND CAST(json_extract(detail, '$.ok') AS INTEGER) = 1 LIMIT 1",
             (kind, night),
         ).fetchone()
         return row is not None

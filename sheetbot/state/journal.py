@@ -33,6 +33,7 @@ from typing import Any, Literal, TypedDict, cast
 
 import portalocker
 
+from sheetbot.state.faults import Db
 from sheetbot.errors import StateUnavailableError
 from sheetbot.safety.private import chmod_private
 from sheetbot.safety.secrets import scrub
@@ -207,7 +208,7 @@ def _fsync_dir(folder: Path) -> None:
 class JournalMixin:
     """The state's side: store one entry idempotently, and replay the journal beside the state file."""
 
-    _db: sqlite3.Connection
+    _db: Db
     path: Path
     transaction: Callable[[], AbstractContextManager[None]]
     record_attempt: Callable[..., None]

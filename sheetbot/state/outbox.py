@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
+from sheetbot.state.faults import Db
 from sheetbot.safety.secrets import scrub
 from sheetbot.state.records import ActionRecord, _action
 
@@ -18,7 +19,7 @@ from sheetbot.state.records import ActionRecord, _action
 class ActionsMixin:
     """The actions queue (pending, sending, delivered) and the meta key/value facts."""
 
-    _db: sqlite3.Connection
+    _db: Db
     path: Path
     transaction: Callable[[], AbstractContextManager[None]]
 

@@ -24,6 +24,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Unpack
 
+from sheetbot.config.state_target import PostgresTarget
 from sheetbot.errors import StateError, TransitionError
 from sheetbot.safety.private import create_private
 from sheetbot.safety.secrets import scrub
@@ -31,7 +32,10 @@ from sheetbot.state.attempts import AttemptsMixin
 from sheetbot.state.batches import BatchesMixin
 from sheetbot.state.chains import ChainsMixin
 from sheetbot.state.claims import ClaimsMixin
-from sheetbot.state.faults import GuardedConnection, state_fault
+from sheetbot.state.faults import Db, GuardedConnection, state_fault
+from sheetbot.state.pg_schema import create_or_migrate
+from sheetbot.state.postgres import DB_ERRORS
+from sheetbot.state.postgres import Connection as PgConnection
 from sheetbot.state.gates import GatesMixin
 from sheetbot.state.governance import GovernanceMixin
 from sheetbot.state.history import HistoryMixin
@@ -82,28 +86,21 @@ class State(
     written), before any phase can make a new call.
     """
 
-    def __init__(self, path: Path | str, *, now: datetime | None = None, busy_timeout_s: float = 30.0) -> None:
-        self.path = Path(path)
+    def __init__(
+        self, path: Path | str | PostgresTarget, *, now: datetime | None = None, busy_timeout_s: float = 30.0
+    ) -> None:
+        #: What to open again for the same state (a SQLite file, or a board's PostgreSQL schema).
+        self.target: Path | PostgresTarget = path if isinstance(path, PostgresTarget) else Path(path)
         self.busy_timeout_s = busy_timeout_s
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with suppress(OSError):  # cannot be made here: SQLite's own open says why, as a StateError
-                create_private(self.path)  # before SQLite makes it 0644; its -wal and -shm take this file's mode
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, timeout=busy_timeout_s, factory=GuardedConnection
-            )
-        except sqlite3.Error as exc:
-            raise state_fault(exc, self.path) from None
         self._depth = 0
+        if isinstance(path, PostgresTarget):
+            self.path = path.path
+            self._db: Db = self._open_postgres(path)
+        else:
+            self.path = Path(path)
+            self._db = self._open_sqlite()
         try:
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(SCHEMA)
-            migrate(self._db)
             self._check_version()
-            migrate_night_tasks_by_attempt(self._db)
             version = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if version is not None and int(version["value"]) < SCHEMA_VERSION:  # read first: a write needs the lock
                 self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
@@ -112,12 +109,49 @@ class State(
             self._db.close()
             raise
 
+    def _open_sqlite(self) -> Db:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with suppress(OSError):  # cannot be made here: SQLite's own open says why, as a StateError
+                create_private(self.path)  # before SQLite makes it 0644; its -wal and -shm take this file's mode
+            db = sqlite3.connect(
+                self.path, isolation_level=None, timeout=self.busy_timeout_s, factory=GuardedConnection
+            )
+        except sqlite3.Error as exc:
+            raise state_fault(exc, self.path) from None
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.executescript(SCHEMA)
+            migrate(db)
+            self._db = db
+            self._check_version()
+            migrate_night_tasks_by_attempt(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_postgres(self, target: PostgresTarget) -> Db:
+        """The board's schema in PostgreSQL (sheetbot.state.postgres): created or brought forward on open."""
+        with suppress(OSError):  # the journal, claims and reserve files live beside this name
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = PgConnection(target, busy_timeout_s=self.busy_timeout_s)
+        try:
+            create_or_migrate(db)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
     @contextmanager
     def waiting_at_most(self, seconds: float) -> Iterator[None]:
         """Statements inside wait at most ``seconds`` for a lock (the night's short tries; it waits on its
         event loop in between instead of freezing it in SQLite's busy handler)."""
         db = self._db
-        assert isinstance(db, GuardedConnection)
+        assert isinstance(db, (GuardedConnection, PgConnection))
         db.set_busy_timeout(seconds)
         try:
             yield
@@ -142,12 +176,12 @@ class State(
             version = int(row["value"])
         except (TypeError, ValueError):  # a hand edit or another program's file: say so instead of a traceback
             raise StateError(
-                f"the state file {self.path} has schema version {row['value']!r}, which is not a number: "
+                f"the state file {self.target} has schema version {row['value']!r}, which is not a number: "
                 "put back a backup of the state file, or move it away to start a new one"
             ) from None
         if version > SCHEMA_VERSION:
             raise StateError(
-                f"the state file {self.path} was written by a newer sheetbot (schema {row['value']}); upgrade sheetbot"
+                f"the state file {self.target} was written by a newer sheetbot (schema {row['value']}); upgrade sheetbot"
             )
 
     @contextmanager
@@ -168,7 +202,7 @@ class State(
             self.claims_committed()  # ids this transaction handed out are known now
         except BaseException:
             if self._db.in_transaction:  # SQLite rolls back by itself after some errors (SQLITE_FULL)
-                with suppress(StateError, sqlite3.Error):
+                with suppress(StateError, *DB_ERRORS):
                     self._db.execute("ROLLBACK")
             raise
         finally:

@@ -67,12 +67,14 @@ def state_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ta
 
 
 def read_back(target: Target, sql: str) -> list[tuple[object, ...]]:
-    """What a second connection, as another process, reads from the state (either engine)."""
+    """What a second connection, as another process, reads from the state (either engine); a statement
+    without rows (an UPDATE, DDL) is committed and reads as []."""
     if isinstance(target, PostgresTarget):
         with psycopg.connect(target.url, autocommit=True) as conn:
             conn.execute(f"SET search_path TO {target.schema}".encode())
-            return [tuple(r) for r in conn.execute(sql.encode()).fetchall()]
-    db = sqlite3.connect(target)
+            cursor = conn.execute(sql.encode())
+            return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+    db = sqlite3.connect(target, isolation_level=None)
     try:
         return db.execute(sql).fetchall()
     finally:

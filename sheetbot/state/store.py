@@ -216,7 +216,7 @@ class State(
             light = _TASK_COLUMNS.replace("snapshot,", "NULL AS snapshot,").replace(
                 "previous_output,", "NULL AS previous_output,"
             )
-            rows = self._db.execute(f"SELECT {light} FROM tasks").fetchall()
+            rows = self._db.execute(f"SELECT {light} FROM tasks ORDER BY seq").fetchall()  # both engines: seq order
             return {r["task_id"]: _task(r) for r in rows}
         out: dict[str, Task] = {}
         wanted = list(ids)

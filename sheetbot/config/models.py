@@ -381,6 +381,12 @@ class Config(Strict):
         return target.path if isinstance(target, PostgresTarget) else target
 
     @property
+    def state_exists(self) -> bool:
+        """Whether there is a state to read: the SQLite file exists; PostgreSQL's opens (and is made) on demand."""
+        target = self.state_target
+        return isinstance(target, PostgresTarget) or target.exists()
+
+    @property
     def state_target(self) -> Path | PostgresTarget:
         """Where the state lives (sheetbot.config.state_target): a SQLite file or a PostgreSQL schema."""
         url = postgres_url(self.state, Config.model_fields["state"].default)

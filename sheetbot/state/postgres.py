@@ -27,6 +27,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import lru_cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -35,6 +36,7 @@ from psycopg.types.numeric import FloatLoader
 
 from sheetbot.config.state_target import SCHEMA_NAME, PostgresTarget, shown_url
 from sheetbot.errors import StateError, StateUnavailableError
+from sheetbot.safety import secrets
 
 #: What a broken rule of the schema raises on either engine (the audit's trigger, a unique key).
 INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, psycopg.IntegrityError)
@@ -167,6 +169,7 @@ class Connection:
             )
         self.target = target
         self.path = target.path
+        secrets.learn([urlsplit(target.url).password])  # DATABASE_URL's password: masked in every exit
         self.busy_timeout_s: float | None = busy_timeout_s
         self._writer_key = lock_key(target.schema)
         try:

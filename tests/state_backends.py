@@ -22,7 +22,7 @@ from sheetbot.config.state_target import PostgresTarget
 ENV = "SHEETBOT_TEST_POSTGRES"
 HOW = (
     f"PostgreSQL state tests skipped: {{why}}. To run them: `pg_ctlcluster --skip-systemctl-redirect 15 main start`"
-    " (as root), `su postgres -c \"psql -c \\\"CREATE ROLE sheetbot LOGIN PASSWORD 'sheetbot'\\\"\"`, "
+    ' (as root), `su postgres -c "psql -c \\"CREATE ROLE sheetbot LOGIN PASSWORD \'sheetbot\'\\""`, '
     "`su postgres -c 'createdb -O sheetbot sheetbot_test'`, then "
     f"`export {ENV}=postgresql://sheetbot:sheetbot@127.0.0.1:5432/sheetbot_test` (or run .ci/run)"
 )

@@ -6,8 +6,8 @@ failed, that an action is queued once, that a pause keeps its first reason. A re
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest

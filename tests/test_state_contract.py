@@ -222,8 +222,17 @@ def test_a_state_written_by_an_older_sheetbot_is_brought_forward_on_open(state_b
         task = state.task("T-1")
         assert task is not None
         state.record_review(task, "approve", notes="", edited_output=None, now=NOW, reviewer="Ana")
-        gate = {"task_id": "T-1", "workflow": "listing", "step": "draft", "round_": 1, "attempt": 1, "night": NIGHT}
-        state.open_gate(**gate, outputs={"draft": "x"}, shown="x", now=NOW)
+        state.open_gate(
+            task_id="T-1",
+            workflow="listing",
+            step="draft",
+            round_=1,
+            attempt=1,
+            night=NIGHT,
+            outputs={},
+            shown="x",
+            now=NOW,
+        )
     assert read_back(state_backend, "SELECT reviewer FROM reviews") == [("Ana",)]
     assert read_back(state_backend, "SELECT value FROM meta WHERE key = 'schema_version'") == [(str(SCHEMA_VERSION),)]
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from state_backends import Target
 from harness import at
+from state_backends import Target
 
 from sheetbot.morning.messages import what_broke
 from sheetbot.state import Attempt, State, Task

@@ -17,10 +17,10 @@ from pydantic_core import ErrorDetails
 from sheetbot.config.example import example_config, example_workflows
 from sheetbot.config.models import ColumnsConfig, Config
 from sheetbot.config.names import closest, did_you_mean
+from sheetbot.config.state_target import is_postgres, password_in_url
 from sheetbot.config.step_gates import gate_problems
 from sheetbot.config.yaml_file import KeyPath, Lines
 from sheetbot.errors import Problem
-from sheetbot.config.state_target import is_postgres, password_in_url
 from sheetbot.safety.secrets import url_with_login
 
 #: Keys that must never hold a secret in the YAML, and the key to use instead.

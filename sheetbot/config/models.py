@@ -20,7 +20,6 @@ from pydantic import (
 )
 
 from sheetbot.config.field_keys import colliding_keys
-from sheetbot.config.state_target import PostgresTarget, board_schema, postgres_url
 from sheetbot.config.fields import (
     DAY,
     HOUR,
@@ -31,6 +30,7 @@ from sheetbot.config.fields import (
     Strict,
     webhook_url,
 )
+from sheetbot.config.state_target import PostgresTarget, board_schema, postgres_url
 from sheetbot.config.watching import AlertsConfig, EscalationConfig, NotifyConfig, ServeConfig
 from sheetbot.config.weekly import WeeklyConfig
 
@@ -393,7 +393,9 @@ class Config(Strict):
         if url is None:
             return self.resolve_path(self.state)
         board = self.board
-        identity = board.spreadsheet or (f"{board.base}/{board.sheet}" if board.base else str(self.resolve_path(board.path)))
+        identity = board.spreadsheet or (
+            f"{board.base}/{board.sheet}" if board.base else str(self.resolve_path(board.path))
+        )
         schema = self.state_schema or board_schema(identity)
         return PostgresTarget(url=url, schema=schema, path=self._base_dir / f".{schema}.pgstate")
 

@@ -5,7 +5,6 @@ A mixin of ``State``: a stored output is never paid for twice, so a failed board
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime

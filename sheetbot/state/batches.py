@@ -11,14 +11,13 @@ A mixin of ``State``: it relies on the store's connection; all of its SQL stays 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
-from sheetbot.state.faults import Db
 from sheetbot.errors import StateError
+from sheetbot.state.faults import Db
 from sheetbot.state.records import BatchRecord, BatchRequest, BatchSend, _batch, _send
 
 

@@ -11,11 +11,25 @@ passes through unchanged.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from sheetbot.errors import StateError, StateUnavailableError
+
+
+class Rows(Protocol):
+    """What a statement returns: its rows (readable by name and index) and how many rows it changed."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
 
 class Db(Protocol):
     """What the store uses of a connection: ``sqlite3.Connection`` (GuardedConnection below), or the PostgreSQL
@@ -24,9 +38,9 @@ class Db(Protocol):
     @property
     def in_transaction(self) -> bool: ...
 
-    def execute(self, sql: str, parameters: Any = (), /) -> Any: ...
+    def execute(self, sql: str, parameters: Any = (), /) -> Rows: ...
 
-    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Any: ...
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Rows: ...
 
     def executescript(self, sql_script: str, /) -> Any: ...
 

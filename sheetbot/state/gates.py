@@ -10,11 +10,12 @@ decisions are counted per gate apart from the final output's (``gate_counts``).
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
+
+from sheetbot.state.faults import Db
 
 #: How a gate was decided: the same words as the `review` dropdown.
 GATE_DECISIONS = ("approve", "edit", "rework")

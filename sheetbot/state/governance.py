@@ -5,14 +5,13 @@ A mixin of ``State``: alerts are recorded so none is sent twice; samples feed "o
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
-from sheetbot.state.faults import Db
 from sheetbot.safety.secrets import scrub
+from sheetbot.state.faults import Db
 
 
 class GovernanceMixin:

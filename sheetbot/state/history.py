@@ -6,15 +6,14 @@ A mixin of ``State``: it relies on the store's connection; all of its SQL stays 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Unpack
 
-from sheetbot.state.faults import Db
 from sheetbot.safety.secrets import scrub
+from sheetbot.state.faults import Db
 from sheetbot.state.records import AuditEntry, NightFields, NightRecord, Task, _night
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -33,10 +32,10 @@ from typing import Any, Literal, TypedDict, cast
 
 import portalocker
 
-from sheetbot.state.faults import Db
 from sheetbot.errors import StateUnavailableError
 from sheetbot.safety.private import chmod_private
 from sheetbot.safety.secrets import scrub
+from sheetbot.state.faults import Db
 from sheetbot.state.records import Attempt, Task, TaskFields
 from sheetbot.status import Status
 

@@ -5,14 +5,13 @@ A mixin of ``State``: each step commits on its own, so an action's progress surv
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
-from sheetbot.state.faults import Db
 from sheetbot.safety.secrets import scrub
+from sheetbot.state.faults import Db
 from sheetbot.state.records import ActionRecord, _action
 
 

@@ -108,9 +108,9 @@ def _row_factory(cursor: Any) -> Callable[[Sequence[Any]], Row]:
 def pg_fault(exc: psycopg.Error, target: PostgresTarget, *, wait_s: float | None = None) -> StateError | None:
     """The admin's sentence for a PostgreSQL error, or None for sheetbot's own mistake or a rule of the schema."""
     where = str(target)
-    if isinstance(exc, (psycopg.IntegrityError, psycopg.ProgrammingError, psycopg.DataError)):
-        if not isinstance(exc, pg_errors.InsufficientPrivilege):
-            return None
+    rule = isinstance(exc, (psycopg.IntegrityError, psycopg.ProgrammingError, psycopg.DataError))
+    if rule and not isinstance(exc, pg_errors.InsufficientPrivilege):
+        return None
     if isinstance(exc, (pg_errors.LockNotAvailable, pg_errors.QueryCanceled, pg_errors.DeadlockDetected)):
         waited = f" for more than {wait_s:g} s" if wait_s else ""
         return StateUnavailableError(

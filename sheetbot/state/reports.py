@@ -7,7 +7,6 @@ a second state backend needs to answer only these questions, each named for what
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime

@@ -6,7 +6,6 @@ written: a restart finds the verdict and never grades that output again; a rewor
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass

@@ -33,14 +33,14 @@ from sheetbot.state.batches import BatchesMixin
 from sheetbot.state.chains import ChainsMixin
 from sheetbot.state.claims import ClaimsMixin
 from sheetbot.state.faults import Db, GuardedConnection, state_fault
-from sheetbot.state.pg_schema import create_or_migrate
-from sheetbot.state.postgres import DB_ERRORS
-from sheetbot.state.postgres import Connection as PgConnection
 from sheetbot.state.gates import GatesMixin
 from sheetbot.state.governance import GovernanceMixin
 from sheetbot.state.history import HistoryMixin
 from sheetbot.state.journal import JournalMixin
 from sheetbot.state.outbox import ActionsMixin
+from sheetbot.state.pg_schema import create_or_migrate
+from sheetbot.state.postgres import DB_ERRORS
+from sheetbot.state.postgres import Connection as PgConnection
 from sheetbot.state.records import (
     _TASK_COLUMNS,
     AdoptFields,
@@ -181,7 +181,7 @@ class State(
             ) from None
         if version > SCHEMA_VERSION:
             raise StateError(
-                f"the state file {self.target} was written by a newer sheetbot (schema {row['value']}); upgrade sheetbot"
+                f"the state {self.target} was written by a newer sheetbot (schema {row['value']}); upgrade sheetbot"
             )
 
     @contextmanager

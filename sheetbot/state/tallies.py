@@ -12,8 +12,9 @@ would buy little for a scrape every few seconds at most and a table of some hund
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
+
+from sheetbot.state.faults import Db
 
 #: The provider events the audit keeps (sheetbot/night/provider_pool.py) that /metrics counts or reads.
 PROVIDER_EVENTS = ("rate_limited", "circuit_open", "circuit_half_open", "circuit_closed")

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import pytest
 from state_backends import Target, read_back
 
-from sheetbot.errors import StateError
+from sheetbot.errors import StateError, StateUnavailableError
 from sheetbot.state import Attempt, State
 from sheetbot.state.postgres import INTEGRITY_ERRORS
 from sheetbot.state.records import BatchRequest
@@ -187,6 +187,17 @@ def test_two_processes_writing_at_once_never_take_the_same_row(state_backend: Ta
     with State(state_backend) as state:
         assert {t.night for t in state.tasks().values()} <= {"a", "b"}
         assert all(t.status is Status.LOCKED for t in state.tasks().values())
+
+
+def test_a_writer_that_waits_too_long_for_another_gets_a_locked_state_error(state_backend: Target) -> None:
+    with State(state_backend) as first, State(state_backend) as second:
+        with first.transaction():
+            first.add_task("T-1", now=NOW)
+            with second.waiting_at_most(0.2), pytest.raises(StateUnavailableError) as caught:
+                second.add_task("T-2", now=NOW)
+        assert caught.value.kind == "locked"
+        second.add_task("T-2", now=NOW)  # the lock is gone with the first commit
+        assert sorted(second.tasks()) == ["T-1", "T-2"]
 
 
 def _add_rows(target: Target, prefix: str) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import suppress
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -211,7 +212,12 @@ class Connection:
     def execute(self, sql: str, parameters: Any = (), /) -> Cursor:
         if sql.strip().upper() == "BEGIN IMMEDIATE":
             self.guarded(lambda: self._conn.execute("BEGIN"))
-            self.guarded(lambda: self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._writer_key,)))
+            try:
+                self.guarded(lambda: self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._writer_key,)))
+            except BaseException:  # as SQLite's BEGIN IMMEDIATE that gave up waiting: no transaction left open
+                with suppress(psycopg.Error):
+                    self._conn.execute("ROLLBACK")
+                raise
             return Cursor(self._conn.cursor(), self)
         cursor = self._conn.cursor()
         self.guarded(lambda: cursor.execute(to_pyformat(sql), _params(parameters)))

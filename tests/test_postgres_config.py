@@ -77,3 +77,12 @@ def test_an_unreachable_server_is_a_state_error_without_the_password(tmp_path: P
         State(PostgresTarget(url=url, schema="board", path=tmp_path / "state"), busy_timeout_s=2)
     assert "s3cret-pw" not in str(caught.value) and "cannot connect" in str(caught.value)
     assert shown_url(url) == "postgresql://night:***@127.0.0.1:1/shop"
+
+
+def test_the_readmes_postgresql_example_is_a_valid_config(tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### PostgreSQL state", 1)[1]
+    example = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    config = load_config(_config(tmp_path, **example))
+    target = config.state_target
+    assert isinstance(target, PostgresTarget) and target.schema == "shop_main"

@@ -4,6 +4,9 @@
 ``CREATE ... IF NOT EXISTS`` here; a column added to an existing table goes in ``ADDED_COLUMNS``, which
 ``migrate`` applies on open to a file that lacks it (forward only, idempotent); a change to an existing
 table's key is a forward migration below, in its own block, that an existing state file gets on open.
+
+PostgreSQL (issue 15) reads the same text: sheetbot/state/pg_schema.py turns it into PostgreSQL's dialect and
+applies ``ADDED_COLUMNS`` there too, so a table or column added here reaches both engines.
 """
 
 from __future__ import annotations

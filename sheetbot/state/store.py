@@ -78,6 +78,8 @@ class State(
     GatesMixin,
 ):
     """The store. One connection, used from one thread; WAL so readers (report) never block the night.
+    Opened on a path, a SQLite file; on a ``PostgresTarget``, the board's schema in PostgreSQL, through the
+    adapter in sheetbot.state.postgres that runs the same SQL (issue 15).
 
     ``busy_timeout_s`` bounds how long a statement waits for another program's lock (a backup tool) before
     it fails with StateUnavailableError; every SQLite fault of the machine (locked, disk full, I/O error,

@@ -206,8 +206,9 @@ def _add_rows(target: Target, prefix: str) -> None:
             state.add_task(f"{prefix}-{n}", now=NOW)
 
 
-def test_rows_added_by_two_processes_at_once_get_distinct_order(state_backend: Target) -> None:
-    State(state_backend).close()
+def test_two_processes_opening_a_new_state_at_once_create_it_once_and_add_rows_in_distinct_order(
+    state_backend: Target,
+) -> None:
     context = multiprocessing.get_context("fork")
     workers = [context.Process(target=_add_rows, args=(state_backend, p)) for p in ("a", "b")]
     for worker in workers:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from sheetbot.errors import StateError
+
 SCHEMA_VERSION = 2
 
 SCHEMA = """
@@ -262,8 +264,8 @@ def migrate(db: sqlite3.Connection) -> None:
         if column not in have:
             try:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-            except sqlite3.OperationalError as exc:  # another process added it a moment ago
-                if "duplicate column" not in str(exc):
+            except (sqlite3.OperationalError, StateError) as exc:  # another process added it a moment ago
+                if "duplicate column" not in str(exc):  # (a StateError: the guarded connection's words for it)
                     raise
 
 

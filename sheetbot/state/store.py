@@ -172,7 +172,10 @@ class State(
     def _check_version(self) -> None:
         row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         if row is None:
-            self._db.execute("INSERT INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._db.execute(  # two processes opening a new state at once: the first one's record stands
+                "INSERT INTO meta(key, value) VALUES('schema_version', ?) ON CONFLICT(key) DO NOTHING",
+                (str(SCHEMA_VERSION),),
+            )
             return
         try:
             version = int(row["value"])

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from harness import Shop
+from state_backends import ENV, HOW, postgres_url
 
 from sheetbot.config.load import load_config
 from sheetbot.config.state_target import PostgresTarget, shown_url
@@ -86,3 +87,12 @@ def test_the_readmes_postgresql_example_is_a_valid_config(tmp_path: Path) -> Non
     config = load_config(_config(tmp_path, **example))
     target = config.state_target
     assert isinstance(target, PostgresTarget) and target.schema == "shop_main"
+
+
+def test_without_a_server_the_postgresql_tests_skip_saying_how_to_run_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV, raising=False)
+    assert postgres_url.__wrapped__() == (None, f"{ENV} is not set")
+    monkeypatch.setenv(ENV, "postgresql://nobody@127.0.0.1:1/none")  # nothing listens on port 1
+    url, why = postgres_url.__wrapped__()
+    assert url is None and "cannot be reached" in why
+    assert "pg_ctlcluster --skip-systemctl-redirect 15 main start" in HOW and f"export {ENV}=postgresql://" in HOW

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from state_backends import state_backend  # noqa: F401  (SQLite and PostgreSQL: one state contract, issue 15)
 
 from sheetbot.safety import secrets
 

@@ -91,7 +91,7 @@ class Phases:
             return harvest(ctx)
 
     def state(self) -> State:
-        return State(self.config.state_path)
+        return State(self.config.state_target)
 
 
 class Shop(Phases):
@@ -105,6 +105,8 @@ class Shop(Phases):
         concurrency: int = 4,
         create: bool = True,
         providers: dict[str, dict[str, Any]] | None = None,
+        state: str = "sheetbot.db",
+        state_schema: str | None = None,
     ) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
@@ -116,7 +118,8 @@ class Shop(Phases):
         config: dict[str, Any] = {
             "timezone": "Europe/Berlin",
             "board": {"kind": "local", "path": "queue.xlsx", "sheet": "Queue"},
-            "state": "sheetbot.db",
+            "state": state,
+            **({"state_schema": state_schema} if state_schema else {}),
             "limits": {"nightly_rows": 200, "nightly_usd": 25.0, **(limits or {})},
             "providers": {
                 "openai": {
@@ -161,7 +164,7 @@ class Shop(Phases):
 
     @contextmanager
     def context(self) -> Iterator[NightContext]:
-        state = State(self.config.state_path, busy_timeout_s=self.config.limits.state_wait_s)
+        state = State(self.config.state_target, busy_timeout_s=self.config.limits.state_wait_s)
 
         def providers(name: str, on_event: EventHook | None) -> Provider:
             return make_provider(

@@ -6,11 +6,12 @@ failed, that an action is queued once, that a pause keeps its first reason. A re
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
+from state_backends import Target
 
 from sheetbot.state import Attempt, State, Task
 from sheetbot.state.records import BatchRequest
@@ -20,8 +21,9 @@ NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> State:
-    return State(tmp_path / "state.db")
+def state(state_backend: Target) -> Iterator[State]:
+    with State(state_backend) as opened:
+        yield opened
 
 
 def call(task_id: str, *, attempt: int = 1, step: str = "final", ok: bool = True, **kw: object) -> Attempt:

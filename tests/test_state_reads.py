@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from harness import at
+from state_backends import Target
 
 from sheetbot.morning.messages import what_broke
 from sheetbot.state import Attempt, State, Task
@@ -25,8 +25,8 @@ NOW = at("2026-11-24T01:00")
 
 
 @pytest.fixture
-def state(tmp_path: Path) -> Iterator[State]:
-    with State(tmp_path / "state.db") as opened:
+def state(state_backend: Target) -> Iterator[State]:
+    with State(state_backend) as opened:
         yield opened
 
 

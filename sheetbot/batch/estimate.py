@@ -99,9 +99,9 @@ def tonight(config: Config) -> list[Estimate]:
     from sheetbot.state import State
     from sheetbot.status import Status
 
-    if not config.state_path.exists():
+    if not config.state_exists:
         return []
-    with State(config.state_path) as state:
+    with State(config.state_target) as state:
         tasks = state.tasks_with_status(Status.LOCKED)
     by_workflow: dict[str, list[Mapping[str, str]]] = {}
     for task in tasks:

@@ -170,8 +170,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     metrics = []
     entries: list[dict[str, object]] = []
     checks: list[str] = []  # the self-check against the reviewers' decisions, per workflow (issue 13 item 4)
-    if config.state_path.exists():  # a fresh install has no nights: that is not an error
-        with State(config.state_path) as state:
+    if config.state_exists:  # a fresh install has no nights: that is not an error
+        with State(config.state_target) as state:
             metrics = with_urgent(night_metrics(state, nights=args.nights, prices=config.prices), state, config)
             entries = with_self_check(state, metrics)
             checks = self_check_lines(state, config, sorted({m.night for m in metrics}))
@@ -230,9 +230,9 @@ def _state(args: argparse.Namespace) -> Iterator[State]:
     from sheetbot.state import State
 
     config = load_config(args.config)
-    if not config.state_path.exists():
+    if not config.state_exists:
         raise SheetbotError(f"no state file at {config.state_path} yet: run `sheetbot lock` first")
-    with State(config.state_path) as state:
+    with State(config.state_target) as state:
         yield state
 
 

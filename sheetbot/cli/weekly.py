@@ -20,10 +20,10 @@ def week_lines(config: Config, week: str, *, as_json: bool, clock: Clock | None 
     period: Period = (
         nights_ending(now.astimezone(config.tz).date() - timedelta(days=1)) if week == LAST else period_of_week(week)
     )
-    if not config.state_path.exists():  # a fresh install: the review of nothing, not an error
+    if not config.state_exists:  # a fresh install: the review of nothing, not an error
         if as_json:
             return json.dumps({"week": period.label, "nights": list(period.nights), "levels": []}, indent=2)
         return f"sheetbot weekly review {period.label}: no nights recorded yet"
-    with State(config.state_path) as state:
+    with State(config.state_target) as state:
         report = weekly_report(state, config, period, now=now)
     return json.dumps(report.as_dict(), indent=2, ensure_ascii=False) if as_json else weekly_text(report)

@@ -17,6 +17,7 @@ from pydantic_core import ErrorDetails
 from sheetbot.config.example import example_config, example_workflows
 from sheetbot.config.models import ColumnsConfig, Config
 from sheetbot.config.names import closest, did_you_mean
+from sheetbot.config.state_target import is_postgres, password_in_url
 from sheetbot.config.step_gates import gate_problems
 from sheetbot.config.yaml_file import KeyPath, Lines
 from sheetbot.errors import Problem
@@ -71,6 +72,14 @@ def secrets_in_yaml(data: object, path: KeyPath, lines: Lines) -> list[Problem]:
 
 def logins_in_urls(data: object, path: KeyPath, lines: Lines) -> list[Problem]:
     """`https://user:password@host` in any value (base_url, webhooks): a credential written in the YAML."""
+    if path == ("state",) and isinstance(data, str) and is_postgres(data):  # `user@` names the role: no secret
+        if not password_in_url(data):
+            return []
+        message = (
+            "a password in the state's PostgreSQL URL puts a credential in the YAML: remove it and set "
+            "PGPASSWORD in the environment (or the whole URL as DATABASE_URL, with `state:` left out)"
+        )
+        return [lines.problem(path, message)]
     if isinstance(data, str):
         if url_with_login(data):
             message = (

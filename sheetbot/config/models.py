@@ -30,6 +30,7 @@ from sheetbot.config.fields import (
     Strict,
     webhook_url,
 )
+from sheetbot.config.state_target import PostgresTarget, board_schema, postgres_url
 from sheetbot.config.watching import AlertsConfig, EscalationConfig, NotifyConfig, ServeConfig
 from sheetbot.config.weekly import WeeklyConfig
 
@@ -343,6 +344,8 @@ class Config(Strict):
     timezone: str = "UTC"
     board: BoardConfig = BoardConfig()
     state: str = "sheetbot.db"
+    #: PostgreSQL state (issue 15): the board's schema in the database; default derived from the board.
+    state_schema: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     schedule: ScheduleConfig = ScheduleConfig()
     limits: LimitsConfig = LimitsConfig()
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
@@ -385,7 +388,28 @@ class Config(Strict):
 
     @property
     def state_path(self) -> Path:
-        return self.resolve_path(self.state)
+        """The SQLite file; with PostgreSQL, the local name its journal, claims, reserve and lock files extend."""
+        target = self.state_target
+        return target.path if isinstance(target, PostgresTarget) else target
+
+    @property
+    def state_exists(self) -> bool:
+        """Whether there is a state to read: the SQLite file exists; PostgreSQL's opens (and is made) on demand."""
+        target = self.state_target
+        return isinstance(target, PostgresTarget) or target.exists()
+
+    @property
+    def state_target(self) -> Path | PostgresTarget:
+        """Where the state lives (sheetbot.config.state_target): a SQLite file or a PostgreSQL schema."""
+        url = postgres_url(self.state, Config.model_fields["state"].default)
+        if url is None:
+            return self.resolve_path(self.state)
+        board = self.board
+        identity = board.spreadsheet or (
+            f"{board.base}/{board.sheet}" if board.base else str(self.resolve_path(board.path))
+        )
+        schema = self.state_schema or board_schema(identity)
+        return PostgresTarget(url=url, schema=schema, path=self._base_dir / f".{schema}.pgstate")
 
     @property
     def columns(self) -> ColumnsConfig:

@@ -222,7 +222,7 @@ def metrics_registry(config: Config, open_state: OpenState | None = None) -> Col
     """A registry of its own holding only sheetbot's collector; ``open_state`` defaults to the YAML's state."""
 
     def default() -> State:
-        return State(config.state_path, busy_timeout_s=SCRAPE_WAIT_S)
+        return State(config.state_target, busy_timeout_s=SCRAPE_WAIT_S)
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(StateCollector(config, open_state or default))

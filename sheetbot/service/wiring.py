@@ -44,7 +44,7 @@ def open_context(
     config = config or load_config(config_path)
     env = dict(os.environ) if env is None else env
     secrets.learn_config(config, env)  # from here on every exit masks the values the YAML names
-    state = State(config.state_path, busy_timeout_s=config.limits.state_wait_s)
+    state = State(config.state_target, busy_timeout_s=config.limits.state_wait_s)
     try:
         yield NightContext(
             config=config,

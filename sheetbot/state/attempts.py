@@ -5,19 +5,19 @@ A mixin of ``State``: a stored output is never paid for twice, so a failed board
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
+from sheetbot.state.faults import Db
 from sheetbot.state.records import Attempt, _attempt
 
 
 class AttemptsMixin:
     """The attempts table: record a call, find a stored output, count failures, sum spend."""
 
-    _db: sqlite3.Connection
+    _db: Db
     path: Path
     transaction: Callable[[], AbstractContextManager[None]]
 

@@ -11,20 +11,20 @@ A mixin of ``State``: it relies on the store's connection; all of its SQL stays 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
 from sheetbot.errors import StateError
+from sheetbot.state.faults import Db
 from sheetbot.state.records import BatchRecord, BatchRequest, BatchSend, _batch, _send
 
 
 class BatchesMixin:
     """The batches table: add, update, and find the jobs whose results are not all stored yet."""
 
-    _db: sqlite3.Connection
+    _db: Db
     path: Path
     transaction: Callable[[], AbstractContextManager[None]]
 

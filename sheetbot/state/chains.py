@@ -6,11 +6,12 @@ A mixin of ``State``. :meth:`add_chain_intent` runs inside the harvest's transac
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
+
+from sheetbot.state.faults import Db
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,7 @@ class ChainIntent:
 class ChainsMixin:
     """The chain intents: pending until the child row is on the board, then done."""
 
-    _db: sqlite3.Connection
+    _db: Db
     transaction: Callable[[], AbstractContextManager[None]]
 
     def add_chain_intent(self, intent: ChainIntent, *, attempt: int, now: datetime) -> bool:

@@ -11,11 +11,41 @@ passes through unchanged.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sheetbot.errors import StateError, StateUnavailableError
+
+
+class Rows(Protocol):
+    """What a statement returns: its rows (readable by name and index) and how many rows it changed."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Db(Protocol):
+    """What the store uses of a connection: ``sqlite3.Connection`` (GuardedConnection below), or the PostgreSQL
+    adapter (sheetbot.state.postgres.Connection), which speaks the same subset with the same SQL text."""
+
+    @property
+    def in_transaction(self) -> bool: ...
+
+    def execute(self, sql: str, parameters: Any = (), /) -> Rows: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Any], /) -> Rows: ...
+
+    def executescript(self, sql_script: str, /) -> Any: ...
+
+    def close(self) -> None: ...
+
 
 #: SQLite's primary result codes (https://sqlite.org/rescode.html) that mean "the machine, not sheetbot".
 _BUSY, _LOCKED, _PERM, _READONLY, _IOERR, _CORRUPT, _FULL, _CANTOPEN, _NOTADB = 5, 6, 3, 8, 10, 11, 13, 14, 26

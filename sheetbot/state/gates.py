@@ -10,11 +10,12 @@ decisions are counted per gate apart from the final output's (``gate_counts``).
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
+
+from sheetbot.state.faults import Db
 
 #: How a gate was decided: the same words as the `review` dropdown.
 GATE_DECISIONS = ("approve", "edit", "rework")
@@ -45,7 +46,7 @@ class GateRecord:
 class GatesMixin:
     """The step_gates table: open a gate, find a task's latest, decide it, count decisions per gate."""
 
-    _db: sqlite3.Connection
+    _db: Db
     transaction: Callable[[], AbstractContextManager[None]]
 
     def open_gate(
@@ -64,8 +65,8 @@ class GatesMixin:
         """A gated step answered: its round waits for a person. Idempotent (a restart opens it once)."""
         with self.transaction():
             self._db.execute(
-                "INSERT OR IGNORE INTO step_gates(task_id, workflow, step, round, attempt, night, outputs, "
-                "shown, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO step_gates(task_id, workflow, step, round, attempt, night, outputs, "
+                "shown, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (task_id, workflow, step, round_, attempt, night, json.dumps(dict(outputs)), shown, now.isoformat()),
             )
 

@@ -5,19 +5,19 @@ A mixin of ``State``: alerts are recorded so none is sent twice; samples feed "o
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
 from sheetbot.safety.secrets import scrub
+from sheetbot.state.faults import Db
 
 
 class GovernanceMixin:
     """alerts_sent, paused and queue_samples."""
 
-    _db: sqlite3.Connection
+    _db: Db
     path: Path
     transaction: Callable[[], AbstractContextManager[None]]
 

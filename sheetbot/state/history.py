@@ -6,7 +6,6 @@ A mixin of ``State``: it relies on the store's connection; all of its SQL stays 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -14,13 +13,14 @@ from pathlib import Path
 from typing import Unpack
 
 from sheetbot.safety.secrets import scrub
+from sheetbot.state.faults import Db
 from sheetbot.state.records import AuditEntry, NightFields, NightRecord, Task, _night
 
 
 class HistoryMixin:
     """Review decisions, what each night did with each task, night events, the append-only audit log."""
 
-    _db: sqlite3.Connection
+    _db: Db
     path: Path
     transaction: Callable[[], AbstractContextManager[None]]
 
@@ -139,7 +139,7 @@ class HistoryMixin:
         it is tried again at the next chance)."""
         row = self._db.execute(
             "SELECT 1 FROM audit WHERE event = 'notified' AND json_extract(detail, '$.kind') = ? "
-            "AND json_extract(detail, '$.night') = ? AND json_extract(detail, '$.ok') = 1 LIMIT 1",
+            "AND json_extract(detail, '$.night') = ? AND CAST(json_extract(detail, '$.ok') AS INTEGER) = 1 LIMIT 1",
             (kind, night),
         ).fetchone()
         return row is not None

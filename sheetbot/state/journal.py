@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -36,6 +35,7 @@ import portalocker
 from sheetbot.errors import StateUnavailableError
 from sheetbot.safety.private import chmod_private
 from sheetbot.safety.secrets import scrub
+from sheetbot.state.faults import Db
 from sheetbot.state.records import Attempt, Task, TaskFields
 from sheetbot.status import Status
 
@@ -207,7 +207,7 @@ def _fsync_dir(folder: Path) -> None:
 class JournalMixin:
     """The state's side: store one entry idempotently, and replay the journal beside the state file."""
 
-    _db: sqlite3.Connection
+    _db: Db
     path: Path
     transaction: Callable[[], AbstractContextManager[None]]
     record_attempt: Callable[..., None]

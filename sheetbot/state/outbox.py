@@ -5,20 +5,20 @@ A mixin of ``State``: each step commits on its own, so an action's progress surv
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 
 from sheetbot.safety.secrets import scrub
+from sheetbot.state.faults import Db
 from sheetbot.state.records import ActionRecord, _action
 
 
 class ActionsMixin:
     """The actions queue (pending, sending, delivered) and the meta key/value facts."""
 
-    _db: sqlite3.Connection
+    _db: Db
     path: Path
     transaction: Callable[[], AbstractContextManager[None]]
 

@@ -7,11 +7,11 @@ a second state backend needs to answer only these questions, each named for what
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from sheetbot.state.faults import Db
 from sheetbot.state.records import CallUsage, OutputProduced, ReviewedOutput, Spend
 
 
@@ -34,7 +34,7 @@ class TaskRun:
 class ReportsMixin:
     """Read-only questions about past nights, over night_tasks, attempts and reviews."""
 
-    _db: sqlite3.Connection
+    _db: Db
 
     # -- what each night did ---------------------------------------------------------
     def recorded_nights(self, limit: int) -> list[str]:

@@ -4,11 +4,16 @@
 ``CREATE ... IF NOT EXISTS`` here; a column added to an existing table goes in ``ADDED_COLUMNS``, which
 ``migrate`` applies on open to a file that lacks it (forward only, idempotent); a change to an existing
 table's key is a forward migration below, in its own block, that an existing state file gets on open.
+
+PostgreSQL (issue 15) reads the same text: sheetbot/state/pg_schema.py turns it into PostgreSQL's dialect and
+applies ``ADDED_COLUMNS`` there too, so a table or column added here reaches both engines.
 """
 
 from __future__ import annotations
 
 import sqlite3
+
+from sheetbot.errors import StateError
 
 SCHEMA_VERSION = 2
 
@@ -259,8 +264,8 @@ def migrate(db: sqlite3.Connection) -> None:
         if column not in have:
             try:
                 db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
-            except sqlite3.OperationalError as exc:  # another process added it a moment ago
-                if "duplicate column" not in str(exc):
+            except (sqlite3.OperationalError, StateError) as exc:  # another process added it a moment ago
+                if "duplicate column" not in str(exc):  # (a StateError: the guarded connection's words for it)
                     raise
 
 

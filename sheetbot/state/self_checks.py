@@ -6,12 +6,12 @@ written: a restart finds the verdict and never grades that output again; a rewor
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 
+from sheetbot.state.faults import Db
 from sheetbot.state.records import Attempt
 
 
@@ -26,7 +26,7 @@ class SelfCheckTally:
 
 
 class SelfChecksMixin:
-    _db: sqlite3.Connection
+    _db: Db
     transaction: Callable[[], AbstractContextManager[None]]
     record_attempt: Callable[..., None]
     audit: Callable[..., None]
@@ -48,7 +48,8 @@ class SelfChecksMixin:
                 self.record_attempt(call, now=now)
                 self.audit("model_call", now=now, task_id=task_id, detail=audit_detail or {})
             self._db.execute(
-                "INSERT OR IGNORE INTO self_checks(task_id, attempt, verdict, passed, at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO self_checks(task_id, attempt, verdict, passed, at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT DO NOTHING",
                 (task_id, attempt, verdict, None if passed is None else int(passed), now.isoformat()),
             )
 

@@ -24,19 +24,22 @@ from datetime import datetime
 from pathlib import Path
 from typing import Unpack
 
+from sheetbot.config.state_target import PostgresTarget
 from sheetbot.errors import StateError, TransitionError
-from sheetbot.safety.private import create_private
 from sheetbot.safety.secrets import scrub
 from sheetbot.state.attempts import AttemptsMixin
 from sheetbot.state.batches import BatchesMixin
 from sheetbot.state.chains import ChainsMixin
 from sheetbot.state.claims import ClaimsMixin
-from sheetbot.state.faults import GuardedConnection, state_fault
+from sheetbot.state.faults import Db, GuardedConnection
 from sheetbot.state.gates import GatesMixin
 from sheetbot.state.governance import GovernanceMixin
 from sheetbot.state.history import HistoryMixin
 from sheetbot.state.journal import JournalMixin
+from sheetbot.state.opening import check_version, open_postgres, open_sqlite
 from sheetbot.state.outbox import ActionsMixin
+from sheetbot.state.postgres import DB_ERRORS
+from sheetbot.state.postgres import Connection as PgConnection
 from sheetbot.state.records import (
     _TASK_COLUMNS,
     AdoptFields,
@@ -47,7 +50,7 @@ from sheetbot.state.records import (
     _task,
 )
 from sheetbot.state.reports import ReportsMixin
-from sheetbot.state.schema import SCHEMA, SCHEMA_VERSION, migrate, migrate_night_tasks_by_attempt
+from sheetbot.state.schema import SCHEMA_VERSION
 from sheetbot.state.self_checks import SelfChecksMixin
 from sheetbot.state.tallies import TalliesMixin
 from sheetbot.state.urgent import UrgentMixin
@@ -76,6 +79,8 @@ class State(
     UrgentMixin,
 ):
     """The store. One connection, used from one thread; WAL so readers (report) never block the night.
+    Opened on a path, a SQLite file; on a ``PostgresTarget``, the board's schema in PostgreSQL, through the
+    adapter in sheetbot.state.postgres that runs the same SQL (issue 15).
 
     ``busy_timeout_s`` bounds how long a statement waits for another program's lock (a backup tool) before
     it fails with StateUnavailableError; every SQLite fault of the machine (locked, disk full, I/O error,
@@ -84,28 +89,21 @@ class State(
     written), before any phase can make a new call.
     """
 
-    def __init__(self, path: Path | str, *, now: datetime | None = None, busy_timeout_s: float = 30.0) -> None:
-        self.path = Path(path)
+    def __init__(
+        self, path: Path | str | PostgresTarget, *, now: datetime | None = None, busy_timeout_s: float = 30.0
+    ) -> None:
+        #: What to open again for the same state (a SQLite file, or a board's PostgreSQL schema).
+        self.target: Path | PostgresTarget = path if isinstance(path, PostgresTarget) else Path(path)
         self.busy_timeout_s = busy_timeout_s
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with suppress(OSError):  # cannot be made here: SQLite's own open says why, as a StateError
-                create_private(self.path)  # before SQLite makes it 0644; its -wal and -shm take this file's mode
-            self._db = sqlite3.connect(
-                self.path, isolation_level=None, timeout=busy_timeout_s, factory=GuardedConnection
-            )
-        except sqlite3.Error as exc:
-            raise state_fault(exc, self.path) from None
         self._depth = 0
+        if isinstance(path, PostgresTarget):
+            self.path = path.path
+            self._db: Db = open_postgres(path, busy_timeout_s)
+        else:
+            self.path = Path(path)
+            self._db = open_sqlite(self.path, busy_timeout_s)
         try:
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(SCHEMA)
-            migrate(self._db)
-            self._check_version()
-            migrate_night_tasks_by_attempt(self._db)
+            check_version(self._db, self.target)
             version = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if version is not None and int(version["value"]) < SCHEMA_VERSION:  # read first: a write needs the lock
                 self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
@@ -119,7 +117,7 @@ class State(
         """Statements inside wait at most ``seconds`` for a lock (the night's short tries; it waits on its
         event loop in between instead of freezing it in SQLite's busy handler)."""
         db = self._db
-        assert isinstance(db, GuardedConnection)
+        assert isinstance(db, (GuardedConnection, PgConnection))
         db.set_busy_timeout(seconds)
         try:
             yield
@@ -134,23 +132,6 @@ class State(
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _check_version(self) -> None:
-        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            self._db.execute("INSERT INTO meta(key, value) VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
-            return
-        try:
-            version = int(row["value"])
-        except (TypeError, ValueError):  # a hand edit or another program's file: say so instead of a traceback
-            raise StateError(
-                f"the state file {self.path} has schema version {row['value']!r}, which is not a number: "
-                "put back a backup of the state file, or move it away to start a new one"
-            ) from None
-        if version > SCHEMA_VERSION:
-            raise StateError(
-                f"the state file {self.path} was written by a newer sheetbot (schema {row['value']}); upgrade sheetbot"
-            )
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -170,7 +151,7 @@ class State(
             self.claims_committed()  # ids this transaction handed out are known now
         except BaseException:
             if self._db.in_transaction:  # SQLite rolls back by itself after some errors (SQLITE_FULL)
-                with suppress(StateError, sqlite3.Error):
+                with suppress(StateError, *DB_ERRORS):
                     self._db.execute("ROLLBACK")
             raise
         finally:
@@ -184,7 +165,7 @@ class State(
             light = _TASK_COLUMNS.replace("snapshot,", "NULL AS snapshot,").replace(
                 "previous_output,", "NULL AS previous_output,"
             )
-            rows = self._db.execute(f"SELECT {light} FROM tasks").fetchall()
+            rows = self._db.execute(f"SELECT {light} FROM tasks ORDER BY seq").fetchall()  # both engines: seq order
             return {r["task_id"]: _task(r) for r in rows}
         out: dict[str, Task] = {}
         wanted = list(ids)

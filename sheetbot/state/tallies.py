@@ -12,8 +12,9 @@ would buy little for a scrape every few seconds at most and a table of some hund
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
+
+from sheetbot.state.faults import Db
 
 #: The provider events the audit keeps (sheetbot/night/provider_pool.py) that /metrics counts or reads.
 PROVIDER_EVENTS = ("rate_limited", "circuit_open", "circuit_half_open", "circuit_closed")
@@ -39,7 +40,7 @@ class CallTally:
 class TalliesMixin:
     """Counts by status, by call outcome, by provider event and of open batches: /metrics' questions."""
 
-    _db: sqlite3.Connection
+    _db: Db
 
     def status_counts(self) -> dict[tuple[str | None, str], int]:
         """(workflow, status) → tasks in that status now; workflow None for a row that never had one."""
@@ -74,7 +75,7 @@ class TalliesMixin:
         rows = self._db.execute(
             "SELECT provider, event FROM (SELECT json_extract(detail, '$.provider') AS provider, event, "
             "ROW_NUMBER() OVER (PARTITION BY json_extract(detail, '$.provider') ORDER BY id DESC) AS newest "
-            "FROM audit WHERE event LIKE 'circuit\\_%' ESCAPE '\\') WHERE newest = 1"
+            "FROM audit WHERE event LIKE 'circuit\\_%' ESCAPE '\\') AS latest WHERE newest = 1"
         ).fetchall()
         return {str(r["provider"]): r["event"] for r in rows if r["provider"] is not None}
 

@@ -6,9 +6,9 @@ the night at its cap. A row is looked at once per day: a row the lane deferred w
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 
+from sheetbot.state.faults import Db
 from sheetbot.state.records import UrgentRow
 from sheetbot.status import Status
 
@@ -16,7 +16,7 @@ from sheetbot.status import Status
 class UrgentMixin:
     """The lane marker: named questions over ``urgent_rows``, the only SQL about the daytime lane."""
 
-    _db: sqlite3.Connection
+    _db: Db
 
     def mark_urgent(
         self, night: str, task_id: str, *, attempt: int, workflow: str, ran: bool, now: datetime, reason: str = ""

@@ -35,6 +35,7 @@ from sheetbot.state.faults import GuardedConnection, state_fault
 from sheetbot.state.gates import GatesMixin
 from sheetbot.state.governance import GovernanceMixin
 from sheetbot.state.history import HistoryMixin
+from sheetbot.state.intake import IntakeMixin
 from sheetbot.state.journal import JournalMixin
 from sheetbot.state.outbox import ActionsMixin
 from sheetbot.state.records import (
@@ -72,6 +73,7 @@ class State(
     TalliesMixin,
     SelfChecksMixin,
     GatesMixin,
+    IntakeMixin,
 ):
     """The store. One connection, used from one thread; WAL so readers (report) never block the night.
 

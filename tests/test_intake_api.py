@@ -9,6 +9,8 @@ import hmac
 import json
 import re
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -35,7 +37,7 @@ from sheetbot.config.load import load_config
 from sheetbot.errors import SheetbotError
 from sheetbot.morning import intake
 from sheetbot.service.health import Health
-from sheetbot.service.http_app import Intake, build_app
+from sheetbot.service.http_app import Intake, build_app, start_http_server
 
 TOKEN = "intake-token-for-tests-0123456789"
 SECRET = "callback-secret-for-tests"
@@ -289,3 +291,28 @@ def test_the_openapi_document_holds_for_whatever_a_caller_sends(tmp_path: Path) 
             case.call_and_validate(headers=AUTH, checks=checks)
 
         holds()
+
+
+def test_over_loopback_on_uvicorn_as_serve_runs_it(shop: Shop) -> None:
+    """The same app as `serve` starts it: a real socket, uvicorn in a thread, the head and body caps."""
+    api = Intake(shop.config, shop.context, TOKEN)
+    server = start_http_server(Health(), port=0, api=api)
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        body = json.dumps({"type": "listing", "input": "Trail tent", "brand": "Kestrel"}).encode()
+        request = urllib.request.Request(f"{url}/tasks", data=body, headers={**AUTH, "Idempotency-Key": "a-1"})
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request, timeout=5) as answer:
+            assert answer.status == 202
+            task_id = json.loads(answer.read())["id"]
+        assert [r["id"] for r in shop.rows()] == [task_id]
+        with urllib.request.urlopen(f"{url}/openapi.json", timeout=5) as answer:
+            assert "/tasks" in json.loads(answer.read())["paths"]
+        huge = urllib.request.Request(f"{url}/healthz", headers={"X-Filler": "x" * 200_000})
+        with pytest.raises((urllib.error.URLError, ConnectionError)) as refused:  # h11's cap on a request's head
+            urllib.request.urlopen(huge, timeout=5)
+        if isinstance(refused.value, urllib.error.HTTPError):  # else the connection was cut mid-send
+            assert refused.value.code in (400, 431)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -33,9 +33,10 @@ from schemathesis.specs.openapi.checks import (
 from starlette.testclient import TestClient
 
 from sheetbot.cli.check import run_check
-from sheetbot.config.load import load_config
+from sheetbot.config.load import inspect_config, load_config
 from sheetbot.errors import SheetbotError
 from sheetbot.morning import intake
+from sheetbot.morning.intake import extra_columns
 from sheetbot.service.health import Health
 from sheetbot.service.http_app import Intake, build_app, start_http_server
 
@@ -316,3 +317,14 @@ def test_over_loopback_on_uvicorn_as_serve_runs_it(shop: Shop) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_readme_example_passes_check(tmp_path: Path) -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Intake API") :]
+    example = section[section.index("```yaml") + len("```yaml") : section.index("```\n", section.index("```yaml"))]
+    path = tmp_path / "sheetbot.yaml"
+    path.write_text(example, encoding="utf-8")
+    config, problems = inspect_config(path)
+    assert problems == [] and config is not None and config.api is not None
+    assert config.api.token_env == "SHEETBOT_API_TOKEN" and extra_columns(config) == ["brand"]

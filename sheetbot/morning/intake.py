@@ -152,16 +152,16 @@ def submit(
     ``wait_s`` for it, else the row is left to the next harvest."""
     judge(ctx.config, sub)
     key_sha = hashlib.sha256(key.encode()).hexdigest() if key is not None else None
+    task_id = _fresh_id(ctx)
     fresh = IntakeTask(
-        task_id=_fresh_id(ctx),
+        task_id=task_id,
         key_sha256=key_sha,
         body_sha256=sub.digest(),
-        row=_row(ctx, "", sub),
+        row=_row(ctx, task_id, sub),
         callback_url=sub.callback_url,
         state="pending",
         created_at=ctx.now().isoformat(),
     )
-    fresh = IntakeTask(**{**fresh.__dict__, "row": _row(ctx, fresh.task_id, sub)})
     record = ctx.state.add_intake(fresh, now=ctx.now())
     if record.body_sha256 != fresh.body_sha256:
         raise IntakeError(409, "this Idempotency-Key was used for another request: send a new key for a new task")

@@ -359,6 +359,8 @@ def serve_forever(
         with guard, open_context(config_path, config=config, env=env, clock=clock) as ctx:
             yield ctx
 
+    if config.api is not None and config.serve.health_port is None:
+        log.warning("api: is set but serve.health_port is not: the intake API is not served (set a port)")
     if config.serve.health_port is not None:
         from sheetbot.service.prometheus import metrics_registry
 

@@ -191,7 +191,7 @@ def test_429s_and_the_breaker_are_counted_across_restarts(tmp_path: Path) -> Non
 
 def test_metrics_share_the_health_servers_bounds_and_routes(tmp_path: Path) -> None:
     shop = Shop(tmp_path)
-    with serving(shop, request_deadline_s=0.2) as port:
+    with serving(shop, request_deadline_s=1.0) as port:
         _, text = scrape(port)  # an empty state: every series at zero, nothing fails
         with socket.create_connection(("127.0.0.1", port)) as stalled:  # a request that never ends
             stalled.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")

@@ -145,7 +145,7 @@ def _closed_by_server(sock: socket.socket, *, within_s: float) -> bool:
 @pytest.fixture
 def bounded() -> Iterator[tuple[Health, int]]:
     health = Health()
-    server = start_http_server(health, port=0, limit_concurrency=32, request_deadline_s=0.6)
+    server = start_http_server(health, port=0, limit_concurrency=32, request_deadline_s=1.0)
     try:
         yield health, server.server_address[1]
     finally:

@@ -260,3 +260,12 @@ class InvalidAnswer(SheetbotError):
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
         super().__init__("; ".join(self.problems))
+
+
+class IntakeError(SheetbotError):
+    """A `POST /tasks` the intake API refuses (sheetbot/morning/intake.py); ``status`` is the HTTP answer:
+    422 (a field to fix), 409 (an Idempotency-Key reused with another body), 503 (the board cannot take rows)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status

@@ -17,7 +17,8 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.parser import text_string_to_metric_families
 
 from sheetbot.morning.metrics import night_metrics
-from sheetbot.service.health import Health, start_health_server
+from sheetbot.service.health import Health
+from sheetbot.service.http_app import start_http_server
 from sheetbot.service.prometheus import metrics_registry
 from sheetbot.state import Attempt
 from sheetbot.status import Status
@@ -29,12 +30,10 @@ Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 @contextmanager
-def serving(shop: Shop, *, max_workers: int = 4, read_timeout_s: float = 5.0) -> Iterator[int]:
+def serving(shop: Shop, *, request_deadline_s: float = 10.0) -> Iterator[int]:
     """serve's health server on a free loopback port, with the shop's /metrics, as `serve` wires it."""
     registry = metrics_registry(shop.config)
-    server = start_health_server(
-        Health(), port=0, metrics=registry, max_workers=max_workers, read_timeout_s=read_timeout_s
-    )
+    server = start_http_server(Health(), port=0, metrics=registry, request_deadline_s=request_deadline_s)
     try:
         yield server.server_address[1]
     finally:
@@ -192,7 +191,7 @@ def test_429s_and_the_breaker_are_counted_across_restarts(tmp_path: Path) -> Non
 
 def test_metrics_share_the_health_servers_bounds_and_routes(tmp_path: Path) -> None:
     shop = Shop(tmp_path)
-    with serving(shop, max_workers=2, read_timeout_s=0.2) as port:
+    with serving(shop, request_deadline_s=1.0) as port:
         _, text = scrape(port)  # an empty state: every series at zero, nothing fails
         with socket.create_connection(("127.0.0.1", port)) as stalled:  # a request that never ends
             stalled.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
@@ -204,7 +203,7 @@ def test_metrics_share_the_health_servers_bounds_and_routes(tmp_path: Path) -> N
         assert missing.value.code == 404
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
             assert response.status == 200
-    server = start_health_server(Health(), port=0)  # without a registry /metrics is not served
+    server = start_http_server(Health(), port=0)  # without a registry /metrics is not served
     try:
         with pytest.raises(urllib.error.HTTPError) as absent:
             urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/metrics", timeout=5)

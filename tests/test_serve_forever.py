@@ -191,3 +191,40 @@ def test_a_stop_gives_calls_in_flight_their_grace_then_cancels_them(
     shop.run()
     assert set(statuses(shop).values()) == {"review"}
     assert sorted(item(r.json) for r in shop.fake.requests) == ["item-1", "item-2"]
+
+
+def test_serve_takes_intake_posts_on_its_port_once_the_night_lets_go_of_the_board(
+    shop: Shop, llm: LoopbackLLM, signals: None, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 15: with `api:` the same port answers POST /tasks; the row is appended when no phase has the board."""
+    caplog.set_level(logging.INFO, logger="sheetbot")
+    token = "intake-token-for-serve-0123456789"
+    config = yaml.safe_load(shop.config_path.read_text(encoding="utf-8"))
+    config["api"] = {"token_env": "SHEETBOT_API_TOKEN"}
+    shop.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    shop.env["SHEETBOT_API_TOKEN"] = token
+    stop = threading.Event()
+    answers: list[tuple[int, dict[str, Any]]] = []
+
+    def control() -> None:
+        assert llm.wait_until(lambda: any("healthz" in r.message for r in caplog.records))
+        port = next(int(r.getMessage().split(":")[-1].split("/")[0]) for r in caplog.records if "healthz" in r.message)
+
+        def night_ran() -> bool:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+                return "run" in json.loads(response.read())
+
+        assert llm.wait_until(night_ran)
+        body = json.dumps({"type": "listing", "input": "item-new", "brand": "Acme"}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/tasks", data=body, method="POST")
+        request.add_header("Content-Type", "application/json")
+        request.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            answers.append((response.status, json.loads(response.read())))
+        stop.set()
+
+    assert serve(shop, stop, control)[0] == 0
+    ((status, answer),) = answers
+    assert status == 202 and shop.row(id=answer["id"])["status"] == "queued"
+    assert shop.row(id=answer["id"])["input"] == "item-new"
+    assert token not in caplog.text

@@ -20,7 +20,8 @@ from harness import Shop, at
 
 from sheetbot.cli.main import build_parser
 from sheetbot.morning.messages import morning_message
-from sheetbot.service.health import Health, start_health_server
+from sheetbot.service.health import Health
+from sheetbot.service.http_app import start_http_server
 from sheetbot.service.logs import setup_logging
 from sheetbot.service.scheduler import describe_jobs
 
@@ -35,7 +36,7 @@ def _get(port: int, path: str = "/healthz") -> tuple[int, dict[str, Any]]:
 
 def test_healthz_is_200_then_503_when_the_last_night_failed() -> None:
     health = Health()
-    server = start_health_server(health, port=0)
+    server = start_http_server(health, port=0)
     port = server.server_address[1]
     try:
         when = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
@@ -144,7 +145,7 @@ def _closed_by_server(sock: socket.socket, *, within_s: float) -> bool:
 @pytest.fixture
 def bounded() -> Iterator[tuple[Health, int]]:
     health = Health()
-    server = start_health_server(health, port=0, max_workers=2, read_timeout_s=0.2, request_deadline_s=0.6)
+    server = start_http_server(health, port=0, limit_concurrency=32, request_deadline_s=1.0)
     try:
         yield health, server.server_address[1]
     finally:
@@ -196,7 +197,7 @@ def test_healthz_never_answers_with_exception_text(caplog: pytest.LogCaptureFixt
     health.record("lock", at=datetime(2026, 11, 24, 1, 0, tzinfo=UTC), ok=True, outcome="locked")
     # Deliberately not a str: it cannot be written as JSON, so snapshot's encoding fails.
     health.phases["lock"]["at"] = object()  # type: ignore[typeddict-item]
-    server = start_health_server(health, port=0)
+    server = start_http_server(health, port=0)
     try:
         with pytest.raises(urllib.error.HTTPError) as failed:
             urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/healthz", timeout=5)

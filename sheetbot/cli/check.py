@@ -50,6 +50,7 @@ def run_check(
     problems += _credential_problems(found, env, http_client)
     problems += _notify_problems(found, env)
     problems += _action_secret_problems(found, env)
+    problems += _api_problems(found, env)
     return [str(p) for p in problems]
 
 
@@ -172,6 +173,29 @@ def _action_secret_problems(found: Inspection, env: Mapping[str, str]) -> list[P
             signing_key(value, name=var)
         except ConfigError as exc:
             problems.append(found.problem(("workflows", name, "on_approve", "secret_env"), exc.problems[0].message))
+    return problems
+
+
+def _api_problems(found: Inspection, env: Mapping[str, str]) -> list[Problem]:
+    """`api:` whose token (or callback secret) is unset: `serve` would refuse every request, or sign nothing."""
+    from sheetbot.safety.signing import signing_key
+
+    assert found.config is not None
+    api = found.config.api
+    if api is None:
+        return []
+    problems = []
+    if found.config.serve.health_port is None:
+        message = "the intake API answers on serve's HTTP port: set serve.health_port (e.g. 8080) to serve it"
+        problems.append(found.problem(("api",), message))
+    if not (env.get(api.token_env) or "").strip():
+        message = f"the environment variable {api.token_env} is not set: export the intake API's bearer token"
+        problems.append(found.problem(("api", "token_env"), message))
+    if api.callback_secret_env is not None:
+        try:
+            signing_key((env.get(api.callback_secret_env) or "").strip(), name=api.callback_secret_env)
+        except ConfigError as exc:
+            problems.append(found.problem(("api", "callback_secret_env"), exc.problems[0].message))
     return problems
 
 

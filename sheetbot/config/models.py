@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from sheetbot.config.api import ApiConfig
 from sheetbot.config.field_keys import colliding_keys
 from sheetbot.config.fields import (
     DAY,
@@ -353,6 +354,8 @@ class Config(Strict):
     workflows: dict[str, WorkflowConfig] = Field(default_factory=dict)
     notify: NotifyConfig = NotifyConfig()
     serve: ServeConfig = ServeConfig()
+    #: The intake API on serve's HTTP port (sheetbot/config/api.py); None: no /tasks.
+    api: ApiConfig | None = None
     alerts: AlertsConfig = AlertsConfig()
     escalation: EscalationConfig = EscalationConfig()
     trial: TrialConfig = TrialConfig()

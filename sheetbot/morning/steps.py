@@ -7,7 +7,7 @@ the morning module's own function, called in the harvest's order: on_approve.py'
 
 from __future__ import annotations
 
-from sheetbot.morning import chains, dashboard, on_approve
+from sheetbot.morning import chains, dashboard, intake, on_approve
 from sheetbot.night.context import NightContext
 from sheetbot.night.morning_reports import ActionsReport, DashboardReport
 from sheetbot.state import Task
@@ -30,4 +30,8 @@ class Morning:
         chained, problem = chains.append_children(ctx)  # first: a webhook's retries may wait a while
         report = on_approve.deliver_actions(ctx)
         report.chained, report.chain_problem = chained, problem
+        # The intake API (issue 15): rows a crash left recorded but not appended, then decided tasks' callbacks
+        # (each problem is logged there; the task stays due for the next harvest).
+        intake.append_pending(ctx)
+        intake.deliver_callbacks(ctx)
         return report

@@ -65,3 +65,23 @@ def url_problem(url: str) -> str | None:
             "(http is allowed only to loopback: 127.0.0.1, ::1, localhost)"
         )
     return None
+
+
+def private_problem(url: str) -> str | None:
+    """Why a URL a caller of the intake API gave is refused unless the YAML allows private receivers: it names
+    this machine or a private network (loopback, RFC 1918, unique-local, reserved), which a caller must not
+    make sheetbot reach. Judged as written, like ``url_problem``: a name is not resolved."""
+    try:
+        host = (urlsplit(url.strip()).hostname or "").rstrip(".")
+    except ValueError:
+        return "is not a valid URL: write https://<host>/<path>"
+    address = _address(host)
+    if host == "localhost" or (
+        address is not None
+        and (address.is_private or address.is_loopback or address.is_reserved or address.is_unspecified)
+    ):
+        return (
+            f"points at {host}, a private or loopback address: sheetbot sends callbacks there only with "
+            "api.allow_private_callbacks: true"
+        )
+    return None

@@ -13,8 +13,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 
 from sheetbot.boards.capabilities import Fingerprinted
@@ -351,8 +351,9 @@ def serve_forever(
     too) and a grace short enough that the stop path takes no real time to speak of."""
     from sheetbot.clock import SystemClock
     from sheetbot.config.load import load_config
+    from sheetbot.errors import ConfigError
     from sheetbot.notify.factory import build_fanout
-    from sheetbot.service.health import start_health_server
+    from sheetbot.service.http_app import Intake, start_http_server
     from sheetbot.service.process_lock import board_lock
     from sheetbot.service.scheduler import describe_jobs
     from sheetbot.service.wiring import open_context
@@ -365,20 +366,41 @@ def serve_forever(
     notifier, _ = build_fanout(config.notify, env)
     health = Health()
     http = None
+    # One guard for the board: serve's phases hold it, the intake API's append waits for it (a row appended
+    # while a phase saves the workbook could be lost in that save).
+    guard = threading.RLock()
+
+    def board_context() -> Iterator[NightContext]:
+        with guard, open_context(config_path, config=config, env=env, clock=clock) as ctx:
+            yield ctx
+
+    if config.api is not None and config.serve.health_port is None:
+        log.warning("api: is set but serve.health_port is not: the intake API is not served (set a port)")
     if config.serve.health_port is not None:
         from sheetbot.service.prometheus import metrics_registry
 
-        http = start_health_server(
-            health, host=config.serve.health_host, port=config.serve.health_port, metrics=metrics_registry(config)
+        api = None
+        if config.api is not None:
+            token = (env.get(config.api.token_env) or "").strip()
+            if not token:
+                raise ConfigError(f"the environment variable {config.api.token_env} is not set (api.token_env)")
+            api = Intake(config, lambda: open_context(config_path, config=config, env=env, clock=clock), token, guard)
+        http = start_http_server(
+            health,
+            host=config.serve.health_host,
+            port=config.serve.health_port,
+            metrics=metrics_registry(config),
+            api=api,
         )
-        log.info("health on http://%s:%d/healthz, Prometheus metrics on /metrics", *http.server_address[:2])
+        served = ", the intake API on /tasks" if api is not None else ""
+        log.info("health on http://%s:%d/healthz, Prometheus metrics on /metrics%s", *http.server_address[:2], served)
     try:
         with board_lock(config.state_path, "serve", wait=wait, sleep=stop.wait, cancelled=stop.is_set):
             for line in describe_jobs(config.schedule, config.timezone):
                 log.info("schedule: %s", line)
             server = Server(
                 config=config,
-                open_context=lambda: open_context(config_path, config=config, env=env, clock=clock),
+                open_context=contextmanager(board_context),
                 clock=clock,
                 sleep=stop.wait,
                 notifier=notifier,
@@ -390,4 +412,5 @@ def serve_forever(
     finally:
         if http is not None:
             http.shutdown()
+            http.server_close()
     return 0

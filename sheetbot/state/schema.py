@@ -217,6 +217,27 @@ CREATE TABLE IF NOT EXISTS chain_intents (
 );
 """
 
+# -- the intake API (issue 15, item 4) -------------------------------------------------------------------------
+# A row a caller asked for through `POST /tasks`, recorded before the board's append (sheetbot/morning/intake.py):
+# the id is fixed here, so a crash between the record and the append is completed by the next POST with the same
+# Idempotency-Key or by the next harvest, which first look for the id on the board. Also where the task's
+# decision is sent (callback_url) and which attempt's decision it received. A new table only: an existing state
+# file gets it on open, and an older sheetbot ignores it.
+SCHEMA += """
+CREATE TABLE IF NOT EXISTS intake_tasks (
+    task_id TEXT PRIMARY KEY,
+    key_sha256 TEXT UNIQUE,               -- the Idempotency-Key's SHA-256; NULL: none was sent
+    body_sha256 TEXT NOT NULL,            -- the request, canonical JSON: the same key with another body is refused
+    row TEXT NOT NULL,                    -- JSON: the cells appended, column -> text
+    callback_url TEXT,
+    state TEXT NOT NULL,                  -- pending | done (the row is on the board)
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    callback_delivered INTEGER NOT NULL DEFAULT 0,   -- the attempt whose decision the callback received
+    callback_error TEXT
+);
+"""
+
 #: Columns added after their table first shipped: (table, column, definition), applied by ``migrate``.
 ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     # batch mode (issue 10): how the batch became known. '' its create answered; 'key' found by the key it

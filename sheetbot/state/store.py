@@ -35,6 +35,7 @@ from sheetbot.state.faults import Db, GuardedConnection
 from sheetbot.state.gates import GatesMixin
 from sheetbot.state.governance import GovernanceMixin
 from sheetbot.state.history import HistoryMixin
+from sheetbot.state.intake import IntakeMixin
 from sheetbot.state.journal import JournalMixin
 from sheetbot.state.opening import check_version, open_postgres, open_sqlite
 from sheetbot.state.outbox import ActionsMixin
@@ -77,6 +78,7 @@ class State(
     SelfChecksMixin,
     GatesMixin,
     UrgentMixin,
+    IntakeMixin,
 ):
     """The store. One connection, used from one thread; WAL so readers (report) never block the night.
     Opened on a path, a SQLite file; on a ``PostgresTarget``, the board's schema in PostgreSQL, through the

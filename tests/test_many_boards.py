@@ -379,7 +379,8 @@ def test_healthz_and_metrics_report_per_board(tmp_path: Path) -> None:
     broken = state_collector(b_board.config, open_state=unreadable)
     collectors = {"a": state_collector(a_board.config), "b": broken}
     http = start_health_server(BoardsHealth(healths, {"c.yaml": "bad"}), port=0, metrics=boards_registry(collectors))
-    base = "http://%s:%d" % http.server_address[:2]
+    host, port = http.server_address[:2]
+    base = f"http://{host!s}:{port}"
     try:
         code, body = get(base + "/healthz")
         payload = json.loads(body)
@@ -433,7 +434,7 @@ def test_a_bad_file_named_on_the_command_line_refuses_the_start(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     folder = folder_of_boards(tmp_path)
-    with pytest.raises(ConfigError, match="c.yaml"):
+    with pytest.raises(ConfigError, match=r"c\.yaml"):
         load_boards([folder / "a.yaml", folder / "c.yaml"])
     assert main(["serve", "--config", str(folder / "a.yaml"), "--config", str(folder / "c.yaml")]) == 1
     err = capsys.readouterr().err.strip()

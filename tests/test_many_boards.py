@@ -491,3 +491,20 @@ def test_serve_many_works_every_board_of_a_folder_in_one_process(tmp_path: Path,
     watcher.join()
     assert locked("a") and locked("b")
     assert night_at(clock.now(), load_config(folder / "a.yaml").schedule, ZoneInfo("Europe/Berlin")).night
+
+
+def test_the_readme_example_is_accepted_by_check(tmp_path: Path) -> None:
+    from fakellm import FakeLLM as Fake
+
+    from sheetbot.cli.check import run_check
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Many boards in one process") :]
+    block = section[section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml\n") + 8)]
+    board = Shop(tmp_path / "shop")
+    data = yaml.safe_load(board.config_path.read_text(encoding="utf-8"))
+    data["providers"]["openai"].update(yaml.safe_load(block)["providers"]["openai"])
+    board.config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    assert main(["init", "--config", str(board.config_path)]) == 0
+    assert run_check(board.config_path, env=board.env, http_client=Fake().async_client()) == []
+    assert load_config(board.config_path).providers["openai"].rpm == 500

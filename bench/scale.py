@@ -21,7 +21,6 @@ import argparse
 import resource
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -188,9 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         + "  "
         + "  ".join(f"{m['calls'][p]:>13}" for p in PHASES)
     )
-    print(f"(summary = the 09:00 harvest and the morning message; calls: the most any board made in that phase)")
+    print("(summary = the 09:00 harvest and the morning message; calls: the most any board made in that phase)")
     print(
-        f"wall seconds per 1,000 rows, the threads overlapping: "
+        "wall seconds per 1,000 rows, the threads overlapping: "
         + ", ".join(f"{p} {m['wall_per_1k'][p]:.3f}" for p in PHASES)
     )
     projected = cpu * 100  # for 100,000 rows

@@ -163,8 +163,8 @@ def test_a_board_that_cannot_be_opened_does_not_stop_the_others(tmp_path: Path) 
     revoked.open_context = lambda: revoked_until_morning(revoked.config)
     work(good, revoked)
     assert when(good, "lock") and when(good, "run") and statuses(good_board) == {"review"}
-    assert revoked.health.phases["board"]["ok"] is False
-    assert revoked.health.phases["board"]["outcome"] == "failed (BoardError): see the sheetbot log"
+    assert revoked.health.phases["board"]["ok"] is True  # /healthz showed the failure, and now the recovery
+    assert "failed (BoardError): see the sheetbot log at 2026-11-24T08:" in revoked.health.phases["board"]["outcome"]
     assert not when(revoked, "run")  # the night was missed while the Sheet could not be opened ...
     assert when(revoked, "harvest")[0] == "24 09:00"  # ... then it came back: worked again at once,
     assert statuses(revoked_board) == {"queued"}  # its rows waiting for tonight's cutoff
@@ -508,3 +508,30 @@ def test_the_readme_example_is_accepted_by_check(tmp_path: Path) -> None:
     assert main(["init", "--config", str(board.config_path)]) == 0
     assert run_check(board.config_path, env=board.env, http_client=Fake().async_client()) == []
     assert load_config(board.config_path).providers["openai"].rpm == 500
+
+
+def test_a_boards_log_lines_name_the_board() -> None:
+    import io
+    import logging
+
+    from sheetbot.service.logs import setup_logging
+    from sheetbot.service.many import BoardNameFilter, _current
+
+    stream = io.StringIO()
+    handler = setup_logging(fmt="json", env={}, stream=stream)
+    handler.addFilter(BoardNameFilter())
+
+    def board_thread() -> None:
+        _current.board = "acme"
+        logging.getLogger("sheetbot.service.serve").info("lock: %d row(s)", 3)
+
+    try:
+        thread = threading.Thread(target=board_thread)
+        thread.start()
+        thread.join()
+        logging.getLogger("sheetbot.service.many").info("not a board's line")
+    finally:
+        logging.getLogger("sheetbot").removeHandler(handler)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert lines[0]["message"] == "[acme] lock: 3 row(s)" and lines[0]["board"] == "acme"
+    assert lines[1]["message"] == "not a board's line" and "board" not in lines[1]

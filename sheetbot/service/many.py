@@ -200,7 +200,12 @@ class BoardServer(Server):
 
     def tick(self) -> list[str]:
         self.reload()
-        return super().tick()
+        done = super().tick()
+        failed = self.health.phases.get("board")
+        if failed is not None and not failed["ok"]:  # it could be opened again: say so on /healthz
+            outcome = f"working again (it had {failed['outcome']} at {failed['at']})"
+            self.health.record("board", at=self.clock.now(), ok=True, outcome=outcome)
+        return done
 
     def reload(self) -> bool:
         """Take the YAML as it is now if it changed and is valid; True if the config was replaced."""

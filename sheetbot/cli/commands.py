@@ -148,9 +148,16 @@ def cmd_harvest(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """One YAML file: one board, as always. Several, or a folder: many boards in one process."""
+    from sheetbot.config.load import DEFAULT_CONFIG
     from sheetbot.service.serve import serve_forever
 
-    return serve_forever(args.config, wait=args.wait)
+    paths = args.config or [str(DEFAULT_CONFIG)]
+    if len(paths) == 1 and not Path(paths[0]).is_dir():
+        return serve_forever(paths[0], wait=args.wait)
+    from sheetbot.service.many import serve_many
+
+    return serve_many(paths, wait=args.wait)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -66,9 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for unexpected errors")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, func: Callable[[argparse.Namespace], int], text: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, func: Callable[[argparse.Namespace], int], text: str, *, many: bool = False
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text, description=text)
-        p.add_argument("--config", default=str(DEFAULT_CONFIG), help=f"the YAML file (default {DEFAULT_CONFIG})")
+        if many:  # serve: many boards in one process (sheetbot/service/many.py)
+            p.add_argument(
+                "--config",
+                action="append",
+                help=f"a YAML file or a folder of them; repeat for more boards (default {DEFAULT_CONFIG})",
+            )
+        else:
+            p.add_argument("--config", default=str(DEFAULT_CONFIG), help=f"the YAML file (default {DEFAULT_CONFIG})")
         p.add_argument("--wait", action="store_true", help="if another sheetbot works this board, wait for it")
         p.add_argument("--log-format", choices=("text", "json"), default="text", help="log lines as text or JSON")
         p.set_defaults(func=func)
@@ -90,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
             help="take over board rows in sheetbot statuses that the state file does not know, as the board "
             "shows them (decisions kept; locked rows go back to the queue)",
         )
-    command("serve", cmd_serve, "all of the above, on the YAML's schedule; stops cleanly on SIGTERM")
+    command("serve", cmd_serve, "all of the above, on the YAML's schedule; stops cleanly on SIGTERM", many=True)
     trial = command("trial", cmd_trial, "run a workflow now on a sample, on its own sheet, before launch")
     trial.add_argument("workflow", help="the workflow to try")
     trial.add_argument("--sample", type=_positive, default=50, help="how many rows (default 50)")

@@ -26,6 +26,8 @@ from sheetbot.safety import secrets
 if TYPE_CHECKING:
     import httpx2
 
+    from sheetbot.providers.shared import Account
+
 DEFAULT_KEY_ENV = {"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
 #: What an OpenAI-compatible server on this machine gets as a key: the SDK insists on one, Ollama ignores it.
 LOCAL_PLACEHOLDER_KEY = "not-needed"
@@ -67,13 +69,15 @@ def make_provider(
     sleep: Callable[[float], Awaitable[None]] | None = None,
     on_event: EventHook | None = None,
     resilient: bool = True,
+    account: Account | None = None,
 ) -> Provider:
     """The provider for the YAML entry ``providers.<name>``; raises if its API key is not set.
 
     By default it comes wrapped in a ResilientProvider with its own RateLimiter (one per provider entry:
     the limits are the account's). ``resilient=False`` gives the bare SDK provider, which never retries.
     ``monotonic``/``sleep`` are for tests (default: the real clock); ``on_event`` hears retries and
-    breaker changes.
+    breaker changes. ``account``: the rpm/tpm buckets and breaker this entry shares with other boards' entries
+    of the same account (sheetbot/providers/shared.py), instead of its own.
     """
     kind = config.kind or name
     if kind not in DEFAULT_KEY_ENV:
@@ -105,7 +109,12 @@ def make_provider(
     monotonic = monotonic or time.monotonic
     sleep = sleep or asyncio.sleep
     limiter = RateLimiter(
-        concurrency=config.concurrency, rpm=config.rpm, tpm=config.tpm, monotonic=monotonic, sleep=sleep
+        concurrency=config.concurrency,
+        rpm=config.rpm,
+        tpm=config.tpm,
+        monotonic=monotonic,
+        sleep=sleep,
+        limits=None if account is None else account.limits,
     )
     return ResilientProvider(
         inner,
@@ -118,4 +127,5 @@ def make_provider(
         # OpenAI counts max_tokens against the tpm limit when the request arrives, whatever the answer
         # then uses: giving unused tokens back would overrun its accounting. Anthropic counts real usage.
         refund_tokens=kind != "openai",
+        breaker=None if account is None else account.breaker,
     )

@@ -20,11 +20,17 @@ Waiters are served strictly in arrival order (rows are started highest priority 
 time is "at the head", takes a concurrency slot, then waits for both buckets. Taking the slot first makes
 the moment the buckets are charged the moment the request is sent. Time (``monotonic``, ``sleep``) is
 injected, so tests drive a night of pacing in milliseconds.
+
+The buckets themselves live in :class:`AccountLimits`, behind a thread lock: one provider entry has its own,
+and boards served by one process that use the same account share one (sheetbot/providers/shared.py), though
+each board runs its night on its own thread and event loop. Checking the buckets and charging them is one
+step under that lock, so two boards can never both take the last request of a second.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -54,6 +60,57 @@ class _Bucket:
 
     def give(self, amount: float) -> None:
         self.level = min(self.capacity, self.level + amount)
+
+
+class AccountLimits:
+    """The rpm and tpm buckets and the retry-after pause of one account, safe to share between threads."""
+
+    def __init__(self, *, rpm: int | None, tpm: int | None, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._guard = threading.Lock()
+        self.monotonic = monotonic
+        now = monotonic()
+        self.rpm = _Bucket(per_minute=rpm, capacity=1, now=now) if rpm else None
+        self.tpm = _Bucket(per_minute=tpm, capacity=max(tpm / 60, 1), now=now) if tpm else None
+        self.paused_until = now
+
+    def take(self, tokens: int) -> float:
+        """Charge one request and ``tokens`` now and return 0.0, or return the seconds to wait (nothing charged)."""
+        with self._guard:
+            now = self.monotonic()
+            wait = self.paused_until - now
+            if self.rpm is not None:
+                wait = max(wait, self.rpm.wait_s(1, now))
+            if self.tpm is not None and tokens > 0:
+                wait = max(wait, self.tpm.wait_s(tokens, now))
+            if wait > 0:
+                return wait
+            if self.rpm is not None:
+                self.rpm.level -= 1
+            if self.tpm is not None:
+                self.tpm.level -= tokens
+            return 0.0
+
+    def settle(self, reserved: int, actual: int) -> bool:
+        """Give back (or charge) what a call used beyond its reservation; True if tokens were given back."""
+        with self._guard:
+            if self.tpm is None or actual == reserved:
+                return False
+            self.tpm.refill(self.monotonic())
+            self.tpm.give(reserved - actual)
+            return actual < reserved
+
+    def retune(self, *, rpm: int | None, tpm: int | None) -> None:
+        """New limits from now on (a shared account tightened by another board's entry); None keeps one."""
+        with self._guard:
+            now = self.monotonic()
+            if rpm is not None:
+                self.rpm = _Bucket(per_minute=rpm, capacity=1, now=now)
+            if tpm is not None:
+                self.tpm = _Bucket(per_minute=tpm, capacity=max(tpm / 60, 1), now=now)
+
+    def pause(self, seconds: float) -> None:
+        with self._guard:
+            self.paused_until = max(self.paused_until, self.monotonic() + seconds)
 
 
 class Slot:
@@ -87,18 +144,16 @@ class RateLimiter:
         tpm: int | None,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        limits: AccountLimits | None = None,
     ) -> None:
+        """``limits``: the account's buckets when they are shared (then ``rpm``/``tpm`` are theirs, not these)."""
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self.concurrency = concurrency
-        self._monotonic = monotonic
         self._sleep = sleep
-        now = monotonic()
-        self._rpm = _Bucket(per_minute=rpm, capacity=1, now=now) if rpm else None
-        self._tpm = _Bucket(per_minute=tpm, capacity=max(tpm / 60, 1), now=now) if tpm else None
+        self.limits = limits or AccountLimits(rpm=rpm, tpm=tpm, monotonic=monotonic)
         self._slots = asyncio.Semaphore(concurrency)
         self._head = asyncio.Lock()  # FIFO in CPython: whoever waited longest is at the head next
-        self._paused_until = now
         self._wake: asyncio.Future[None] | None = None
         #: Calls holding a slot right now.
         self.in_flight = 0
@@ -116,39 +171,22 @@ class RateLimiter:
 
     def settle(self, reserved: int, actual: int) -> None:
         """Give back (or charge) the difference between the tokens reserved for a call and those used."""
-        if self._tpm is None or actual == reserved:
-            return
-        self._tpm.refill(self._monotonic())
-        self._tpm.give(reserved - actual)
-        if actual < reserved and self._wake is not None and not self._wake.done():
+        if self.limits.settle(reserved, actual) and self._wake is not None and not self._wake.done():
             self._wake.set_result(None)  # the head may be waiting for exactly these tokens
 
     def pause(self, seconds: float) -> None:
         """Admit nobody for ``seconds``: the server said when to come back (retry-after), for everyone."""
-        self._paused_until = max(self._paused_until, self._monotonic() + seconds)
+        self.limits.pause(seconds)
 
     async def _admit(self, tokens: int) -> None:
         async with self._head:
             await self._slots.acquire()
             try:
-                while (wait := self._wait_s(tokens)) > 0:
+                while (wait := self.limits.take(tokens)) > 0:
                     await self._nap(wait)
             except BaseException:
                 self._slots.release()
                 raise
-            if self._rpm is not None:
-                self._rpm.level -= 1
-            if self._tpm is not None:
-                self._tpm.level -= tokens
-
-    def _wait_s(self, tokens: int) -> float:
-        now = self._monotonic()
-        wait = self._paused_until - now
-        if self._rpm is not None:
-            wait = max(wait, self._rpm.wait_s(1, now))
-        if self._tpm is not None and tokens > 0:
-            wait = max(wait, self._tpm.wait_s(tokens, now))
-        return wait
 
     async def _nap(self, seconds: float) -> None:
         """Sleep ``seconds``, or less if a refund arrives first (then the head looks again)."""

@@ -17,6 +17,11 @@
   request, not the provider's health: they neither count nor reset. Any success closes it.
 
 Time (``monotonic``, ``sleep``) and randomness (``rng``) are injected, so tests never really sleep.
+
+The breaker's state is a :class:`Breaker` behind a thread lock: each provider entry has its own, and boards
+served by one process that use the same account share one (sheetbot/providers/shared.py): a bad key or an
+outage seen by one board holds every board's calls, and one board's success closes it for all. The wait for a
+half-open trial stays per board (an asyncio event lives on one loop); another board's call meanwhile is refused.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Unpack
 
 from sheetbot.config.models import ProviderConfig
@@ -47,6 +54,32 @@ BACKOFF_CAP_S = 60.0
 PAUSE_CAP_S = 60.0
 
 
+@dataclass
+class Breaker:
+    """A circuit breaker's state: consecutive failures, open until when, why, and whether a trial is out."""
+
+    failures: int = 0
+    open_until: float | None = None
+    trial: bool = False
+    #: The refusal that opened the circuit when it was the account's (bad key, no money).
+    account: AccountProviderError | None = None
+    last_error: str = ""
+    guard: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
+
+
+class _OnBreaker:
+    """An attribute of the provider that is its Breaker's (so old and shared breakers read alike)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, provider: ResilientProvider, owner: object = None) -> object:
+        return getattr(provider.breaker, self.name)
+
+    def __set__(self, provider: ResilientProvider, value: object) -> None:
+        setattr(provider.breaker, self.name, value)
+
+
 class ResilientProvider:
     """A Provider that rate-limits, retries and breaks the circuit around ``inner``."""
 
@@ -63,6 +96,7 @@ class ResilientProvider:
         estimate_tokens: Callable[[str], int] = default_estimate,
         refund_tokens: bool = True,
         rng: random.Random | None = None,
+        breaker: Breaker | None = None,
     ) -> None:
         self.inner = inner
         self.name = self.label = name
@@ -75,17 +109,18 @@ class ResilientProvider:
         #: False for vendors that count max_tokens against tpm whatever the answer used (OpenAI).
         self._refund = refund_tokens
         self._rng = rng or random.Random()
-        #: Consecutive failed tries; what opens the circuit at ``config.breaker_failures``.
-        self.failures = 0
-        self._open_until: float | None = None
-        self._trial = False
+        self.breaker = breaker or Breaker()
         #: Set while a trial call is under way; the calls that arrive meanwhile wait for its outcome.
         self._trial_done: asyncio.Event | None = None
-        #: The refusal that opened the circuit when it was the account's (bad key, no money).
-        self._account: AccountProviderError | None = None
-        self._last_error = ""
         #: (name, details) of every retry and breaker change, for the night's report and the alerts.
         self.events: list[tuple[str, ProviderEvent]] = []
+
+    #: Consecutive failed tries; what opens the circuit at ``config.breaker_failures``.
+    failures: int = _OnBreaker("failures")  # type: ignore[assignment]
+    _open_until: float | None = _OnBreaker("open_until")  # type: ignore[assignment]
+    _trial: bool = _OnBreaker("trial")  # type: ignore[assignment]
+    _account: AccountProviderError | None = _OnBreaker("account")  # type: ignore[assignment]
+    _last_error: str = _OnBreaker("last_error")  # type: ignore[assignment]
 
     @property
     def breaker_open(self) -> bool:
@@ -172,36 +207,39 @@ class ResilientProvider:
     # -- the breaker -----------------------------------------------------------------
     def _claim(self, *, dry_run: bool = False) -> bool:
         """Raise CircuitOpenError if calls are held; True if this call is the half-open trial."""
-        if self._open_until is None:
-            return False
-        remaining = self._open_until - self._monotonic()
-        if remaining > 0 or self._trial:
-            if self._account is not None:
-                raise AccountProviderError(str(self._account), status_code=self._account.status_code)
-            raise self._open_error(remaining)
-        if not dry_run:
-            self._trial = True
-            self._trial_done = asyncio.Event()
-            self._event("circuit_half_open")
-        return not dry_run
+        with self.breaker.guard:
+            if self._open_until is None:
+                return False
+            remaining = self._open_until - self._monotonic()
+            if remaining > 0 or self._trial:
+                if self._account is not None:
+                    raise AccountProviderError(str(self._account), status_code=self._account.status_code)
+                raise self._open_error(remaining)
+            if not dry_run:
+                self._trial = True
+                self._trial_done = asyncio.Event()
+                self._event("circuit_half_open")
+            return not dry_run
 
     def _failed(self, error: ProviderError, *, trial: bool, at_once: bool = False) -> None:
-        self.failures += 1
-        self._last_error = str(error)
-        self._account = error if isinstance(error, AccountProviderError) else None
-        reopen = trial and self._open_until is not None
-        enough = at_once or self.failures >= self.config.breaker_failures
-        if reopen or (self._open_until is None and enough):
-            cooldown_s = self.config.breaker_cooldown_s
-            self._open_until = self._monotonic() + cooldown_s
-            self._event("circuit_open", failures=self.failures, cooldown_s=cooldown_s, error=self._last_error)
+        with self.breaker.guard:
+            self.failures += 1
+            self._last_error = str(error)
+            self._account = error if isinstance(error, AccountProviderError) else None
+            reopen = trial and self._open_until is not None
+            enough = at_once or self.failures >= self.config.breaker_failures
+            if reopen or (self._open_until is None and enough):
+                cooldown_s = self.config.breaker_cooldown_s
+                self._open_until = self._monotonic() + cooldown_s
+                self._event("circuit_open", failures=self.failures, cooldown_s=cooldown_s, error=self._last_error)
 
     def _succeeded(self) -> None:
-        self.failures = 0
-        self._account = None
-        if self._open_until is not None:
-            self._open_until = None
-            self._event("circuit_closed")
+        with self.breaker.guard:
+            self.failures = 0
+            self._account = None
+            if self._open_until is not None:
+                self._open_until = None
+                self._event("circuit_closed")
 
     def _open_error(self, remaining_s: float) -> CircuitOpenError:
         trial = "while a trial call finds out if it works again"

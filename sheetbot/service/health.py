@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
-from typing import TypedDict
+from typing import Protocol, TypedDict
 
 from sheetbot.safety.secrets import scrub_any
 
@@ -24,6 +24,12 @@ def failed_outcome(exc: BaseException) -> str:
     """What /healthz shows for a phase that raised: the kind only; the message (which may name paths,
     hosts or data) stays in the log, where the phase already wrote it."""
     return f"failed ({type(exc).__name__}): see the sheetbot log"
+
+
+class HealthSource(Protocol):
+    """What /healthz answers from: one board's :class:`Health`, or many boards' (service/board_reports.py)."""
+
+    def snapshot(self) -> tuple[int, dict[str, object]]: ...
 
 
 class PhaseRecord(TypedDict):

@@ -37,7 +37,7 @@ from sheetbot.config.models import Config
 from sheetbot.errors import IntakeError
 from sheetbot.morning import intake
 from sheetbot.night.context import NightContext
-from sheetbot.service.health import FAILED_BODY, METRICS_FAILED_BODY, Health
+from sheetbot.service.health import FAILED_BODY, METRICS_FAILED_BODY, HealthSource
 from sheetbot.service.http_server import MAX_BODY_BYTES, BodyLimit, RunningServer, run_in_thread
 
 log = logging.getLogger("sheetbot.service.http")
@@ -106,7 +106,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def build_app(health: Health, *, metrics: CollectorRegistry | None = None, api: Intake | None = None) -> Any:
+def build_app(health: HealthSource, *, metrics: CollectorRegistry | None = None, api: Intake | None = None) -> Any:
     """The app for serve's port. Without ``api`` only /healthz (and /metrics with ``metrics``) are served."""
     app = FastAPI(
         title="sheetbot intake API",
@@ -216,7 +216,7 @@ def _tasks(app: FastAPI, api: Intake) -> None:
 
 
 def start_http_server(
-    health: Health,
+    health: HealthSource,
     *,
     host: str = "127.0.0.1",
     port: int = 8080,

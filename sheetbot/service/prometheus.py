@@ -218,12 +218,17 @@ class StateCollector(Collector):
             yield from (finished, drained)
 
 
-def metrics_registry(config: Config, open_state: OpenState | None = None) -> CollectorRegistry:
-    """A registry of its own holding only sheetbot's collector; ``open_state`` defaults to the YAML's state."""
+def state_collector(config: Config, open_state: OpenState | None = None) -> StateCollector:
+    """The board's collector; ``open_state`` defaults to the YAML's state (many boards: one each, board_reports)."""
 
     def default() -> State:
         return State(config.state_target, busy_timeout_s=SCRAPE_WAIT_S)
 
+    return StateCollector(config, open_state or default)
+
+
+def metrics_registry(config: Config, open_state: OpenState | None = None) -> CollectorRegistry:
+    """A registry of its own holding only sheetbot's collector; ``open_state`` defaults to the YAML's state."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StateCollector(config, open_state or default))
+    registry.register(state_collector(config, open_state))
     return registry

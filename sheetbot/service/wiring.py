@@ -21,13 +21,20 @@ from sheetbot.morning.steps import Morning
 from sheetbot.night.context import EventHook, NightContext, Progress, ProviderFactory, no_progress
 from sheetbot.providers.base import Provider
 from sheetbot.providers.factory import make_provider
+from sheetbot.providers.shared import Accounts
 from sheetbot.safety import secrets
 from sheetbot.state import State
 
 
-def provider_factory(config: Config, env: Mapping[str, str]) -> ProviderFactory:
+def provider_factory(
+    config: Config, env: Mapping[str, str], *, accounts: Accounts | None = None, board: str = ""
+) -> ProviderFactory:
+    """``accounts``: when `serve` works many boards, the accounts they share (rate limits, breaker)."""
+
     def make(name: str, on_event: EventHook) -> Provider:
-        return make_provider(name, config.providers[name], env=env, on_event=on_event)
+        entry = config.providers[name]
+        account = None if accounts is None else accounts.account(board, name, entry, env)
+        return make_provider(name, entry, env=env, on_event=on_event, account=account)
 
     return make
 
@@ -40,6 +47,8 @@ def open_context(
     progress: Progress = no_progress,
     env: Mapping[str, str] | None = None,
     config: Config | None = None,
+    accounts: Accounts | None = None,
+    board: str = "",
 ) -> Iterator[NightContext]:
     config = config or load_config(config_path)
     env = dict(os.environ) if env is None else env
@@ -51,7 +60,7 @@ def open_context(
             board=open_board(config, env=env),
             state=state,
             clock=clock or SystemClock(),
-            providers=provider_factory(config, env),
+            providers=provider_factory(config, env, accounts=accounts, board=board),
             progress=progress,
             env=env,
             batch_mode=Batches(),

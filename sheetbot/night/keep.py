@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 
 from sheetbot.config.models import Config
@@ -97,6 +97,8 @@ class Keeper:
         self.broken: StateUnavailableError | None = None
         #: Entries journaled and not (yet) stored in the state; answers that could not be kept at all.
         self.kept: set[str] = set()
+        #: Inside a transaction of ours (preview_group.py): we hold the write lock, no write waits for it.
+        self.holding_lock = False
         self.lost = 0
         self.journal_problem = ""
         #: Something was journaled tonight: the end of the night stores it and empties the journal.
@@ -153,7 +155,7 @@ class Keeper:
         Attempt and TaskSettled are frozen, so the entry built late says what the write said."""
         if self.broken is None:
             try:
-                with self.state.waiting_at_most(TRY_S):
+                with nullcontext() if self.holding_lock else self.state.waiting_at_most(TRY_S):
                     write()
                 return
             except StateUnavailableError as exc:

@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 
 from sheetbot.errors import StateUnavailableError
-from sheetbot.state import State, Task
+from sheetbot.night.keep import Keeper
+from sheetbot.state import Task
 
 #: Rows a commit: large enough that commits are a small share of the work, small enough that a kill
 #: redoes only seconds of free previews.
@@ -24,27 +25,25 @@ GROUP = 500
 
 
 async def run_grouped(
-    state: State,
-    tasks: Sequence[Task],
-    work: Callable[[Task], Awaitable[None]],
-    *,
-    fail: Callable[[StateUnavailableError], None],
-    group: int = GROUP,
+    keep: Keeper, tasks: Sequence[Task], work: Callable[[Task], Awaitable[None]], *, group: int = GROUP
 ) -> None:
     """``work`` every task in order, GROUP of them a transaction. ``work`` never raises for a state fault (it
-    hands it to the keeper); a failed BEGIN runs the group row by row, a failed COMMIT is handed to ``fail``
-    (the night stops; the group's rows stay `running` for the next run)."""
+    hands it to the keeper); a failed BEGIN runs the group row by row, a failed COMMIT stops the night (the
+    keeper's ``fail``: the group's rows stay `running` for the next run)."""
     for start in range(0, len(tasks), group):
         chunk = tasks[start : start + group]
         began = False
         try:
-            with state.transaction():
-                began = True
-                for task in chunk:
-                    await work(task)
+            with keep.state.transaction():
+                began = keep.holding_lock = True
+                try:
+                    for task in chunk:
+                        await work(task)
+                finally:
+                    keep.holding_lock = False
         except StateUnavailableError as exc:
             if began:
-                fail(exc)
+                keep.fail(exc)
                 return
             for task in chunk:  # the state is locked by someone else: the keeper waits for it, row by row
                 await work(task)

@@ -343,7 +343,7 @@ async def run_async(
                 for task in batch:
                     night.settle(task, Outcome("deferred", NO_BATCH_MODE))
             with night.keep.night():
-                await run_grouped(state, free, night.work, fail=night.keep.fail)
+                await run_grouped(night.keep, free, night.work)
                 await asyncio.gather(*jobs)
         finally:
             await night.providers.aclose()

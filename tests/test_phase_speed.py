@@ -6,6 +6,7 @@ walked once for every read and write. A kill inside a group of preview rows lose
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from harness import WORKFLOWS, Shop, at
 
 import sheetbot.boards.local as local
+import sheetbot.boards.local_sheet as local_sheet
 import sheetbot.night.keep as keep
 from sheetbot.providers.preview import PreviewProvider
 from sheetbot.state.faults import GuardedConnection
@@ -33,6 +35,14 @@ def locked_night(tmp_path: Path) -> Shop:
     shop.lock()
     shop.clock.set(at("2026-11-24T01:00"))
     return shop
+
+
+def spy(real: Callable[..., Any], calls: Counter[str], name: str) -> Callable[..., Any]:
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls[name] += 1
+        return real(*args, **kwargs)
+
+    return counted
 
 
 def reviewed(shop: Shop) -> int:
@@ -58,23 +68,21 @@ def test_a_preview_night_commits_a_group_of_rows_at_a_time(tmp_path: Path, monke
 
 def test_no_journal_entry_is_built_for_writes_the_state_takes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shop = locked_night(tmp_path)
-    built: list[str] = []
+    built: Counter[str] = Counter()
     for name in ("call_entry", "settled_entry"):
-        real = getattr(keep, name)
-        monkeypatch.setattr(keep, name, lambda *a, _real=real, _name=name, **k: built.append(_name) or _real(*a, **k))
+        monkeypatch.setattr(keep, name, spy(getattr(keep, name), built, name))
     shop.run()
     assert reviewed(shop) == ROWS
-    assert built == []
+    assert not built
 
 
 def test_a_phase_walks_the_sheets_cells_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shop = locked_night(tmp_path)
-    walks: list[int] = []
-    real = local.data_rows
-    monkeypatch.setattr(local, "data_rows", lambda *a, **k: walks.append(1) or real(*a, **k))
+    walks: Counter[str] = Counter()
+    monkeypatch.setattr(local, "data_rows", spy(local_sheet.data_rows, walks, "data_rows"))
     shop.run()  # reads before and after the calls, then writes the outputs: the same unedited cells
     assert reviewed(shop) == ROWS
-    assert len(walks) == 1
+    assert walks["data_rows"] == 1
 
 
 def test_a_kill_inside_a_group_costs_nothing_and_the_next_run_finishes_it(

@@ -69,6 +69,9 @@ class LocalBoard:
         self._kept: Signature | None = None
         #: (row, column) → the value Excel stored for a formula cell of the sheet, as of the loaded workbook.
         self._saved: dict[tuple[int, int], object] = {}
+        #: The rows read() found, with the workbook and header they came from: the write that follows a read
+        #: places its updates on the same rows without walking every cell again (dropped at any edit or load).
+        self._rows: tuple[Workbook, dict[str, int], list[tuple[str, dict[str, str], dict[str, str]]]] | None = None
 
     def describe(self) -> str:
         return f"{self.path.name} [{self.sheet}]"
@@ -85,9 +88,20 @@ class LocalBoard:
         header = read_header(ws)
         rows = tuple(
             BoardRow(ref=ref, values=values, problems=problems)
-            for ref, values, problems in data_rows(ws, header, self._saved)
+            for ref, values, problems in self._data_rows(workbook, ws, header)
         )
         return Sheet(columns=tuple(header), rows=rows)
+
+    def _data_rows(
+        self, workbook: Workbook, ws: Worksheet, header: dict[str, int]
+    ) -> list[tuple[str, dict[str, str], dict[str, str]]]:
+        """data_rows(), once per workbook version: a phase's read and its write see the same unedited cells."""
+        cached = self._rows
+        if cached is not None and cached[0] is workbook and cached[1] == header:
+            return cached[2]
+        rows = data_rows(ws, header, self._saved)
+        self._rows = (workbook, dict(header), rows)
+        return rows
 
     def write(self, updates: Sequence[RowUpdate]) -> WriteResult:
         if not updates:
@@ -155,7 +169,10 @@ class LocalBoard:
             if workbook is None or file_signature(self.path) != self._signature:
                 workbook = self._load(create=create)
             self._workbook = None  # the copy in memory runs ahead of the file until it is saved
-            result, changed = edit(workbook)
+            try:
+                result, changed = edit(workbook)
+            finally:
+                self._rows = None  # the edit changed the cells the rows were read from
             if self._staged is not None:  # a dashboard waiting for this save: one save carries both
                 try:
                     dashboard_local.draw(workbook, *self._staged, sheet=DASHBOARD_SHEET)
@@ -176,6 +193,7 @@ class LocalBoard:
 
     def _load(self, *, create: bool = False) -> Workbook:
         """Read the file once (bytes and stat from the same handle, so they belong together)."""
+        self._rows = None  # rows of the workbook this load replaces
         try:
             with open(self.path, "rb") as handle:
                 stat = os.fstat(handle.fileno())
@@ -266,7 +284,7 @@ class LocalBoard:
     # -- applying updates ----------------------------------------------------------------
     def _apply(self, ws: Worksheet, updates: Sequence[RowUpdate]) -> tuple[WriteResult, bool]:
         header = read_header(ws)
-        found = data_rows(ws, header, self._saved)  # the values read() showed: claims match them
+        found = self._data_rows(ws.parent, ws, header)  # the values read() showed: claims match them
         refs = [ref for ref, _, _ in found]
         placement = resolve(updates, [values for _, values, _ in found], id_column=self.id_column, refs=refs)
         result = WriteResult(missing=list(placement.missing))

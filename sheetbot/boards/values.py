@@ -46,7 +46,7 @@ def fit_cell(text: str, limit_units: int, marker: Callable[[int], str] = cut_mar
     (code points) were left out (0: it fitted). The cut never splits a surrogate pair (Python strings
     hold code points) nor a grapheme: combining marks, variation selectors, skin tones, ZWJ sequences
     and flag pairs stay with their base or go with it."""
-    if utf16_units(text) <= limit_units:
+    if len(text) * 2 <= limit_units or utf16_units(text) <= limit_units:  # a code point is 1 or 2 units
         return text, 0
     room = max(0, limit_units - utf16_units(marker(len(text))))
     lo, hi = 0, min(len(text), room)  # the longest prefix of at most `room` units: binary search

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 
 from sheetbot.config.models import Config
@@ -97,6 +97,8 @@ class Keeper:
         self.broken: StateUnavailableError | None = None
         #: Entries journaled and not (yet) stored in the state; answers that could not be kept at all.
         self.kept: set[str] = set()
+        #: Inside a transaction of ours (preview_group.py): we hold the write lock, no write waits for it.
+        self.holding_lock = False
         self.lost = 0
         self.journal_problem = ""
         #: Something was journaled tonight: the end of the night stores it and empties the journal.
@@ -122,36 +124,44 @@ class Keeper:
     async def store_call(self, attempt: Attempt, snapshot: Mapping[str, str]) -> None:
         """A model call's result, stored or kept in the journal; never raises for a fault of the state."""
         now = self.now()
-        entry = call_entry(attempt, model_call_detail(attempt, snapshot), now=now)
         paid = attempt.ok or attempt.output_tokens > 0
-        await self._write(entry, lambda: store_call(self.state, attempt, snapshot, now=now), paid=paid)
+        await self._write(
+            lambda: call_entry(attempt, model_call_detail(attempt, snapshot), now=now),
+            lambda: store_call(self.state, attempt, snapshot, now=now),
+            paid=paid,
+        )
 
     async def settle(self, change: TaskSettled) -> None:
         """A row's outcome; when the state cannot take it, the journal keeps it (the row stays `running`)."""
         now = self.now()
-        await self._write(settled_entry(change, now=now), lambda: self.state.settle_task(change, now=now))
+        await self._write(lambda: settled_entry(change, now=now), lambda: self.state.settle_task(change, now=now))
 
     def settle_now(self, change: TaskSettled) -> None:
         """``settle`` for a caller that cannot await (a batch round): one blocking try, then the journal."""
         now = self.now()
-        entry = settled_entry(change, now=now)
         if self.broken is None:
             try:
                 self.state.settle_task(change, now=now)
                 return
             except StateUnavailableError as exc:
                 self.fail(exc)
-        self._keep(entry)
+        self._keep(settled_entry(change, now=now))
 
-    async def _write(self, entry: JournalEntry, write: Callable[[], None], *, paid: bool = True) -> None:
+    async def _write(
+        self, make_entry: Callable[[], JournalEntry], write: Callable[[], None], *, paid: bool = True
+    ) -> None:
+        """``make_entry`` builds the journal entry only when the state does not take the write at once: on a
+        10,000-row night, hashing and copying every answer for a journal that stays empty costs seconds.
+        Attempt and TaskSettled are frozen, so the entry built late says what the write said."""
         if self.broken is None:
             try:
-                with self.state.waiting_at_most(TRY_S):
+                with nullcontext() if self.holding_lock else self.state.waiting_at_most(TRY_S):
                     write()
                 return
             except StateUnavailableError as exc:
                 if exc.kind != "locked":
                     self.fail(exc)
+        entry = make_entry()
         if not self._keep(entry, paid=paid) or self.broken is not None:
             if self.broken is None:  # not even the journal can keep it: stop spending now
                 self.fail(locked(self.state.path, self.wait_s))

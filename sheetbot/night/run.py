@@ -25,6 +25,7 @@ from sheetbot.night.gates import gate_note
 from sheetbot.night.identify import Identified
 from sheetbot.night.keep import Keeper, reserve_size
 from sheetbot.night.outcomes import provider_of
+from sheetbot.night.preview_group import run_grouped
 from sheetbot.night.provider_pool import ProviderPool
 from sheetbot.night.repair import owned_columns, refuse_unknown, take_stock, unknown_rows_error
 from sheetbot.night.self_check import LiveGrader
@@ -339,7 +340,8 @@ async def run_async(
             in_batch = {c.rsplit(":", 2)[0] for b in state.open_batches() for c in b["custom_ids"]}
             in_batch |= {c.rsplit(":", 2)[0] for s in state.open_sends() for c in s["requests"]}
             batch = [t for t in tasks if _mode(ctx, t) == "batch" or t.task_id in in_batch]
-            jobs = [night.work(t) for t in tasks if t not in batch]
+            free = [t for t in tasks if t not in batch and _mode(ctx, t) == "preview"]  # first, a commit a group
+            jobs = [night.work(t) for t in tasks if t not in batch and _mode(ctx, t) != "preview"]
             batch_mode = ctx.batch_mode  # sheetbot.batch, handed over by the composition root
             if batch and batch_mode is not None:
                 jobs.append(night.guarded(batch_mode.run(night, batch)))
@@ -347,6 +349,7 @@ async def run_async(
                 for task in batch:
                     night.settle(task, Outcome("deferred", NO_BATCH_MODE))
             with night.keep.night():
+                await run_grouped(night.keep, free, night.work)
                 await asyncio.gather(*jobs)
         finally:
             await night.providers.aclose()

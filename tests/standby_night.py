@@ -147,7 +147,8 @@ class StandbyNight:
         return time.monotonic()
 
     def read_logs(self) -> str:
-        return "\n".join(f"--- serve {n} ---\n{p.read_text(errors='replace')}" for n, p in self.logs.items() if p.exists())
+        logs = [f"--- serve {n} ---\n{p.read_text(errors='replace')}" for n, p in self.logs.items() if p.exists()]
+        return "\n".join(logs)
 
     def statuses(self) -> dict[str, str]:
         try:

@@ -79,6 +79,11 @@ class PostgresLease:
         self._thread = threading.Thread(target=self._watch, name="sheetbot-leader-watch", daemon=True)
         self._thread.start()
 
+    @property
+    def pid(self) -> int:
+        """The server process of the lock's session (what ``pg_stat_activity`` and the fence know it by)."""
+        return self._lock.pid
+
     def lost(self) -> bool:
         if not self._lost.is_set() and not self._lock.alive():
             self._lose()

@@ -44,9 +44,11 @@ def install(schema: str, key: int, pid: int) -> None:
         _leaders[schema] = (key, pid)
 
 
-def remove(schema: str) -> None:
+def remove(schema: str, pid: int) -> None:
+    """Writes to ``schema`` are no longer fenced by backend ``pid``'s lock (another session's fence stays)."""
     with _guard:
-        _leaders.pop(schema, None)
+        if _leaders.get(schema, (0, pid))[1] == pid:
+            _leaders.pop(schema, None)
 
 
 def leader_of(schema: str) -> tuple[int, int] | None:

@@ -85,11 +85,8 @@ class LeaderLock:
                 "check the server is running, the URL, and PGPASSWORD",
             ) from None
         self.held = False
-
-    @property
-    def pid(self) -> int:
-        """The server process of our session: what the fence looks for in ``pg_locks``."""
-        return int(self._conn.info.backend_pid)
+        #: The server process of our session: what the fence looks for in ``pg_locks``.
+        self.pid = int(self._conn.info.backend_pid)
 
     def try_take(self) -> bool:
         """Take the lock if no other session holds it (never waits); True if this session holds it now."""
@@ -127,6 +124,11 @@ class LeaderLock:
         fence.install(self.target.schema, self.key, self.pid)
 
     def close(self) -> None:
-        fence.remove(self.target.schema)
+        """Let go: unlocked first, so a standby may lead at its next poll (a closed session's locks are freed
+        only once the server process behind it has ended, a moment later)."""
+        with suppress(psycopg.Error):
+            fence.remove(self.target.schema, self.pid)
+            if self.held:
+                self._conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
         with suppress(psycopg.Error):
             self._conn.close()

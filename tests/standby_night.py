@@ -26,12 +26,15 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx2
 import psycopg
 import yaml
+from fakebatch import FakeBatch
 from harness import Shop
 from loopback_llm import LoopbackLLM
 
@@ -66,6 +69,59 @@ def healthz(port: int) -> dict[str, Any]:
         return {}
 
 
+#: Batch mode: seconds a batch runs at the fake, and between polls.
+BATCH_RUNS_S = 6.0
+BATCH_POLL_S = 0.5
+
+
+class LoopbackBatch:
+    """FakeBatch (OpenAI's Files and Batch APIs) behind a real HTTP server on 127.0.0.1, on the real clock:
+    ``fake.creates`` counts the batches the server created (what would be billed)."""
+
+    def __init__(self) -> None:
+        self.fake = FakeBatch(time.time, duration_s=BATCH_RUNS_S)
+        guard = threading.Lock()
+        fake = self.fake
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._answer()
+
+            def do_POST(self) -> None:
+                self._answer()
+
+            def _answer(self) -> None:
+                content = self.rfile.read(int(self.headers.get("content-length") or 0))
+                url = f"http://127.0.0.1{self.path}"
+                request = httpx2.Request(self.command, url, headers=dict(self.headers), content=content)
+                with guard:
+                    fake.calls.append(self.command + " " + self.path)
+                    response = fake._serve(request)
+                try:
+                    self.send_response(response.status_code)
+                    self.send_header("content-type", response.headers.get("content-type", "application/json"))
+                    self.send_header("content-length", str(len(response.content)))
+                    self.end_headers()
+                    self.wfile.write(response.content)
+                except OSError:
+                    pass  # the caller was killed
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @dataclass
 class Timeline:
     """Seconds on time.monotonic(): the kill, the standby's first /healthz as leader, every row in review."""
@@ -77,7 +133,7 @@ class Timeline:
 
     def lines(self) -> list[str]:
         return [
-            "t0 = 0.0 s   kill -9 the leader (calls in flight: " + ", ".join(self.in_flight_at_kill) + ")",
+            "t0 = 0.0 s   kill -9 the leader (in flight: " + ", ".join(self.in_flight_at_kill) + ")",
             f"t1 = {self.took_over - self.killed:.1f} s   the standby says leader on /healthz",
             f"t2 = {self.finished - self.killed:.1f} s   every row in review (the night finished)",
         ]
@@ -91,6 +147,8 @@ class Outcome:
     board: dict[str, str]
     standby_exit: int
     logs: dict[str, str]
+    #: Batch mode: the batches the fake created (billed), by id.
+    batches: list[str] = field(default_factory=list)
 
 
 class StandbyNight:
@@ -100,6 +158,7 @@ class StandbyNight:
         self.url = url
         self.schema = f"test_standby_{uuid.uuid4().hex[:12]}"
         self.llm = LoopbackLLM()
+        self.batch = LoopbackBatch() if mode == "batch" else None
         parts = urlsplit(url)  # the YAML carries no password: libpq reads PGPASSWORD
         user = f"{parts.username}@" if parts.username else ""
         bare = urlunsplit((parts.scheme, f"{user}{parts.netloc.rpartition('@')[2]}", parts.path, parts.query, ""))
@@ -111,8 +170,9 @@ class StandbyNight:
         config = yaml.safe_load(self.shop.config_path.read_text(encoding="utf-8"))
         config["timezone"] = local_two_am_zone()
         config["providers"]["openai"]["base_url"] = self.llm.url
-        if mode != "live":
-            config["workflows"]["listing"]["mode"] = mode
+        if self.batch is not None:  # every call goes through the Batch API; a live request would show at llm
+            config["workflows"]["listing"]["mode"] = "batch"
+            config["providers"]["openai"].update(base_url=self.batch.url, batch_poll_s=BATCH_POLL_S)
         self.ports: dict[str, int] = {}
         self.configs: dict[str, Path] = {}
         for name in ("a", "b"):
@@ -170,9 +230,15 @@ class StandbyNight:
         self.wait_for(lambda: self.role("a") == "leader", 60, "serve a leading")
         self.start("b")
         self.wait_for(lambda: self.role("b") == "standby", 60, "serve b waiting as a standby")
-        self.wait_for(lambda: len(llm.arrived) >= ANSWERED + CONCURRENCY, 60, "the calls reaching the model")
-        time.sleep(0.5)  # the answered rows are stored; nothing more arrives while the answers are held
-        timeline.in_flight_at_kill = list(llm.arrived[ANSWERED:])
+        if self.batch is not None:  # the batch is created and recorded; it runs at the fake for BATCH_RUNS_S
+            fake = self.batch.fake
+            self.wait_for(lambda: len(fake.creates) >= 1, 60, "the batch reaching the provider")
+            time.sleep(1.0)
+            timeline.in_flight_at_kill = [f"batch {b}" for b in fake.creates]
+        else:
+            self.wait_for(lambda: len(llm.arrived) >= ANSWERED + CONCURRENCY, 60, "the calls reaching the model")
+            time.sleep(0.5)  # the answered rows are stored; nothing more arrives while the answers are held
+            timeline.in_flight_at_kill = list(llm.arrived[ANSWERED:])
         self.procs["a"].send_signal(signal.SIGKILL)
         timeline.killed = time.monotonic()
         self.procs["a"].wait(timeout=10)
@@ -191,6 +257,7 @@ class StandbyNight:
             board={str(r["input"]): str(r["status"]) for r in self.shop.rows()},
             standby_exit=code,
             logs={n: p.read_text(errors="replace") for n, p in self.logs.items()},
+            batches=list(self.batch.fake.creates) if self.batch is not None else [],
         )
 
     def close(self) -> None:
@@ -200,5 +267,7 @@ class StandbyNight:
                 proc.wait(timeout=10)
         self._release.set()
         self.llm.close()
+        if self.batch is not None:
+            self.batch.close()
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE".encode())

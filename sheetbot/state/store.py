@@ -26,19 +26,18 @@ from typing import Unpack
 
 from sheetbot.config.state_target import PostgresTarget
 from sheetbot.errors import StateError, TransitionError
-from sheetbot.safety.private import create_private
 from sheetbot.safety.secrets import scrub
 from sheetbot.state.attempts import AttemptsMixin
 from sheetbot.state.batches import BatchesMixin
 from sheetbot.state.chains import ChainsMixin
 from sheetbot.state.claims import ClaimsMixin
-from sheetbot.state.faults import Db, GuardedConnection, state_fault
+from sheetbot.state.faults import Db, GuardedConnection
 from sheetbot.state.gates import GatesMixin
 from sheetbot.state.governance import GovernanceMixin
 from sheetbot.state.history import HistoryMixin
 from sheetbot.state.journal import JournalMixin
+from sheetbot.state.opening import check_version, open_postgres, open_sqlite
 from sheetbot.state.outbox import ActionsMixin
-from sheetbot.state.pg_schema import create_or_migrate
 from sheetbot.state.postgres import DB_ERRORS
 from sheetbot.state.postgres import Connection as PgConnection
 from sheetbot.state.records import (
@@ -51,7 +50,7 @@ from sheetbot.state.records import (
     _task,
 )
 from sheetbot.state.reports import ReportsMixin
-from sheetbot.state.schema import SCHEMA, SCHEMA_VERSION, migrate, migrate_night_tasks_by_attempt
+from sheetbot.state.schema import SCHEMA_VERSION
 from sheetbot.state.self_checks import SelfChecksMixin
 from sheetbot.state.tallies import TalliesMixin
 from sheetbot.status import Status, can_move
@@ -97,12 +96,12 @@ class State(
         self._depth = 0
         if isinstance(path, PostgresTarget):
             self.path = path.path
-            self._db: Db = self._open_postgres(path)
+            self._db: Db = open_postgres(path, busy_timeout_s)
         else:
             self.path = Path(path)
-            self._db = self._open_sqlite()
+            self._db = open_sqlite(self.path, busy_timeout_s)
         try:
-            self._check_version()
+            check_version(self._db, self.target)
             version = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if version is not None and int(version["value"]) < SCHEMA_VERSION:  # read first: a write needs the lock
                 self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
@@ -110,43 +109,6 @@ class State(
         except BaseException:
             self._db.close()
             raise
-
-    def _open_sqlite(self) -> Db:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with suppress(OSError):  # cannot be made here: SQLite's own open says why, as a StateError
-                create_private(self.path)  # before SQLite makes it 0644; its -wal and -shm take this file's mode
-            db = sqlite3.connect(
-                self.path, isolation_level=None, timeout=self.busy_timeout_s, factory=GuardedConnection
-            )
-        except sqlite3.Error as exc:
-            raise state_fault(exc, self.path) from None
-        try:
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA foreign_keys=ON")
-            db.executescript(SCHEMA)
-            migrate(db)
-            self._db = db
-            self._check_version()
-            migrate_night_tasks_by_attempt(db)
-        except BaseException:
-            db.close()
-            raise
-        return db
-
-    def _open_postgres(self, target: PostgresTarget) -> Db:
-        """The board's schema in PostgreSQL (sheetbot.state.postgres): created or brought forward on open."""
-        with suppress(OSError):  # the journal, claims and reserve files live beside this name
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = PgConnection(target, busy_timeout_s=self.busy_timeout_s)
-        try:
-            create_or_migrate(db)
-        except BaseException:
-            db.close()
-            raise
-        return db
 
     @contextmanager
     def waiting_at_most(self, seconds: float) -> Iterator[None]:
@@ -168,26 +130,6 @@ class State(
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _check_version(self) -> None:
-        row = self._db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            self._db.execute(  # two processes opening a new state at once: the first one's record stands
-                "INSERT INTO meta(key, value) VALUES('schema_version', ?) ON CONFLICT(key) DO NOTHING",
-                (str(SCHEMA_VERSION),),
-            )
-            return
-        try:
-            version = int(row["value"])
-        except (TypeError, ValueError):  # a hand edit or another program's file: say so instead of a traceback
-            raise StateError(
-                f"the state file {self.target} has schema version {row['value']!r}, which is not a number: "
-                "put back a backup of the state file, or move it away to start a new one"
-            ) from None
-        if version > SCHEMA_VERSION:
-            raise StateError(
-                f"the state {self.target} was written by a newer sheetbot (schema {row['value']}); upgrade sheetbot"
-            )
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -41,6 +41,7 @@ from typing import Protocol
 from sheetbot.config.models import Config
 from sheetbot.config.state_target import PostgresTarget
 from sheetbot.errors import LockedError, StateUnavailableError
+from sheetbot.service.health import Health
 from sheetbot.service.process_lock import board_lock
 from sheetbot.state.leader_lock import LeaderLock
 
@@ -177,3 +178,28 @@ def leadership(
     finally:
         if lock is not None:
             lock.close()
+
+
+@contextmanager
+def serve_leadership(config: Config, health: Health, stop: threading.Event, *, wait: bool) -> Iterator[Lease | None]:
+    """`serve`'s leadership: with PostgreSQL every serve is a standby while another leads; with SQLite a second
+    serve is refused unless ``wait``. /healthz and the log say which this process is; a lost lock sets ``stop``."""
+
+    def standby(who: str) -> None:
+        health.lead("standby", who)
+        log.info("standby: another sheetbot (%s) works this board; taking over when it stops", who)
+
+    def lose() -> None:
+        health.lead("lost")
+        stop.set()
+
+    wait = wait or isinstance(config.state_target, PostgresTarget)
+    with leadership(
+        config, "serve", wait=wait, sleep=stop.wait, cancelled=stop.is_set, on_standby=standby, on_lost=lose
+    ) as lease:
+        if lease is None:
+            log.info("stopped (a standby)")
+        else:
+            health.lead("leader")
+            log.info("leader: this sheetbot works the board")
+        yield lease

@@ -16,7 +16,6 @@ import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sheetbot.boards.capabilities import Fingerprinted
 from sheetbot.clock import Clock
@@ -339,7 +338,7 @@ def serve_forever(
     from sheetbot.config.load import load_config
     from sheetbot.notify.factory import build_fanout
     from sheetbot.service.health import start_health_server
-    from sheetbot.service.leader import leadership
+    from sheetbot.service.leader import serve_leadership
     from sheetbot.service.scheduler import describe_jobs
     from sheetbot.service.wiring import open_context
 
@@ -358,29 +357,10 @@ def serve_forever(
             health, host=config.serve.health_host, port=config.serve.health_port, metrics=metrics_registry(config)
         )
         log.info("health on http://%s:%d/healthz, Prometheus metrics on /metrics", *http.server_address[:2])
-    lost = threading.Event()
-
-    def standby(who: str) -> None:
-        health.lead("standby", who)
-        log.info("standby: another sheetbot (%s) works this board; taking over when it stops", who)
-
-    def lose() -> None:
-        lost.set()
-        health.lead("lost")
-        stop.set()
-
-    # With PostgreSQL every serve is a standby while another leads (sheetbot/service/leader.py); with SQLite
-    # a second serve is refused unless --wait.
-    standby_ok = wait or not isinstance(config.state_target, Path)
     try:
-        with leadership(
-            config, "serve", wait=standby_ok, sleep=stop.wait, cancelled=stop.is_set, on_standby=standby, on_lost=lose
-        ) as lease:
+        with serve_leadership(config, health, stop, wait=wait) as lease:
             if lease is None:
-                log.info("stopped (a standby)")
-                return 0
-            health.lead("leader")
-            log.info("leader: this sheetbot works the board")
+                return 0  # stopped while a standby
             for line in describe_jobs(config.schedule, config.timezone):
                 log.info("schedule: %s", line)
             server = Server(
@@ -394,7 +374,7 @@ def serve_forever(
                 grace_s=grace_s,
             )
             server.loop()
-            if lost.is_set() or lease.lost():
+            if lease.lost():
                 log.error("stopped: this sheetbot lost the leadership of the board; start it again as a standby")
                 return 1
     finally:

@@ -269,3 +269,18 @@ class IntakeError(SheetbotError):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+class LeadershipLostError(StateUnavailableError):
+    """This `serve` no longer holds the board's leader lock in PostgreSQL (sheetbot.service.leader): another
+    process may be working the board, so this one writes nothing more and stops (sheetbot.state.fence)."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        super().__init__(
+            "fenced",
+            f"this sheetbot lost the leadership of the board in schema {schema} (its lock connection to PostgreSQL "
+            "ended), so a standby may be working it now",
+            "nothing to fix by hand: serve stops; a supervisor starts it again as a standby",
+            again="check the database connection",
+        )

@@ -328,3 +328,17 @@ def test_the_readme_example_passes_check(tmp_path: Path) -> None:
     config, problems = inspect_config(path)
     assert problems == [] and config is not None and config.api is not None
     assert config.api.token_env == "SHEETBOT_API_TOKEN" and extra_columns(config) == ["brand"]
+
+
+def test_a_standby_refuses_a_post_with_a_503_and_adds_nothing(shop: Shop) -> None:
+    """With a standby (issue 15), only the leader appends: the standby's 503 sends the caller to the leader."""
+    health = Health()
+    health.lead("standby", leader="serve pid 1 on host-a")
+    api = Intake(shop.config, shop.context, TOKEN, threading.RLock(), leading=lambda: health.role != "standby")
+    client = TestClient(build_app(health, api=api))
+    answer = post(client, {"type": "listing", "input": "Trail tent"}, key="k-1")
+    assert answer.status_code == 503 and "standby" in answer.json()["detail"]
+    assert shop.rows() == []
+    health.lead("leader")
+    assert post(client, {"type": "listing", "input": "Trail tent"}, key="k-1").status_code == 202
+    assert len(shop.rows()) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -63,12 +64,13 @@ def _context(args: argparse.Namespace, progress: ProgressFn = no_progress) -> It
     from sheetbot.config.load import load_config
 
     config = load_config(args.config)
-    from sheetbot.service.process_lock import board_lock
+    from sheetbot.service.leader import leadership
     from sheetbot.service.wiring import open_context
 
-    # One sheetbot at a time per board: a running `serve` or another command is named, or waited for.
+    # One sheetbot at a time per board: a running `serve` or another command is named, or waited for (the lock
+    # file with SQLite, the leader lock with PostgreSQL: sheetbot/service/leader.py).
     with (
-        board_lock(config.state_path, args.command, wait=getattr(args, "wait", False)),
+        leadership(config, args.command, wait=getattr(args, "wait", False), sleep=time.sleep, poll_s=0.5),
         open_context(args.config, config=config, progress=progress) as ctx,
     ):
         ctx.adopt_unknown = getattr(args, "adopt_unknown", False)  # rows the state does not know: night/repair.py

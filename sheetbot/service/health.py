@@ -55,6 +55,14 @@ class Health:
         self._guard = threading.Lock()
         self.phases: dict[str, PhaseRecord] = {}
         self.last_night: NightRecord | None = None
+        #: "leader" (this process works the board) or "standby" (another does; sheetbot.service.leader).
+        self.role: str | None = None
+        #: While a standby: who leads, in words.
+        self.leader: str | None = None
+
+    def lead(self, role: str, leader: str | None = None) -> None:
+        with self._guard:
+            self.role, self.leader = role, leader
 
     def record(self, phase: str, *, at: datetime, ok: bool, outcome: str) -> None:
         with self._guard:
@@ -68,5 +76,10 @@ class Health:
     def snapshot(self) -> tuple[int, dict[str, object]]:
         with self._guard:
             failed = self.last_night is not None and not self.last_night["ok"]
-            body = {"status": "failing" if failed else "ok", "last_night": self.last_night, **self.phases}
+            body: dict[str, object] = {"status": "failing" if failed else "ok", "last_night": self.last_night}
+            if self.role is not None:
+                body["role"] = self.role
+            if self.leader is not None:
+                body["leader"] = self.leader
+            body.update(self.phases)
         return (503 if failed else 200), scrub_any(body)  # outcomes quote errors: a health check is an exit

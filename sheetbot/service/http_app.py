@@ -57,6 +57,9 @@ class Intake:
     open_context: OpenContext
     token: str
     guard: threading.RLock = field(default_factory=threading.RLock)
+    #: Whether this process works the board: a standby (issue 15, PostgreSQL) refuses POSTs with a 503, so a
+    #: load balancer tries the leader; its appends would race the leader's writes to the board.
+    leading: Callable[[], bool] = lambda: True
 
 
 class TaskIn(BaseModel):
@@ -102,6 +105,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         (413, "The body is larger than api.max_body_bytes"),
         (422, "A field to fix: the message says which and how"),
         (500, "Failed inside sheetbot"),
+        (503, "This sheetbot is a standby, or the board cannot take rows: try the leader, or again later"),
     )
 }
 
@@ -188,6 +192,10 @@ def _tasks(app: FastAPI, api: Intake) -> None:
         idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
     ) -> Accepted:
         """Add a `queued` row to the board; a retry with the same Idempotency-Key gets the same id."""
+        if not api.leading():
+            raise IntakeError(
+                503, "this sheetbot is a standby: send tasks to the leader (its /healthz says role: leader)"
+            )
         sub = intake.Submission(
             type=task.type,
             input=task.input,

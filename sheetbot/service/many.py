@@ -295,7 +295,8 @@ def serve_many(
     from sheetbot.clock import SystemClock
     from sheetbot.service.board_reports import BoardsHealth, boards_registry
     from sheetbot.service.http_app import start_http_server
-    from sheetbot.service.process_lock import board_lock, install_stop_handlers
+    from sheetbot.service.leader import serve_leadership
+    from sheetbot.service.process_lock import install_stop_handlers
     from sheetbot.service.prometheus import state_collector
 
     boards, skipped = load_boards(config_paths)
@@ -325,10 +326,9 @@ def serve_many(
         log.info("health on http://%s:%d/healthz, Prometheus metrics on /metrics", *http.server_address[:2])
     try:
         with ExitStack() as locks:
-            for board in boards:
-                locks.enter_context(
-                    board_lock(board.config.state_path, "serve", wait=wait, sleep=stop.wait, cancelled=stop.is_set)
-                )
+            for server in servers:  # each board's own leadership: its lock file, or its advisory lock in PostgreSQL
+                if locks.enter_context(serve_leadership(server.config, server.health, stop, wait=wait)) is None:
+                    return 0  # stopped while a standby
             log.info("serving %d board(s): %s", len(servers), ", ".join(s.name for s in servers))
             for thread in work_all(servers):
                 thread.join()

@@ -354,7 +354,7 @@ def serve_forever(
     from sheetbot.errors import ConfigError
     from sheetbot.notify.factory import build_fanout
     from sheetbot.service.http_app import Intake, start_http_server
-    from sheetbot.service.process_lock import board_lock
+    from sheetbot.service.leader import serve_leadership
     from sheetbot.service.scheduler import describe_jobs
     from sheetbot.service.wiring import open_context
 
@@ -384,7 +384,13 @@ def serve_forever(
             token = (env.get(config.api.token_env) or "").strip()
             if not token:
                 raise ConfigError(f"the environment variable {config.api.token_env} is not set (api.token_env)")
-            api = Intake(config, lambda: open_context(config_path, config=config, env=env, clock=clock), token, guard)
+            api = Intake(
+                config,
+                lambda: open_context(config_path, config=config, env=env, clock=clock),
+                token,
+                guard,
+                leading=lambda: health.role != "standby",
+            )
         http = start_http_server(
             health,
             host=config.serve.health_host,
@@ -395,7 +401,9 @@ def serve_forever(
         served = ", the intake API on /tasks" if api is not None else ""
         log.info("health on http://%s:%d/healthz, Prometheus metrics on /metrics%s", *http.server_address[:2], served)
     try:
-        with board_lock(config.state_path, "serve", wait=wait, sleep=stop.wait, cancelled=stop.is_set):
+        with serve_leadership(config, health, stop, wait=wait) as lease:
+            if lease is None:
+                return 0  # stopped while a standby
             for line in describe_jobs(config.schedule, config.timezone):
                 log.info("schedule: %s", line)
             server = Server(
@@ -409,6 +417,9 @@ def serve_forever(
                 grace_s=grace_s,
             )
             server.loop()
+            if lease.lost():
+                log.error("stopped: this sheetbot lost the leadership of the board; start it again as a standby")
+                return 1
     finally:
         if http is not None:
             http.shutdown()

@@ -38,6 +38,7 @@ from psycopg.types.numeric import FloatLoader
 from sheetbot.config.state_target import SCHEMA_NAME, PostgresTarget, shown_url
 from sheetbot.errors import StateError, StateUnavailableError
 from sheetbot.safety import secrets
+from sheetbot.state import fence
 
 #: What a broken rule of the schema raises on either engine (the audit's trigger, a unique key).
 INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, psycopg.IntegrityError)
@@ -214,6 +215,7 @@ class Connection:
             self.guarded(lambda: self._conn.execute("BEGIN"))
             try:
                 self.guarded(lambda: self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._writer_key,)))
+                self._fence()
             except BaseException:  # as SQLite's BEGIN IMMEDIATE that gave up waiting: no transaction left open
                 with suppress(psycopg.Error):
                     self._conn.execute("ROLLBACK")
@@ -222,6 +224,14 @@ class Connection:
         cursor = self._conn.cursor()
         self.guarded(lambda: cursor.execute(to_pyformat(sql), _params(parameters)))
         return Cursor(cursor, self)
+
+    def _fence(self) -> None:
+        """With a standby, a write commits only while our leader session holds the lock (sheetbot.state.fence)."""
+        leader = fence.leader_of(self.target.schema)
+        if leader is not None:
+            key, pid = leader
+            row = self.guarded(lambda: self._conn.execute(fence.CHECK, (pid, *fence.lock_parts(key))).fetchone())
+            fence.still_leading(self.target.schema, row is not None)
 
     def executemany(self, sql: str, parameters: Iterable[Any], /) -> Cursor:
         cursor = self._conn.cursor()

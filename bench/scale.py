@@ -21,6 +21,7 @@ import argparse
 import resource
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -40,7 +41,7 @@ from sheetbot.config.models import Config
 from sheetbot.morning.steps import Morning
 from sheetbot.night.context import NightContext
 from sheetbot.notify.base import MemoryNotifier
-from sheetbot.service.many import BoardServer, work_all
+from sheetbot.service.many import BoardServer, bookkeeping_slots, work_all
 from sheetbot.state import State
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -63,17 +64,17 @@ class Measured(BoardServer):
     wall: dict[str, float]
     calls: dict[str, int]
 
-    def _attempt(self, action: str, day: Any) -> bool:
+    def _phase(self, action: str, day: Any) -> bool:
         cpu, wall, calls = time.thread_time(), time.perf_counter(), len(self.board.calls)
         try:
-            return super()._attempt(action, day)
+            return super()._phase(action, day)
         finally:
             self.cpu[action] += time.thread_time() - cpu
             self.wall[action] += time.perf_counter() - wall
             self.calls[action] += len(self.board.calls) - calls
 
 
-def make_board(folder: Path, n: int, rows: int) -> Measured:
+def make_board(folder: Path, n: int, rows: int, slots: threading.Semaphore | None = None) -> Measured:
     here = folder / f"board-{n:03d}"
     here.mkdir(parents=True)
     path = here / "sheetbot.yaml"
@@ -132,6 +133,7 @@ def make_board(folder: Path, n: int, rows: int) -> Measured:
         sleep=lambda s: clock.advance(seconds=s),
         notifier=MemoryNotifier(),
         max_sleep_s=86_400,
+        slots=slots,
     )
     server.board = board
     server.cpu, server.wall, server.calls = defaultdict(float), defaultdict(float), defaultdict(int)
@@ -143,9 +145,11 @@ def _size(rows: list[dict[str, str]]) -> int:
     return sys.getsizeof(rows) + sum(sys.getsizeof(r) + sum(sys.getsizeof(v) for v in r.values()) for r in rows)
 
 
-def measure(boards: int, rows: int) -> dict[str, Any]:
+def measure(boards: int, rows: int, slots: int) -> dict[str, Any]:
+    """``slots``: boards keeping books at once, as serve_many sets them (0: unbounded)."""
+    shared = threading.BoundedSemaphore(slots) if slots else None
     with tempfile.TemporaryDirectory(prefix="sheetbot-scale-") as folder:
-        servers = [make_board(Path(folder), n, rows) for n in range(boards)]
+        servers = [make_board(Path(folder), n, rows, shared) for n in range(boards)]
         started = time.perf_counter()
         for thread in work_all(servers, until=REVIEW):
             thread.join()
@@ -178,8 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--boards", type=int, default=100)
     parser.add_argument("--rows", type=int, default=1_000, help="rows per board")
+    parser.add_argument(
+        "--slots", type=int, default=bookkeeping_slots(), help="boards keeping books at once (0: unbounded)"
+    )
     args = parser.parse_args(argv)
-    m = measure(args.boards, args.rows)
+    m = measure(args.boards, args.rows, args.slots)
+    print(f"bookkeeping slots: {args.slots or 'unbounded'}")
     total_rows = m["boards"] * m["rows"]
     cpu = sum(m["cpu_per_1k"].values())
     print(

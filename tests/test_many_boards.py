@@ -147,6 +147,57 @@ def test_a_long_night_on_one_board_does_not_delay_another(tmp_path: Path) -> Non
     assert statuses(slow_board) == {"review"}
 
 
+def boards_locking_together(tmp_path: Path, slots: threading.Semaphore | None) -> int:
+    """The most boards inside their lock at one moment, each lock waiting up to 2 s for another to join it."""
+    guard, active, most = threading.Lock(), [0], [0]
+    together = threading.Event()
+
+    class Counting(BoardServer):
+        def _do_lock(self, ctx: NightContext, day: Any) -> str:
+            with guard:
+                active[0] += 1
+                most[0] = max(most[0], active[0])
+                if active[0] > 1:
+                    together.set()
+            together.wait(2)  # another board's lock joins now, unless a slot holds it back
+            with guard:
+                active[0] -= 1
+            return super()._do_lock(ctx, day)
+
+    boards = [shop(tmp_path / str(slots is None), name) for name in ("a", "b")]
+    work(*(server(board, name, Counting, slots=slots) for board, name in zip(boards, "ab", strict=True)))
+    assert all(statuses(board) == {"review"} for board in boards)
+    return most[0]
+
+
+def test_bookkeeping_phases_take_turns_for_the_process_s_slots(tmp_path: Path) -> None:
+    """A hundred boards sharing a cutoff would all hold their rows at once: locks take turns for a slot."""
+    assert boards_locking_together(tmp_path, None) == 2  # unbounded: the two locks overlap
+    assert boards_locking_together(tmp_path, threading.BoundedSemaphore(1)) == 1
+
+
+def test_a_live_night_takes_no_slot(tmp_path: Path) -> None:
+    """A run that waits on the models holds no slot: a long live night never holds another board's lock back."""
+    release, slots = threading.Event(), threading.BoundedSemaphore(1)
+
+    class LongNight(BoardServer):
+        def _do_run(self, ctx: NightContext, day: Any) -> str:
+            release.wait(60)  # released by the test, once the quick board is done (or has waited in vain)
+            return super()._do_run(ctx, day)
+
+    slow_board, quick_board = shop(tmp_path, "slow"), shop(tmp_path, "quick")
+    slow = server(slow_board, "slow", LongNight, slots=slots)
+    quick = server(quick_board, "quick", slots=slots)
+    threads = work_all([slow, quick], until=UNTIL)
+    threads[1].join(timeout=15)
+    try:
+        assert not threads[1].is_alive(), "the quick board waited for the slow board's live night"
+        assert when(quick, "summary") and statuses(quick_board) == {"review"}
+    finally:
+        release.set()
+        threads[0].join(timeout=60)
+
+
 # -- one board's failure never stops the others ---------------------------------------------------------------
 def test_a_board_that_cannot_be_opened_does_not_stop_the_others(tmp_path: Path) -> None:
     """A revoked Sheet: opening the board fails (Google's 403) until access is given back the next morning."""

@@ -46,6 +46,7 @@ from sheetbot.notify.base import Fanout, Notifier
 from sheetbot.providers.shared import Accounts
 from sheetbot.safety import secrets
 from sheetbot.service.health import Health, failed_outcome
+from sheetbot.service.scheduler import Day
 from sheetbot.service.serve import Server
 
 log = logging.getLogger("sheetbot.service.many")
@@ -184,7 +185,10 @@ class BoardServer(Server):
         grace_s: float = GRACE_S,
         load: Callable[[Path], Config] | None = None,
         reloaded: Callable[[Config], None] | None = None,
+        slots: threading.Semaphore | None = None,
     ) -> None:
+        #: The process's bookkeeping slots, shared by every board (None: unbounded). See :meth:`_attempt`.
+        self.slots = slots
         super().__init__(
             config=config,
             open_context=lambda: open_board_context(self.config),
@@ -202,6 +206,24 @@ class BoardServer(Server):
         self._load = load
         self._reloaded = reloaded
         self.seen = file_stamp(path)
+
+    def _attempt(self, action: str, day: Day) -> bool:
+        """A phase that only keeps books (reads and writes the board and the state) waits for one of the
+        process's slots: a hundred boards sharing a cutoff would otherwise all hold their rows in memory at the
+        same moment and fight over the GIL, for no phase finishing sooner. A phase that waits on the models (a
+        run with live or batch workflows, the urgent lane) takes no slot: a long live night must never hold
+        another board's lock or harvest back."""
+        if self.slots is None or action == "urgent" or (action == "run" and self._calls_models()):
+            return self._phase(action, day)
+        with self.slots:
+            return self._phase(action, day)
+
+    def _phase(self, action: str, day: Day) -> bool:
+        """The phase itself, once it may start (what a measuring subclass times: bench/scale.py)."""
+        return super()._attempt(action, day)
+
+    def _calls_models(self) -> bool:
+        return any(wf.mode != "preview" for wf in self.config.workflows.values())
 
     def tick(self) -> list[str]:
         self.reload()
@@ -282,6 +304,11 @@ class BoardNameFilter(logging.Filter):
 
 
 # -- the process ----------------------------------------------------------------------------------------------
+def bookkeeping_slots() -> int:
+    """How many boards keep books at once: one per core (at least two), as CPU-bound work gains nothing more."""
+    return max(2, os.cpu_count() or 2)
+
+
 def serve_many(
     config_paths: Sequence[str | Path],
     *,
@@ -305,12 +332,15 @@ def serve_many(
     env = dict(os.environ) if env is None else env
     stop = install_stop_handlers(stop or threading.Event())
     accounts = Accounts()
+    slots = threading.BoundedSemaphore(bookkeeping_slots())
     servers: list[BoardServer] = []
     for board in boards:
         secrets.learn_config(board.config, env)
         for name, entry in board.config.providers.items():
             accounts.account(board.name, name, entry, env)  # every entry first: the stricter limits hold at once
-        servers.append(_board_server(board, env=env, clock=clock, stop=stop, grace_s=grace_s, accounts=accounts))
+        servers.append(
+            _board_server(board, env=env, clock=clock, stop=stop, grace_s=grace_s, accounts=accounts, slots=slots)
+        )
     for account in accounts.shared():
         log.info(
             "provider entries %s share one account: one rpm/tpm budget, one circuit breaker", sorted(account.users)
@@ -348,6 +378,7 @@ def _board_server(
     stop: threading.Event,
     grace_s: float,
     accounts: Accounts,
+    slots: threading.Semaphore | None = None,
 ) -> BoardServer:
     from sheetbot.notify.factory import build_fanout
     from sheetbot.service.wiring import open_context
@@ -368,6 +399,7 @@ def _board_server(
         health=Health(),
         stop=stop,
         grace_s=grace_s,
+        slots=slots,
     )
 
     def reloaded(config: Config) -> None:

@@ -31,7 +31,6 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
@@ -39,14 +38,13 @@ from sheetbot.boards.base import CellValue
 from sheetbot.boards.capabilities import AppendsRows
 from sheetbot.config.models import Config
 from sheetbot.config.names import did_you_mean
-from sheetbot.errors import ConfigError, IntakeError, OutboundError, SheetbotError
-from sheetbot.morning.on_approve import _sync_sleep
+from sheetbot.errors import ConfigError, IntakeError, SheetbotError
+from sheetbot.morning.on_approve import sync_sleep
+from sheetbot.morning.signed_post import signed_post
 from sheetbot.night.context import NightContext
 from sheetbot.night.identify import new_id
 from sheetbot.night.prompts import template_names
-from sheetbot.safety.outbound import post
-from sheetbot.safety.retry import exponential, retrying
-from sheetbot.safety.signing import signature_headers, signing_key
+from sheetbot.safety.signing import signing_key
 from sheetbot.safety.urls import private_problem, url_problem
 from sheetbot.state.intake import IntakeTask
 from sheetbot.status import Status
@@ -255,10 +253,6 @@ def task_view(ctx: NightContext, task_id: str) -> dict[str, Any] | None:
     return view
 
 
-class _Retryable(Exception):
-    """A 429, a 5xx, a timeout or a dropped connection: worth another try."""
-
-
 def deliver_callbacks(
     ctx: NightContext, *, session: requests.Session | None = None, sleep: Callable[[float], None] | None = None
 ) -> list[str]:
@@ -276,7 +270,7 @@ def deliver_callbacks(
     except ConfigError as exc:
         return [f"callbacks wait: {exc.problems[0].message}"]
     http = session or requests.Session()
-    wait = sleep or _sync_sleep(ctx)
+    wait = sleep or sync_sleep(ctx)
     problems = []
     for record, attempt in due:
         problem = _send(ctx, http, record, attempt, secret, wait)
@@ -312,26 +306,14 @@ def _send(
         "text": view.get("output"),
     }
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-    where = urlsplit(record.callback_url).hostname or "the receiver"  # a URL may carry a token: the host only
-    url = record.callback_url
-
-    def once() -> requests.Response:
-        headers = {
-            "Content-Type": "application/json",
-            "Idempotency-Key": key,
-            **signature_headers(secret, body, msg_id=key, timestamp=int(ctx.now().timestamp())),
-        }
-        try:
-            response = post(http, url, data=body.encode(), headers=headers, timeout_s=api.callback_timeout_s)
-        except requests.RequestException as exc:
-            raise _Retryable(f"{type(exc).__name__} from {where}") from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise _Retryable(f"HTTP {response.status_code} from {where}")
-        return response
-
-    policy = retrying(tries=api.callback_tries, wait=exponential(first_s=1, cap_s=30), sleep=sleep, retry_on=_Retryable)
-    try:
-        response = policy(once)
-    except (_Retryable, OutboundError) as exc:
-        return str(exc)
-    return None if 200 <= response.status_code < 300 else f"HTTP {response.status_code} from {where}"
+    return signed_post(
+        http,
+        record.callback_url,
+        body,
+        key=key,
+        secret=secret,
+        now=ctx.now,
+        timeout_s=api.callback_timeout_s,
+        tries=api.callback_tries,
+        sleep=sleep,
+    )

@@ -24,17 +24,15 @@ import logging
 import time
 from collections.abc import Callable
 from typing import TypedDict
-from urllib.parse import urlsplit
 
 import requests
 
-from sheetbot.errors import ConfigError, OutboundError, SheetbotError
+from sheetbot.errors import ConfigError, SheetbotError
+from sheetbot.morning.signed_post import signed_post
 from sheetbot.night.context import NightContext
 from sheetbot.night.morning_reports import ActionsReport as ActionsReport
 from sheetbot.night.writeback import write_back
-from sheetbot.safety.outbound import post
-from sheetbot.safety.retry import exponential, retrying
-from sheetbot.safety.signing import signature_headers, signing_key
+from sheetbot.safety.signing import signing_key
 from sheetbot.state import Task
 from sheetbot.status import Status
 
@@ -51,10 +49,6 @@ class ActionPayload(TypedDict):
     night: str | None
     decision: str
     text: str
-
-
-class _Retryable(Exception):
-    """A 429, a 5xx, a timeout or a dropped connection: worth another try."""
 
 
 def queue_action(ctx: NightContext, task: Task) -> bool:
@@ -96,7 +90,7 @@ def deliver_actions(
 
     ``sleep`` waits between tries; by default the context's (tests' contexts wait no real time)."""
     if sleep is None:
-        sleep = _sync_sleep(ctx)
+        sleep = sync_sleep(ctx)
     report = ActionsReport()
     http = session or requests.Session()
     for action in ctx.state.actions_delivered_unpublished():  # a crash between `delivered` and the move
@@ -120,7 +114,7 @@ def deliver_actions(
     return report
 
 
-def _sync_sleep(ctx: NightContext) -> Callable[[float], None]:
+def sync_sleep(ctx: NightContext) -> Callable[[float], None]:
     """The context's (async) sleep, for this synchronous phase; the wall clock's if it is asyncio's."""
     try:
         asyncio.get_running_loop()
@@ -156,35 +150,23 @@ def _send(ctx: NightContext, http: requests.Session, task: Task, sleep: Callable
     if final is None:
         return "no final text is stored for this attempt"
     key = f"{task.task_id}:{task.attempt}"
-    where = urlsplit(webhook).netloc  # a URL may carry a token: messages name the host only
     body = json.dumps(_payload(task, *final), ensure_ascii=False, separators=(",", ":"))
-
-    def attempt() -> requests.Response:
-        ctx.state.action_state(task.task_id, task.attempt, "sending", now=ctx.now())
-        headers = {
-            "Content-Type": "application/json",
-            "Idempotency-Key": key,
-            **signature_headers(secret, body, msg_id=key, timestamp=int(ctx.now().timestamp())),
-        }
-        try:
-            response = post(http, webhook, data=body.encode(), headers=headers, timeout_s=action.timeout_s)
-        except requests.RequestException as exc:
-            raise _Retryable(f"{type(exc).__name__} from {where}") from None
-        if response.status_code == 429 or response.status_code >= 500:
-            raise _Retryable(f"HTTP {response.status_code} from {where}")
-        return response
-
-    policy = retrying(tries=action.max_tries, wait=exponential(first_s=1, cap_s=30), sleep=sleep, retry_on=_Retryable)
-    try:
-        response = policy(attempt)
-    except (_Retryable, OutboundError) as exc:  # a redirect or a refused URL is not retried: it would not change
-        problem = str(exc)
-    else:
-        if 200 <= response.status_code < 300:
-            ctx.state.action_state(task.task_id, task.attempt, "delivered", now=ctx.now(), error="")
-            ctx.state.audit("action_delivered", now=ctx.now(), task_id=task.task_id, detail={"key": key})
-            return None
-        problem = f"HTTP {response.status_code} from {where}"
+    problem = signed_post(
+        http,
+        webhook,
+        body,
+        key=key,
+        secret=secret,
+        now=ctx.now,
+        timeout_s=action.timeout_s,
+        tries=action.max_tries,
+        sleep=sleep,
+        before_try=lambda: ctx.state.action_state(task.task_id, task.attempt, "sending", now=ctx.now()),
+    )
+    if problem is None:
+        ctx.state.action_state(task.task_id, task.attempt, "delivered", now=ctx.now(), error="")
+        ctx.state.audit("action_delivered", now=ctx.now(), task_id=task.task_id, detail={"key": key})
+        return None
     ctx.state.action_state(task.task_id, task.attempt, "pending", now=ctx.now(), error=problem)
     log.warning("on_approve for task %s: %s", task.task_id, problem)
     return problem

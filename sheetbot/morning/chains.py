@@ -30,10 +30,9 @@ import json
 import logging
 
 from sheetbot.boards.base import CellValue
-from sheetbot.boards.capabilities import AppendsRows
 from sheetbot.config.models import WorkflowConfig
 from sheetbot.config.outputs import cells, readable
-from sheetbot.errors import SheetbotError
+from sheetbot.morning.appending import append_missing
 from sheetbot.night.context import NightContext
 from sheetbot.night.templates import render
 from sheetbot.state import Task
@@ -95,19 +94,9 @@ def append_children(ctx: NightContext) -> tuple[list[str], str | None]:
     pending = ctx.state.chain_intents_pending()
     if not pending:
         return [], None
-    board = ctx.board
-    if not isinstance(board, AppendsRows):
-        return [], f"{board.describe()} cannot take new rows: the chained rows wait in the state"
-    try:
-        sheet = board.read()
-        on_board = {row.get(ctx.col["id"]).strip() for row in sheet.rows}
-        known = on_board | set(ctx.state.tasks([i.child_id for i in pending]))
-        missing = [i for i in pending if i.child_id not in known]
-        if missing:
-            board.append_rows([_row(ctx, intent) for intent in missing])
-    except SheetbotError as exc:  # the intents stay pending: the next harvest tries again
-        log.warning("chained rows not added to the board yet: %s", exc)
-        return [], f"chained rows not added yet ({exc}); sheetbot tries again at the next harvest"
+    problem = append_missing(ctx, {i.child_id: _row(ctx, i) for i in pending}, what="chained rows")
+    if problem is not None:
+        return [], problem
     now = ctx.now()
     with ctx.state.transaction():
         ctx.state.chain_intents_done([i.child_id for i in pending], now=now)

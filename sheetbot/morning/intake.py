@@ -34,11 +34,10 @@ from typing import Any
 
 import requests
 
-from sheetbot.boards.base import CellValue
-from sheetbot.boards.capabilities import AppendsRows
 from sheetbot.config.models import Config
 from sheetbot.config.names import did_you_mean
-from sheetbot.errors import ConfigError, IntakeError, SheetbotError
+from sheetbot.errors import ConfigError, IntakeError
+from sheetbot.morning.appending import append_missing
 from sheetbot.morning.on_approve import sync_sleep
 from sheetbot.morning.signed_post import signed_post
 from sheetbot.night.context import NightContext
@@ -190,21 +189,9 @@ def append_pending(
     pending = ctx.state.intake_pending() if pending is None else pending
     if not pending:
         return [], None
-    board = ctx.board
-    if not isinstance(board, AppendsRows):
-        return [], f"{board.describe()} cannot take new rows: the intake API's rows wait in the state"
-    try:
-        missing = pending
-        if look:
-            on_board = {row.get(ctx.col["id"]).strip() for row in board.read().rows}
-            known = on_board | set(ctx.state.tasks([t.task_id for t in pending]))
-            missing = [t for t in pending if t.task_id not in known]
-        if missing:
-            rows: list[Mapping[str, CellValue]] = [dict(t.row) for t in missing]
-            board.append_rows(rows)
-    except SheetbotError as exc:  # the records stay pending: the next POST with the key or harvest tries again
-        log.warning("intake rows not added to the board yet: %s", exc)
-        return [], f"intake rows not added yet ({exc}); sheetbot tries again at the next harvest"
+    problem = append_missing(ctx, {t.task_id: dict(t.row) for t in pending}, what="intake rows", look=look)
+    if problem is not None:
+        return [], problem
     now = ctx.now()
     with ctx.state.transaction():
         ctx.state.intake_done([t.task_id for t in pending], now=now)

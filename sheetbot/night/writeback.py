@@ -72,7 +72,7 @@ def checks_cells(ctx: NightContext, p: BoardProjection) -> dict[str, CellValue]:
     Nothing when no workflow has a self-check: the board then has no such column."""
     if not any(wf.self_check for wf in ctx.config.workflows.values()):
         return {}
-    return {ctx.col["checks"]: ctx.state.latest_self_checks([p.task_id]).get(p.task_id)}
+    return {ctx.col["checks"]: p.checks}
 
 
 def fit_cells(

@@ -73,6 +73,8 @@ class BoardProjection:
     clear_review: bool
     #: The model that made the output (its final step's stored call): the fallback's when it ran.
     model: str | None = None
+    #: The self-check's verdict on the current attempt (its `checks` cell); None when it has none yet.
+    checks: str | None = None
 
 
 @dataclass(frozen=True)

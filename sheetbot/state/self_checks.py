@@ -59,21 +59,6 @@ class SelfChecksMixin:
         ).fetchone()
         return None if row is None else str(row["verdict"])
 
-    def latest_self_checks(self, task_ids: Iterable[str]) -> dict[str, str]:
-        """The verdict of each task's current attempt (task id → the `checks` cell), for the board's write."""
-        wanted = list(task_ids)
-        out: dict[str, str] = {}
-        for start in range(0, len(wanted), 500):
-            chunk = wanted[start : start + 500]
-            rows = self._db.execute(
-                f"""SELECT s.task_id, s.verdict FROM self_checks s JOIN tasks t
-                    ON t.task_id = s.task_id AND t.attempt = s.attempt
-                    WHERE s.task_id IN ({",".join("?" * len(chunk))})""",
-                chunk,
-            ).fetchall()
-            out.update({r["task_id"]: r["verdict"] for r in rows})
-        return out
-
     def self_check_tallies(self, nights: Iterable[str] | None = None) -> list[SelfCheckTally]:
         """Per workflow and verdict (passed every item, or failed one): outputs a person decided, and those
         approved as-is. A graded output's first decision counts; skipped or failed gradings do not."""

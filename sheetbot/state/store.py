@@ -62,6 +62,8 @@ WAITING_GATE = (
     "CASE WHEN t.status = 'review' THEN (SELECT g.shown FROM step_gates g WHERE g.task_id = t.task_id "
     "AND g.decision IS NULL ORDER BY g.id DESC LIMIT 1) END"
 )
+#: The self-check's verdict on the row's current attempt (issue 13): its `checks` cell, in the projection's query.
+VERDICT = "(SELECT s.verdict FROM self_checks s WHERE s.task_id = t.task_id AND s.attempt = t.attempt)"
 
 
 class State(
@@ -258,6 +260,7 @@ class State(
                          AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1)) END AS output,
                       (SELECT a.model FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
                          AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1) AS model,
+                      {VERDICT} AS checks,
                       (SELECT COALESCE(SUM(a.cost_usd), 0) FROM attempts a WHERE a.task_id = t.task_id) AS cost
                FROM tasks t WHERE t.dirty = 1 ORDER BY t.seq"""
         ).fetchall()
@@ -280,6 +283,7 @@ class State(
                           AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1)) END AS output,
                        (SELECT a.model FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
                           AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1) AS model,
+                       {VERDICT} AS checks,
                        (SELECT COALESCE(SUM(a.cost_usd), 0) FROM attempts a WHERE a.task_id = t.task_id) AS cost
                 FROM tasks t WHERE t.dirty = 0 AND t.status != ?""",
             [*shown, str(Status.QUEUED)],
@@ -393,4 +397,5 @@ def _projection(r: sqlite3.Row, *, clear_review: bool) -> BoardProjection:
         cost_usd=float(r["cost"]),
         clear_review=clear_review,
         model=r["model"],
+        checks=r["checks"],
     )

@@ -96,3 +96,15 @@ def test_without_a_server_the_postgresql_tests_skip_saying_how_to_run_them(monke
     url, why = postgres_url.__wrapped__()
     assert url is None and "cannot be reached" in why
     assert "pg_ctlcluster --skip-systemctl-redirect 15 main start" in HOW and f"export {ENV}=postgresql://" in HOW
+
+
+def test_check_finds_a_state_database_that_cannot_be_reached(tmp_path: Path) -> None:
+    """`check` is run before the cutoff to learn what would fail at it: an unreachable state server too."""
+    from harness import ENV as KEYS
+
+    from sheetbot.cli.check import run_check
+
+    path = _config(tmp_path, state="postgresql://night@127.0.0.1:1/shop")  # port 1: nothing listens
+    problems = [p for p in run_check(path, env={**KEYS, "PGPASSWORD": "s3cret-pw"}) if p.startswith("state ")]
+    assert len(problems) == 1 and "cannot connect to the state database" in problems[0]
+    assert "\n" not in problems[0] and "s3cret-pw" not in problems[0]

@@ -18,11 +18,22 @@ from sheetbot.boards.factory import open_board
 from sheetbot.config.load import Inspection, inspect
 from sheetbot.config.models import Config
 from sheetbot.config.names import did_you_mean
-from sheetbot.errors import BoardError, BoardNotFound, ConfigError, Problem, ProviderError, SheetbotError
+from sheetbot.errors import (
+    BoardError,
+    BoardNotFound,
+    ConfigError,
+    Problem,
+    ProviderError,
+    SheetbotError,
+    StateError,
+)
 from sheetbot.night.context import schema_for
 from sheetbot.night.prompts import missing_columns, template_mistakes
 from sheetbot.night.templates import placeholders
 from sheetbot.safety import secrets
+
+#: How long `check` waits for the state's PostgreSQL server to answer.
+STATE_PROBE_S = 5.0
 
 if TYPE_CHECKING:
     import httpx2
@@ -51,6 +62,7 @@ def run_check(
     problems += _notify_problems(found, env)
     problems += _action_secret_problems(found, env)
     problems += _api_problems(found, env)
+    problems += _state_problems(found)
     return [str(p) for p in problems]
 
 
@@ -174,6 +186,23 @@ def _action_secret_problems(found: Inspection, env: Mapping[str, str]) -> list[P
         except ConfigError as exc:
             problems.append(found.problem(("workflows", name, "on_approve", "secret_env"), exc.problems[0].message))
     return problems
+
+
+def _state_problems(found: Inspection) -> list[Problem]:
+    """A PostgreSQL state that cannot be reached is found now, not at the cutoff. Only a connection is made:
+    the board's schema is created by the first phase that needs it. A SQLite file needs no probe."""
+    from sheetbot.config.state_target import PostgresTarget
+    from sheetbot.state.postgres import Connection
+
+    assert found.config is not None
+    target = found.config.state_target
+    if not isinstance(target, PostgresTarget):
+        return []
+    try:
+        Connection(target, busy_timeout_s=STATE_PROBE_S).close()
+    except StateError as exc:
+        return [found.problem(("state",), str(exc))]
+    return []
 
 
 def _api_problems(found: Inspection, env: Mapping[str, str]) -> list[Problem]:

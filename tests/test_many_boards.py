@@ -493,6 +493,12 @@ def test_a_bad_file_named_on_the_command_line_refuses_the_start(
     assert err.startswith("sheetbot: error: ") and "c.yaml" in err and "\n" not in err
 
 
+def test_a_file_named_twice_is_one_board(tmp_path: Path) -> None:
+    folder = folder_of_boards(tmp_path)
+    boards, _ = load_boards([folder / "a.yaml", folder / "a.yaml", folder])
+    assert [b.name for b in boards] == ["a", "b"]
+
+
 def test_two_boards_on_one_state_file_or_one_name_refuse_the_start(tmp_path: Path) -> None:
     folder = folder_of_boards(tmp_path)
     data = yaml.safe_load((folder / "a.yaml").read_text(encoding="utf-8"))

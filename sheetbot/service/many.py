@@ -87,7 +87,10 @@ def config_files(paths: Sequence[str | Path]) -> list[tuple[Path, bool]]:
             found.append((path, False))
         else:
             raise ConfigError(f"--config {given}: no such file or folder")
-    return found
+    once: dict[Path, tuple[Path, bool]] = {}
+    for path, in_folder in found:  # a file named twice (or also in a named folder) is one board, served once
+        once.setdefault(path.resolve(), (path, in_folder))
+    return list(once.values())
 
 
 def load_boards(

@@ -11,27 +11,40 @@ boards; the threads share the GIL, so CPU time is each board's own work and wall
 the board calls per board (read, write, ...: each is one API request or one batch on the Google board, see
 bench/board_calls.py). Peak memory is the process's ru_maxrss. A measurement, not a test: it always exits 0.
 
+With ``--board google`` each board is a Google Sheet behind tests/fake_google.py (HTTP faked with `responses`,
+no network; google-auth and gspread for real), one spreadsheet per board, and the calls are the Sheets API
+requests each board made in the phase (token requests are not counted). The fake's own work (parsing and
+answering the requests) runs in the board's thread and counts as bookkeeping CPU; its spreadsheets are in the
+process's memory, as the memory boards' rows are.
+
     python bench/scale.py                          # 100 boards x 1,000 rows
+    python bench/scale.py --board google           # the same against the Google fake
     python bench/scale.py --boards 10 --rows 100   # a quick look
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import resource
 import sys
 import tempfile
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import responses
 import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from fake_google import API, TOKEN_URI, FakeGoogleSheets
 
 from sheetbot.batch.mode import Batches
 from sheetbot.boards.memory import MemoryBoard
@@ -56,25 +69,63 @@ PREVIEW = {
 }
 
 
+HEADER = ["type", "priority", "input", "brand"]
+
+
 class Measured(BoardServer):
     """A BoardServer that notes, per phase, its thread's CPU seconds, wall seconds and board calls."""
 
-    board: MemoryBoard
+    board: Any
+    counted: Callable[[], int]  # board calls (memory) or Sheets API requests (Google) so far
+    approve: Callable[[], None]  # the reviewer: every row approved, untimed
+    approved: Callable[[], int]
+    data_bytes: Callable[[], int]
     cpu: dict[str, float]
     wall: dict[str, float]
     calls: dict[str, int]
 
     def _phase(self, action: str, day: Any) -> bool:
-        cpu, wall, calls = time.thread_time(), time.perf_counter(), len(self.board.calls)
+        cpu, wall, calls = time.thread_time(), time.perf_counter(), self.counted()
         try:
             return super()._phase(action, day)
         finally:
             self.cpu[action] += time.thread_time() - cpu
             self.wall[action] += time.perf_counter() - wall
-            self.calls[action] += len(self.board.calls) - calls
+            self.calls[action] += self.counted() - calls
 
 
-def make_board(folder: Path, n: int, rows: int, slots: threading.Semaphore | None = None) -> Measured:
+class GoogleFakes:
+    """One FakeGoogleSheets per board behind one `responses` mock: a request goes to the fake whose spreadsheet
+    key its URL names. (A started RequestsMock patches requests globally, so the fakes cannot each start their
+    own.) The fakes share one set of access tokens, as the boards share one service account."""
+
+    def __init__(self) -> None:
+        self.fakes: dict[str, FakeGoogleSheets] = {}
+        self.tokens: set[str] = set()
+        self.lock = threading.Lock()
+        self.mock = responses.RequestsMock(assert_all_requests_are_fired=False)
+        self.mock.add_callback(responses.POST, TOKEN_URI, callback=self._token)
+        for method in (responses.GET, responses.POST, responses.PUT, responses.DELETE):
+            self.mock.add_callback(method, re.compile(re.escape(API) + r"/.*"), callback=self._api)
+
+    def add(self, folder: Path, key: str, rows: list[list[Any]]) -> FakeGoogleSheets:
+        fake = FakeGoogleSheets(folder, {"Queue": rows}, key=key)
+        fake._tokens = self.tokens
+        self.fakes[key] = fake
+        return fake
+
+    def _token(self, request: Any) -> Any:
+        with self.lock:
+            return next(iter(self.fakes.values()))._token(request)
+
+    def _api(self, request: Any) -> Any:
+        key = urlsplit(request.url).path.removeprefix("/v4/spreadsheets/").split("/")[0].split(":")[0]
+        return self.fakes[key]._api(request)
+
+
+def make_board(
+    folder: Path, n: int, rows: int, slots: threading.Semaphore | None = None, google: GoogleFakes | None = None
+) -> Measured:
     here = folder / f"board-{n:03d}"
     here.mkdir(parents=True)
     path = here / "sheetbot.yaml"
@@ -95,10 +146,16 @@ def make_board(folder: Path, n: int, rows: int, slots: threading.Semaphore | Non
         encoding="utf-8",
     )
     config = load_config(path)
-    board = MemoryBoard(
-        ["type", "priority", "input", "brand"],
-        [{"type": "listing", "input": f"board {n} item {i}", "brand": "Kestrel"} for i in range(rows)],
-    )
+    typed = [{"type": "listing", "input": f"board {n} item {i}", "brand": "Kestrel"} for i in range(rows)]
+    fake: FakeGoogleSheets | None = None
+    board: Any
+    if google is None:
+        board = MemoryBoard(HEADER, typed)
+    else:
+        fake = google.add(here, f"1FakeSheetbotScaleKey{n:04d}_0123456789abcdefgh", [HEADER] + [
+            [r.get(c, "") for c in HEADER] for r in typed
+        ])  # fmt: skip
+        board = fake.board("Queue")
     clock = FakeClock(START)
 
     @contextmanager
@@ -136,31 +193,53 @@ def make_board(folder: Path, n: int, rows: int, slots: threading.Semaphore | Non
         slots=slots,
     )
     server.board = board
+    if fake is None:
+        memory: MemoryBoard = board
+        server.counted = lambda: len(memory.calls)
+        server.approve = lambda: [row.update(review="approve") for row in memory.rows] and None
+        server.approved = lambda: sum(1 for r in memory.rows if r.get("status") == "approved")
+        server.data_bytes = lambda: _size(memory.rows)
+    else:
+        sheets = fake
+        server.counted = lambda: sum(sheets.api_calls().values())
+        server.approve = lambda: _approve_google(sheets)
+        server.approved = lambda: sum(1 for r in sheets.person("Queue").rows() if r.get("status") == "approved")
+        server.data_bytes = lambda: _size(sheets.person("Queue").rows())
     server.cpu, server.wall, server.calls = defaultdict(float), defaultdict(float), defaultdict(int)
     return server
 
 
+def _approve_google(fake: FakeGoogleSheets) -> None:
+    """The reviewer on the Google sheet: `approve` in every data row's review cell."""
+    grid = fake.grid("Queue")
+    header = [str(v) for v in grid.cells[0]]
+    column = header.index("review")
+    for row in range(1, len(grid.cells)):
+        grid.put(row, column, "approve")
+
+
 def _size(rows: list[dict[str, str]]) -> int:
-    """Bytes the memory boards' own rows hold (what a Google Sheet keeps on Google's side, not in sheetbot)."""
+    """Bytes the boards' own rows hold (what a Google Sheet keeps on Google's side, not in sheetbot)."""
     return sys.getsizeof(rows) + sum(sys.getsizeof(r) + sum(sys.getsizeof(v) for v in r.values()) for r in rows)
 
 
-def measure(boards: int, rows: int, slots: int) -> dict[str, Any]:
-    """``slots``: boards keeping books at once, as serve_many sets them (0: unbounded)."""
+def measure(boards: int, rows: int, slots: int, kind: str = "memory") -> dict[str, Any]:
+    """``slots``: boards keeping books at once, as serve_many sets them (0: unbounded). ``kind``: memory or
+    google (each board a spreadsheet behind the Google fake)."""
     shared = threading.BoundedSemaphore(slots) if slots else None
-    with tempfile.TemporaryDirectory(prefix="sheetbot-scale-") as folder:
-        servers = [make_board(Path(folder), n, rows, shared) for n in range(boards)]
+    google = GoogleFakes() if kind == "google" else None
+    with tempfile.TemporaryDirectory(prefix="sheetbot-scale-") as folder, google.mock if google else nullcontext():
+        servers = [make_board(Path(folder), n, rows, shared, google) for n in range(boards)]
         started = time.perf_counter()
         for thread in work_all(servers, until=REVIEW):
             thread.join()
         for server in servers:  # the reviewer, untimed
-            for row in server.board.rows:
-                row["review"] = "approve"
+            server.approve()
         for thread in work_all(servers, until=END):
             thread.join()
         wall = time.perf_counter() - started
-        data_mb = sum(_size(s.board.rows) for s in servers) / 2**20
-        decided = sum(sum(1 for r in s.board.rows if r.get("status") == "approved") for s in servers)
+        data_mb = sum(s.data_bytes() for s in servers) / 2**20
+        decided = sum(s.approved() for s in servers)
         done = {a for s in servers for a, _ in s.done}
         missing = [p for p in PHASES if p not in done]
         thousands = boards * rows / 1000
@@ -185,9 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--slots", type=int, default=bookkeeping_slots(), help="boards keeping books at once (0: unbounded)"
     )
+    parser.add_argument(
+        "--board", choices=("memory", "google"), default="memory", help="memory boards, or the Google Sheets fake"
+    )
     args = parser.parse_args(argv)
-    m = measure(args.boards, args.rows, args.slots)
-    print(f"bookkeeping slots: {args.slots or 'unbounded'}")
+    m = measure(args.boards, args.rows, args.slots, args.board)
+    what = "Sheets API requests" if args.board == "google" else "board calls"
+    print(f"boards: {args.board}; bookkeeping slots: {args.slots or 'unbounded'}; calls: {what} per board")
     total_rows = m["boards"] * m["rows"]
     cpu = sum(m["cpu_per_1k"].values())
     print(
@@ -210,8 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     projected = cpu * 100  # for 100,000 rows
     print(
         f"bookkeeping for 100,000 rows at this rate: {projected:.0f} s of CPU (aim < {AIM_S_PER_100K:.0f} s); "
-        f"peak memory {m['peak_mb']:.0f} MB (aim < {AIM_MB:.0f} MB), of which the memory boards' own rows "
+        f"peak memory {m['peak_mb']:.0f} MB (aim < {AIM_MB:.0f} MB), of which the boards' own rows "
         f"{m['data_mb']:.0f} MB; {m['approved']:,} rows approved by the harvest"
+        + ("" if args.board == "memory" else " (board data: the fake spreadsheets' rows, held in this process)")
     )
     if m["missing"]:
         print(f"NOT DONE: {', '.join(m['missing'])}", file=sys.stderr)

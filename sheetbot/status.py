@@ -74,6 +74,13 @@ def can_move(current: Status, new: Status) -> bool:
     return new in TRANSITIONS[current]
 
 
+#: Status → the statuses a row may be in to move to it, itself included (the same status passes from any):
+#: the store puts them in its UPDATE's WHERE, so a move is one statement.
+MOVES_INTO: dict[Status, tuple[str, ...]] = {
+    new: tuple(str(old) for old in Status if old == new or can_move(old, new)) for new in Status
+}
+
+
 def parse_status(text: object) -> Status | None:
     """The status a person typed in a cell, or None for blank or unknown text."""
     value = str(text or "").strip().lower()

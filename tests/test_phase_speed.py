@@ -64,6 +64,11 @@ def test_a_preview_night_commits_a_group_of_rows_at_a_time(tmp_path: Path, monke
     assert reviewed(shop) == ROWS
     assert statements["COMMIT"] <= 6, statements  # was two a row: 60 for 30 rows
     assert statements["PRAGMA"] <= 10, statements  # opening the state; no busy timeout set and reset a write
+    # Each row moves twice (locked → running → review): once in a statement for all rows, once in the group's
+    # executemany. A SELECT before each move and an UPDATE a row was 90 statements for 30 rows.
+    assert statements["UPDATE"] <= 6, statements
+    with shop.state() as state:
+        assert state.outcome_counts("2026-11-23") == {"listing": {"done": ROWS}}  # each row's outcome recorded
 
 
 def test_no_journal_entry_is_built_for_writes_the_state_takes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 import pytest
 from state_backends import Target, read_back
 
-from sheetbot.errors import StateError, StateUnavailableError
+from sheetbot.errors import StateError, StateUnavailableError, TransitionError
 from sheetbot.state import Attempt, State
+from sheetbot.state.journal import TaskSettled
 from sheetbot.state.postgres import INTEGRITY_ERRORS
 from sheetbot.state.records import BatchRequest
 from sheetbot.state.schema import SCHEMA_VERSION
@@ -74,6 +75,54 @@ def test_tasks_move_through_their_statuses_and_refuse_a_forbidden_move(state: St
     assert [t.seq for t in state.tasks().values()] == [1, 2]
     with pytest.raises(StateError):
         state.move("T-9", Status.LOCKED, now=NOW)
+
+
+def test_a_refused_move_changes_nothing_and_says_which_change_was_refused(state: State) -> None:
+    """move is one guarded UPDATE: the refusal still names the status the row is in, and leaves it there."""
+    state.add_task("T-1", now=NOW)
+    state.move("T-1", Status.LOCKED, now=NOW, night=NIGHT, error="")
+    with pytest.raises(TransitionError, match="task T-1: locked → approved is not an allowed status change"):
+        state.move("T-1", Status.APPROVED, now=NOW, error="should not be written")
+    task = state.task("T-1")
+    assert task is not None and task.status is Status.LOCKED and task.error == ""
+    state.move("T-1", Status.LOCKED, now=NOW, error="the same status passes")
+    assert state.tasks_with_status(Status.LOCKED)[0].error == "the same status passes"
+
+
+def test_a_run_starts_its_locked_rows_together_and_refuses_one_moved_meanwhile(state: State) -> None:
+    for n in range(1, 1203):  # more than two chunks of 500
+        state.add_task(f"T-{n}", now=NOW)
+        state.move(f"T-{n}", Status.LOCKED, now=NOW, night=NIGHT)
+    state.start_running([f"T-{n}" for n in range(1, 1202)], now=NOW)
+    assert len(state.tasks_with_status(Status.RUNNING)) == 1201
+    assert [t.task_id for t in state.tasks_with_status(Status.LOCKED)] == ["T-1202"]
+    assert all(t.dirty for t in state.tasks_with_status(Status.RUNNING))
+    state.move("T-1202", Status.DEFERRED, now=NOW)  # another program moved it after the run listed it
+    with pytest.raises(TransitionError, match="T-1202: deferred → running"):
+        state.start_running(["T-1202"], now=NOW)
+    assert [t.task_id for t in state.tasks_with_status(Status.DEFERRED)] == ["T-1202"]
+
+
+def test_a_groups_outcomes_settle_together_as_each_would_alone(state: State) -> None:
+    """settle_tasks (a preview group's outcomes, one executemany a status) leaves what settle_task would."""
+    for n in (1, 2, 3):
+        state.add_task(f"T-{n}", now=NOW)
+        state.move(f"T-{n}", Status.LOCKED, now=NOW, night=NIGHT)
+    state.start_running(["T-1", "T-2", "T-3"], now=NOW)
+    done = TaskSettled("T-1", NIGHT, "listing", 1, Status.REVIEW, "done", clear_review=True)
+    failed = TaskSettled("T-2", NIGHT, "listing", 1, Status.FAILED, "failed", error="bad template", failure="call")
+    state.settle_tasks([(done, NOW), (failed, NOW)])
+    tasks = state.tasks(["T-1", "T-2", "T-3"])
+    assert (tasks["T-1"].status, tasks["T-1"].clear_review, tasks["T-1"].error) == (Status.REVIEW, True, "")
+    assert (tasks["T-2"].status, tasks["T-2"].failure, tasks["T-2"].error) == (Status.FAILED, "call", "bad template")
+    assert tasks["T-3"].status is Status.RUNNING
+    assert state.outcome_counts(NIGHT) == {"listing": {"done": 1, "failed": 1}}
+    moved = TaskSettled("T-2", NIGHT, "listing", 1, Status.REVIEW, "done")  # T-2 failed meanwhile
+    late = TaskSettled("T-3", NIGHT, "listing", 1, Status.REVIEW, "done")
+    with pytest.raises(TransitionError, match="T-2: failed → review"):
+        state.settle_tasks([(late, NOW), (moved, NOW)])
+    assert state.tasks(["T-3"])["T-3"].status is Status.RUNNING  # the group's transaction wrote nothing
+    assert state.outcome_counts(NIGHT) == {"listing": {"done": 1, "failed": 1}}
 
 
 def test_attempts_their_cost_and_the_final_output(state: State) -> None:

@@ -99,6 +99,9 @@ class Keeper:
         self.kept: set[str] = set()
         #: Inside a transaction of ours (preview_group.py): we hold the write lock, no write waits for it.
         self.holding_lock = False
+        #: Outcomes settled inside that transaction, written together before it commits (``flush_settled``):
+        #: nothing else reads a row's status during the group, and the group commits all or nothing anyway.
+        self.settled: list[tuple[TaskSettled, datetime]] = []
         self.lost = 0
         self.journal_problem = ""
         #: Something was journaled tonight: the end of the night stores it and empties the journal.
@@ -134,7 +137,16 @@ class Keeper:
     async def settle(self, change: TaskSettled) -> None:
         """A row's outcome; when the state cannot take it, the journal keeps it (the row stays `running`)."""
         now = self.now()
+        if self.holding_lock and self.broken is None:
+            self.settled.append((change, now))
+            return
         await self._write(lambda: settled_entry(change, now=now), lambda: self.state.settle_task(change, now=now))
+
+    def flush_settled(self) -> None:
+        """Write the outcomes held during a group, inside its transaction (raises what the state raises)."""
+        settled, self.settled = self.settled, []
+        if settled:
+            self.state.settle_tasks(settled)
 
     def settle_now(self, change: TaskSettled) -> None:
         """``settle`` for a caller that cannot await (a batch round): one blocking try, then the journal."""

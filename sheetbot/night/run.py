@@ -33,6 +33,7 @@ from sheetbot.night.stopping import GRACE_S, call_until_stopped
 from sheetbot.night.task import Outcome, TaskRunner, with_timeout
 from sheetbot.night.writeback import write_with_ids
 from sheetbot.providers.base import Completion, CompletionRequest, Provider
+from sheetbot.providers.preview import PreviewProvider
 from sheetbot.state import Task
 from sheetbot.state.journal import TaskSettled
 from sheetbot.status import Status
@@ -151,10 +152,11 @@ class _Night:
         return completion
 
     async def _timed_call(self, provider: Provider, request: CompletionRequest) -> Completion:
-        if self.deadline is None:
+        if self.deadline is None or isinstance(provider, PreviewProvider):  # a preview answers here, at once
             return await provider.complete(request)
         remaining = (self.deadline - self.ctx.now()).total_seconds()
-        return await asyncio.wait_for(provider.complete(request), timeout=max(remaining, 0.001))
+        async with asyncio.timeout(max(remaining, 0.001)):  # in this task: wait_for would start one a call
+            return await provider.complete(request)
 
     def stopping(self) -> bool:
         """A stop (SIGTERM) or a state that cannot be written: rows not finished stay for the next run."""
@@ -318,9 +320,7 @@ async def run_async(
         tasks = [t for t in tasks if t.task_id in only]
     if tasks:
         with state.transaction():
-            for task in tasks:
-                if task.status == Status.LOCKED:
-                    state.move(task.task_id, Status.RUNNING, now=now)
+            state.start_running([t.task_id for t in tasks if t.status == Status.LOCKED], now=now)
             if only is None:
                 state.night_event(window.night, run_started_at=now.isoformat())
         # `running` is kept in the state only: marking it on the board would cost a read and a write per

@@ -426,7 +426,8 @@ async def with_timeout(coro: Awaitable[Outcome], timeout_s: float | None) -> Out
     if timeout_s is None:
         return await coro
     try:
-        return await asyncio.wait_for(coro, timeout=timeout_s)
+        async with asyncio.timeout(timeout_s):  # in this task: wait_for would start a task a row
+            return await coro
     except TimeoutError:
         return Outcome(
             "failed",

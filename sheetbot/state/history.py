@@ -16,6 +16,12 @@ from sheetbot.safety.secrets import scrub
 from sheetbot.state.faults import Db
 from sheetbot.state.records import AuditEntry, NightFields, NightRecord, Task, _night
 
+#: What a night did with a row (its outcome, and why): written once per row and attempt, the latest wins.
+NIGHT_TASK = (
+    "INSERT INTO night_tasks(night, task_id, workflow, attempt, outcome, reason) VALUES (?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT(night, task_id, attempt) DO UPDATE SET outcome = excluded.outcome, reason = excluded.reason"
+)
+
 
 class HistoryMixin:
     """Review decisions, what each night did with each task, night events, the append-only audit log."""
@@ -64,11 +70,7 @@ class HistoryMixin:
     def night_task(
         self, night: str, task_id: str, *, workflow: str, attempt: int, outcome: str, reason: str = ""
     ) -> None:
-        self._db.execute(
-            "INSERT INTO night_tasks(night, task_id, workflow, attempt, outcome, reason) VALUES (?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT(night, task_id, attempt) DO UPDATE SET outcome = excluded.outcome, reason = excluded.reason",
-            (night, task_id, workflow, attempt, outcome, scrub(reason)),
-        )
+        self._db.execute(NIGHT_TASK, (night, task_id, workflow, attempt, outcome, scrub(reason)))
 
     def tasks_locked_for(self, night: str) -> dict[str, int]:
         """Workflow → rows an earlier lock took for ``night`` (whatever became of them since; rows deferred

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -36,8 +36,9 @@ from sheetbot.errors import StateUnavailableError
 from sheetbot.safety.private import chmod_private
 from sheetbot.safety.secrets import scrub
 from sheetbot.state.faults import Db
+from sheetbot.state.history import NIGHT_TASK
 from sheetbot.state.records import Attempt, Task, TaskFields
-from sheetbot.status import Status
+from sheetbot.status import MOVES_INTO, Status
 
 
 def journal_path(state_path: Path) -> Path:
@@ -256,6 +257,35 @@ class JournalMixin:
         if task is None or task.attempt != change.attempt or task.status not in (Status.RUNNING, Status.LOCKED):
             return  # the row has moved on since (a later run settled it): the newer truth stands
         self.settle_task(change, now=now)
+
+    def settle_tasks(self, changes: Sequence[tuple[TaskSettled, datetime]]) -> None:
+        """``settle_task`` for many rows (a preview group's, sheetbot/night/preview_group.py): an executemany
+        per status instead of two statements a row. The UPDATE is guarded as ``move``'s is; if it skipped any
+        row, every row is settled again alone (idempotent), which raises ``move``'s own error for that row."""
+        by_status: dict[Status, list[tuple[TaskSettled, datetime]]] = {}
+        for change, now in changes:
+            by_status.setdefault(change.status, []).append((change, now))
+        with self.transaction():
+            for status, group in by_status.items():
+                sources = MOVES_INTO[status]
+                marks = ", ".join("?" * len(sources))
+                rows = [
+                    (str(status), at.isoformat(), c.failure, scrub(c.error), int(c.clear_review), c.task_id, *sources)
+                    for c, at in group
+                ]
+                changed = self._db.executemany(
+                    "UPDATE tasks SET status = ?, updated_at = ?, failure = ?, error = ?, dirty = 1, clear_review = "
+                    f"CASE WHEN ? = 1 THEN 1 ELSE clear_review END WHERE task_id = ? AND status IN ({marks})",
+                    rows,
+                ).rowcount
+                if changed != len(group):
+                    for change, now in group:
+                        self.settle_task(change, now=now)
+                    continue
+                self._db.executemany(
+                    NIGHT_TASK,
+                    [(c.night, c.task_id, c.workflow, c.attempt, c.result, scrub(c.reason)) for c, _ in group],
+                )
 
     def settle_task(self, change: TaskSettled, *, now: datetime) -> None:
         """A row's outcome tonight: its status (and error) and the night's record of it, in one commit."""

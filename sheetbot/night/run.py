@@ -152,11 +152,10 @@ class _Night:
         return completion
 
     async def _timed_call(self, provider: Provider, request: CompletionRequest) -> Completion:
-        if self.deadline is None or isinstance(provider, PreviewProvider):  # a preview answers here, at once
-            return await provider.complete(request)
+        if self.deadline is None or isinstance(provider, PreviewProvider):
+            return await provider.complete(request)  # a preview answers here and now: no timer, no task a row
         remaining = (self.deadline - self.ctx.now()).total_seconds()
-        async with asyncio.timeout(max(remaining, 0.001)):  # in this task: wait_for would start one a call
-            return await provider.complete(request)
+        return await asyncio.wait_for(provider.complete(request), timeout=max(remaining, 0.001))
 
     def stopping(self) -> bool:
         """A stop (SIGTERM) or a state that cannot be written: rows not finished stay for the next run."""
@@ -253,21 +252,28 @@ class _Unavailable(SheetbotError):
     """The workflow's provider cannot be used tonight (e.g. its API key is not set)."""
 
 
-def _changed_after_lock(ctx: NightContext, report: RunReport, rows: Mapping[str, BoardRow]) -> None:
+def _changed_after_lock(
+    ctx: NightContext, report: RunReport, rows: Mapping[str, BoardRow], locked: Mapping[str, Task]
+) -> None:
     """Flag outputs whose row was edited after the lock: the output answers the locked input. ``rows`` are the
-    board's rows by task id, a copy made with its id already told apart from its original (night/identify.py)."""
+    board's rows by task id, a copy made with its id already told apart from its original (night/identify.py).
+    ``locked``: the tasks this run read at its start, whose snapshots (fixed at the lock) need no second read."""
     col = ctx.col
     owned = _sheetbot_columns(col) | owned_columns(ctx)
     fresh = ctx.state.task_ids_to_write(Status.REVIEW)
-    for task in ctx.state.tasks(fresh).values():  # one query, not one per row
+    current = ctx.state.tasks(fresh, light=True)  # one query, not one per row; the error as it is now
+    unknown = [task_id for task_id in fresh if task_id not in locked]  # settled by an earlier run
+    snapshots = {t.task_id: t.snapshot for t in ctx.state.tasks(unknown).values()} if unknown else {}
+    for task in current.values():
+        snapshot = locked[task.task_id].snapshot if task.task_id in locked else snapshots.get(task.task_id, {})
         row = rows.get(task.task_id)
-        if row is None or not task.snapshot:
+        if row is None or not snapshot:
             continue
-        watched = [col["type"], col["input"], *[c for c in task.snapshot if c not in owned]]
+        watched = [col["type"], col["input"], *[c for c in snapshot if c not in owned]]
         changed = [
             c
             for c in dict.fromkeys(watched)
-            if c not in row.problems and row.get(c) != task.snapshot.get(c, "")  # a cell without a value: unknown
+            if c not in row.problems and row.get(c) != snapshot.get(c, "")  # a cell without a value: unknown
         ]
         if changed:
             note = (
@@ -379,7 +385,7 @@ async def run_async(
     unknown = {}
     with state.transaction():  # new rows' tasks are kept only if their ids reach the board
         ident = take_stock(ctx, sheet, refuse=False)[0] if sheet is not None else Identified()
-        _changed_after_lock(ctx, report, ident.rows)
+        _changed_after_lock(ctx, report, ident.rows, {t.task_id: t for t in tasks})
         wrote = write_with_ids(ctx, ident.claims, ident.new)
         report.written, report.repaired, report.missing, unknown = (
             wrote.written,

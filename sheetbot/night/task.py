@@ -426,8 +426,7 @@ async def with_timeout(coro: Awaitable[Outcome], timeout_s: float | None) -> Out
     if timeout_s is None:
         return await coro
     try:
-        async with asyncio.timeout(timeout_s):  # in this task: wait_for would start a task a row
-            return await coro
+        return await asyncio.wait_for(coro, timeout=timeout_s)
     except TimeoutError:
         return Outcome(
             "failed",

@@ -62,6 +62,8 @@ WAITING_GATE = (
     "CASE WHEN t.status = 'review' THEN (SELECT g.shown FROM step_gates g WHERE g.task_id = t.task_id "
     "AND g.decision IS NULL ORDER BY g.id DESC LIMIT 1) END"
 )
+#: A task's columns without its snapshot and previous output, the two that hold customers' text.
+_LIGHT = _TASK_COLUMNS.replace("snapshot,", "NULL AS snapshot,").replace("previous_output,", "NULL AS previous_output,")
 #: The self-check's verdict on the row's current attempt (issue 13): its `checks` cell, in the projection's query.
 VERDICT = "(SELECT s.verdict FROM self_checks s WHERE s.task_id = t.task_id AND s.attempt = t.attempt)"
 
@@ -162,21 +164,19 @@ class State(
             self._depth = 0
 
     # -- tasks ---------------------------------------------------------------------
-    def tasks(self, ids: Iterable[str] | None = None) -> dict[str, Task]:
-        """The given tasks in full; without ids, every task without its snapshot and previous output (a
-        10,000-row board's snapshots are most of a phase's memory, and lock and harvest only need statuses)."""
+    def tasks(self, ids: Iterable[str] | None = None, *, light: bool = False) -> dict[str, Task]:
+        """The given tasks in full (``light``: without snapshot and previous output); without ids, every task,
+        light (a 10,000-row board's snapshots are most of a phase's memory, and lock and harvest only need
+        statuses)."""
         if ids is None:
-            light = _TASK_COLUMNS.replace("snapshot,", "NULL AS snapshot,").replace(
-                "previous_output,", "NULL AS previous_output,"
-            )
-            rows = self._db.execute(f"SELECT {light} FROM tasks ORDER BY seq").fetchall()  # both engines: seq order
+            rows = self._db.execute(f"SELECT {_LIGHT} FROM tasks ORDER BY seq").fetchall()  # both engines: seq order
             return {r["task_id"]: _task(r) for r in rows}
         out: dict[str, Task] = {}
-        wanted = list(ids)
+        wanted, columns = list(ids), _LIGHT if light else _TASK_COLUMNS
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for r in self._db.execute(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_id IN ({marks})", chunk):
+            for r in self._db.execute(f"SELECT {columns} FROM tasks WHERE task_id IN ({marks})", chunk):
                 out[r["task_id"]] = _task(r)
         return out
 

@@ -77,9 +77,8 @@ class Measured(BoardServer):
 
     board: Any
     counted: Callable[[], int]  # board calls (memory) or Sheets API requests (Google) so far
+    rows: Callable[[], list[dict[str, str]]]  # the board's rows as they are now, column → value
     approve: Callable[[], None]  # the reviewer: every row approved, untimed
-    approved: Callable[[], int]
-    data_bytes: Callable[[], int]
     cpu: dict[str, float]
     wall: dict[str, float]
     calls: dict[str, int]
@@ -199,17 +198,21 @@ def make_board(
     if fake is None:
         memory: MemoryBoard = board
         server.counted = lambda: len(memory.calls)
-        server.approve = lambda: [row.update(review="approve") for row in memory.rows] and None
-        server.approved = lambda: sum(1 for r in memory.rows if r.get("status") == "approved")
-        server.data_bytes = lambda: _size(memory.rows)
+        server.rows = lambda: memory.rows
+        server.approve = lambda: _approve_memory(memory)
     else:
         sheets = fake
         server.counted = lambda: sum(sheets.api_calls().values())
+        server.rows = lambda: sheets.person("Queue").rows()
         server.approve = lambda: _approve_google(sheets)
-        server.approved = lambda: sum(1 for r in sheets.person("Queue").rows() if r.get("status") == "approved")
-        server.data_bytes = lambda: _size(sheets.person("Queue").rows())
     server.cpu, server.wall, server.calls = defaultdict(float), defaultdict(float), defaultdict(int)
     return server
+
+
+def _approve_memory(board: MemoryBoard) -> None:
+    """The reviewer on a memory board: `approve` in every row's review cell."""
+    for row in board.rows:
+        row["review"] = "approve"
 
 
 def _approve_google(fake: FakeGoogleSheets) -> None:
@@ -241,8 +244,8 @@ def measure(boards: int, rows: int, slots: int, kind: str = "memory") -> dict[st
         for thread in work_all(servers, until=END):
             thread.join()
         wall = time.perf_counter() - started
-        data_mb = sum(s.data_bytes() for s in servers) / 2**20
-        decided = sum(s.approved() for s in servers)
+        data_mb = sum(_size(s.rows()) for s in servers) / 2**20
+        decided = sum(sum(1 for r in s.rows() if r.get("status") == "approved") for s in servers)
         done = {a for s in servers for a, _ in s.done}
         missing = [p for p in PHASES if p not in done]
         thousands = boards * rows / 1000

@@ -121,7 +121,12 @@ class GoogleFakes:
         key = urlsplit(request.url).path.removeprefix("/v4/spreadsheets/").split("/")[0].split(":")[0]
         fake = self.fakes[key]
         answer = fake._api(request)
-        fake.requests.clear()  # the fake records every request's body; the counts are all this bench reads
+        # The fake and `responses` keep every request and answer (bodies included); the counts are all this bench
+        # reads, and the kept traffic would otherwise be counted as the serve process's memory.
+        fake.requests.clear()
+        self.mock.calls.reset()
+        for match in self.mock.registered():
+            match.calls.reset()
         return answer
 
 

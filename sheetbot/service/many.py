@@ -45,6 +45,7 @@ from sheetbot.night.stopping import GRACE_S
 from sheetbot.notify.base import Fanout, Notifier
 from sheetbot.providers.shared import Accounts
 from sheetbot.safety import secrets
+from sheetbot.service.arenas import limit_malloc_arenas
 from sheetbot.service.health import Health, failed_outcome
 from sheetbot.service.scheduler import Day
 from sheetbot.service.serve import Server
@@ -286,7 +287,9 @@ class BoardServer(Server):
 
 
 def work_all(servers: Sequence[BoardServer], *, until: datetime | None = None) -> list[threading.Thread]:
-    """One thread per board, started; the caller joins them."""
+    """One thread per board, started; the caller joins them. The threads share a few malloc arenas, one per
+    bookkeeping slot, rather than glibc's eight per core (sheetbot/service/arenas.py)."""
+    limit_malloc_arenas(bookkeeping_slots())
     threads = [
         threading.Thread(target=s.work, kwargs={"until": until}, name=f"sheetbot-board-{s.name}") for s in servers
     ]

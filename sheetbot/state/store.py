@@ -64,6 +64,11 @@ WAITING_GATE = (
 )
 #: A task's columns without its snapshot and previous output, the two that hold customers' text.
 _LIGHT = _TASK_COLUMNS.replace("snapshot,", "NULL AS snapshot,").replace("previous_output,", "NULL AS previous_output,")
+#: The task's latest answer (its output and model), found once a row rather than by one subquery per column.
+LATEST_ANSWER = (
+    "LEFT JOIN attempts a ON a.id = (SELECT l.id FROM attempts l WHERE l.task_id = t.task_id AND l.ok = 1 "
+    "AND l.final = 1 ORDER BY l.attempt DESC, l.id DESC LIMIT 1)"
+)
 #: The self-check's verdict on the row's current attempt (issue 13): its `checks` cell, in the projection's query.
 VERDICT = "(SELECT s.verdict FROM self_checks s WHERE s.task_id = t.task_id AND s.attempt = t.attempt)"
 
@@ -279,13 +284,10 @@ class State(
         rows = self._db.execute(
             f"""SELECT t.task_id, t.workflow, t.status, t.night, t.error, t.clear_review, t.attempt,
                       CASE WHEN t.resend_output = 1 OR t.clear_review = 1 THEN COALESCE({WAITING_GATE},
-                      (SELECT a.output FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
-                         AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1)) END AS output,
-                      (SELECT a.model FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
-                         AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1) AS model,
+                      a.output) END AS output, a.model AS model,
                       {VERDICT} AS checks,
-                      (SELECT COALESCE(SUM(a.cost_usd), 0) FROM attempts a WHERE a.task_id = t.task_id) AS cost
-               FROM tasks t WHERE t.dirty = 1 ORDER BY t.seq"""
+                      (SELECT COALESCE(SUM(c.cost_usd), 0) FROM attempts c WHERE c.task_id = t.task_id) AS cost
+               FROM tasks t {LATEST_ANSWER} WHERE t.dirty = 1 ORDER BY t.seq"""
         ).fetchall()
         return [_projection(r, clear_review=bool(r["clear_review"])) for r in rows]
 
@@ -302,13 +304,10 @@ class State(
         rows = self._db.execute(
             f"""SELECT t.task_id, t.workflow, t.status, t.night, t.error,
                        CASE WHEN t.status IN ({marks}) THEN COALESCE({WAITING_GATE},
-                       (SELECT a.output FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
-                          AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1)) END AS output,
-                       (SELECT a.model FROM attempts a WHERE a.task_id = t.task_id AND a.ok = 1
-                          AND a.final = 1 ORDER BY a.attempt DESC, a.id DESC LIMIT 1) AS model,
+                       a.output) END AS output, a.model AS model,
                        {VERDICT} AS checks,
-                       (SELECT COALESCE(SUM(a.cost_usd), 0) FROM attempts a WHERE a.task_id = t.task_id) AS cost
-                FROM tasks t WHERE t.dirty = 0 AND t.status != ?""",
+                       (SELECT COALESCE(SUM(c.cost_usd), 0) FROM attempts c WHERE c.task_id = t.task_id) AS cost
+                FROM tasks t {LATEST_ANSWER} WHERE t.dirty = 0 AND t.status != ?""",
             [*shown, str(Status.QUEUED)],
         ).fetchall()
         return [_projection(r, clear_review=False) for r in rows]

@@ -346,8 +346,9 @@ async def run_async(
             in_batch = {c.rsplit(":", 2)[0] for b in state.open_batches() for c in b["custom_ids"]}
             in_batch |= {c.rsplit(":", 2)[0] for s in state.open_sends() for c in s["requests"]}
             batch = [t for t in tasks if _mode(ctx, t) == "batch" or t.task_id in in_batch]
-            free = [t for t in tasks if t not in batch and _mode(ctx, t) == "preview"]  # first, a commit a group
-            jobs = [night.work(t) for t in tasks if t not in batch and _mode(ctx, t) != "preview"]
+            batched = {t.task_id for t in batch}  # by id: `t in batch` compared whole tasks, rows × rows times
+            free = [t for t in tasks if t.task_id not in batched and _mode(ctx, t) == "preview"]  # a commit a group
+            jobs = [night.work(t) for t in tasks if t.task_id not in batched and _mode(ctx, t) != "preview"]
             batch_mode = ctx.batch_mode  # sheetbot.batch, handed over by the composition root
             if batch and batch_mode is not None:
                 jobs.append(night.guarded(batch_mode.run(night, batch)))

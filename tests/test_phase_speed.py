@@ -17,6 +17,7 @@ import sheetbot.boards.local as local
 import sheetbot.boards.local_sheet as local_sheet
 import sheetbot.night.keep as keep
 from sheetbot.providers.preview import PreviewProvider
+from sheetbot.state import Attempt
 from sheetbot.state.faults import GuardedConnection
 from sheetbot.status import Status
 
@@ -54,8 +55,12 @@ def test_a_preview_night_commits_a_group_of_rows_at_a_time(tmp_path: Path, monke
     statements: Counter[str] = Counter()
     execute = GuardedConnection.execute
 
+    lookups: Counter[str] = Counter()
+
     def counting(self: GuardedConnection, sql: str, parameters: Any = (), /) -> Any:
         statements[sql.split()[0].upper()] += 1
+        if sql.lstrip().upper().startswith("SELECT") and "FROM ATTEMPTS" in " ".join(sql.upper().split()):
+            lookups["attempts"] += 1
         return execute(self, sql, parameters)
 
     monkeypatch.setattr(GuardedConnection, "execute", counting)
@@ -67,6 +72,8 @@ def test_a_preview_night_commits_a_group_of_rows_at_a_time(tmp_path: Path, monke
     # Each row moves twice (locked → running → review): once in a statement for all rows, once in the group's
     # executemany. A SELECT before each move and an UPDATE a row was 90 statements for 30 rows.
     assert statements["UPDATE"] <= 6, statements
+    # Which rows have a stored answer is asked once a group, not twice a row (stored answer, spend so far).
+    assert lookups["attempts"] <= 6, lookups
     with shop.state() as state:
         assert state.outcome_counts("2026-11-23") == {"listing": {"done": ROWS}}  # each row's outcome recorded
 
@@ -113,3 +120,41 @@ def test_a_kill_inside_a_group_costs_nothing_and_the_next_run_finishes_it(
     assert reviewed(shop) == ROWS
     with shop.state() as state:
         assert all(state.final_output(t.task_id, t.attempt) for t in state.tasks_with_status(Status.REVIEW))
+
+
+def test_a_row_whose_answer_was_stored_before_a_crash_is_not_asked_again(tmp_path: Path) -> None:
+    """A row left `running` with its answer stored (a kill between the store and its outcome) gets that answer,
+    inside a group of preview rows too; the group's other rows are asked once each."""
+    shop = locked_night(tmp_path)
+    with shop.state() as state:
+        [task, *_] = state.tasks_with_status(Status.LOCKED)
+        state.start_running([task.task_id], now=shop.clock.now())
+        kept = Attempt(
+            task_id=task.task_id,
+            night=task.night or "",
+            attempt=task.attempt,
+            step="final",
+            workflow="listing",
+            provider="openai",
+            model="gpt-4.1-mini",
+            mode="preview",
+            system="",
+            prompt="p",
+            ok=True,
+            output="the answer stored before the crash",
+        )
+        state.record_attempt(kept, now=shop.clock.now())
+    asked: list[str] = []
+    complete = PreviewProvider.complete
+
+    async def counted(self: PreviewProvider, request: Any) -> Any:
+        asked.append(request.prompt)
+        return await complete(self, request)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(PreviewProvider, "complete", counted)
+        report = shop.run()
+    assert sum(report.done.values()) == ROWS
+    assert len(asked) == ROWS - 1
+    [row] = [r for r in shop.rows() if r["id"] == task.task_id]
+    assert row["output"] == "the answer stored before the crash"

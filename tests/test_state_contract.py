@@ -125,6 +125,19 @@ def test_a_groups_outcomes_settle_together_as_each_would_alone(state: State) -> 
     assert state.outcome_counts(NIGHT) == {"listing": {"done": 1, "failed": 1}}
 
 
+def test_never_called_names_the_tasks_without_any_stored_call(state: State) -> None:
+    """What a preview group asks once instead of each row's stored answer and spend: any call counts, of any
+    attempt, a failed one too, across more ids than one statement takes."""
+    ids = [f"T-{n}" for n in range(1, 1203)]
+    for task_id in ids:
+        state.add_task(task_id, now=NOW)
+    state.record_attempt(call("T-2", ok=False), now=NOW)
+    state.record_attempt(call("T-700", attempt=2), now=NOW)
+    state.record_attempt(call("T-1202"), now=NOW)
+    assert state.never_called(ids) == set(ids) - {"T-2", "T-700", "T-1202"}
+    assert state.never_called([]) == set()
+
+
 def test_attempts_their_cost_and_the_final_output(state: State) -> None:
     state.add_task("T-1", now=NOW)
     state.record_attempt(call("T-1", ok=False, cost=0.1), now=NOW)

@@ -26,11 +26,17 @@ GROUP = 500
 
 
 async def run_grouped(
-    keep: Keeper, tasks: Sequence[Task], work: Callable[[Task], Awaitable[None]], *, group: int = GROUP
+    keep: Keeper,
+    tasks: Sequence[Task],
+    work: Callable[[Task], Awaitable[None]],
+    *,
+    group: int = GROUP,
+    starting: Callable[[Sequence[Task]], None] = lambda chunk: None,
 ) -> None:
     """``work`` every task in order, GROUP of them a transaction. ``work`` never raises for a state fault (it
     hands it to the keeper); a failed BEGIN runs the group row by row, a failed COMMIT stops the night (the
-    keeper's ``fail``: the group's rows stay `running` for the next run)."""
+    keeper's ``fail``: the group's rows stay `running` for the next run). ``starting`` is told each group's
+    tasks inside its transaction, before the first row runs, and an empty list when the group ends."""
     for start in range(0, len(tasks), group):
         chunk = tasks[start : start + group]
         began = False
@@ -38,10 +44,12 @@ async def run_grouped(
             with keep.state.transaction():
                 began = keep.holding_lock = True
                 try:
+                    starting(chunk)
                     for task in chunk:
                         await work(task)
                     keep.flush_settled()  # the group's outcomes, an executemany a status
                 finally:
+                    starting([])
                     keep.holding_lock = False
                     keep.settled.clear()  # written above, or rolled back with the group
         except StateUnavailableError as exc:

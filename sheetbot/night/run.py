@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -111,6 +111,10 @@ class _Night:
         #: Tasks in progress per provider, at most its concurrency: a task reserves budget only once it is
         #: admitted here, so a cap defers only what cannot fit, and admission follows priority (FIFO).
         self.gates: dict[str, asyncio.Semaphore] = {}
+
+    def group_starting(self, chunk: Sequence[Task]) -> None:
+        """A group of preview rows starts (inside its transaction): which of them the state holds no call for."""
+        self.runner.uncalled = self.ctx.state.never_called(t.task_id for t in chunk) if chunk else set()
 
     def gate(self, wf: WorkflowConfig) -> asyncio.Semaphore:
         key = "preview" if wf.mode == "preview" else wf.provider
@@ -356,7 +360,7 @@ async def run_async(
                 for task in batch:
                     night.settle(task, Outcome("deferred", NO_BATCH_MODE))
             with night.keep.night():
-                await run_grouped(night.keep, free, night.work)
+                await run_grouped(night.keep, free, night.work, starting=night.group_starting)
                 await asyncio.gather(*jobs)
         finally:
             await night.providers.aclose()

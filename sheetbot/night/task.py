@@ -118,6 +118,9 @@ class TaskRunner:
         self.keep = keep
         #: Seconds until the night's deadline; None when the run has none (an open breaker then defers).
         self.time_left_s = time_left_s
+        #: Tasks the state holds no call for, found once for a group of preview rows inside the group's
+        #: transaction (no other program writes meanwhile): their stored answer and spend need no query each.
+        self.uncalled: set[str] = set()
         #: Provider → why its rows go straight to their fallback tonight (batch mode: the key was refused).
         self.down: dict[str, str] = {}
 
@@ -127,7 +130,9 @@ class TaskRunner:
         # Review gates (sheetbot.night.gates): the steps up to the last passed gate are never called again.
         plan = gates.resume(self.state.latest_gate(task.task_id), steps) if wf.steps else gates.Resume()
         done: dict[str, str] = dict(plan.done)
-        spent = self.state.spent_usd(task_id=task.task_id, night=task.night)
+        fresh = task.task_id in self.uncalled
+        self.uncalled.discard(task.task_id)  # from its first call on, the state is asked as for any row
+        spent = 0.0 if fresh else self.state.spent_usd(task_id=task.task_id, night=task.night)
         truncated = False
         notes: list[str] = []
         for index, step in enumerate(steps):
@@ -136,7 +141,7 @@ class TaskRunner:
             last = index == len(steps) - 1
             gated = step.review and not last
             key = gates.round_key(step.name, plan.round) if gated else step.name
-            stored = self.state.stored_output(task.task_id, task.attempt, key)
+            stored = None if fresh else self.state.stored_output(task.task_id, task.attempt, key)
             if stored is not None and stored.output is not None:
                 done[step.name] = stored.output
                 truncated = truncated or stored.truncated

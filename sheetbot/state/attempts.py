@@ -67,6 +67,19 @@ class AttemptsMixin:
                 out.setdefault(r["task_id"], []).append((r["workflow"] or "", r["output"]))
         return out
 
+    def never_called(self, task_ids: Iterable[str]) -> set[str]:
+        """The tasks with no call stored at all, of any attempt: a group of preview rows asks once for them all,
+        instead of asking for each row's stored answer and spend (sheetbot/night/preview_group.py)."""
+        wanted = list(task_ids)
+        called: set[str] = set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            rows = self._db.execute(
+                f"SELECT DISTINCT task_id FROM attempts WHERE task_id IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+            called.update(r["task_id"] for r in rows)
+        return set(wanted) - called
+
     def latest_attempt(self, task_id: str) -> list[Attempt]:
         """The calls of the task's latest attempt that made any, oldest first (every step, failed calls too)."""
         rows = self._db.execute(

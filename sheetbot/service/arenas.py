@@ -2,9 +2,10 @@
 
 glibc gives a thread that allocates while another holds the main arena an arena of its own, up to eight per
 core, and memory freed in one arena is not reused by the others. One thread per board makes a process that
-works 100 boards keep many half-empty arenas: bench/scale.py measured 810 MB of peak memory for 100 Google
-boards with glibc's default, and 402 MB with two arenas, the same work no slower (Python's GIL lets one
-thread run Python at a time, so the threads hardly ever wait on an arena's lock). An admin's own
+works 100 boards keep many half-empty arenas: bench/scale.py measured 451 MB of peak memory for 100 Google
+boards with glibc's default (16 arenas on 2 cores), and 391 MB with two arenas, the same work no slower
+(Python's GIL lets one thread run Python at a time, so the threads hardly ever wait on an arena's lock); 20
+boards, 204 MB and 156 MB. An admin's own
 ``MALLOC_ARENA_MAX`` (read by glibc when the process starts) wins; other C libraries are left alone.
 """
 

@@ -32,7 +32,7 @@ from sheetbot.night.lock import LockReport, lock
 from sheetbot.night.run import RunReport, run
 from sheetbot.providers.base import EventHook, Provider
 from sheetbot.providers.factory import make_provider
-from sheetbot.state import State
+from sheetbot.state import Attempt, State
 
 BERLIN = ZoneInfo("Europe/Berlin")
 ENV = {"OPENAI_API_KEY": "sk-test-openai", "ANTHROPIC_API_KEY": "sk-ant-test"}
@@ -55,6 +55,24 @@ WORKFLOWS: dict[str, dict[str, Any]] = {
         "prompt": "Draft a post about: {{input}}",
     },
 }
+
+
+def stored_call(task_id: str, **fields: Any) -> Attempt:
+    """A model call as the state stores it: a good answer to attempt 1's only step, unless ``fields`` differ."""
+    values: dict[str, Any] = {
+        "night": "2026-11-23",
+        "attempt": 1,
+        "step": "final",
+        "workflow": "listing",
+        "provider": "openai",
+        "model": "gpt-4.1-mini",
+        "mode": "live",
+        "system": "",
+        "prompt": "p",
+        "ok": True,
+        "output": f"answer {task_id}",
+    }
+    return Attempt(task_id=task_id, **(values | fields))
 
 
 def at(text: str) -> datetime:

@@ -11,13 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import WORKFLOWS, Shop, at
+from harness import WORKFLOWS, Shop, at, stored_call
 
 import sheetbot.boards.local as local
 import sheetbot.boards.local_sheet as local_sheet
 import sheetbot.night.keep as keep
 from sheetbot.providers.preview import PreviewProvider
-from sheetbot.state import Attempt
 from sheetbot.state.faults import GuardedConnection
 from sheetbot.status import Status
 
@@ -129,18 +128,11 @@ def test_a_row_whose_answer_was_stored_before_a_crash_is_not_asked_again(tmp_pat
     with shop.state() as state:
         [task, *_] = state.tasks_with_status(Status.LOCKED)
         state.start_running([task.task_id], now=shop.clock.now())
-        kept = Attempt(
-            task_id=task.task_id,
+        kept = stored_call(
+            task.task_id,
             night=task.night or "",
             attempt=task.attempt,
-            step="final",
-            workflow="listing",
-            provider="openai",
-            model="gpt-4.1-mini",
             mode="preview",
-            system="",
-            prompt="p",
-            ok=True,
             output="the answer stored before the crash",
         )
         state.record_attempt(kept, now=shop.clock.now())

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
+from harness import stored_call
 from state_backends import Target, read_back
 
 from sheetbot.errors import StateError, StateUnavailableError, TransitionError
@@ -36,21 +37,8 @@ def state(state_backend: Target) -> Iterator[State]:
 
 
 def call(task_id: str, *, attempt: int = 1, ok: bool = True, cost: float = 0.25) -> Attempt:
-    return Attempt(
-        task_id=task_id,
-        night=NIGHT,
-        attempt=attempt,
-        step="final",
-        workflow="listing",
-        provider="openai",
-        model="gpt-4.1-mini",
-        mode="live",
-        system="",
-        prompt="p",
-        ok=ok,
-        output=f"answer {task_id}" if ok else None,
-        cost_usd=cost,
-    )
+    output = f"answer {task_id}" if ok else None
+    return stored_call(task_id, night=NIGHT, attempt=attempt, ok=ok, output=output, cost_usd=cost)
 
 
 REQUEST: BatchRequest = {

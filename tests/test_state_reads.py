@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from harness import at
+from harness import at, stored_call
 from state_backends import Target
 
 from sheetbot.morning.messages import what_broke
@@ -32,21 +32,7 @@ def state(state_backend: Target) -> Iterator[State]:
 
 def call(task_id: str, *, night: str = NIGHT, workflow: str = "listing", **values: Any) -> Attempt:
     """A stored model call; ``values`` override the defaults (attempt 1, final step, answered)."""
-    fields: dict[str, Any] = {
-        "task_id": task_id,
-        "night": night,
-        "attempt": 1,
-        "step": "final",
-        "workflow": workflow,
-        "provider": "openai",
-        "model": "gpt-4.1-mini",
-        "mode": "live",
-        "system": "",
-        "prompt": "p",
-        "ok": True,
-        "output": f"answer {task_id}",
-    }
-    return Attempt(**(fields | values))
+    return stored_call(task_id, night=night, workflow=workflow, **values)
 
 
 def review(

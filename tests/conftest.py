@@ -7,6 +7,7 @@ no test masks, or passes, because of what another test taught it.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -19,3 +20,12 @@ from sheetbot.safety import secrets
 def _no_secrets_from_other_tests() -> Iterator[None]:
     yield
     secrets.forget_all()
+
+
+@pytest.fixture
+def signals() -> Iterator[None]:
+    """`serve` installs its SIGTERM/SIGINT handlers in this process: put pytest's back afterwards."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for number, handler in before.items():
+        signal.signal(number, handler)

@@ -57,6 +57,15 @@ WORKFLOWS: dict[str, dict[str, Any]] = {
 }
 
 
+def shop_config(tmp_path: Path, **extra: Any) -> Path:
+    """A Shop's valid YAML with ``extra`` top-level keys set (what a config test varies)."""
+    shop = Shop(tmp_path)  # the workbook and a valid YAML
+    data = yaml.safe_load(shop.config_path.read_text(encoding="utf-8"))
+    data.update(extra)
+    shop.config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return shop.config_path
+
+
 def stored_call(task_id: str, **fields: Any) -> Attempt:
     """A model call as the state stores it: a good answer to attempt 1's only step, unless ``fields`` differ."""
     values: dict[str, Any] = {

@@ -19,6 +19,19 @@ import httpx2
 from fakellm import FakeLLM, split_prompt
 
 
+def answer(handler: BaseHTTPRequestHandler, response: httpx2.Response) -> None:
+    """Send a fake's answer back over the socket; a caller that went away (killed, or gave up on the call)
+    is nobody's error."""
+    try:
+        handler.send_response(response.status_code)
+        handler.send_header("content-type", response.headers.get("content-type", "application/json"))
+        handler.send_header("content-length", str(len(response.content)))
+        handler.end_headers()
+        handler.wfile.write(response.content)
+    except OSError:
+        pass
+
+
 class LoopbackLLM:
     def __init__(self) -> None:
         self.fake = FakeLLM()
@@ -51,14 +64,7 @@ class LoopbackLLM:
                 url = f"http://127.0.0.1{self.path}"
                 request = httpx2.Request(self.command, url, headers=dict(self.headers), content=content)
                 response = llm.fake._handle(request)
-                try:
-                    self.send_response(response.status_code)
-                    self.send_header("content-type", response.headers.get("content-type", "application/json"))
-                    self.send_header("content-length", str(len(response.content)))
-                    self.end_headers()
-                    self.wfile.write(response.content)
-                except OSError:
-                    pass  # the client gave up on this call (cancelled): nobody is listening any more
+                answer(self, response)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None

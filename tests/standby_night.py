@@ -29,14 +29,14 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 import psycopg
 import yaml
 from fakebatch import FakeBatch
 from harness import Shop
-from loopback_llm import LoopbackLLM
+from loopback_llm import LoopbackLLM, answer
+from state_backends import without_password
 
 ROWS = 10
 CONCURRENCY = 2
@@ -97,14 +97,7 @@ class LoopbackBatch:
                 with guard:
                     fake.calls.append(self.command + " " + self.path)
                     response = fake._serve(request)
-                try:
-                    self.send_response(response.status_code)
-                    self.send_header("content-type", response.headers.get("content-type", "application/json"))
-                    self.send_header("content-length", str(len(response.content)))
-                    self.end_headers()
-                    self.wfile.write(response.content)
-                except OSError:
-                    pass  # the caller was killed
+                answer(self, response)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return None
@@ -159,12 +152,10 @@ class StandbyNight:
         self.schema = f"test_standby_{uuid.uuid4().hex[:12]}"
         self.llm = LoopbackLLM()
         self.batch = LoopbackBatch() if mode == "batch" else None
-        parts = urlsplit(url)  # the YAML carries no password: libpq reads PGPASSWORD
-        user = f"{parts.username}@" if parts.username else ""
-        bare = urlunsplit((parts.scheme, f"{user}{parts.netloc.rpartition('@')[2]}", parts.path, parts.query, ""))
+        bare, password = without_password(url)
         self.shop = Shop(folder, state=bare, state_schema=self.schema, concurrency=CONCURRENCY)
-        if parts.password:
-            self.shop.env["PGPASSWORD"] = parts.password
+        if password:
+            self.shop.env["PGPASSWORD"] = password
         for n in range(ROWS):
             self.shop.add(type="listing", input=f"item-{n}", brand="Acme")
         config = yaml.safe_load(self.shop.config_path.read_text(encoding="utf-8"))

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -42,6 +43,14 @@ def postgres_url() -> tuple[str | None, str]:
     except psycopg.Error as exc:
         return None, f"the server at {ENV} cannot be reached ({str(exc).strip().splitlines()[0]})"
     return url, ""
+
+
+def without_password(url: str) -> tuple[str, str | None]:
+    """(the URL a YAML names, the password): the YAML carries no password, libpq reads PGPASSWORD."""
+    parts = urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    bare = urlunsplit((parts.scheme, f"{user}{parts.netloc.rpartition('@')[2]}", parts.path, parts.query, ""))
+    return bare, parts.password
 
 
 def fresh_schema(tmp_path: Path) -> Iterator[PostgresTarget]:

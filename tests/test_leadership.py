@@ -12,12 +12,11 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from harness import Shop
-from state_backends import fresh_schema
+from state_backends import fresh_schema, without_password
 
 from sheetbot.config.state_target import PostgresTarget
 from sheetbot.errors import LeadershipLostError, LockedError
@@ -32,12 +31,10 @@ NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 @pytest.fixture
 def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Shop]:
     for target in fresh_schema(tmp_path):
-        parts = urlsplit(target.url)
-        if parts.password:  # the YAML carries no password: libpq reads PGPASSWORD
-            monkeypatch.setenv("PGPASSWORD", parts.password)
-        self_url = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, ""))
-        user = f"{parts.username}@" if parts.username else ""
-        yield Shop(tmp_path / "board", state=self_url.replace("//", f"//{user}", 1), state_schema=target.schema)
+        url, password = without_password(target.url)
+        if password:
+            monkeypatch.setenv("PGPASSWORD", password)
+        yield Shop(tmp_path / "board", state=url, state_schema=target.schema)
 
 
 def _terminate(shop: Shop, pid: int) -> None:

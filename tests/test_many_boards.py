@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -519,16 +519,6 @@ def test_an_intake_api_in_a_many_board_serve_refuses_the_start(tmp_path: Path) -
     (folder / "a.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     with pytest.raises(ConfigError, match=r"intake API .* serves one board: run a in a `serve` of its own"):
         load_boards([folder / "a.yaml", folder / "b.yaml"])
-
-
-@pytest.fixture
-def signals() -> Iterator[None]:
-    import signal
-
-    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    yield
-    for number, handler in before.items():
-        signal.signal(number, handler)
 
 
 def test_serve_many_works_every_board_of_a_folder_in_one_process(tmp_path: Path, signals: None) -> None:

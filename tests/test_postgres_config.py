@@ -4,11 +4,10 @@ YAML, one schema per board, and a server that cannot be reached said in one sent
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
-from harness import Shop
+from harness import shop_config
 from state_backends import ENV, HOW, postgres_url
 
 from sheetbot.config.load import load_config
@@ -17,26 +16,18 @@ from sheetbot.errors import ConfigError, StateUnavailableError
 from sheetbot.state import State
 
 
-def _config(tmp_path: Path, **extra: Any) -> Path:
-    shop = Shop(tmp_path)  # the workbook and a valid YAML
-    data = yaml.safe_load(shop.config_path.read_text(encoding="utf-8"))
-    data.update(extra)
-    shop.config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return shop.config_path
-
-
 @pytest.mark.parametrize(
     "url", ["postgresql://night:pa55word@db.test/shop", "postgres://night@db.test/shop?password=pa55word"]
 )
 def test_a_password_in_the_state_url_is_a_one_line_config_error_saying_where_it_goes(tmp_path: Path, url: str) -> None:
     with pytest.raises(ConfigError, match="PGPASSWORD") as caught:
-        load_config(_config(tmp_path, state=url))
+        load_config(shop_config(tmp_path, state=url))
     message = str(caught.value)
     assert "pa55word" not in message and "state" in message and "DATABASE_URL" in message
 
 
 def test_a_role_without_password_is_accepted_and_names_the_boards_schema(tmp_path: Path) -> None:
-    config = load_config(_config(tmp_path, state="postgresql://night@db.test:5433/shop"))
+    config = load_config(shop_config(tmp_path, state="postgresql://night@db.test:5433/shop"))
     target = config.state_target
     assert isinstance(target, PostgresTarget)
     assert target.url == "postgresql://night@db.test:5433/shop"
@@ -47,9 +38,9 @@ def test_a_role_without_password_is_accepted_and_names_the_boards_schema(tmp_pat
 
 def test_two_boards_in_one_database_get_two_schemas_unless_told(tmp_path: Path) -> None:
     url = "postgresql://night@db.test/shop"
-    one = load_config(_config(tmp_path / "one", state=url)).state_target
-    two = load_config(_config(tmp_path / "two", state=url)).state_target
-    named = load_config(_config(tmp_path / "three", state=url, state_schema="client_a")).state_target
+    one = load_config(shop_config(tmp_path / "one", state=url)).state_target
+    two = load_config(shop_config(tmp_path / "two", state=url)).state_target
+    named = load_config(shop_config(tmp_path / "three", state=url, state_schema="client_a")).state_target
     assert isinstance(one, PostgresTarget) and isinstance(two, PostgresTarget) and isinstance(named, PostgresTarget)
     assert one.schema != two.schema
     assert named.schema == "client_a"
@@ -57,18 +48,18 @@ def test_two_boards_in_one_database_get_two_schemas_unless_told(tmp_path: Path) 
 
 def test_a_schema_name_that_would_need_quoting_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="state_schema"):
-        load_config(_config(tmp_path, state="postgresql://night@db.test/shop", state_schema='a"; DROP'))
+        load_config(shop_config(tmp_path, state="postgresql://night@db.test/shop", state_schema='a"; DROP'))
 
 
 def test_database_url_is_used_while_the_yaml_keeps_the_default_state(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DATABASE_URL", "postgres://app:s3cret-from-env@db.test:5432/d1")
-    config = load_config(_config(tmp_path))  # `state: sheetbot.db`, the default
+    config = load_config(shop_config(tmp_path))  # `state: sheetbot.db`, the default
     target = config.state_target
     assert isinstance(target, PostgresTarget) and target.url.endswith("/d1")
     assert "s3cret-from-env" not in str(target)  # printed and logged as postgres://app:***@db.test:5432/d1
-    explicit = load_config(_config(tmp_path / "file", state="elsewhere.db"))
+    explicit = load_config(shop_config(tmp_path / "file", state="elsewhere.db"))
     assert explicit.state_target == tmp_path / "file" / "elsewhere.db"  # a file the YAML names wins
 
 
@@ -80,11 +71,11 @@ def test_an_unreachable_server_is_a_state_error_without_the_password(tmp_path: P
     assert shown_url(url) == "postgresql://night:***@127.0.0.1:1/shop"
 
 
-def test_the_readmes_postgresql_example_is_a_valid_config(tmp_path: Path) -> None:
+def test_the_readmes_postgresql_example_is_a_validshop_config(tmp_path: Path) -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     section = readme.split("### PostgreSQL state", 1)[1]
     example = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
-    config = load_config(_config(tmp_path, **example))
+    config = load_config(shop_config(tmp_path, **example))
     target = config.state_target
     assert isinstance(target, PostgresTarget) and target.schema == "shop_main"
 
@@ -104,7 +95,7 @@ def test_check_finds_a_state_database_that_cannot_be_reached(tmp_path: Path) -> 
 
     from sheetbot.cli.check import run_check
 
-    path = _config(tmp_path, state="postgresql://night@127.0.0.1:1/shop")  # port 1: nothing listens
+    path = shop_config(tmp_path, state="postgresql://night@127.0.0.1:1/shop")  # port 1: nothing listens
     problems = [p for p in run_check(path, env={**KEYS, "PGPASSWORD": "s3cret-pw"}) if p.startswith("state ")]
     assert len(problems) == 1 and "cannot connect to the state database" in problems[0]
     assert "\n" not in problems[0] and "s3cret-pw" not in problems[0]

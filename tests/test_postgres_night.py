@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 from harness import Shop, at
-from state_backends import fresh_schema, read_back
+from state_backends import fresh_schema, read_back, without_password
 
 from sheetbot.config.state_target import PostgresTarget
 
@@ -21,12 +21,9 @@ from sheetbot.config.state_target import PostgresTarget
 @pytest.fixture
 def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Shop]:
     for target in fresh_schema(tmp_path):
-        parts = urlsplit(target.url)
-        if parts.password:  # the YAML carries no password: libpq reads PGPASSWORD
-            monkeypatch.setenv("PGPASSWORD", parts.password)
-        host = parts.netloc.rpartition("@")[2]
-        user = f"{parts.username}@" if parts.username else ""
-        url = urlunsplit((parts.scheme, f"{user}{host}", parts.path, parts.query, ""))
+        url, password = without_password(target.url)
+        if password:
+            monkeypatch.setenv("PGPASSWORD", password)
         yield Shop(tmp_path / "board", state=url, state_schema=target.schema)
 
 

@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 import responses
-import yaml
-from harness import ENV, Shop, at
+from harness import ENV, Shop, at, shop_config
 from stored import rows_in_state
 
 from sheetbot.cli.main import main
@@ -78,16 +77,8 @@ def test_a_failed_webhook_with_a_token_in_its_query_never_logs_the_token(caplog:
     assert "q9Tokenvalue77" not in caplog.text
 
 
-def _config(tmp_path: Path, **extra: Any) -> Path:
-    shop = Shop(tmp_path)  # the workbook and a valid YAML
-    data = yaml.safe_load(shop.config_path.read_text(encoding="utf-8"))
-    data.update(extra)
-    shop.config_path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    return shop.config_path
-
-
 def test_every_variable_the_yaml_names_is_masked_in_logs_whatever_its_name(tmp_path: Path) -> None:
-    path = _config(tmp_path, notify={"slack_webhook_env": "TEAM_CHAT", "smtp_user_env": "MAIL_LOGIN"})
+    path = shop_config(tmp_path, notify={"slack_webhook_env": "TEAM_CHAT", "smtp_user_env": "MAIL_LOGIN"})
     env = {**ENV, "TEAM_CHAT": HOOK, "MAIL_LOGIN": "night-robot-login"}
     stream = io.StringIO()
     handler = setup_logging(fmt="json", env=env, stream=stream)
@@ -101,7 +92,7 @@ def test_every_variable_the_yaml_names_is_masked_in_logs_whatever_its_name(tmp_p
 
 
 def test_json_logs_work_on_every_command_not_only_serve(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = _config(tmp_path)
+    path = shop_config(tmp_path)
     assert main(["lock", "--config", str(path), "--log-format", "json"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert any(line["message"] == "lock finished with exit code 0" for line in lines)
@@ -218,7 +209,7 @@ def test_a_notify_secret_with_a_line_break_is_refused_naming_the_variable() -> N
     ],
 )
 def test_a_url_with_a_login_in_the_yaml_is_a_config_error(tmp_path: Path, extra: dict[str, Any]) -> None:
-    path = _config(tmp_path, **extra)
+    path = shop_config(tmp_path, **extra)
     with pytest.raises(ConfigError, match="user:password@") as caught:
         load_config(path)
     assert "pa55word" not in str(caught.value)

@@ -43,15 +43,6 @@ def llm() -> Iterator[LoopbackLLM]:
 
 
 @pytest.fixture
-def signals() -> Iterator[None]:
-    """serve_forever installs its SIGTERM/SIGINT handlers in this process: put pytest's back afterwards."""
-    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-    yield
-    for number, handler in before.items():
-        signal.signal(number, handler)
-
-
-@pytest.fixture
 def shop(tmp_path: Path, llm: LoopbackLLM) -> Shop:
     """Three rows locked at the cutoff; the YAML sends OpenAI calls to the loopback model, /healthz on."""
     shop = Shop(tmp_path / "shop", concurrency=2)

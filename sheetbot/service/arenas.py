@@ -15,7 +15,6 @@ import ctypes
 import logging
 import os
 import platform
-from collections.abc import Mapping
 
 log = logging.getLogger(__name__)
 
@@ -23,11 +22,10 @@ log = logging.getLogger(__name__)
 M_ARENA_MAX = -8
 
 
-def limit_malloc_arenas(arenas: int, env: Mapping[str, str] | None = None) -> bool:
+def limit_malloc_arenas(arenas: int) -> bool:
     """Cap the arenas glibc makes from now on at ``arenas``; True when the cap was set here. Call it before
     the boards' threads start: an arena once made stays for the life of the process."""
-    env = os.environ if env is None else env
-    if env.get("MALLOC_ARENA_MAX"):
+    if os.environ.get("MALLOC_ARENA_MAX"):
         return False  # the admin chose; glibc has already applied it
     if platform.libc_ver()[0] != "glibc":
         return False

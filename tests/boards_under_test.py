@@ -64,6 +64,8 @@ class BoardUnderTest:
     api_calls: Callable[[], Counter[str]] | None = None
     #: Whether row order means anything (record-based boards have no positions).
     positional: bool = True
+    #: Moves the board's own clock on (a slow step between its read and its write); nothing for boards without one.
+    pass_time: Callable[[float], None] = lambda seconds: None
 
 
 Factory = Callable[[Path, ExitStack, Sequence[str] | None], BoardUnderTest]
@@ -251,8 +253,11 @@ def google_board(folder: Path, stack: ExitStack, header: Sequence[str] | None) -
         """Google answers 503 to that write until the board gives up (every retry of it)."""
         google.fail_next(503, times=board.attempts, kind="values.batchUpdate", skip=skip)
 
+    def pass_time(seconds: float) -> None:
+        google.seconds += seconds
+
     person = google.person("Queue") if header is not None else _LazyPerson(lambda: google.person("Queue"))
-    return BoardUnderTest("google_sheets", board, person, break_write, api_calls=google.api_calls)
+    return BoardUnderTest("google_sheets", board, person, break_write, api_calls=google.api_calls, pass_time=pass_time)
 
 
 class _LazyPerson:
@@ -276,24 +281,29 @@ def airtable_board(folder: Path, stack: ExitStack, header: Sequence[str] | None)
     )
 
     def break_write(skip: int) -> None:
-        """Airtable answers 503 to every try of that write's first PATCH, until the board gives up."""
-        real, left = board.write, [skip]
+        """Airtable answers 503 to every try of that write's first PATCH, until the board gives up (a write
+        through write() or read_then_write(): both go through _write_kept)."""
+        real, left = board._write_kept, [skip]
 
-        def write(updates: Any) -> Any:
+        def write(updates: Any, ids: Any) -> Any:
+            if not updates:
+                return real(updates, ids)
             if left[0] > 0:
                 left[0] -= 1
-                return real(updates)
-            board.write = real  # type: ignore[method-assign]
+                return real(updates, ids)
+            board._write_kept = real  # type: ignore[method-assign]
             fake.fail_next(503, times=board.attempts, kind="update")
             try:
-                return real(updates)
+                return real(updates, ids)
             finally:
                 fake.failures.clear()
 
-        board.write = write  # type: ignore[method-assign]
+        board._write_kept = write  # type: ignore[method-assign]
 
     person = AirtablePerson(fake)
-    return BoardUnderTest("airtable", board, person, break_write, api_calls=person.api_calls, positional=False)
+    return BoardUnderTest(
+        "airtable", board, person, break_write, api_calls=person.api_calls, positional=False, pass_time=time.sleep
+    )
 
 
 BOARDS: dict[str, Factory] = {
@@ -423,7 +433,8 @@ def measure_phases(factory: Factory, folder: Path, rows: int) -> dict[str, int]:
         night.clock.set(at("2026-11-24T01:00"))
         metered.phase = "run"
         night.run()
-        write_back = [n for phase, name, n in metered.calls if phase == "run" and name == "write"][-1]
+        writes = ("write", "read_then_write")  # the run's last read and write are one call where the board can
+        write_back = [n for phase, name, n in metered.calls if phase == "run" and name in writes][-1]
         for row in under.person.rows():
             under.person.set(row["id"], review="approve")
         night.clock.set(at("2026-11-24T09:00"))

@@ -158,6 +158,8 @@ class FakeGoogleSheets:
         self.requests: list[Recorded] = []
         self.counts: Counter[str] = Counter()
         self.sleeps: list[float] = []
+        #: The boards' monotonic clock: it stands still unless a test moves it (a slow step, a person's pause).
+        self.seconds = 0.0
         self._failures: list[dict[str, Any]] = []
         self._tokens: set[str] = set()
         self._next_protected_id = 1000
@@ -207,6 +209,7 @@ class FakeGoogleSheets:
     def board(self, sheet: str, *, spreadsheet: str | None = None, **options: Any) -> GoogleSheetsBoard:
         """A board the way the factory builds it: service-account key file → google-auth → gspread."""
         options.setdefault("sleep", self.sleeps.append)
+        options.setdefault("monotonic", lambda: self.seconds)
         return GoogleSheetsBoard.connect(spreadsheet or self.key, sheet, credentials=self.credentials, **options)
 
     def person(self, sheet: str) -> GooglePerson:

@@ -20,6 +20,7 @@ from sheetbot.boards.capabilities import (
     Fingerprinted,
     Flushes,
     ProtectsInputs,
+    ReadsThenWrites,
     StagesDashboard,
 )
 from sheetbot.boards.dashboard_cells import ChartSpec
@@ -33,8 +34,8 @@ from sheetbot.status import Status
 OFFERS: dict[str, set[type]] = {
     "local": {DrawsDashboard, StagesDashboard, Flushes, AppendsRows, Fingerprinted},
     "memory": {AppendsRows},
-    "google_sheets": {DrawsDashboard, ProtectsInputs, AppendsRows},
-    "airtable": {DrawsDashboard, AppendsRows},
+    "google_sheets": {DrawsDashboard, ProtectsInputs, AppendsRows, ReadsThenWrites},
+    "airtable": {DrawsDashboard, AppendsRows, ReadsThenWrites},
 }
 
 

@@ -15,8 +15,9 @@ import pytest
 from boards_under_test import BOARDS, TEAM_HEADER, BoardUnderTest, Night
 from harness import at
 
-from sheetbot.boards.base import Claim, RowUpdate, SchemaSpec
-from sheetbot.errors import BoardWriteError
+from sheetbot.boards.base import Claim, RowUpdate, SchemaSpec, Sheet, WriteResult
+from sheetbot.boards.capabilities import read_then_write
+from sheetbot.errors import BoardWriteError, UnknownRowsError
 from sheetbot.status import Decision, Status
 
 COLUMNS = [
@@ -135,6 +136,49 @@ def test_rows_are_found_by_id_after_people_sort_insert_delete_and_copy(make: Mak
     for name in ("alpha", "bravo", "delta"):
         assert any(r["output"] == f"for {name}" for r in rows if r["input"] == name)
     assert only(under, input="new on top")["output"] == ""
+
+
+def test_a_write_planned_from_its_own_read_finds_rows_by_id_after_people_sort_meanwhile(make: Make) -> None:
+    """read_then_write (the run's last read and write, sheetbot/night/writeback.py reconcile): people who sort,
+    insert, delete and copy while the updates are planned, taking a few seconds for it, move no output."""
+    under = make()
+    names = {"t1": "alpha", "t2": "bravo", "t3": "charlie", "t4": "delta"}
+    for task_id, name in names.items():
+        under.person.add(id=task_id, type="listing", input=name)
+    under.board.ensure_schema(SPEC)
+
+    def plan(sheet: Sheet) -> list[RowUpdate]:
+        assert sorted(r.get("input") for r in sheet.rows) == sorted(names.values())  # the board as it was
+        person = under.person
+        person.sort_by("input", reverse=True)
+        person.insert_at_top(type="listing", input="new on top")
+        person.delete("t3")
+        person.copy("t2")
+        under.pass_time(5.0)
+        return [RowUpdate(t, {"output": f"for {name}"}) for t, name in names.items()]
+
+    sheet, result = read_then_write(under.board, plan)
+    assert len(sheet.rows) == 4 and result.missing == ["t3"]
+    rows = under.person.rows()
+    for row in rows:  # nothing lands on the wrong row
+        assert row["output"] in ("", f"for {row['input']}")
+    for name in ("alpha", "delta"):
+        assert only(under, input=name)["output"] == f"for {name}"
+    assert only(under, input="new on top")["output"] == ""
+
+
+def test_a_plan_that_raises_writes_nothing(make: Make) -> None:
+    under = make()
+    under.person.add(id="t1", type="listing", input="alpha")
+    under.board.ensure_schema(SPEC)
+
+    def plan(sheet: Sheet) -> list[RowUpdate]:
+        raise UnknownRowsError("rows this state does not know", task_ids=["x1"])
+
+    with pytest.raises(UnknownRowsError):
+        read_then_write(under.board, plan)
+    assert only(under, input="alpha")["output"] == ""
+    assert read_then_write(under.board, lambda sheet: [])[1] == WriteResult()  # nothing planned, nothing sent
 
 
 def test_new_rows_get_their_ids_on_the_rows_they_were_read_from(make: Make) -> None:

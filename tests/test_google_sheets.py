@@ -16,9 +16,9 @@ from boards_under_test import BOARDS, PREVIEW, Night, measure_phases
 from fake_google import ACCOUNT, KEY, FakeGoogleSheets, Formula
 from harness import at
 
-from sheetbot.boards.base import RowUpdate, SchemaSpec
+from sheetbot.boards.base import RowUpdate, SchemaSpec, Sheet
 from sheetbot.boards.factory import open_board
-from sheetbot.boards.google_sheets import PROTECTION, GoogleSheetsBoard, value_bodies
+from sheetbot.boards.google_sheets import PLACE_BY_READ_S, PROTECTION, GoogleSheetsBoard, value_bodies
 from sheetbot.config.load import load_config
 from sheetbot.errors import BoardError, BoardNotFound, BoardWriteError, ConfigError
 from sheetbot.status import Decision, Status
@@ -51,10 +51,11 @@ def test_requests_per_phase_do_not_grow_with_the_rows(tmp_path: Path) -> None:
     small = measure_phases(BOARDS["google_sheets"], tmp_path / "small", 10)
     large = measure_phases(BOARDS["google_sheets"], tmp_path / "large", 1_000)
     assert small == large
-    # the harvest: 3 for the decisions, then 3 for the Dashboard tab (sheetbot/boards/dashboard_google.py);
+    # the harvest: 2 for the decisions (a read that places its write: read_then_write), then 3 for the
+    # Dashboard tab (sheetbot/boards/dashboard_google.py);
     # the run: a read before any call (rows the state file does not know stop it: night/repair.py), a re-read
-    # at the end (edits and copies made during the night), and its write-back
-    assert large == {"init": 2, "lock": 3, "run": 1 + 3, "run write-back": 2, "harvest": 3 + 3}
+    # at the end (edits and copies made during the night) that places its write-back (read_then_write)
+    assert large == {"init": 2, "lock": 3, "run": 1 + 2, "run write-back": 2, "harvest": 2 + 3}
     assert max(large.values()) <= 6  # the issue's aim: a 10,000-row night stays far from 60 requests a minute
 
 
@@ -165,6 +166,46 @@ def test_a_write_retried_after_429_finds_its_rows_again(google: FakeGoogleSheets
     assert [r.kind for r in google.requests[1:]] == ["values.get", "values.batchUpdate"] * 2
     assert [r["status"] for r in person.rows()] == ["review", "", ""]  # t2 was sorted to the top meanwhile
     assert person.cell("t2", "status") == "review"
+
+
+def test_a_write_planned_from_its_read_places_by_that_read_and_reads_again_only_when_it_must(
+    google: FakeGoogleSheets,
+) -> None:
+    """read_then_write: one values.get fewer than read() then write(), unless the plan took longer than
+    PLACE_BY_READ_S (a person may have sorted meanwhile), names a column the read lacked, or meets a 429."""
+    typed(google, 3)
+    board = google.board("Queue")
+    person = google.person("Queue")
+    out = [RowUpdate(f"t{i}", {"status": "review", "output": f"out {i}"}) for i in range(3)]
+    board.read_then_write(lambda sheet: out)
+    assert google.api_calls() == {"values.get": 1, "values.batchUpdate": 1}
+    assert [person.cell(f"t{i}", "output") for i in range(3)] == ["out 0", "out 1", "out 2"]
+
+    def slow(sheet: Sheet) -> list[RowUpdate]:
+        person.sort_by("input", reverse=True)
+        google.seconds += PLACE_BY_READ_S + 0.5
+        return [RowUpdate(f"t{i}", {"output": f"later {i}"}) for i in range(3)]
+
+    google.counts.clear()
+    board.read_then_write(slow)
+    assert google.api_calls() == {"values.get": 2, "values.batchUpdate": 1}
+    assert [person.cell(f"t{i}", "output") for i in range(3)] == ["later 0", "later 1", "later 2"]
+
+    def new_column(sheet: Sheet) -> list[RowUpdate]:
+        person.set("t1", owner="Ana")  # a person's new column, typed in meanwhile: its header is not sheetbot's
+        return [RowUpdate("t1", {"checklist": "☐ a"})]  # a column the read did not have
+
+    google.counts.clear()
+    board.read_then_write(new_column)
+    assert google.api_calls()["values.get"] == 2
+    assert person.header()[-2:] == ["owner", "checklist"]
+    assert person.cell("t1", "checklist") == "☐ a" and person.cell("t1", "owner") == "Ana"
+
+    google.counts.clear()
+    google.fail_next(429, kind="values.batchUpdate", then=lambda: person.sort_by("input"))
+    board.read_then_write(lambda sheet: [RowUpdate("t2", {"status": "approved"})])
+    assert google.api_calls() == {"values.get": 2, "values.batchUpdate": 2}  # the retry read the ids again
+    assert person.cell("t2", "status") == "approved" and person.cell("t0", "status") == "review"
 
 
 def test_server_errors_give_up_after_the_last_try_with_a_write_error(google: FakeGoogleSheets) -> None:
@@ -306,6 +347,26 @@ def test_init_creates_a_missing_worksheet(tmp_path: Path) -> None:
         assert google.board("Queue").ensure_schema(SPEC) == list(SPEC.columns)
         assert [g.title for g in google.grids] == ["Sheet1", "Queue"]
         assert google.grid("Queue").sheet_id == 1 and google.grid("Queue").frozen_rows == 1
+
+
+def test_a_board_that_cannot_be_read_after_the_run_still_gets_its_outputs_and_the_night_says_what_it_skipped(
+    tmp_path: Path,
+) -> None:
+    with FakeGoogleSheets(tmp_path, {"Queue": [["id", "type", "priority", "input", "brand"]]}) as google:
+        person = google.person("Queue")
+        for name in ("alpha", "bravo"):
+            person.add(type="listing", input=name)
+        night = Night(tmp_path, google.board("Queue"), workflows=PREVIEW)
+        night.lock()
+        night.clock.set(at("2026-11-24T01:00"))
+        board = google.board("Queue")
+        # the run's first read passes; its last one fails every try; the write's own read of the ids passes
+        google.fail_next(503, times=board.attempts, kind="values.get", skip=1)
+        report = night.run()
+        (note,) = [n for n in report.notes if "could not be read after the run" in n]
+        assert "rows edited after the lock were not checked" in note and "\n" not in note
+        assert [r["status"] for r in person.rows()] == ["review", "review"]
+        assert all(r["output"] for r in person.rows())
 
 
 # -- optional protection of locked rows --------------------------------------------------------------

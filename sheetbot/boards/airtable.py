@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import requests
@@ -114,6 +114,19 @@ class AirtableBoard(AirtableConnection):
 
     # -- the Board protocol ----------------------------------------------------------
     def read(self) -> Sheet:
+        return self._read()[0]
+
+    def write(self, updates: Sequence[RowUpdate]) -> WriteResult:
+        return self._write_kept(updates, None)
+
+    def read_then_write(self, plan: Callable[[Sheet], Sequence[RowUpdate]]) -> tuple[Sheet, WriteResult]:
+        """The records' ids as the read listed them place the updates: a record id never moves, so a sort or
+        a new record meanwhile changes nothing, and a record deleted since is listed again (``_patch``)."""
+        sheet, ids = self._read()
+        return sheet, self._write_kept(plan(sheet), ids)
+
+    def _read(self) -> tuple[Sheet, dict[str, str]]:
+        """The sheet, and record id → the task id in its id field (what ``_ids`` lists), from one listing."""
         meta = self._table_meta(fresh=True)
         columns = tuple(str(f["name"]) for f in meta.get("fields", []))
         with self._calling("read the records", "data.records:read"):
@@ -123,13 +136,14 @@ class AirtableBoard(AirtableConnection):
             for r in records
             if r.get("fields")  # a new table comes with blank records; they are nobody's task
         )
-        return Sheet(columns=columns, rows=rows)
+        ids = {r["id"]: cell_text(r.get("fields", {}).get(self.id_column)).strip() for r in records}
+        return Sheet(columns=columns, rows=rows), ids
 
-    def write(self, updates: Sequence[RowUpdate]) -> WriteResult:
+    def _write_kept(self, updates: Sequence[RowUpdate], ids: Mapping[str, str] | None) -> WriteResult:
         if not updates:
             return WriteResult()
         try:
-            return self._write(updates)
+            return self._write(updates, ids)
         except (BoardWriteError, BoardNotFound):
             raise
         except BoardError as exc:
@@ -176,7 +190,8 @@ class AirtableBoard(AirtableConnection):
         return len(records)
 
     # -- writing ------------------------------------------------------------------------
-    def _write(self, updates: Sequence[RowUpdate]) -> WriteResult:
+    def _write(self, updates: Sequence[RowUpdate], ids: Mapping[str, str] | None = None) -> WriteResult:
+        """``ids``: record id → task id as a listing just now found them; None lists them first."""
         meta = self._table_meta(fresh=False)
         types = {str(f["name"]): str(f.get("type", "")) for f in meta.get("fields", [])}
         unknown = sorted({c for u in updates for c in u.values} - types.keys())
@@ -184,7 +199,7 @@ class AirtableBoard(AirtableConnection):
             names = ", ".join(unknown)
             raise BoardWriteError(f"{self.describe()} has no field {names}: run `sheetbot init` (or add it); {_KEPT}")
         table = self._records(meta)
-        targets, missing = place(updates, self._ids(table))
+        targets, missing = place(updates, self._ids(table) if ids is None else ids)
         cells: dict[str, dict[str, Any]] = {}
         owners: dict[str, list[int]] = defaultdict(list)
         for index, records in targets.items():
@@ -309,7 +324,7 @@ def place(updates: Sequence[RowUpdate], ids: Mapping[str, str]) -> tuple[dict[in
 
 if TYPE_CHECKING:  # mypy holds AirtableBoard to the Board protocol and to each capability it offers
     from sheetbot.boards.base import Board
-    from sheetbot.boards.capabilities import AppendsRows, DrawsDashboard
+    from sheetbot.boards.capabilities import AppendsRows, DrawsDashboard, ReadsThenWrites
 
-    def _offers(board: AirtableBoard) -> tuple[Board, DrawsDashboard, AppendsRows]:
-        return board, board, board
+    def _offers(board: AirtableBoard) -> tuple[Board, DrawsDashboard, AppendsRows, ReadsThenWrites]:
+        return board, board, board, board

@@ -15,6 +15,7 @@ Flushes             the harvest: save what is held back          local
 ProtectsInputs      lock (warn on locked rows), harvest (lift)   google_sheets
 AppendsRows         `trial`, the demo, chained rows (harvest)    local, memory, google_sheets, airtable
 Fingerprinted       `serve`: notice a person's save cheaply      local
+ReadsThenWrites     run: the after-run read is the write's read  google_sheets, airtable
 ==================  ===========================================  ======================================
 
 tests/test_board_capabilities.py holds every board to exactly its row of this table.
@@ -22,10 +23,10 @@ tests/test_board_capabilities.py holds every board to exactly its row of this ta
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from sheetbot.boards.base import CellValue
+from sheetbot.boards.base import Board, CellValue, RowUpdate, Sheet, WriteResult
 from sheetbot.boards.dashboard_cells import Cell, ChartSpec
 
 
@@ -100,5 +101,36 @@ class Fingerprinted(Protocol):
         ...
 
 
+@runtime_checkable
+class ReadsThenWrites(Protocol):
+    """A board whose write reads the rows again before it places anything (an API board: Google Sheets reads the
+    sheet's ids, Airtable lists its records). When a phase reads the board only to decide what to write, that
+    read can be the write's own: one read of the whole board fewer (100 list requests for 10,000 Airtable rows).
+
+    The workbook needs no such thing: its write reuses the workbook its read loaded, unless a person saved."""
+
+    def read_then_write(self, plan: Callable[[Sheet], Sequence[RowUpdate]]) -> tuple[Sheet, WriteResult]:
+        """read(), ``plan`` on what it read, then write() of the updates ``plan`` returns, rows found by id
+        as write() finds them. Whatever ``plan`` raises propagates and nothing is written."""
+        ...
+
+
+def read_then_write(board: Board, plan: Callable[[Sheet], Sequence[RowUpdate]]) -> tuple[Sheet, WriteResult]:
+    """The board's read_then_write, or read(), ``plan`` and write() on a board that does not offer it."""
+    if isinstance(board, ReadsThenWrites):
+        return board.read_then_write(plan)
+    sheet = board.read()
+    updates = plan(sheet)
+    return sheet, board.write(updates) if updates else WriteResult()
+
+
 #: Every capability, for tests and for a reader who wants the list.
-CAPABILITIES: tuple[type, ...] = (DrawsDashboard, StagesDashboard, Flushes, ProtectsInputs, AppendsRows, Fingerprinted)
+CAPABILITIES: tuple[type, ...] = (
+    DrawsDashboard,
+    StagesDashboard,
+    Flushes,
+    ProtectsInputs,
+    AppendsRows,
+    Fingerprinted,
+    ReadsThenWrites,
+)

@@ -8,6 +8,9 @@ the same few requests whatever the number of rows:
   rows people sorted, inserted, deleted or copied since the read are found by id (new rows by their
   values), and only cells that differ from what the sheet already says are sent, so a harvest does
   not upload every output again. The update is split only to keep each request under about 2 MB.
+* ``read_then_write()``: the read and the write above with one ``values.get``, not two: the updates a
+  phase plans from its read are placed by that read, when the plan answered within PLACE_BY_READ_S and
+  names only columns the read had (otherwise the ids are read again first, as ``write()`` does).
 * ``ensure_schema()``: one ``spreadsheets.get`` and at most one ``spreadsheets:batchUpdate``.
 
 Values go in with ``valueInputOption=RAW``, which Google stores "as-is, not parsed": text that
@@ -63,6 +66,10 @@ SPLIT_REQUESTS = 24
 #: Tries per request on 429/5xx/network errors: 1+2+4+…+64 s of backoff outlasts the one-minute quota window.
 ATTEMPTS = 8
 PROTECTION = "sheetbot: locked for tonight"
+#: How old read_then_write's read may be when its updates are placed by it: about as long as write() itself
+#: takes between reading the ids and sending on a big sheet. A slower plan reads the ids again (a person may
+#: have sorted the sheet meanwhile), at the price of the request it would have saved.
+PLACE_BY_READ_S = 1.0
 _WARN_ONLY = {"description": PROTECTION, "warningOnly": True}
 _SCHEMA_FIELDS = (
     "sheets(properties(sheetId,title,gridProperties(rowCount,columnCount,frozenRowCount)),"
@@ -82,6 +89,7 @@ class GoogleSheetsBoard(SheetsCalls):
         account_email: str = "the service account",
         id_column: str = "id",
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
         attempts: int = ATTEMPTS,
         max_request_bytes: int = MAX_REQUEST_BYTES,
         max_cell_units: int = GOOGLE_CELL_UNITS,
@@ -96,6 +104,7 @@ class GoogleSheetsBoard(SheetsCalls):
         self.max_cell_units = max_cell_units
         self._http = client.http_client
         self._sleep = sleep
+        self._monotonic = monotonic
 
     @classmethod
     def connect(
@@ -109,16 +118,27 @@ class GoogleSheetsBoard(SheetsCalls):
 
     # -- the Board protocol ----------------------------------------------------------------
     def read(self) -> Sheet:
-        grid = self._call(lambda: self._values(self._range()))
-        header = _header(grid)
-        rows = tuple(BoardRow(ref=str(number), values=values) for number, values in _data_rows(grid, header))
-        return Sheet(columns=tuple(header), rows=rows)
+        return _sheet(self._call(lambda: self._values(self._range())))
 
     def write(self, updates: Sequence[RowUpdate]) -> WriteResult:
         if not updates:
             return WriteResult()
         # Retried as a whole: after a 429 the ids are read again, as people may have moved rows meanwhile.
         return self._call(lambda: self._write(updates), writing=True)
+
+    def read_then_write(self, plan: Callable[[Sheet], Sequence[RowUpdate]]) -> tuple[Sheet, WriteResult]:
+        grid = self._call(lambda: self._values(self._range()))
+        sheet = _sheet(grid)
+        read_at = self._monotonic()
+        updates = plan(sheet)
+        if not updates:
+            return sheet, WriteResult()
+        header = _header(grid)
+        placeable = self._monotonic() - read_at <= PLACE_BY_READ_S and all(
+            column in header for u in updates for column in u.values
+        )
+        seen = [grid] if placeable else []  # the first try only: a retry after a 429 reads the ids again
+        return sheet, self._call(lambda: self._write(updates, seen.pop() if seen else None), writing=True)
 
     def ensure_schema(self, spec: SchemaSpec) -> list[str]:
         params: dict[str, Any] = {"ranges": self._range(), "fields": _SCHEMA_FIELDS}
@@ -246,8 +266,9 @@ class GoogleSheetsBoard(SheetsCalls):
         return self._call(append, writing=True)
 
     # -- writing ------------------------------------------------------------------------------
-    def _write(self, updates: Sequence[RowUpdate]) -> WriteResult:
-        grid = self._values(self._range())  # the sheet as it is now, not as it was at the read
+    def _write(self, updates: Sequence[RowUpdate], grid: list[list[str]] | None = None) -> WriteResult:
+        if grid is None:
+            grid = self._values(self._range())  # the sheet as it is now, not as it was at the read
         header = _header(grid)
         found = _data_rows(grid, header)
         width = max((len(_trim(r)) for r in grid), default=0)
@@ -308,6 +329,12 @@ class GoogleSheetsBoard(SheetsCalls):
             self._http.batch_update(self.key, {"requests": [{"appendDimension": grow}]})
 
 
+def _sheet(grid: Sequence[Sequence[str]]) -> Sheet:
+    header = _header(grid)
+    rows = tuple(BoardRow(ref=str(number), values=values) for number, values in _data_rows(grid, header))
+    return Sheet(columns=tuple(header), rows=rows)
+
+
 def _refused(err: APIError) -> bool:
     """Google refused the request's content (400), not the range: only some rows of it are at fault."""
     return err.response.status_code == 400 and "Unable to parse range" not in str(err.error.get("message", ""))
@@ -321,7 +348,9 @@ def _rows_of(a1: str) -> range:
 
 if TYPE_CHECKING:  # mypy holds GoogleSheetsBoard to the Board protocol and to each capability it offers
     from sheetbot.boards.base import Board
-    from sheetbot.boards.capabilities import AppendsRows, DrawsDashboard, ProtectsInputs
+    from sheetbot.boards.capabilities import AppendsRows, DrawsDashboard, ProtectsInputs, ReadsThenWrites
 
-    def _offers(board: GoogleSheetsBoard) -> tuple[Board, DrawsDashboard, ProtectsInputs, AppendsRows]:
-        return board, board, board, board
+    def _offers(
+        board: GoogleSheetsBoard,
+    ) -> tuple[Board, DrawsDashboard, ProtectsInputs, AppendsRows, ReadsThenWrites]:
+        return board, board, board, board, board

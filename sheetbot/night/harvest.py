@@ -14,13 +14,15 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sheetbot.boards.capabilities import Flushes, ProtectsInputs
+from sheetbot.boards.base import Sheet
+from sheetbot.boards.capabilities import Flushes, ProtectsInputs, StagesDashboard
 from sheetbot.night.context import MorningSteps, NightContext
 from sheetbot.night.gates import pass_gate
+from sheetbot.night.identify import Identified
 from sheetbot.night.lock import read_board
 from sheetbot.night.morning_reports import ActionsReport, DashboardReport
 from sheetbot.night.repair import take_stock
-from sheetbot.night.writeback import write_with_ids
+from sheetbot.night.writeback import reconcile, write_with_ids
 from sheetbot.safety.csvsafe import looks_like_formula
 from sheetbot.state import Task
 from sheetbot.status import Decision, Status, parse_decision, parse_status
@@ -72,15 +74,25 @@ class _DecisionsOnly:
         return ActionsReport()
 
 
+class _ColumnsMissing(Exception):
+    """The board lacks some of sheetbot's columns: the harvest adds them before it reads the decisions."""
+
+
 def harvest(ctx: NightContext) -> HarvestReport:
     morning: MorningSteps = ctx.morning or _DecisionsOnly()
     now = ctx.now()
     ctx.progress(0, 0, "reading the board")  # reading and writing a big workbook take seconds each
-    sheet, _ = read_board(ctx)
     col = ctx.col
     state = ctx.state
     report = HarvestReport()
-    with state.transaction():
+    staging = isinstance(ctx.board, StagesDashboard)
+    total = 0
+
+    def plan(sheet: Sheet) -> Identified:
+        """The decisions on the board as read; the rows' ids and cells to write come back (writeback.reconcile)."""
+        nonlocal total
+        if any(c not in sheet.columns for c in ctx.schema().columns):
+            raise _ColumnsMissing  # before anything changes: init's columns first, then this all again
         ident, tasks = take_stock(ctx, sheet)  # ids, unknown rows, and cells the board shows wrongly
         total = len(ident.rows)
         for checked, (task_id, row) in enumerate(ident.rows.items()):
@@ -159,12 +171,25 @@ def harvest(ctx: NightContext) -> HarvestReport:
             if reviewer is not None:
                 detail["reviewer"] = reviewer
             state.audit("decision", now=now, task_id=task_id, detail=detail)
-        # The decisions are in the state: the dashboard rides on the harvest's own write where it can.
+        # The decisions are in the state. The dashboard rides on the harvest's own write where it can (the
+        # workbook: one save); elsewhere it is drawn after the write, so the write is placed by its own read.
         ctx.progress(total, total, "writing the board")
-        report.dashboard = morning.refresh_dashboard(ctx, stage=True)
-        report.missing = write_with_ids(ctx, ident.claims, ident.new).missing
+        if staging:
+            report.dashboard = morning.refresh_dashboard(ctx, stage=True)
+        return ident
+
+    with state.transaction():
+        try:
+            report.missing = reconcile(ctx, plan)[1].missing
+        except _ColumnsMissing:
+            sheet, _ = read_board(ctx)  # adds the columns, and reads again
+            ident = plan(sheet)
+            report.missing = write_with_ids(ctx, ident.claims, ident.new).missing
+        if not staging:  # drawn now, the decisions written
+            report.dashboard = morning.refresh_dashboard(ctx, stage=True)
         if isinstance(ctx.board, Flushes):  # the workbook: save a staged dashboard if nothing was written
             ctx.board.flush()
+        assert report.dashboard is not None  # staged by plan, or drawn above
         report.dashboard = morning.staged_outcome(ctx, report.dashboard)
     if (
         ctx.config.board.protect_locked

@@ -31,7 +31,7 @@ from sheetbot.night.repair import owned_columns, refuse_unknown, take_stock, unk
 from sheetbot.night.self_check import LiveGrader
 from sheetbot.night.stopping import GRACE_S, call_until_stopped
 from sheetbot.night.task import Outcome, TaskRunner, with_timeout
-from sheetbot.night.writeback import write_with_ids
+from sheetbot.night.writeback import reconcile, write_with_ids
 from sheetbot.providers.base import Completion, CompletionRequest, Provider
 from sheetbot.providers.preview import PreviewProvider
 from sheetbot.state import Task
@@ -365,12 +365,6 @@ async def run_async(
         finally:
             await night.providers.aclose()
         night.keep.recover()  # a state write failed: store what the journal kept if it can be now, or stop here
-        sheet = _read(  # again: rows edited, copied or saved over during the night
-            ctx,
-            report,
-            when="after the run",
-            skipped="rows edited after the lock were not checked (their outputs may answer an older input)",
-        )
         with state.transaction():
             if not report.stopped and only is None:
                 state.night_event(window.night, run_finished_at=ctx.now().isoformat(), drained=int(report.drained))
@@ -387,11 +381,31 @@ async def run_async(
                     **({"lane": "urgent"} if only is not None else {}),
                 },
             )
-    unknown = {}
+    locked = {t.task_id: t for t in tasks}
+    planned = False
+
+    def plan(seen: Sheet) -> Identified:
+        nonlocal planned
+        planned = True
+        ident = take_stock(ctx, seen, refuse=False)[0]
+        _changed_after_lock(ctx, report, ident.rows, locked)
+        return ident
+
     with state.transaction():  # new rows' tasks are kept only if their ids reach the board
-        ident = take_stock(ctx, sheet, refuse=False)[0] if sheet is not None else Identified()
-        _changed_after_lock(ctx, report, ident.rows, {t.task_id: t for t in tasks})
-        wrote = write_with_ids(ctx, ident.claims, ident.new)
+        if tasks:  # read again: rows edited, copied or saved over during the night; that read places the write
+            try:
+                ident, wrote = reconcile(ctx, plan)
+            except SheetbotError as exc:
+                if planned or isinstance(exc, StateUnavailableError):
+                    raise
+                report.notes.append(
+                    f"{ctx.board.describe()} could not be read after the run ({exc}): rows edited after the "
+                    "lock were not checked (their outputs may answer an older input)"
+                )
+                ident, wrote = Identified(), write_with_ids(ctx, [], [])
+        else:  # nothing ran: the board as read before the run
+            ident = plan(sheet) if sheet is not None else Identified()
+            wrote = write_with_ids(ctx, ident.claims, ident.new)
         report.written, report.repaired, report.missing, unknown = (
             wrote.written,
             ident.repaired,

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sheetbot.boards.base import CellValue, RowUpdate
+from sheetbot.boards.base import CellValue, RowUpdate, Sheet, WriteResult
+from sheetbot.boards.capabilities import read_then_write
 from sheetbot.boards.values import cut_marker, fit_cell
 from sheetbot.config.outputs import cells, readable
 from sheetbot.errors import BoardError
 from sheetbot.night.context import NightContext
 from sheetbot.night.fallback import shows_model
+from sheetbot.night.identify import Identified
 from sheetbot.safety.secrets import scrub
 from sheetbot.state import BoardProjection
 from sheetbot.status import Status
@@ -129,6 +131,14 @@ def write_back(ctx: NightContext, extra: Sequence[RowUpdate] = ()) -> WriteBack:
 
     If the write raises, nothing is marked clean: the next phase writes the same values again.
     """
+    projections, updates = _planned(ctx, extra)
+    if not updates:
+        return WriteBack()
+    return _written(ctx, projections, ctx.board.write(updates))
+
+
+def _planned(ctx: NightContext, extra: Sequence[RowUpdate]) -> tuple[list[BoardProjection], list[RowUpdate]]:
+    """The dirty tasks, and the updates that bring their rows up to date (``extra`` merged in)."""
     projections = ctx.state.dirty()
     updates = list(extra)
     extra_ids = {u.task_id for u in extra}
@@ -141,9 +151,11 @@ def write_back(ctx: NightContext, extra: Sequence[RowUpdate] = ()) -> WriteBack:
             updates[index] = RowUpdate(task_id=prior.task_id, values={**prior.values, **cells}, claim=prior.claim)
         else:
             updates.append(RowUpdate(task_id=p.task_id, values=cells))
-    if not updates:
-        return WriteBack()
-    result = ctx.board.write(updates)
+    return projections, updates
+
+
+def _written(ctx: NightContext, projections: Sequence[BoardProjection], result: WriteResult) -> WriteBack:
+    """After the board took the write: what it refused, clean marks, the audit."""
     missing = set(result.missing)
     refused = dict(result.refused)
     if refused:
@@ -194,7 +206,31 @@ def write_with_ids(ctx: NightContext, claims: Sequence[RowUpdate], new: Sequence
     row gets an id next phase). ``missing`` holds the ids of known tasks whose rows are gone."""
     # A kill after the board's save and before the caller's commit must not leave ids nobody knows.
     ctx.state.note_claims(c.task_id for c in claims)
-    result = write_back(ctx, extra=claims)
+    return _new_ones_kept(ctx, new, write_back(ctx, extra=claims))
+
+
+def reconcile(ctx: NightContext, plan: Callable[[Sheet], Identified]) -> tuple[Identified, WriteBack]:
+    """Read the board, ``plan`` from what it shows (identify its rows, change the state), then write_with_ids:
+    on a board whose write reads the rows again anyway (ReadsThenWrites: Google Sheets, Airtable), the read is
+    the write's own, one read of the whole board fewer. A read that fails raises before ``plan`` is called."""
+    held: list[tuple[Identified, list[BoardProjection]]] = []
+
+    def updates(sheet: Sheet) -> list[RowUpdate]:
+        ident = plan(sheet)
+        ctx.state.note_claims(c.task_id for c in ident.claims)  # as write_with_ids, before the board is touched
+        projections, planned = _planned(ctx, ident.claims)
+        held.append((ident, projections))
+        return planned
+
+    _, result = read_then_write(ctx.board, updates)
+    ident, projections = held[0]
+    if not projections and not ident.claims:
+        return ident, WriteBack()  # nothing was sent (write_back's empty write)
+    return ident, _new_ones_kept(ctx, ident.new, _written(ctx, projections, result))
+
+
+def _new_ones_kept(ctx: NightContext, new: Sequence[str], result: WriteBack) -> WriteBack:
+    """A new task whose row changed before it got its id is forgotten (the row gets an id next phase)."""
     lost = set(result.missing) & set(new)
     for task_id in lost:
         ctx.state.forget(task_id)

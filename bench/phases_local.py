@@ -7,17 +7,23 @@ work, state writes).
 
 Each repeat, in a fresh folder: a `.xlsx` queue of N rows (bench/night.py's setup: every workflow in preview,
 no network, caps high enough that every row locks), then `init`, `lock`, `run`, a reviewer's decisions (untimed)
-and `harvest`, each in a fresh `open_context` (so each loads the workbook itself, as a CLI command does).
-Right after each phase, the baseline: `load_workbook` + `save` of the workbook as the phase left it (the
-workbook it saved), the median of --baseline tries. `write-back` is the part of `run` spent in the board's
-`write` (the outputs going into the workbook); `board` is each phase's time inside board calls.
-A measurement, not a test: it always exits 0.   python bench/phases_local.py [--rows 2000] [--repeat 3]
+and `harvest`, each in a fresh Python process and `open_context`, as each CLI command runs (so each loads the
+workbook itself, and none pays the garbage collector for the objects an earlier phase left behind).
+Right after each phase, the baseline, in a fresh process too: `load_workbook` + `save` of the workbook as the
+phase left it (the workbook it saved), the median of --baseline tries. `--in-process` runs everything in this
+process instead, one phase after the other, as this bench did until stop 21 (at 10,000 rows both ways gave
+`run` about 1.6x). `write-back` is the part of `run`
+spent in the board's `write` (the outputs going into the workbook); `board` is each phase's time inside board
+calls. A measurement, not a test: it always exits 0.   python bench/phases_local.py [--rows 2000] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -101,8 +107,33 @@ def phase(name: str, config: Path, moment: datetime) -> tuple[float, float, dict
 Figures = tuple[float, float, float, float, float]  # seconds, baseline, CPU s, baseline CPU s, in board calls
 
 
-def one_night(n_rows: int, seed: int, tries: int) -> dict[str, Figures]:
-    """phase → its Figures."""
+FIELDS = {"lock": "locked", "run": "done", "harvest": "decisions"}
+
+
+def phase_figures(name: str, config: Path, moment: datetime) -> tuple[float, float, dict[str, float], int]:
+    """phase(), with the report reduced to the rows it counted (locked, done, decided; 0 for init)."""
+    seconds, cpu, spent, report = phase(name, config, moment)
+    field = FIELDS.get(name)
+    return seconds, cpu, spent, sum(getattr(report, field).values()) if field else 0
+
+
+def in_child(*args: str) -> Any:
+    """This script's --child mode in a fresh interpreter: its one line of JSON."""
+    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def child(args: list[str]) -> int:
+    """`--child phase NAME CONFIG MOMENT` or `--child floor WORKBOOK TRIES`: one measurement, as JSON."""
+    if args[0] == "phase":
+        print(json.dumps(phase_figures(args[1], Path(args[2]), datetime.fromisoformat(args[3]))))
+    else:
+        print(json.dumps(baseline(Path(args[1]), int(args[2]))))
+    return 0
+
+
+def one_night(n_rows: int, seed: int, tries: int, *, fresh: bool = True) -> dict[str, Figures]:
+    """phase → its Figures; ``fresh``: each phase and each baseline in a new process."""
     out: dict[str, Figures] = {}
     with tempfile.TemporaryDirectory(prefix="sheetbot-phases-") as tmp:
         config = build(Path(tmp), n_rows, seed)
@@ -114,15 +145,18 @@ def one_night(n_rows: int, seed: int, tries: int) -> dict[str, Figures]:
         for name in ("init", "lock", "run", "harvest"):
             if name == "harvest":
                 review(workbook, sheet, col, seed)
-            seconds, cpu, spent, report = phase(name, config, moments[name])
-            floor, floor_cpu = baseline(workbook, tries)
+            if fresh:
+                seconds, cpu, spent, count = in_child("phase", name, str(config), moments[name].isoformat())
+                floor, floor_cpu = in_child("floor", str(workbook), str(tries))
+            else:
+                seconds, cpu, spent, count = phase_figures(name, config, moments[name])
+                floor, floor_cpu = baseline(workbook, tries)
             out[name] = (seconds, floor, cpu, floor_cpu, sum(v for k, v in spent.items() if k in BOARD_CALLS))
             if name == "run":  # the board's write inside run
                 write = spent.get("write", 0.0)
                 out["write-back"] = (write, floor, spent.get("write cpu", 0.0), floor_cpu, write)
-            field = {"lock": "locked", "run": "done", "harvest": "decisions"}.get(name)
-            if field:
-                counts.append(sum(getattr(report, field).values()))
+            if name in FIELDS:
+                counts.append(count)
         check = "ok" if counts == [n_rows] * 3 else f"MISMATCH, expected {n_rows} each"
         print(f"  locked {counts[0]}, done {counts[1]}, decided {counts[2]}: {check}", flush=True)
     return out
@@ -133,13 +167,17 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=2_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--baseline", type=int, default=3, help="load+save tries per phase (their median)")
+    parser.add_argument("--in-process", action="store_true", help="every phase in this process, one after another")
+    if sys.argv[1:2] == ["--child"]:
+        return child(sys.argv[2:])
     args = parser.parse_args()
     runs = []
     for i in range(args.repeat):
         print(f"run {i + 1}/{args.repeat}: {args.rows:,} rows", flush=True)
-        runs.append(one_night(args.rows, seed=i, tries=args.baseline))
+        runs.append(one_night(args.rows, seed=i, tries=args.baseline, fresh=not args.in_process))
+    where = "all in this process" if args.in_process else "each phase and each baseline in a fresh process"
     print(f"\n{args.rows:,} rows; medians of {args.repeat} runs; baseline: openpyxl load + save of the workbook "
-          "as the phase left it")  # fmt: skip
+          f"as the phase left it; {where}")  # fmt: skip
     line = "{:<11} {:>8} {:>9} {:>7} {:>10} {:>8} {:>8}"
     print(line.format("phase", "seconds", "baseline", "ratio", "CPU ratio", "board s", "aim"))
     for name in PHASES:

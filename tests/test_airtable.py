@@ -430,6 +430,39 @@ class AirShop:
             return harvest(ctx)
 
 
+def test_the_state_is_not_locked_while_a_phase_reads_the_board(
+    tmp_path: Path, fake: FakeAirtable, time: FakeTime
+) -> None:
+    """The run's and the harvest's last read also places their write (writeback.reconcile); the state's
+    transaction begins after it, so another program (the intake API, a CLI command) can write meanwhile even
+    when the listing takes minutes (100 requests for 10,000 records)."""
+    shop = AirShop(tmp_path, fake, time)
+    for n in range(3):
+        fake.add(type="listing", input=f"item {n}")
+    shop.lock()
+    other = State(shop.config.state_path)
+    wrote: list[str] = []
+
+    def another_program_writes(kind: str) -> None:
+        if kind == "list":
+            with other.waiting_at_most(0.05):
+                other.set_meta_value("written-during-a-read", kind)
+            wrote.append(kind)
+
+    fake.before = another_program_writes
+    shop.clock.set(at("2026-11-24T01:00"))
+    try:
+        assert shop.run().done.total() == 3
+        for rec in list(fake.table.records):
+            fake.set(rec, review="approve")
+        shop.clock.set(at("2026-11-24T09:00"))
+        assert shop.harvest().decisions == {"approve": 3}
+    finally:
+        fake.before = None
+        other.close()
+    assert len(wrote) >= 3  # the run's two reads and the harvest's, each answered with the state free
+
+
 def test_two_nights_on_airtable(tmp_path: Path, fake: FakeAirtable, time: FakeTime) -> None:
     shop = AirShop(tmp_path, fake, time)
     tent = fake.add(type="listing", input="Trail tent, 2 person", brand="Kestrel")

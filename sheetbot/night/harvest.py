@@ -178,13 +178,14 @@ def harvest(ctx: NightContext) -> HarvestReport:
             report.dashboard = morning.refresh_dashboard(ctx, stage=True)
         return ident
 
-    with state.transaction():
-        try:
-            report.missing = reconcile(ctx, plan)[1].missing
-        except _ColumnsMissing:
-            sheet, _ = read_board(ctx)  # adds the columns, and reads again
+    try:
+        report.missing = reconcile(ctx, plan)[1].missing  # the decisions and the write: one transaction
+    except _ColumnsMissing:
+        sheet, _ = read_board(ctx)  # adds the columns, and reads again
+        with state.transaction():
             ident = plan(sheet)
             report.missing = write_with_ids(ctx, ident.claims, ident.new).missing
+    with state.transaction():
         if not staging:  # drawn now, the decisions written
             report.dashboard = morning.refresh_dashboard(ctx, stage=True)
         if isinstance(ctx.board, Flushes):  # the workbook: save a staged dashboard if nothing was written

@@ -56,7 +56,7 @@ from sheetbot.boards.values import cut_marker, plain_text
 from sheetbot.errors import UnknownRowsError
 from sheetbot.night.context import NightContext
 from sheetbot.night.identify import Identified, identify
-from sheetbot.night.writeback import WITH_OUTPUT, projection_cells, shown_output, write_with_ids
+from sheetbot.night.writeback import WITH_OUTPUT, projection_cells, reconcile, shown_output
 from sheetbot.state import BoardProjection, Task
 from sheetbot.state.records import AdoptFields, TakeOverFields
 from sheetbot.status import Status, parse_status
@@ -318,8 +318,5 @@ def _norm(text: str) -> str:
 def repair(ctx: NightContext) -> Identified:
     """Put back what the state holds (and ids on new rows and copies), nothing else: what `serve` does when
     the workbook changed under it. One read; one write, and only if something disagreed."""
-    sheet = ctx.board.read()
-    with ctx.state.transaction():  # new tasks are kept only if their ids reached the board
-        ident, _ = take_stock(ctx, sheet)
-        write_with_ids(ctx, ident.claims, ident.new)
-    return ident
+    # New tasks are kept only if their ids reached the board: one transaction from take_stock to the write.
+    return reconcile(ctx, lambda sheet: take_stock(ctx, sheet)[0])[0]

@@ -391,27 +391,25 @@ async def run_async(
         _changed_after_lock(ctx, report, ident.rows, locked)
         return ident
 
-    with state.transaction():  # new rows' tasks are kept only if their ids reach the board
-        if tasks:  # read again: rows edited, copied or saved over during the night; that read places the write
-            try:
-                ident, wrote = reconcile(ctx, plan)
-            except SheetbotError as exc:
-                if planned or isinstance(exc, StateUnavailableError):
-                    raise
-                report.notes.append(
-                    f"{ctx.board.describe()} could not be read after the run ({exc}): rows edited after the "
-                    "lock were not checked (their outputs may answer an older input)"
-                )
+    # New rows' tasks are kept only if their ids reach the board: each branch is one transaction with its write.
+    if tasks:  # read again: rows edited, copied or saved over during the night; that read places the write
+        try:
+            ident, wrote = reconcile(ctx, plan)
+        except SheetbotError as exc:
+            if planned or isinstance(exc, StateUnavailableError):
+                raise
+            report.notes.append(
+                f"{ctx.board.describe()} could not be read after the run ({exc}): rows edited after the "
+                "lock were not checked (their outputs may answer an older input)"
+            )
+            with state.transaction():
                 ident, wrote = Identified(), write_with_ids(ctx, [], [])
-        else:  # nothing ran: the board as read before the run
+    else:  # nothing ran: the board as read before the run
+        with state.transaction():
             ident = plan(sheet) if sheet is not None else Identified()
             wrote = write_with_ids(ctx, ident.claims, ident.new)
-        report.written, report.repaired, report.missing, unknown = (
-            wrote.written,
-            ident.repaired,
-            wrote.missing,
-            {**ident.unknown, **ident.behind},
-        )
+    report.written, report.repaired, report.missing = wrote.written, ident.repaired, wrote.missing
+    unknown = {**ident.unknown, **ident.behind}
     if tasks:
         night.keep.check()  # the night stopped starting rows because of the state: exit non-zero, say why
     if unknown and not ctx.adopt_unknown:

@@ -212,21 +212,26 @@ def write_with_ids(ctx: NightContext, claims: Sequence[RowUpdate], new: Sequence
 def reconcile(ctx: NightContext, plan: Callable[[Sheet], Identified]) -> tuple[Identified, WriteBack]:
     """Read the board, ``plan`` from what it shows (identify its rows, change the state), then write_with_ids:
     on a board whose write reads the rows again anyway (ReadsThenWrites: Google Sheets, Airtable), the read is
-    the write's own, one read of the whole board fewer. A read that fails raises before ``plan`` is called."""
+    the write's own, one read of the whole board fewer. A read that fails raises before ``plan`` is called.
+
+    One transaction from ``plan`` to the write's bookkeeping, begun once the board is read: a slow read (100
+    requests for 10,000 Airtable rows) holds no lock on the state, as a read before the transaction did."""
     held: list[tuple[Identified, list[BoardProjection]]] = []
+    with contextlib.ExitStack() as stack:
 
-    def updates(sheet: Sheet) -> list[RowUpdate]:
-        ident = plan(sheet)
-        ctx.state.note_claims(c.task_id for c in ident.claims)  # as write_with_ids, before the board is touched
-        projections, planned = _planned(ctx, ident.claims)
-        held.append((ident, projections))
-        return planned
+        def updates(sheet: Sheet) -> list[RowUpdate]:
+            stack.enter_context(ctx.state.transaction())  # rolled back if anything up to the write's end fails
+            ident = plan(sheet)
+            ctx.state.note_claims(c.task_id for c in ident.claims)  # as write_with_ids, before the board is touched
+            projections, planned = _planned(ctx, ident.claims)
+            held.append((ident, projections))
+            return planned
 
-    _, result = read_then_write(ctx.board, updates)
-    ident, projections = held[0]
-    if not projections and not ident.claims:
-        return ident, WriteBack()  # nothing was sent (write_back's empty write)
-    return ident, _new_ones_kept(ctx, ident.new, _written(ctx, projections, result))
+        _, result = read_then_write(ctx.board, updates)
+        ident, projections = held[0]
+        if not projections and not ident.claims:
+            return ident, WriteBack()  # nothing was sent (write_back's empty write)
+        return ident, _new_ones_kept(ctx, ident.new, _written(ctx, projections, result))
 
 
 def _new_ones_kept(ctx: NightContext, new: Sequence[str], result: WriteBack) -> WriteBack:

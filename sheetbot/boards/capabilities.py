@@ -15,7 +15,7 @@ Flushes             the harvest: save what is held back          local
 ProtectsInputs      lock (warn on locked rows), harvest (lift)   google_sheets
 AppendsRows         `trial`, the demo, chained rows (harvest)    local, memory, google_sheets, airtable
 Fingerprinted       `serve`: notice a person's save cheaply      local
-ReadsThenWrites     run: the after-run read is the write's read  google_sheets, airtable
+ReadsThenWrites     run, harvest, repair: one read for both      google_sheets, airtable
 ==================  ===========================================  ======================================
 
 tests/test_board_capabilities.py holds every board to exactly its row of this table.

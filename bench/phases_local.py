@@ -12,9 +12,9 @@ workbook itself, and none pays the garbage collector for the objects an earlier 
 Right after each phase, the baseline, in a fresh process too: `load_workbook` + `save` of the workbook as the
 phase left it (the workbook it saved), the median of --baseline tries. `--in-process` runs everything in this
 process instead, one phase after the other, as this bench did until stop 21 (at 10,000 rows both ways gave
-`run` about 1.6x). `write-back` is the part of `run`
-spent in the board's `write` (the outputs going into the workbook); `board` is each phase's time inside board
-calls. A measurement, not a test: it always exits 0.   python bench/phases_local.py [--rows 2000] [--repeat 3]
+`run` about 1.6x). `write-back` is the part of `run` spent in the board's `write` (the outputs going into the
+workbook); `board` is each phase's time inside board calls.
+A measurement, not a test: it always exits 0.   python bench/phases_local.py [--rows 2000] [--repeat 3]
 """
 
 from __future__ import annotations

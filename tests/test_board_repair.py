@@ -19,6 +19,7 @@ from sheetbot.cli.main import main
 from sheetbot.errors import BoardWriteError, UnknownRowsError
 from sheetbot.morning.metrics import night_metrics
 from sheetbot.morning.summary import describe_run
+from sheetbot.night.repair import repair
 from sheetbot.notify.base import MemoryNotifier
 from sheetbot.service.serve import Server
 
@@ -111,6 +112,21 @@ def test_serve_notices_a_workbook_saved_over_it_and_repairs_it_within_a_minute(s
     rows = shop.rows()
     assert all(r["status"] == "review" and r["output"].startswith("OUTPUT for:") for r in rows)
     assert len(shop.fake.requests) == 2
+
+
+def test_a_repair_that_finds_the_board_right_writes_nothing_and_logs_no_write(shop: Shop) -> None:
+    """serve repairs at every save a person makes: a board that already says what the state holds costs no
+    save, and the audit log gets no empty `write` entry each time."""
+    night_with_outputs(shop, "lamp", "chair")
+    with shop.state() as state:
+        writes = len(state.audit_entries("write"))
+    saved = shop.book.stat().st_mtime_ns
+    with shop.context() as ctx:
+        ident = repair(ctx)
+    assert len(ident.rows) == 2 and ident.repaired == 0
+    assert shop.book.stat().st_mtime_ns == saved
+    with shop.state() as state:
+        assert len(state.audit_entries("write")) == writes
 
 
 # -- item 6: a row copied with its id during the night --------------------------------------------------------------

@@ -19,7 +19,7 @@ from sheetbot.boards.capabilities import Flushes, ProtectsInputs, StagesDashboar
 from sheetbot.night.context import MorningSteps, NightContext
 from sheetbot.night.gates import pass_gate
 from sheetbot.night.identify import Identified
-from sheetbot.night.lock import read_board
+from sheetbot.night.lock import lacking, read_board
 from sheetbot.night.morning_reports import ActionsReport, DashboardReport
 from sheetbot.night.repair import take_stock
 from sheetbot.night.writeback import reconcile, write_with_ids
@@ -91,7 +91,7 @@ def harvest(ctx: NightContext) -> HarvestReport:
     def plan(sheet: Sheet) -> Identified:
         """The decisions on the board as read; the rows' ids and cells to write come back (writeback.reconcile)."""
         nonlocal total
-        if any(c not in sheet.columns for c in ctx.schema().columns):
+        if lacking(ctx, sheet):
             raise _ColumnsMissing  # before anything changes: init's columns first, then this all again
         ident, tasks = take_stock(ctx, sheet)  # ids, unknown rows, and cells the board shows wrongly
         total = len(ident.rows)

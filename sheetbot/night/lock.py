@@ -61,15 +61,19 @@ class Lane(Protocol):
         ...
 
 
+def lacking(ctx: NightContext, sheet: Sheet) -> list[str]:
+    """sheetbot's columns the sheet does not have (`init` adds them)."""
+    return [c for c in ctx.schema().columns if c not in sheet.columns]
+
+
 def read_board(ctx: NightContext) -> tuple[Sheet, list[str]]:
     """Read the board, adding sheetbot's columns first if the sheet lacks them."""
     sheet = ctx.board.read()
-    needed = [c for c in ctx.schema().columns if c not in sheet.columns]
-    if not needed:
+    if not lacking(ctx, sheet):
         return sheet, []
     added = ctx.board.ensure_schema(ctx.schema())
     sheet = ctx.board.read()
-    still = [c for c in ctx.schema().columns if c not in sheet.columns]
+    still = lacking(ctx, sheet)
     if still:
         raise BoardSchemaError(f"{ctx.board.describe()} lacks the columns {', '.join(still)}: run `sheetbot init`")
     return sheet, added

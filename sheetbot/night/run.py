@@ -297,8 +297,12 @@ def _read(ctx: NightContext, report: RunReport, *, when: str, skipped: str) -> S
     try:
         return ctx.board.read()
     except SheetbotError as exc:
-        report.notes.append(f"{ctx.board.describe()} could not be read {when} ({exc}): {skipped}")
+        report.notes.append(_unread(ctx, exc, when=when, skipped=skipped))
         return None
+
+
+def _unread(ctx: NightContext, exc: SheetbotError, *, when: str, skipped: str) -> str:
+    return f"{ctx.board.describe()} could not be read {when} ({exc}): {skipped}"
 
 
 def _sheetbot_columns(col: Mapping[str, str]) -> set[str]:
@@ -398,10 +402,8 @@ async def run_async(
         except SheetbotError as exc:
             if planned or isinstance(exc, StateUnavailableError):
                 raise
-            report.notes.append(
-                f"{ctx.board.describe()} could not be read after the run ({exc}): rows edited after the "
-                "lock were not checked (their outputs may answer an older input)"
-            )
+            skipped = "rows edited after the lock were not checked (their outputs may answer an older input)"
+            report.notes.append(_unread(ctx, exc, when="after the run", skipped=skipped))
             with state.transaction():
                 ident, wrote = Identified(), write_with_ids(ctx, [], [])
     else:  # nothing ran: the board as read before the run

@@ -216,7 +216,7 @@ def reconcile(ctx: NightContext, plan: Callable[[Sheet], Identified]) -> tuple[I
 
     One transaction from ``plan`` to the write's bookkeeping, begun once the board is read: a slow read (100
     requests for 10,000 Airtable rows) holds no lock on the state, as a read before the transaction did."""
-    held: list[tuple[Identified, list[BoardProjection]]] = []
+    held: list[tuple[Identified, list[BoardProjection], list[RowUpdate]]] = []
     with contextlib.ExitStack() as stack:
 
         def updates(sheet: Sheet) -> list[RowUpdate]:
@@ -224,12 +224,12 @@ def reconcile(ctx: NightContext, plan: Callable[[Sheet], Identified]) -> tuple[I
             ident = plan(sheet)
             ctx.state.note_claims(c.task_id for c in ident.claims)  # as write_with_ids, before the board is touched
             projections, planned = _planned(ctx, ident.claims)
-            held.append((ident, projections))
+            held.append((ident, projections, planned))
             return planned
 
         _, result = read_then_write(ctx.board, updates)
-        ident, projections = held[0]
-        if not projections and not ident.claims:
+        ident, projections, sent = held[0]
+        if not sent:
             return ident, WriteBack()  # nothing was sent (write_back's empty write)
         return ident, _new_ones_kept(ctx, ident.new, _written(ctx, projections, result))
 

@@ -32,6 +32,7 @@ from sheetbot.boards.local import LocalBoard
 from sheetbot.boards.memory import MemoryBoard
 from sheetbot.clock import FakeClock
 from sheetbot.config.load import load_config
+from sheetbot.morning.dashboard import refresh_dashboard
 from sheetbot.morning.steps import Morning
 from sheetbot.night.context import NightContext
 from sheetbot.providers.factory import make_provider
@@ -413,8 +414,8 @@ PHASES = ("init", "lock", "run", "run write-back", "harvest")
 
 
 def measure_phases(factory: Factory, folder: Path, rows: int) -> dict[str, int]:
-    """API requests per phase of one night of ``rows`` typed rows: `init` (columns missing), the lock, the run
-    (its final write-back also on its own) and the harvest after a reviewer approved every row."""
+    """API requests per phase of one night of ``rows`` typed rows: `init` (columns missing, no dashboard yet), the
+    lock, the run (its final write-back also on its own) and the harvest after a reviewer approved every row."""
     folder.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         under = factory(folder, stack, ["type", "priority", "input", "brand"])
@@ -426,8 +427,10 @@ def measure_phases(factory: Factory, folder: Path, rows: int) -> dict[str, int]:
         night = Night(folder, metered, workflows=PREVIEW)
         with night.context() as ctx:
             spec = ctx.schema()
-        metered.phase = "init"
+        metered.phase = "init"  # what `sheetbot init` does: the columns, then the dashboard
         metered.ensure_schema(spec)
+        with night.context() as ctx:
+            refresh_dashboard(ctx, force=True)
         metered.phase = "lock"
         night.lock()
         night.clock.set(at("2026-11-24T01:00"))

@@ -449,6 +449,13 @@ class FakeGoogleSheets:
             raise
         return {"spreadsheetId": self.key, "replies": replies}
 
+    @staticmethod
+    def _put_cell(grid: Grid, r: int, c: int, cell: dict[str, Any], clears: bool) -> None:
+        if cell.get("userEnteredValue") is not None:
+            grid.put(r, c, _cell_value(cell))
+        elif clears and r < len(grid.cells) and c < len(grid.cells[r]):
+            grid.put(r, c, None)
+
     def _apply(self, index: int, request: dict[str, Any]) -> dict[str, Any]:
         ((kind, spec),) = request.items()
 
@@ -492,6 +499,29 @@ class FakeGoogleSheets:
                 grid.frozen_rows = props.get("gridProperties", {}).get("frozenRowCount", 0)
             return {}
         if kind == "updateCells":
+            # Field-mask semantics: a value named in ``fields`` but absent from a cell is cleared, and so is
+            # every cell of ``range`` that ``rows`` does not reach.
+            if not spec.get("fields"):
+                raise bad("At least one field must be specified.")
+            clears = spec["fields"] == "*" or "userEnteredValue" in spec["fields"].split(",")
+            if "range" in spec:
+                span = spec["range"]
+                grid = grid_of(span.get("sheetId"))
+                r0, c0 = span.get("startRowIndex", 0), span.get("startColumnIndex", 0)
+                r1, c1 = span.get("endRowIndex", grid.row_count), span.get("endColumnIndex", grid.column_count)
+                if r1 > grid.row_count or c1 > grid.column_count:
+                    raise bad(
+                        f"Range ('{grid.title}'!R{r0 + 1}C{c0 + 1}:R{r1}C{c1}) exceeds grid limits. "
+                        f"Max rows: {grid.row_count}, max columns: {grid.column_count}"
+                    )
+                lines = spec.get("rows", [])
+                if len(lines) > r1 - r0 or any(len(line.get("values", [])) > c1 - c0 for line in lines):
+                    raise bad("The rows given do not fit the range given.")
+                for r in range(r0, r1):
+                    values = lines[r - r0].get("values", []) if r - r0 < len(lines) else []
+                    for c in range(c0, c1):
+                        self._put_cell(grid, r, c, values[c - c0] if c - c0 < len(values) else {}, clears)
+                return {}
             start = spec["start"]
             grid = grid_of(start.get("sheetId"))
             for dr, row in enumerate(spec.get("rows", [])):
@@ -500,10 +530,7 @@ class FakeGoogleSheets:
                     if r >= grid.row_count or c >= grid.column_count:
                         last = grid.column_count - 1
                         raise bad(f"Attempting to write column: {c}, beyond the last requested column of: {last}")
-                    entered = cell.get("userEnteredValue")
-                    if entered is not None:
-                        ((vtype, value),) = entered.items()
-                        grid.put(r, c, Formula(value) if vtype == "formulaValue" else value)
+                    self._put_cell(grid, r, c, cell, clears)
             return {}
         if kind in ("repeatCell", "updateDimensionProperties"):
             grid_of(spec["range"].get("sheetId")).formats.append(request)
@@ -551,6 +578,11 @@ class FakeGoogleSheets:
         raise ApiError(
             400, f"Invalid JSON payload received. Unknown name \"{kind}\" at 'requests[{index}]': Cannot find field."
         )
+
+
+def _cell_value(cell: dict[str, Any]) -> Any:
+    ((vtype, value),) = cell["userEnteredValue"].items()
+    return Formula(value) if vtype == "formulaValue" else value
 
 
 class GooglePerson:

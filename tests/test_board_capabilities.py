@@ -21,6 +21,7 @@ from sheetbot.boards.capabilities import (
     Flushes,
     ProtectsInputs,
     ReadsThenWrites,
+    RemembersDashboard,
     StagesDashboard,
 )
 from sheetbot.boards.dashboard_cells import ChartSpec
@@ -34,7 +35,7 @@ from sheetbot.status import Status
 OFFERS: dict[str, set[type]] = {
     "local": {DrawsDashboard, StagesDashboard, Flushes, AppendsRows, Fingerprinted},
     "memory": {AppendsRows},
-    "google_sheets": {DrawsDashboard, ProtectsInputs, AppendsRows, ReadsThenWrites},
+    "google_sheets": {DrawsDashboard, RemembersDashboard, ProtectsInputs, AppendsRows, ReadsThenWrites},
     "airtable": {DrawsDashboard, AppendsRows, ReadsThenWrites},
 }
 

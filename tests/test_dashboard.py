@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fake_airtable import ALL_SCOPES, BASE_ID, ENDPOINT, TOKEN, FakeAirtable, FakeTime
-from fake_google import FakeGoogleSheets
+from fake_google import FakeGoogleSheets, Formula
 from harness import Shop, at
 from openpyxl import load_workbook
 
-from sheetbot.boards import dashboard_local
+from sheetbot.boards import dashboard_google, dashboard_local
 from sheetbot.boards.airtable import AirtableBoard
 from sheetbot.boards.dashboard_cells import HEADERS
 from sheetbot.morning.dashboard import approval_chart, dashboard_rows, refresh_dashboard
@@ -138,28 +139,134 @@ def test_google_sheets_dashboard_tab_and_chart(tmp_path: Path) -> None:
         board = google.board("Queue")
         metrics = two_nights()
         google.counts.clear()
-        board.write_dashboard(dashboard_rows(metrics), approval_chart(metrics))
-        assert google.api_calls() == {"spreadsheets.get": 1, "spreadsheets.batchUpdate": 1, "values.batchUpdate": 1}
+        _, layout = board.redraw_dashboard(dashboard_rows(metrics), approval_chart(metrics), None)
+        assert google.api_calls() == {"spreadsheets.batchUpdate": 1}  # a new tab: no look-up first
         tab = google.grid("Dashboard")
         assert tab.get(0, 0) == "night" and tab.get(1, 1) == "blog" and tab.get(1, 7) == 0.5
         assert [tab.get(r, len(HEADERS) + 1) for r in range(3)] == ["night", "2026-11-22", "2026-11-23"]
-        assert tab.get(1, len(HEADERS) + 3) == ""  # listing had no 22 November: a gap, not a zero
+        assert tab.get(1, len(HEADERS) + 3) in ("", None)  # listing had no 22 November: a gap, not a zero
         (chart,) = tab.charts
         series = chart["spec"]["basicChart"]["series"]
         assert chart["spec"]["basicChart"]["chartType"] == "LINE" and len(series) == 2
         first_id = chart["chartId"]
 
-        # a third night: the chart is updated in place (never a second one), its range follows the nights
+        # a third night: the chart is updated in place (never a second one), its range follows the nights,
+        # and the remembered layout makes it one request
         metrics = [metric("2026-11-24", "blog", 0.75), *metrics]
-        board.write_dashboard(dashboard_rows(metrics), approval_chart(metrics))
+        google.counts.clear()
+        _, layout = board.redraw_dashboard(dashboard_rows(metrics), approval_chart(metrics), layout)
+        assert google.api_calls() == {"spreadsheets.batchUpdate": 1}
         (chart,) = google.grid("Dashboard").charts
         assert chart["chartId"] == first_id
         domain = chart["spec"]["basicChart"]["domains"][0]["domain"]["sourceRange"]["sources"][0]
         assert domain["endRowIndex"] == 4
         # a shorter table later clears the rows it no longer has
-        board.write_dashboard(dashboard_rows(metrics[:1]), approval_chart(metrics[:1]))
+        board.redraw_dashboard(dashboard_rows(metrics[:1]), approval_chart(metrics[:1]), layout)
         assert google.grid("Dashboard").get(2, 0) in ("", None)
+        assert google.grid("Dashboard").get(1, 1) == "blog"
         assert google.grid("Queue").get(0, 0) == "id"
+
+
+def test_google_dashboard_text_is_data_never_a_formula(tmp_path: Path) -> None:
+    with FakeGoogleSheets(tmp_path, {"Queue": [["id", "type", "input"]]}) as google:
+        metrics = [metric("2026-11-23", '=HYPERLINK("http://evil.test","x")', 0.5)]
+        google.board("Queue").write_dashboard(dashboard_rows(metrics), approval_chart(metrics))
+        tab = google.grid("Dashboard")
+        assert tab.get(1, 1) == '=HYPERLINK("http://evil.test","x")' and not isinstance(tab.get(1, 1), Formula)
+        (update,) = [r for r in google.requests if r.kind == "spreadsheets.batchUpdate"]
+        cells = next(q["updateCells"] for q in update.body["requests"] if "updateCells" in q)
+        assert cells["rows"][1]["values"][1] == {"userEnteredValue": {"stringValue": metrics[0].workflow}}
+
+
+def _drawn(google: FakeGoogleSheets) -> list[Any]:
+    tab = google.grid("Dashboard")
+    return [tab.get(r, c) for r in range(4) for c in range(len(HEADERS))]
+
+
+@pytest.mark.parametrize("change", ["chart deleted", "tab deleted", "tab shrunk", "layout garbled"])
+def test_a_google_dashboard_changed_by_hand_is_looked_up_and_drawn_again(tmp_path: Path, change: str) -> None:
+    with FakeGoogleSheets(tmp_path, {"Queue": [["id", "type", "input"]]}) as google:
+        board = google.board("Queue")
+        metrics = two_nights()
+        _, layout = board.redraw_dashboard(dashboard_rows(metrics), approval_chart(metrics), None)
+        drawn = _drawn(google)
+        if change == "chart deleted":
+            google.grid("Dashboard").charts.clear()
+        elif change == "tab deleted":
+            google.grids.remove(google.grid("Dashboard"))
+        elif change == "tab shrunk":
+            google.grid("Dashboard").row_count = 2
+        else:
+            layout = layout.replace("sheet_id", "sheet")
+        google.counts.clear()
+        _, again = board.redraw_dashboard(dashboard_rows(metrics), approval_chart(metrics), layout)
+        # the refused request (nothing applied: a garbled layout tries a new tab, which is there), the look-up,
+        # the drawing
+        assert google.api_calls() == {"spreadsheets.batchUpdate": 2, "spreadsheets.get": 1}
+        assert _drawn(google) == drawn and len(google.grid("Dashboard").charts) == 1
+        google.counts.clear()
+        board.redraw_dashboard(dashboard_rows(metrics), approval_chart(metrics), again)
+        assert google.api_calls() == {"spreadsheets.batchUpdate": 1}  # the new layout is right again
+
+
+def test_a_google_dashboard_outgrowing_its_tab_grows_it_in_the_same_request(tmp_path: Path) -> None:
+    with FakeGoogleSheets(tmp_path, {"Queue": [["id", "type", "input"]]}) as google:
+        board = google.board("Queue")
+        _, layout = board.redraw_dashboard(dashboard_rows(two_nights()), approval_chart(two_nights()), None)
+        many = [metric(f"2026-11-{n:02}", f"wf{w:02}", 0.5) for n in range(1, 31) for w in range(15)]
+        google.counts.clear()
+        board.redraw_dashboard(dashboard_rows(many), approval_chart(many), layout)
+        assert google.api_calls() == {"spreadsheets.batchUpdate": 1}
+        tab = google.grid("Dashboard")
+        assert tab.row_count == len(many) + 1 and tab.get(len(many), 1) == "wf14"
+
+
+def test_a_google_dashboard_drawn_before_is_found_and_kept(tmp_path: Path) -> None:
+    """No layout (an older sheetbot drew it, or a fresh state): the tab is looked up, never drawn twice."""
+    with FakeGoogleSheets(tmp_path, {"Queue": [["id", "type", "input"]]}) as google:
+        board = google.board("Queue")
+        metrics = two_nights()
+        board.write_dashboard(dashboard_rows(metrics), approval_chart(metrics))
+        (chart,) = google.grid("Dashboard").charts
+        google.counts.clear()
+        _, layout = board.redraw_dashboard(dashboard_rows(metrics[:1]), approval_chart(metrics[:1]), None)
+        assert google.api_calls() == {"spreadsheets.batchUpdate": 2, "spreadsheets.get": 1}
+        assert [g.title for g in google.grids].count("Dashboard") == 1
+        (kept,) = google.grid("Dashboard").charts
+        assert kept["chartId"] == chart["chartId"] and google.grid("Dashboard").get(2, 0) in ("", None)
+        assert kept["spec"]["basicChart"]["domains"][0]["domain"]["sourceRange"]["sources"][0]["endRowIndex"] == 2
+        assert dashboard_google.Layout.loads(layout) == dashboard_google.Layout(
+            sheet_id=google.grid("Dashboard").sheet_id, chart_id=chart["chartId"], rows=400, cols=26
+        )
+
+
+def test_a_google_dashboard_whose_new_id_is_taken_gets_another(tmp_path: Path) -> None:
+    with FakeGoogleSheets(tmp_path, {"Queue": [["id", "type", "input"]]}) as google:
+        google.grid("Queue").sheet_id = dashboard_google.NEW_SHEET_ID
+        metrics = two_nights()
+        google.board("Queue").write_dashboard(dashboard_rows(metrics), approval_chart(metrics))
+        assert google.grid("Dashboard").sheet_id == dashboard_google.NEW_SHEET_ID + 1
+        assert google.grid("Dashboard").get(1, 1) == "blog" and google.grid("Queue").get(0, 0) == "id"
+
+
+def test_the_morning_keeps_the_google_layout_in_the_state(tmp_path: Path) -> None:
+    """Across processes: the state remembers where the tab is, so each morning's redraw is one request."""
+    from boards_under_test import PREVIEW, Night
+
+    with FakeGoogleSheets(tmp_path, {"Queue": [["id", "type", "priority", "input", "brand"]]}) as google:
+        google.person("Queue").add(type="listing", input="Trail tent", brand="Kestrel")
+        night = Night(tmp_path, google.board("Queue"), workflows=PREVIEW)
+        night.lock()
+        night.clock.set(at("2026-11-24T01:00"))
+        night.run()
+        google.counts.clear()
+        with night.context() as ctx:
+            assert refresh_dashboard(ctx, force=True).written
+        assert google.api_calls() == {"spreadsheets.batchUpdate": 1}
+        with Night(tmp_path, google.board("Queue"), workflows=PREVIEW).context() as ctx:  # the next process
+            assert refresh_dashboard(ctx, force=True).written
+        assert google.api_calls() == {"spreadsheets.batchUpdate": 2}
+        assert len(google.grid("Dashboard").charts) == 1
 
 
 def airtable_board(time: FakeTime) -> AirtableBoard:

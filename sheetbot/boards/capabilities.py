@@ -10,6 +10,7 @@ probing attribute names.
 capability          used by                                      offered by
 ==================  ===========================================  ======================================
 DrawsDashboard      the morning's dashboard refresh              local, google_sheets, airtable
+RemembersDashboard  the morning's dashboard refresh: one request google_sheets
 StagesDashboard     the harvest: the dashboard rides its write   local
 Flushes             the harvest: save what is held back          local
 ProtectsInputs      lock (warn on locked rows), harvest (lift)   google_sheets
@@ -39,6 +40,20 @@ class DrawsDashboard(Protocol):
     def write_dashboard(self, rows: Sequence[Mapping[str, Cell]], chart: ChartSpec) -> list[str]:
         """Redraw the dashboard now from ``rows`` (newest night first) and ``chart``; returns notes for a
         person (e.g. why part of it was skipped). Raises on failure; the caller logs and carries on."""
+        ...
+
+
+@runtime_checkable
+class RemembersDashboard(Protocol):
+    """A board whose dashboard redraw is cheaper when told where the last one was drawn (a Sheets tab's and
+    chart's ids and size: one request instead of a ``spreadsheets.get`` first). The caller keeps the
+    layout between runs (sheetbot/morning/dashboard.py: the state's meta table)."""
+
+    def redraw_dashboard(
+        self, rows: Sequence[Mapping[str, Cell]], chart: ChartSpec, layout: str | None
+    ) -> tuple[list[str], str]:
+        """What ``write_dashboard`` does, from ``layout`` (what the last call returned; None, or stale because
+        a person changed the tab: looked up again); returns the notes and the layout to keep."""
         ...
 
 
@@ -127,6 +142,7 @@ def read_then_write(board: Board, plan: Callable[[Sheet], Sequence[RowUpdate]]) 
 #: Every capability, for tests and for a reader who wants the list.
 CAPABILITIES: tuple[type, ...] = (
     DrawsDashboard,
+    RemembersDashboard,
     StagesDashboard,
     Flushes,
     ProtectsInputs,

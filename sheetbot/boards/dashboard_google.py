@@ -1,25 +1,36 @@
 """The Dashboard tab of a Google Sheet: the metrics table and a line chart through the Sheets API.
 
-Three requests a refresh, whatever the number of nights (the quota is 60 a minute per service
-account): one ``spreadsheets.get`` for the tab and its chart, one ``spreadsheets:batchUpdate`` (the
-tab when missing, the chart — ``addChart`` the first time, ``updateChartSpec`` afterwards, so the
-chart a person moved or resized keeps its place while its data range follows the nights), and one
-``values:batchUpdate`` (RAW) of the whole tab, blank cells included, so rows from a longer
-table before are cleared.
+The quota is 60 requests a minute per service account, shared by every board on it, so a refresh is
+one ``spreadsheets:batchUpdate`` carrying everything: the tab when missing (``addSheet``) or grown
+(``appendDimension``), the chart (``addChart`` the first time, ``updateChartSpec`` afterwards, so a
+chart a person moved or resized keeps its place while its data range follows the nights), and the
+whole tab's values (``updateCells`` over the tab's range: cells the new table does not cover are
+cleared, so rows from a longer table before go; values are typed, never parsed, so text stays text).
+
+That one request needs the tab's and the chart's ids and the tab's size. The caller keeps the
+:class:`Layout` each drawing returns (the state's meta table) and hands it to the next. Without one
+(the first drawing) the request creates the tab with the id :data:`NEW_SHEET_ID`. Google refuses a
+request whole (HTTP 400, nothing applied) when its layout went stale (a person deleted the tab or the
+chart, or shrank the tab) or the tab it would create is already there (an older sheetbot drew it, or
+the state was started afresh): then, and only then, a ``spreadsheets.get`` looks the tab up and a
+second batchUpdate draws onto it.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
-
-from gspread.utils import absolute_range_name, rowcol_to_a1
 
 from sheetbot.boards.dashboard_cells import HEADERS, Cell, ChartSpec
 
 # Vendor JSON: chart specs, batchUpdate requests and cell values are the Sheets API's own JSON (Google's shape).
 
 DASHBOARD_SHEET = "Dashboard"
+#: The id a new Dashboard tab is created with, so its first drawing needs no look-up. Google gives new
+#: tabs random ids below 2^31 (the first is 0); should this one be taken, the tab is looked up instead.
+NEW_SHEET_ID = 580_617_023
 #: Rows and columns the tab is created with (and grown to): 30 nights of several workflows fit.
 ROWS, COLUMNS = 400, 26
 META_FIELDS = "sheets(properties(sheetId,title,gridProperties(rowCount,columnCount)),charts(chartId))"
@@ -72,43 +83,94 @@ def chart_spec(chart: ChartSpec, sheet_id: int) -> dict[str, Any]:
     }
 
 
-def structure_requests(
-    meta: Mapping[str, Any] | None, chart: ChartSpec, *, free_id: int, height: int, width: int
-) -> tuple[int, list[dict[str, Any]], tuple[int, int]]:
-    """(sheet id, the batchUpdate requests, the tab's size after them) for the tab and its chart."""
+@dataclass(frozen=True)
+class Layout:
+    """Where the tab and its chart are and how big the tab is: what one batchUpdate needs to redraw them."""
+
+    sheet_id: int
+    chart_id: int | None
+    rows: int
+    cols: int
+
+    def dumps(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def loads(cls, text: str | None) -> Layout | None:
+        """The layout :meth:`dumps` wrote; None for none, or for anything else (the refresh then asks Google)."""
+        try:
+            data = json.loads(text or "")
+            layout = cls(**data)
+        except (ValueError, TypeError):
+            return None
+        numbers = (layout.sheet_id, layout.rows, layout.cols, 0 if layout.chart_id is None else layout.chart_id)
+        return layout if all(type(n) is int and n >= 0 for n in numbers) and layout.rows and layout.cols else None
+
+
+def layout_of(meta: Mapping[str, Any] | None) -> Layout | None:
+    """The Dashboard tab's layout as ``spreadsheets.get`` (:data:`META_FIELDS`) tells it; None: no such tab."""
     found = [s for s in (meta or {}).get("sheets", []) if s["properties"]["title"] == DASHBOARD_SHEET]
+    if not found:
+        return None
+    props = found[0]["properties"]
+    have = props.get("gridProperties", {})
+    charts = found[0].get("charts", [])
+    return Layout(
+        sheet_id=props["sheetId"],
+        chart_id=charts[0]["chartId"] if charts else None,
+        rows=have.get("rowCount", 1000),
+        cols=have.get("columnCount", 26),
+    )
+
+
+def draw_requests(
+    layout: Layout | None, rows: Sequence[Mapping[str, Cell]], chart: ChartSpec, *, free_id: int
+) -> tuple[list[dict[str, Any]], Layout]:
+    """The one batchUpdate that draws the dashboard onto ``layout`` (None: a new tab, ``free_id``), and
+    the layout after it. A chart added here gets its id from Google's reply: see :func:`after_reply`."""
+    height, width = needed(rows, chart)
     requests_: list[dict[str, Any]] = []
-    if found:
-        props = found[0]["properties"]
-        sheet_id = props["sheetId"]
-        have = props.get("gridProperties", {})
-        rows, cols = have.get("rowCount", 1000), have.get("columnCount", 26)
-        for dimension, want, got in (("ROWS", height, rows), ("COLUMNS", width, cols)):
-            if want > got:
-                requests_.append(
-                    {"appendDimension": {"sheetId": sheet_id, "dimension": dimension, "length": want - got}}
-                )
-        rows, cols = max(rows, height), max(cols, width)
-        charts = found[0].get("charts", [])
-    else:
-        sheet_id, charts = free_id, []
-        rows, cols = max(ROWS, height), max(COLUMNS, width)
-        grid = {"rowCount": rows, "columnCount": cols, "frozenRowCount": 1}
-        requests_.append(
-            {"addSheet": {"properties": {"sheetId": sheet_id, "title": DASHBOARD_SHEET, "gridProperties": grid}}}
-        )
+    if layout is None:
+        layout = Layout(sheet_id=free_id, chart_id=None, rows=max(ROWS, height), cols=max(COLUMNS, width))
+        grid = {"rowCount": layout.rows, "columnCount": layout.cols, "frozenRowCount": 1}
+        props = {"sheetId": layout.sheet_id, "title": DASHBOARD_SHEET, "gridProperties": grid}
+        requests_.append({"addSheet": {"properties": props}})
+    for dimension, want, got in (("ROWS", height, layout.rows), ("COLUMNS", width, layout.cols)):
+        if want > got:
+            grow = {"sheetId": layout.sheet_id, "dimension": dimension, "length": want - got}
+            requests_.append({"appendDimension": grow})
+    layout = replace(layout, rows=max(layout.rows, height), cols=max(layout.cols, width))
     if chart.series and chart.nights:
-        spec = chart_spec(chart, sheet_id)
-        if charts:
-            requests_.append({"updateChartSpec": {"chartId": charts[0]["chartId"], "spec": spec}})
+        spec = chart_spec(chart, layout.sheet_id)
+        if layout.chart_id is not None:
+            requests_.append({"updateChartSpec": {"chartId": layout.chart_id, "spec": spec}})
         else:
-            anchor = {"sheetId": sheet_id, "rowIndex": 1, "columnIndex": chart_column() + len(chart.series) + 2}
+            anchor = {"sheetId": layout.sheet_id, "rowIndex": 1, "columnIndex": chart_column() + len(chart.series) + 2}
             position = {"overlayPosition": {"anchorCell": anchor}}
             requests_.append({"addChart": {"chart": {"spec": spec, "position": position}}})
-    return sheet_id, requests_, (rows, cols)
+    whole = {"sheetId": layout.sheet_id, "startRowIndex": 0, "endRowIndex": layout.rows}
+    whole |= {"startColumnIndex": 0, "endColumnIndex": layout.cols}
+    cells = [{"values": [_cell(v) for v in line]} for line in tab_values(rows, chart, height=height, width=width)]
+    requests_.append({"updateCells": {"range": whole, "rows": cells, "fields": "userEnteredValue"}})
+    return requests_, layout
 
 
-def values_body(grid: Sequence[Sequence[Any]]) -> dict[str, Any]:
-    last = rowcol_to_a1(len(grid), len(grid[0]))
-    data = [{"range": absolute_range_name(DASHBOARD_SHEET, f"A1:{last}"), "values": [list(r) for r in grid]}]
-    return {"valueInputOption": "RAW", "data": data}
+def after_reply(layout: Layout, reply: Mapping[str, Any] | None) -> Layout:
+    """``layout`` with the id of the chart the batchUpdate added, if it added one."""
+    for answer in (reply or {}).get("replies", []) or []:
+        added = (answer or {}).get("addChart", {}).get("chart", {}).get("chartId")
+        if isinstance(added, int):
+            return replace(layout, chart_id=added)
+    return layout
+
+
+def _cell(value: Any) -> dict[str, Any]:
+    """A cell's typed value: text is a ``stringValue`` (never parsed as a formula or a date), a number a
+    ``numberValue``; an empty cell carries no value, which with ``fields`` clears whatever was there."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, bool):
+        return {"userEnteredValue": {"boolValue": value}}
+    if isinstance(value, int | float):
+        return {"userEnteredValue": {"numberValue": value}}
+    return {"userEnteredValue": {"stringValue": str(value)}}

@@ -87,12 +87,17 @@ class SheetsCalls:
         )
         return max((s["properties"]["sheetId"] for s in meta.get("sheets", [])), default=0) + 1
 
-    def _call(self, fn: Callable[[], T], *, writing: bool = False, missing_sheet_ok: bool = False) -> T:
-        """Run ``fn`` (its requests) with backoff on 429, 5xx and network errors; map what is left to our errors."""
+    def _call(
+        self, fn: Callable[[], T], *, writing: bool = False, missing_sheet_ok: bool = False, refused_ok: bool = False
+    ) -> T:
+        """Run ``fn`` (its requests) with backoff on 429, 5xx and network errors; map what is left to our errors.
+
+        ``missing_sheet_ok``: None when the range names a tab that is not there; ``refused_ok``: None when
+        Google refuses the request's content (HTTP 400), for a caller that has another way to ask."""
         try:
             return retrying(tries=self.attempts, wait=_backoff, sleep=self._sleep, retry_on=_transient)(fn)
         except APIError as err:
-            if missing_sheet_ok and _bad_range(err):
+            if (missing_sheet_ok and _bad_range(err)) or (refused_ok and err.response.status_code == 400):
                 return None  # type: ignore[return-value]
             error = self._failure(err)
         except RefreshError as err:

@@ -12,6 +12,8 @@ the same few requests whatever the number of rows:
   phase plans from its read are placed by that read, when the plan answered within PLACE_BY_READ_S and
   names only columns the read had (otherwise the ids are read again first, as ``write()`` does).
 * ``ensure_schema()``: one ``spreadsheets.get`` and at most one ``spreadsheets:batchUpdate``.
+* ``redraw_dashboard()``: one ``spreadsheets:batchUpdate``, drawn onto the layout the last drawing
+  returned or onto a new tab (sheetbot/boards/dashboard_google.py).
 
 Values go in with ``valueInputOption=RAW``, which Google stores "as-is, not parsed": text that
 starts with ``=``, ``+``, ``-`` or ``@`` stays text, never a formula. gspread's low-level HTTP
@@ -22,6 +24,7 @@ request each), and retries are ours (safety/retry.py: tenacity, with an injectab
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -56,6 +59,8 @@ from sheetbot.boards.google_requests import value_bodies as value_bodies
 from sheetbot.boards.locate import resolve
 from sheetbot.boards.values import GOOGLE_CELL_UNITS, clean_text
 from sheetbot.errors import BoardError
+
+log = logging.getLogger(__name__)
 
 # Vendor JSON: request parameters and bodies are the Sheets API's own shape (Google's), kept as loose dicts.
 
@@ -225,19 +230,30 @@ class GoogleSheetsBoard(SheetsCalls):
         self.protect_inputs([])
 
     def write_dashboard(self, rows: Sequence[Mapping[str, Cell]], chart: ChartSpec) -> list[str]:
-        """The `Dashboard` tab, table and line chart, in three requests (sheetbot/boards/dashboard_google.py)."""
+        """The `Dashboard` tab, table and line chart (sheetbot/boards/dashboard_google.py)."""
+        return self.redraw_dashboard(rows, chart, None)[0]
+
+    def redraw_dashboard(
+        self, rows: Sequence[Mapping[str, Cell]], chart: ChartSpec, layout: str | None
+    ) -> tuple[list[str], str]:
+        """One request: onto the layout the last drawing returned, or, without one, onto a new tab. Google
+        refuses that request whole (HTTP 400) when the layout went stale or the tab is already there, and
+        the tab is then looked up (``spreadsheets.get``) and drawn onto: two more."""
         if self.sheet == dg.DASHBOARD_SHEET:
             raise BoardError(f"board.sheet is {dg.DASHBOARD_SHEET!r}, the tab sheetbot keeps its dashboard on")
+        known = dg.Layout.loads(layout)
+        changes, after = dg.draw_requests(known, rows, chart, free_id=dg.NEW_SHEET_ID)
+        reply = self._call(lambda: self._http.batch_update(self.key, {"requests": changes}), refused_ok=True)
+        if reply is not None:
+            return [], dg.after_reply(after, reply).dumps()
+        if known is not None:
+            log.info("the Dashboard on %s was changed by hand; looking it up again", self.describe())
         params: dict[str, Any] = {"fields": dg.META_FIELDS}
         meta = self._call(lambda: self._http.fetch_sheet_metadata(self.key, params=params))
         free = max((s["properties"]["sheetId"] for s in meta.get("sheets", [])), default=0) + 1
-        height, width = dg.needed(rows, chart)
-        _, changes, (height, width) = dg.structure_requests(meta, chart, free_id=free, height=height, width=width)
-        if changes:
-            self._call(lambda: self._http.batch_update(self.key, {"requests": changes}))
-        body = dg.values_body(dg.tab_values(rows, chart, height=height, width=width))
-        self._call(lambda: self._http.values_batch_update(self.key, body))
-        return []
+        changes, after = dg.draw_requests(dg.layout_of(meta), rows, chart, free_id=free)
+        reply = self._call(lambda: self._http.batch_update(self.key, {"requests": changes}))
+        return [], dg.after_reply(after, reply).dumps()
 
     def append_rows(self, rows: Sequence[Mapping[str, CellValue]]) -> int:
         """Add rows below the last one (a trial's sample): one read and one values:batchUpdate."""
@@ -348,9 +364,15 @@ def _rows_of(a1: str) -> range:
 
 if TYPE_CHECKING:  # mypy holds GoogleSheetsBoard to the Board protocol and to each capability it offers
     from sheetbot.boards.base import Board
-    from sheetbot.boards.capabilities import AppendsRows, DrawsDashboard, ProtectsInputs, ReadsThenWrites
+    from sheetbot.boards.capabilities import (
+        AppendsRows,
+        DrawsDashboard,
+        ProtectsInputs,
+        ReadsThenWrites,
+        RemembersDashboard,
+    )
 
     def _offers(
         board: GoogleSheetsBoard,
-    ) -> tuple[Board, DrawsDashboard, ProtectsInputs, AppendsRows, ReadsThenWrites]:
-        return board, board, board, board, board
+    ) -> tuple[Board, DrawsDashboard, RemembersDashboard, ProtectsInputs, AppendsRows, ReadsThenWrites]:
+        return board, board, board, board, board, board

@@ -13,10 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
-from sheetbot.boards.capabilities import DrawsDashboard, StagesDashboard
+from sheetbot.boards.capabilities import DrawsDashboard, RemembersDashboard, StagesDashboard
 from sheetbot.boards.dashboard_cells import HEADERS, Cell, ChartSpec
 from sheetbot.morning.metrics import NightMetrics, night_metrics
 from sheetbot.night.context import NightContext
@@ -71,10 +71,7 @@ def refresh_dashboard(
     already shows, nothing is sent (Google allows a service account 60 writes a minute). ``force``
     redraws anyway (`sheetbot init`, or a person deleted the tab).
     """
-    board = ctx.board
-    write = board.write_dashboard if isinstance(board, DrawsDashboard) else None
-    if stage and isinstance(board, StagesDashboard):  # it carries the dashboard in the phase's own write
-        write = board.stage_dashboard  # (the workbook: one save)
+    write = _drawer(ctx, stage=stage)
     if write is None or getattr(ctx, "trial", False):  # a trial's sheet has no dashboard of its own
         return DashboardReport(skipped=True, problem=None)
     try:
@@ -90,6 +87,23 @@ def refresh_dashboard(
     except Exception as exc:  # a drawing problem must never cost the morning's decisions
         return _failed(ctx, f"{type(exc).__name__}: {exc}")
     return DashboardReport(written=True, rows=len(rows), notes=list(notes))
+
+
+def _drawer(ctx: NightContext, *, stage: bool) -> Callable[[list[dict[str, Cell]], ChartSpec], list[str]] | None:
+    """How this board draws its dashboard; None: it has none."""
+    board = ctx.board
+    if stage and isinstance(board, StagesDashboard):  # it carries the dashboard in the phase's own write
+        return board.stage_dashboard  # (the workbook: one save)
+    if isinstance(board, RemembersDashboard):  # the layout it drew last time spares it a look-up
+        key = f"dashboard-layout:{board.describe()}"
+
+        def redraw(rows: list[dict[str, Cell]], chart: ChartSpec) -> list[str]:
+            notes, layout = board.redraw_dashboard(rows, chart, ctx.state.meta_value(key))
+            ctx.state.set_meta_value(key, layout)
+            return notes
+
+        return redraw
+    return board.write_dashboard if isinstance(board, DrawsDashboard) else None
 
 
 def staged_outcome(ctx: NightContext, report: DashboardReport) -> DashboardReport:

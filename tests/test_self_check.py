@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +16,7 @@ from harness import WORKFLOWS, Shop, at
 from sheetbot.cli.check import run_check
 from sheetbot.config.load import load_config
 from sheetbot.night.self_check import SELF_CHECK_STEP, checks_cell
+from sheetbot.night.task import FINAL_STEP
 
 CHECKLIST = ["Facts unchanged", "Title under 200 chars"]
 GRADER = "gpt-4.1-nano"
@@ -388,6 +390,25 @@ def test_a_preview_night_calls_no_grader_and_says_what_would_be_graded(tmp_path:
         (graded,) = [a for a in state.latest_attempt(row["id"]) if a.step == SELF_CHECK_STEP]
         assert graded.cost_usd == 0 and graded.estimated_usd is not None and graded.estimated_usd > 0
         assert f"${graded.estimated_usd:.4f}" in row["checks"]
+
+
+def test_a_preview_groups_calls_and_gradings_are_stored_in_the_order_each_row_made_them(tmp_path: Path) -> None:
+    """A preview group holds its rows' writes until it ends (sheetbot/night/keep.py); each row's own answer
+    still comes before its grading, in the attempts and in the audit."""
+    shop = shop_with(tmp_path, mode="preview")
+    for name in ("old lamp", "brass kettle", "oak stool"):
+        shop.add(type="listing", input=name, brand="Kestrel")
+    shop.lock()
+    shop.clock.set(at("2026-11-24T01:00"))
+    shop.run()
+    with shop.state() as state:
+        for row in shop.rows():
+            assert row["status"] == "review" and row["checks"].startswith("PREVIEW")
+            assert [a.step for a in state.latest_attempt(row["id"])] == [FINAL_STEP, SELF_CHECK_STEP]
+            audited = [
+                json.loads(e.detail)["step"] for e in state.audit_entries("model_call") if e.task_id == row["id"]
+            ]
+            assert audited == [FINAL_STEP, SELF_CHECK_STEP]
 
 
 def test_the_report_line_of_a_long_workflow_name_keeps_every_figure(

@@ -10,6 +10,7 @@ brought forward on open, and one from a newer sheetbot is refused.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from state_backends import Target, read_back
 
 from sheetbot.errors import StateError, StateUnavailableError, TransitionError
 from sheetbot.state import Attempt, State
+from sheetbot.state.audit import input_hash, store_calls
 from sheetbot.state.journal import TaskSettled
 from sheetbot.state.postgres import INTEGRITY_ERRORS
 from sheetbot.state.records import BatchRequest
@@ -135,6 +137,21 @@ def test_attempts_their_cost_and_the_final_output(state: State) -> None:
     assert state.spent_usd(night=NIGHT) == pytest.approx(0.35)
     assert state.failed_calls("T-1", NIGHT) == 1
     assert isinstance(state.spent_usd(night=NIGHT), float)
+
+
+def test_a_groups_calls_are_stored_together_in_order_or_not_at_all(state: State) -> None:
+    """A preview group's calls (sheetbot/night/keep.py): each attempt and its audit entry, in the order made."""
+    calls = [(call(f"T-{n}", cost=0.0), {"input": f"item {n}"}, NOW) for n in range(5)]
+    store_calls(state, calls)
+    assert [state.final_output(f"T-{n}", 1).output for n in range(5)] == [f"answer T-{n}" for n in range(5)]  # type: ignore[union-attr]
+    entries = state.audit_entries("model_call")
+    assert [e.task_id for e in entries] == [f"T-{n}" for n in range(5)]
+    assert json.loads(entries[2].detail)["input_hash"] == input_hash({"input": "item 2"})
+    # one of them already stored ("paid once"): none of the others is, and no audit entry either
+    with pytest.raises(INTEGRITY_ERRORS):
+        store_calls(state, [(call("T-9", cost=0.0), {}, NOW), (call("T-1", cost=0.0), {}, NOW)])
+    assert state.final_output("T-9", 1) is None and len(state.audit_entries("model_call")) == 5
+    store_calls(state, [])
 
 
 def test_batches_and_their_sends_are_found_again_after_a_restart(state: State) -> None:

@@ -4,8 +4,8 @@ A live answer is paid for, so it is committed the moment it arrives (sheetbot/ni
 answer costs nothing: no model is called, the grader included. Committing each of them on its own made a
 10,000-row preview night spend most of its bookkeeping on 20,000 commits, twice the time of loading and
 saving the workbook. So preview rows run first, one after the other, each group of GROUP rows inside one
-transaction (the per-row writes join it: State.transaction nests; the rows' outcomes are written together
-at the group's end, State.settle_tasks).
+transaction (the rows' calls and outcomes are written together at the group's end, a few executemany
+statements: Keeper.flush_group; other per-row writes join the transaction: State.transaction nests).
 
 What a kill costs: the rows of the group not yet committed stay `running` in the state, and the next run
 makes their previews again, for nothing; no paid answer is ever in such a group. A state locked by another
@@ -47,11 +47,11 @@ async def run_grouped(
                     starting(chunk)
                     for task in chunk:
                         await work(task)
-                    keep.flush_settled()  # the group's outcomes, an executemany a status
+                    keep.flush_group()  # the group's calls and outcomes, a few executemany statements
                 finally:
                     starting([])
                     keep.holding_lock = False
-                    keep.settled.clear()  # written above, or rolled back with the group
+                    keep.drop_group()  # written above, or rolled back with the group
         except StateUnavailableError as exc:
             if began:
                 keep.fail(exc)

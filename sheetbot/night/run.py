@@ -104,6 +104,7 @@ class _Night:
             provider_for=self._provider_for,
             call=self._call,
             now=ctx.now,
+            hold=self.keep.hold,
         )
         self.total = 0
         self.finished = 0

@@ -193,9 +193,12 @@ class LiveGrader:
         provider_for: Callable[[WorkflowConfig], tuple[str, Provider]],
         call: Callable[[Provider, CompletionRequest], Awaitable[Completion]],
         now: Callable[[], datetime],
+        hold: Callable[[Callable[[], None]], bool] = lambda write: False,
     ) -> None:
+        """``hold``: keep a write for later (a preview group's end: Keeper.hold); False: write it now."""
         self.config, self.state, self.budget = config, state, budget
         self.provider_for, self.call, self.now = provider_for, call, now
+        self.hold = hold
 
     async def grade(self, task: Task, outcome: Outcome) -> Outcome:
         """The outcome with the grading's cost added; the verdict is recorded. Never fails the row."""
@@ -204,18 +207,27 @@ class LiveGrader:
             return outcome
         if self.state.self_check_verdict(task.task_id, task.attempt) is not None:
             return outcome  # graded before a restart: paid once
-        stored = self.state.final_output(task.task_id, task.attempt)
-        if stored is None or stored.output is None:
-            return outcome
+        answer = outcome.output if wf.mode == "preview" else None  # a preview group holds it (night/keep.py)
+        if answer is None:
+            stored = self.state.final_output(task.task_id, task.attempt)
+            if stored is None or stored.output is None:
+                return outcome
+            answer = stored.output
         name = task.workflow or ""
-        request = grading_request(task, wf, stored.output, self.config)
+        request = grading_request(task, wf, answer, self.config)
         price = self.config.prices[request.model]
         worst = cost_usd(price, worst_case(request))
         if wf.mode == "preview":  # preview promises no model is called: the grader included
             cell = preview_cell(request.model, len(items_of(wf)), worst)
             base = grading_base(task, wf, request, mode="preview")
             estimate = Attempt(**base, ok=True, output=cell.cell, cost_usd=0.0, estimated_usd=worst)
-            record(self.state, task, cell, now_call=estimate, when=self.now())
+            when = self.now()
+
+            def write() -> None:
+                record(self.state, task, cell, now_call=estimate, when=when)
+
+            if not self.hold(write):  # inside a preview group: after the group's calls, at its end
+                write()
             return outcome
         if (wf.max_usd_per_task is not None and outcome.cost_usd + worst > wf.max_usd_per_task) or self.budget.refuse(
             name, worst

@@ -79,6 +79,9 @@ class Outcome:
     note: str = ""
     #: A review gate (issue 14): the step whose answer waits for a person before the next step runs.
     gate: str = ""
+    #: The row's answer (its last step's), as stored: a preview's grader reads it here, not back from the
+    #: state, where a preview group holds it until the group ends (sheetbot/night/keep.py).
+    output: str | None = None
 
 
 def workflow_steps(wf: WorkflowConfig) -> list[StepConfig]:
@@ -166,7 +169,8 @@ class TaskRunner:
             if gated:
                 self._open_gate(task, steps, index, plan.round, done)
                 return Outcome("review", cost_usd=spent, gate=step.name, note="; ".join(notes))
-        return Outcome("review", truncated=truncated, cost_usd=spent, note="; ".join(notes))
+        output = done.get(steps[-1].name)
+        return Outcome("review", truncated=truncated, cost_usd=spent, note="; ".join(notes), output=output)
 
     def _open_gate(self, task: Task, steps: list[StepConfig], index: int, round_: int, done: dict[str, str]) -> None:
         """The row waits at this gate: its round and every answer so far are kept (once, even on a restart)."""

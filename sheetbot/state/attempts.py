@@ -5,7 +5,7 @@ A mixin of ``State``: a stored output is never paid for twice, so a failed board
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -24,15 +24,20 @@ class AttemptsMixin:
     # -- attempts ------------------------------------------------------------------
     def record_attempt(self, attempt: Attempt, *, now: datetime) -> None:
         """Store a model call's result. Committed before the caller writes anything to the board."""
-        data = attempt.__dict__ | {
-            "ok": int(attempt.ok),
-            "truncated": int(attempt.truncated),
-            "created_at": now.isoformat(),
-        }
-        columns = ", ".join(data)
-        marks = ", ".join("?" * len(data))
+        self.record_attempts([(attempt, now)])
+
+    def record_attempts(self, attempts: Sequence[tuple[Attempt, datetime]]) -> None:
+        """Store calls' results, in their order: one statement for one, an executemany for a preview group's
+        (sheetbot/night/keep.py)."""
+        rows = [_row(attempt, now) for attempt, now in attempts]
+        if not rows:
+            return
+        insert = f"INSERT INTO attempts({', '.join(rows[0])}) VALUES ({', '.join('?' * len(rows[0]))})"
         with self.transaction():
-            self._db.execute(f"INSERT INTO attempts({columns}) VALUES ({marks})", list(data.values()))
+            if len(rows) == 1:
+                self._db.execute(insert, list(rows[0].values()))
+            else:
+                self._db.executemany(insert, [list(r.values()) for r in rows])
 
     def stored_output(self, task_id: str, attempt: int, step: str) -> Attempt | None:
         row = self._db.execute(
@@ -104,3 +109,9 @@ class AttemptsMixin:
                 args.append(value)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         return float(self._db.execute(f"SELECT COALESCE(SUM(cost_usd), 0) FROM attempts {where}", args).fetchone()[0])
+
+
+def _row(attempt: Attempt, now: datetime) -> dict[str, object]:
+    """An attempt as the table's columns: its fields, booleans as 0/1 (both backends), and when it was stored."""
+    stored = {"ok": int(attempt.ok), "truncated": int(attempt.truncated), "created_at": now.isoformat()}
+    return attempt.__dict__ | stored

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sheetbot.config.models import WorkflowConfig
@@ -65,6 +65,18 @@ def store_call(state: State, attempt: Attempt, snapshot: Mapping[str, str], *, n
     with state.transaction():
         state.record_attempt(attempt, now=now)
         record_model_call(state, attempt, snapshot, now=now)
+
+
+def store_calls(state: State, calls: Sequence[tuple[Attempt, Mapping[str, str], datetime]]) -> None:
+    """``store_call`` for many calls, in their order, with two executemany statements in one transaction."""
+    if not calls:
+        return
+    with state.transaction():
+        state.record_attempts([(attempt, now) for attempt, _, now in calls])
+        state.audit_many(
+            "model_call",
+            [(now, attempt.task_id, model_call_detail(attempt, snapshot)) for attempt, snapshot, now in calls],
+        )
 
 
 def workflow_hashes(workflow: WorkflowConfig) -> dict[str, str]:

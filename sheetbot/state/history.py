@@ -120,6 +120,16 @@ class HistoryMixin:
             (now.isoformat(), event, task_id, json.dumps(dict(detail or {}), default=str)),
         )
 
+    def audit_many(self, event: str, entries: Sequence[tuple[datetime, str | None, Mapping[str, object]]]) -> None:
+        """``audit`` for many entries of one event, in their order, in one executemany: (at, task id, detail)."""
+        self._db.executemany(
+            "INSERT INTO audit(at, event, task_id, detail) VALUES (?, ?, ?, ?)",
+            [
+                (now.isoformat(), event, task_id, json.dumps(dict(detail), default=str))
+                for now, task_id, detail in entries
+            ],
+        )
+
     def audit_entries(self, event: str | None = None) -> list[AuditEntry]:
         """The audit log oldest first, or only its ``event`` entries: what `sheetbot audit` exports."""
         where, args = ("WHERE event = ?", [event]) if event is not None else ("", [])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,14 @@ def test_google_dashboard_text_is_data_never_a_formula(tmp_path: Path) -> None:
         (update,) = [r for r in google.requests if r.kind == "spreadsheets.batchUpdate"]
         cells = next(q["updateCells"] for q in update.body["requests"] if "updateCells" in q)
         assert cells["rows"][1]["values"][1] == {"userEnteredValue": {"stringValue": metrics[0].workflow}}
+
+
+def test_a_google_dashboard_number_json_cannot_carry_is_left_blank(tmp_path: Path) -> None:
+    with FakeGoogleSheets(tmp_path, {"Queue": [["id", "type", "input"]]}) as google:
+        rows = dashboard_rows([metric("2026-11-23", "blog", float("nan"))])
+        google.board("Queue").write_dashboard(rows, approval_chart([metric("2026-11-23", "blog", 0.5)]))
+        (update,) = [r for r in google.requests if r.kind == "spreadsheets.batchUpdate"]
+        assert "NaN" not in json.dumps(update.body) and google.grid("Dashboard").get(1, 1) == "blog"
 
 
 def _drawn(google: FakeGoogleSheets) -> list[Any]:

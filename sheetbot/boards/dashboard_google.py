@@ -19,6 +19,7 @@ second batchUpdate draws onto it.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -166,9 +167,10 @@ def after_reply(layout: Layout, reply: Mapping[str, Any] | None) -> Layout:
 
 def _cell(value: Any) -> dict[str, Any]:
     """A cell's typed value: text is a ``stringValue`` (never parsed as a formula or a date), a number a
-    ``numberValue``; an empty cell carries no value, which with ``fields`` clears whatever was there."""
-    if value is None or value == "":
-        return {}
+    ``numberValue``; an empty cell (or a number JSON cannot carry) has no value, which with ``fields``
+    clears whatever was there."""
+    if value is None or value == "" or (isinstance(value, float) and not math.isfinite(value)):
+        return {}  # JSON has no NaN or infinity: Google would refuse the whole request
     if isinstance(value, bool):
         return {"userEnteredValue": {"boolValue": value}}
     if isinstance(value, int | float):

@@ -470,3 +470,45 @@ def test_behaves_like_the_memory_board(tmp_path: Path) -> None:
         sheet = board.read()
         results.append((result, sheet.columns, [dict(row.values) for row in sheet.rows]))
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize(
+    ("before", "value", "after", "written"),
+    [
+        ("same text", "same text", "same text", False),
+        (None, "", None, False),  # an empty output leaves an empty cell empty, not an empty string
+        (0.25, 0.25, 0.25, False),
+        (1, True, "True", True),  # True == 1 in Python; on the sheet the text replaces the number
+        (5, "5", "5", True),  # a number becomes the text it was asked to be
+        ("5", 5, 5, True),
+        ("=SUM(A1:A2)", "=SUM(A1:A2)", "=SUM(A1:A2)", True),  # a formula with that text becomes plain text
+        ("#N/A", "#N/A", "#N/A", True),  # so does an error value
+        ("old", None, None, True),
+    ],
+)
+def test_a_cell_already_holding_the_value_is_left_alone_and_every_other_is_written(
+    before: object, value: object, after: object, written: bool
+) -> None:
+    from sheetbot.boards.local_sheet import put_value
+
+    ws = Workbook().active
+    assert ws is not None
+    cell = ws.cell(row=2, column=1, value=before)
+    assert put_value(cell, value) is written  # type: ignore[arg-type]
+    assert cell.value == after and type(cell.value) is type(after)
+    if isinstance(after, str):
+        assert cell.data_type == "s"  # never a formula
+        assert cell.quotePrefix is after.startswith("=")
+
+
+def test_formula_text_already_in_a_cell_still_gets_its_quote_prefix() -> None:
+    """Text a person would take for a formula keeps its guard even when the same text was there unguarded."""
+    from sheetbot.boards.local_sheet import put_value
+
+    ws = Workbook().active
+    assert ws is not None
+    cell = ws.cell(row=2, column=1)
+    cell.value, cell.data_type = "=1+1", "s"  # text, as a write of an older sheetbot left it
+    assert cell.quotePrefix is False
+    assert put_value(cell, "=1+1") is True and cell.quotePrefix is True and cell.data_type == "s"
+    assert put_value(cell, "=1+1") is False

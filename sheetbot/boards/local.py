@@ -293,7 +293,9 @@ class LocalBoard:
             for column, value in updates[u_index].values.items():
                 col = header.get(column) or add_column(ws, header, column)
                 for target in targets:
-                    put_value(_aligned(ws, ws.cell(row=int(refs[target]), column=col), aligned), value)
+                    cell = ws.cell(row=int(refs[target]), column=col)
+                    if put_value(cell, value):
+                        _aligned(ws, cell, aligned)
             result.written += 1
         if placement.targets:
             fit_rows(ws, {int(refs[t]) for targets in placement.targets.values() for t in targets})

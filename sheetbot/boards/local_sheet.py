@@ -118,16 +118,29 @@ def add_column(ws: Worksheet, header: dict[str, int], name: str) -> int:
     return col + 1
 
 
-def put_value(cell: Cell, value: CellValue) -> None:
-    """Write a plain value: numbers stay numbers, and text stays text even when it starts with ``=``."""
+def put_value(cell: Cell, value: CellValue) -> bool:
+    """Write a plain value: numbers stay numbers, and text stays text even when it starts with ``=``.
+
+    A cell that already holds exactly that is left alone (False): a night's write-back repeats half of a
+    row's cells (its night, its empty notes), and openpyxl's checks on each assignment cost seconds on
+    10,000 rows."""
+    current = cell.value
     if value is None or (isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)):
+        if current is value or (type(current) is type(value) and current == value):
+            return False
         cell.value = value
-        return
+        return True
     text = clean_text(str(value))
+    formula_like = looks_like_formula(text)
+    if (current == text and cell.data_type == "s" and (not formula_like or cell.quotePrefix)) or (
+        current is None and text == ""
+    ):
+        return False
     cell.value = text
     cell.data_type = "s"  # openpyxl makes "=…" a formula and "#N/A" an error; this undoes both
-    if looks_like_formula(text) and not cell.quotePrefix:
+    if formula_like and not cell.quotePrefix:
         cell.quotePrefix = True  # so Excel keeps it text even when a person re-enters the cell
+    return True
 
 
 def shape_sheet(workbook: Workbook, sheet: str, spec: SchemaSpec, *, id_column: str = "id") -> tuple[list[str], bool]:

@@ -7,9 +7,9 @@ Google's answers mapped to sheetbot's errors (each message names the spreadsheet
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import requests
 from google.auth.exceptions import RefreshError, TransportError
@@ -85,7 +85,7 @@ class SheetsCalls:
         meta = self._call(
             lambda: self._http.fetch_sheet_metadata(self.key, params={"fields": "sheets.properties.sheetId"})
         )
-        return max((s["properties"]["sheetId"] for s in meta.get("sheets", [])), default=0) + 1
+        return next_sheet_id(meta)
 
     def _call(
         self, fn: Callable[[], T], *, writing: bool = False, missing_sheet_ok: bool = False, refused_ok: bool = False
@@ -150,6 +150,11 @@ class SheetsCalls:
             f"spreadsheet {self.key} has no worksheet {self.sheet!r} (it has {names}): run `sheetbot init` to "
             "create it, or fix board.sheet in the YAML"
         )
+
+
+def next_sheet_id(meta: Mapping[str, Any]) -> int:
+    """An id no tab of the spreadsheet has (``meta``: a ``spreadsheets.get`` answer with the tabs' ids)."""
+    return max((s["properties"]["sheetId"] for s in meta.get("sheets", [])), default=0) + 1
 
 
 # -- errors -------------------------------------------------------------------------------------

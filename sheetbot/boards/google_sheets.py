@@ -40,7 +40,7 @@ from sheetbot.boards.base import STATUS_COLOURS as STATUS_COLOURS
 from sheetbot.boards.base import BoardRow, CellValue, RowUpdate, SchemaSpec, Sheet, WriteResult
 from sheetbot.boards.dashboard_cells import Cell, ChartSpec
 from sheetbot.boards.google_calls import SCOPES as SCOPES
-from sheetbot.boards.google_calls import SheetsCalls
+from sheetbot.boards.google_calls import SheetsCalls, next_sheet_id
 from sheetbot.boards.google_calls import load_credentials as load_credentials
 from sheetbot.boards.google_calls import spreadsheet_key as spreadsheet_key
 from sheetbot.boards.google_grid import _data_rows, _grid_data, _header, _runs, _trim
@@ -247,11 +247,10 @@ class GoogleSheetsBoard(SheetsCalls):
         if reply is not None:
             return [], dg.after_reply(after, reply).dumps()
         if known is not None:
-            log.info("the Dashboard on %s was changed by hand; looking it up again", self.describe())
+            log.info("Google refused the Dashboard's remembered layout on %s; looking the tab up", self.describe())
         params: dict[str, Any] = {"fields": dg.META_FIELDS}
         meta = self._call(lambda: self._http.fetch_sheet_metadata(self.key, params=params))
-        free = max((s["properties"]["sheetId"] for s in meta.get("sheets", [])), default=0) + 1
-        changes, after = dg.draw_requests(dg.layout_of(meta), rows, chart, free_id=free)
+        changes, after = dg.draw_requests(dg.layout_of(meta), rows, chart, free_id=next_sheet_id(meta))
         reply = self._call(lambda: self._http.batch_update(self.key, {"requests": changes}))
         return [], dg.after_reply(after, reply).dumps()
 

@@ -56,19 +56,14 @@ def model_call_detail(attempt: Attempt, snapshot: Mapping[str, str]) -> dict[str
     }
 
 
-def record_model_call(state: State, attempt: Attempt, snapshot: Mapping[str, str], *, now: datetime) -> None:
-    state.audit("model_call", now=now, task_id=attempt.task_id, detail=model_call_detail(attempt, snapshot))
-
-
 def store_call(state: State, attempt: Attempt, snapshot: Mapping[str, str], *, now: datetime) -> None:
     """Store a model call's result and its audit entry together: every call, live or batch, good or not."""
-    with state.transaction():
-        state.record_attempt(attempt, now=now)
-        record_model_call(state, attempt, snapshot, now=now)
+    store_calls(state, [(attempt, snapshot, now)])
 
 
 def store_calls(state: State, calls: Sequence[tuple[Attempt, Mapping[str, str], datetime]]) -> None:
-    """``store_call`` for many calls, in their order, with two executemany statements in one transaction."""
+    """``store_call`` for many calls (a preview group's), in their order, in one transaction: two
+    statements for one call, two executemany for many."""
     if not calls:
         return
     with state.transaction():

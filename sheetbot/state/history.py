@@ -115,20 +115,19 @@ class HistoryMixin:
         task_id: str | None = None,
         detail: Mapping[str, object] | None = None,
     ) -> None:
-        self._db.execute(
-            "INSERT INTO audit(at, event, task_id, detail) VALUES (?, ?, ?, ?)",
-            (now.isoformat(), event, task_id, json.dumps(dict(detail or {}), default=str)),
-        )
+        self.audit_many(event, [(now, task_id, detail or {})])
 
     def audit_many(self, event: str, entries: Sequence[tuple[datetime, str | None, Mapping[str, object]]]) -> None:
-        """``audit`` for many entries of one event, in their order, in one executemany: (at, task id, detail)."""
-        self._db.executemany(
-            "INSERT INTO audit(at, event, task_id, detail) VALUES (?, ?, ?, ?)",
-            [
-                (now.isoformat(), event, task_id, json.dumps(dict(detail), default=str))
-                for now, task_id, detail in entries
-            ],
-        )
+        """``audit`` for many entries of one event, in their order: (at, task id, detail); one statement for
+        one entry, an executemany for many (a preview group's calls, sheetbot/night/keep.py)."""
+        rows = [
+            (now.isoformat(), event, task_id, json.dumps(dict(detail), default=str)) for now, task_id, detail in entries
+        ]
+        insert = "INSERT INTO audit(at, event, task_id, detail) VALUES (?, ?, ?, ?)"
+        if len(rows) == 1:
+            self._db.execute(insert, rows[0])
+        elif rows:
+            self._db.executemany(insert, rows)
 
     def audit_entries(self, event: str | None = None) -> list[AuditEntry]:
         """The audit log oldest first, or only its ``event`` entries: what `sheetbot audit` exports."""
